@@ -1,0 +1,198 @@
+"""Settings: one typed object, read from a TOML file and from ``PIPELINE_*`` environment variables.
+
+Precedence (highest first): explicit arguments, environment variables, the TOML file, defaults.
+Nested values take ``__`` in the environment, e.g. ``PIPELINE_TRAINING__MAX_EPOCHS=5``.
+Nothing here touches the disk or the network until a caller asks for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SAMPLE_START = dt.date(2012, 1, 1)
+SAMPLE_END = dt.date(2015, 12, 31)
+
+
+class Location(BaseModel):
+    """A weather location a series is joined with."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class SourceSpec(BaseModel):
+    """Where a data set comes from: a source kind and its options.
+
+    kind ``sample``: the bundled sample data (options: ``symbol``).
+    kind ``file``: a CSV or Parquet file, or a folder of them, on any fsspec URL
+    (options: ``path``; optional ``columns``, a mapping from the file's names to ours).
+    """
+
+    kind: Literal["sample", "file"] = "sample"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SeriesConfig(BaseModel):
+    """One price series to forecast."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="series id, used in paths and SQL")
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    weather: Location | None = Field(default=None, description="weather location joined in")
+    frequency: Literal["B", "D"] = Field(
+        default="B", description="B: business days (markets), D: every calendar day"
+    )
+
+
+class ModelConfig(BaseModel):
+    """Hyper-parameters of the LSTM (see pipeline_lib.model.lstm for what each does)."""
+
+    lookback: int = Field(default=60, ge=2)
+    hidden_size: int = Field(default=32, ge=1)
+    num_layers: int = Field(default=1, ge=1)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    embedding_dim: int = Field(default=4, ge=1)
+    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles_ordered(cls, v: list[float]) -> list[float]:
+        if len(v) != 3 or not (0 < v[0] < v[1] < v[2] < 1):
+            raise ValueError("quantiles must be three increasing values in (0, 1), e.g. [0.1, 0.5, 0.9]")
+        return v
+
+
+class TrainingConfig(BaseModel):
+    """How models are trained, fine-tuned and when they are fully retrained."""
+
+    seed: int = 42
+    max_epochs: int = Field(default=30, ge=1)
+    patience: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    learning_rate: float = Field(default=3e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    grad_clip: float = Field(default=1.0, gt=0)
+    val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    train_window_days: int = Field(default=1095, ge=30, description="history used by a full training")
+    finetune_epochs: int = Field(default=5, ge=1)
+    finetune_window_days: int = Field(default=180, ge=10)
+    finetune_lr_factor: float = Field(default=0.2, gt=0, le=1)
+    retrain_every_days: int = Field(default=28, ge=1, description="full retraining cadence")
+    num_threads: int = Field(default=2, ge=1)
+
+
+class DriftConfig(BaseModel):
+    recent_days: int = Field(default=30, ge=5, description="size of the recent window, in days")
+    psi_bins: int = Field(default=10, ge=2)
+    psi_threshold: float = 0.2
+    ks_pvalue_threshold: float = 0.01
+
+
+class Settings(BaseSettings):
+    """Everything a run needs. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIPELINE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: str = Field(default="data", description="data folder, any fsspec URL")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default a SQLite file in the data folder"
+    )
+    horizon: int = Field(default=14, ge=1, le=366)
+    start_date: dt.date = Field(default=SAMPLE_START, description="first date ever ingested")
+    weather_source: SourceSpec = Field(default_factory=SourceSpec)
+    series: list[SeriesConfig] = Field(default_factory=lambda: default_series())
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_local_dir(cls, v: str) -> str:
+        if "://" in v:
+            return v.rstrip("/")
+        return str(Path(v).expanduser().resolve())
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        ids = [s.id for s in self.series]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"series ids must be unique, got {ids}")
+        if not self.series:
+            raise ValueError("the config lists no series to forecast")
+        if self.database_url is None and "://" in self.data_dir and not self.data_dir.startswith(
+            "file://"
+        ):
+            raise ValueError(
+                "data_dir is remote; set PIPELINE_DATABASE_URL (the default SQLite file "
+                "must live on a local disk)"
+            )
+        return self
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        local = self.data_dir.removeprefix("file://")
+        return f"sqlite:///{local}/pipeline.db"
+
+    @property
+    def locations(self) -> list[Location]:
+        seen: dict[str, Location] = {}
+        for s in self.series:
+            if s.weather is not None:
+                seen.setdefault(s.weather.name, s.weather)
+        return list(seen.values())
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+SEATTLE = Location(name="seattle", latitude=47.6062, longitude=-122.3321)
+
+
+def default_series() -> list[SeriesConfig]:
+    """The bundled sample: four real daily price series, joined with Seattle's weather."""
+    return [
+        SeriesConfig(id="SP500", source=SourceSpec(kind="sample", options={"symbol": "SP500"}), weather=SEATTLE),
+        SeriesConfig(id="NASDAQ", source=SourceSpec(kind="sample", options={"symbol": "NASDAQ"}), weather=SEATTLE),
+        SeriesConfig(id="MSFT", source=SourceSpec(kind="sample", options={"symbol": "MSFT"}), weather=SEATTLE),
+        SeriesConfig(id="WTI", source=SourceSpec(kind="sample", options={"symbol": "WTI"}), weather=SEATTLE),
+    ]
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (TOML), the environment and ``overrides``, in that order.
+
+    ``PIPELINE_CONFIG`` names the file when ``config_file`` is not given.
+    """
+    import os
+
+    path = config_file or os.environ.get("PIPELINE_CONFIG")
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    loaded = _FromFile(**overrides)
+    return Settings.model_validate(loaded.model_dump())

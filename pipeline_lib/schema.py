@@ -1,0 +1,44 @@
+"""Column names and data-set layouts, named once (long format: one row per key and date)."""
+
+from __future__ import annotations
+
+SERIES_ID = "series_id"
+LOCATION = "location"
+DATE = "date"
+
+# Curated prices: one row per (series_id, date). open/high/low/volume may be null for
+# close-only sources (e.g. a commodity spot price).
+PRICE_VALUES = ["open", "high", "low", "close", "volume"]
+PRICE_COLUMNS = [SERIES_ID, DATE, *PRICE_VALUES]
+PRICE_KEY = [SERIES_ID, DATE]
+TARGET = "close"
+
+# Curated weather: one row per (location, date), daily aggregates in metric units.
+WEATHER_VALUES = ["temp_max", "temp_min", "temp_mean", "precipitation", "wind_speed"]
+WEATHER_COLUMNS = [LOCATION, DATE, *WEATHER_VALUES]
+WEATHER_KEY = [LOCATION, DATE]
+
+# Features: one row per (series_id, date), built from data dated on or before that date.
+Y = "y"  # the target value (close) on that date
+PAST_FEATURES = [
+    "log_return",
+    "volume_log",
+    "range_pct",
+    "rolling_mean_7",
+    "rolling_std_7",
+    "rolling_mean_28",
+    "temp_max",
+    "temp_min",
+    "temp_mean",
+    "precipitation",
+    "wind_speed",
+]
+# Known in advance for any date: calendar encodings.
+CALENDAR_FEATURES = ["dow_sin", "dow_cos", "month_sin", "month_cos"]
+FEATURE_COLUMNS = [SERIES_ID, DATE, Y, *PAST_FEATURES, *CALENDAR_FEATURES]
+FEATURE_KEY = [SERIES_ID, DATE]
+
+# Data-set names used for folders, suites and reports.
+PRICES = "prices"
+WEATHER = "weather"
+FEATURES = "features"
