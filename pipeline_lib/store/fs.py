@@ -1,0 +1,61 @@
+"""Filesystem helpers over fsspec: resolve URLs, join paths, write files atomically.
+
+Every path here may be a local path or any fsspec URL (``file://``, ``s3://``, ``memory://``...).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+TEMP_PREFIX = "."  # pyarrow dataset readers skip names starting with "." or "_"
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem holding ``url`` and the path of ``url`` inside it."""
+    fs, path = fsspec.core.url_to_fs(str(url))
+    return fs, path
+
+
+def join(url: str, *parts: str) -> str:
+    """Join path segments onto a local path or URL, with ``/`` for URLs."""
+    url = str(url)
+    if "://" in url:
+        return posixpath.join(url.rstrip("/"), *[p.strip("/") for p in parts])
+    return os.path.join(url, *parts)
+
+
+def _move(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
+    """Move ``src`` onto ``dst``, replacing it; an atomic rename on local disks."""
+    if isinstance(fs, LocalFileSystem):
+        os.replace(src, dst)
+    else:
+        fs.mv(src, dst)
+
+
+def atomic_write_bytes(url: str, data: bytes) -> str:
+    """Write ``data`` to ``url`` so that readers see either the old file or the whole new one.
+
+    The bytes go to a hidden temporary name in the same folder, which is then renamed onto
+    the final name. If anything fails, the temporary file is removed and the old file, if
+    any, is left untouched. Returns the path written (inside its filesystem).
+    """
+    fs, path = filesystem(url)
+    parent = posixpath.dirname(path)
+    base = posixpath.basename(path)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/{TEMP_PREFIX}{base}.{uuid.uuid4().hex[:12]}.tmp" if parent else f".{base}.tmp"
+    try:
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        _move(fs, tmp, path)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+    return path

@@ -1,0 +1,169 @@
+"""Hive-partitioned Parquet data sets: upsert partitions, read with filters, watermarks.
+
+Layout: ``<dataset>/<col>=<value>/.../part-0.parquet``, one file per partition. Partition
+columns live only in the folder names; they are read back with an explicit schema (``year``
+as an integer, everything else as a string, so ``series_id=0005`` stays ``"0005"``).
+The ``date`` column is stored as a Parquet ``date32`` and read back as ``datetime64[ns]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import posixpath
+from collections.abc import Sequence
+from urllib.parse import quote
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from pipeline_lib.schema import DATE
+from pipeline_lib.store.fs import atomic_write_bytes, filesystem, join
+
+YEAR = "year"
+PART_FILE = "part-0.parquet"
+_PARTITION_TYPES: dict[str, pa.DataType] = {YEAR: pa.int32()}
+
+
+def with_year(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` with an integer ``year`` column taken from ``date``."""
+    out = df.copy()
+    out[YEAR] = pd.to_datetime(out[DATE]).dt.year.astype("int32")
+    return out
+
+
+def _to_table(df: pd.DataFrame) -> pa.Table:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if DATE in table.column_names:
+        i = table.column_names.index(DATE)
+        dates = pd.to_datetime(df[DATE]).dt.normalize().dt.date
+        table = table.set_column(i, DATE, pa.array(dates, type=pa.date32()))
+    return table
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    df = table.to_pandas()
+    if DATE in df.columns:
+        df[DATE] = pd.to_datetime(df[DATE]).astype("datetime64[ns]")
+    return df
+
+
+def _partition_dir(dataset_url: str, cols: Sequence[str], values: tuple) -> str:
+    return join(dataset_url, *[f"{c}={quote(str(v), safe='')}" for c, v in zip(cols, values)])
+
+
+def _read_file(url: str) -> pd.DataFrame | None:
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as f:
+        return _to_frame(pq.read_table(f))
+
+
+def upsert_partitions(
+    df: pd.DataFrame, dataset_url: str, key: list[str], partition_cols: list[str]
+) -> list[str]:
+    """Merge ``df`` into the partitions it touches; returns the partition folders written.
+
+    In each partition, existing rows whose ``key`` appears in ``df`` are replaced by
+    ``df``'s rows (when ``df`` repeats a key, its last row wins), the result is sorted by
+    ``key`` and written atomically as one ``part-0.parquet``. ``df`` must already hold the
+    partition columns (see :func:`with_year`). Re-ingesting a day never duplicates it.
+    """
+    missing = [c for c in [*key, *partition_cols] if c not in df.columns]
+    if missing:
+        raise ValueError(f"upsert into {dataset_url}: columns {missing} missing from the data")
+    if df.empty:
+        return []
+    inner_key = [k for k in key if k not in partition_cols]
+    written: list[str] = []
+    for values, part in df.groupby(partition_cols, sort=True, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        folder = _partition_dir(dataset_url, partition_cols, values)
+        new = part.drop(columns=partition_cols).drop_duplicates(inner_key, keep="last")
+        old = _read_file(join(folder, PART_FILE))
+        if old is not None and not old.empty:
+            old_keys = pd.MultiIndex.from_frame(old[inner_key])
+            new_keys = pd.MultiIndex.from_frame(new[inner_key])
+            old = old[~old_keys.isin(new_keys)]
+            merged = pd.concat([old, new], ignore_index=True) if not old.empty else new
+        else:
+            merged = new
+        merged = merged.sort_values(inner_key, kind="stable").reset_index(drop=True)
+        buf = io.BytesIO()
+        pq.write_table(_to_table(merged), buf)
+        atomic_write_bytes(join(folder, PART_FILE), buf.getvalue())
+        written.append(folder)
+    return written
+
+
+def _partitioning(fs: fsspec.AbstractFileSystem, root: str) -> ds.Partitioning | None:
+    """Hive partitioning discovered from the folder names, with explicit field types."""
+    fields: list[pa.Field] = []
+    path = root
+    while True:
+        subdirs = sorted(
+            p["name"].rstrip("/")
+            for p in fs.ls(path, detail=True)
+            if p["type"] == "directory" and "=" in posixpath.basename(p["name"].rstrip("/"))
+        )
+        if not subdirs:
+            break
+        name = posixpath.basename(subdirs[0]).split("=", 1)[0]
+        fields.append(pa.field(name, _PARTITION_TYPES.get(name, pa.string())))
+        path = subdirs[0]
+    return ds.partitioning(pa.schema(fields), flavor="hive") if fields else None
+
+
+def _dataset(dataset_url: str) -> ds.Dataset | None:
+    fs, root = filesystem(dataset_url)
+    if not fs.exists(root):
+        return None
+    return ds.dataset(root, filesystem=fs, format="parquet", partitioning=_partitioning(fs, root))
+
+
+def read_dataset(
+    dataset_url: str,
+    columns: list[str] | None = None,
+    filters: dict[str, Sequence] | None = None,
+    date_to: dt.date | None = None,
+    date_from: dt.date | None = None,
+) -> pd.DataFrame:
+    """Rows of a data set, optionally filtered; ``columns=None`` reads every column.
+
+    ``filters`` maps a column to the values to keep, e.g. ``{"series_id": ["SP500"]}``;
+    ``date_from``/``date_to`` bound ``date`` (inclusive). A data set that does not exist
+    reads as an empty frame with ``columns``. The ``year`` helper column is dropped.
+    """
+    dataset = _dataset(dataset_url)
+    if dataset is None or not dataset.files:
+        return pd.DataFrame(columns=columns or [])
+    expr = None
+    for col, vals in (filters or {}).items():
+        typ = dataset.schema.field(col).type
+        cond = ds.field(col).isin(pa.array(list(vals)).cast(typ))
+        expr = cond if expr is None else expr & cond
+    for bound, op in ((date_from, "ge"), (date_to, "le")):
+        if bound is not None:
+            scalar = pa.scalar(pd.Timestamp(bound).date(), type=pa.date32())
+            cond = ds.field(DATE) >= scalar if op == "ge" else ds.field(DATE) <= scalar
+            expr = cond if expr is None else expr & cond
+    if columns is not None:
+        unknown = [c for c in columns if c not in dataset.schema.names]
+        if unknown:
+            raise KeyError(f"{dataset_url} has no columns {unknown} (has: {dataset.schema.names})")
+    wanted = columns if columns is not None else [c for c in dataset.schema.names if c != YEAR]
+    df = _to_frame(dataset.to_table(columns=wanted, filter=expr))
+    return df.drop(columns=[YEAR], errors="ignore").reset_index(drop=True)
+
+
+def watermarks(dataset_url: str, key_col: str) -> dict[str, dt.date]:
+    """Newest ``date`` per value of ``key_col``, read from the data itself ({} if none)."""
+    df = read_dataset(dataset_url, columns=[key_col, DATE])
+    if df.empty:
+        return {}
+    newest = df.groupby(key_col)[DATE].max()
+    return {str(k): pd.Timestamp(v).date() for k, v in newest.items()}
