@@ -1,0 +1,107 @@
+"""The SQL tables BI tools read: one MetaData, portable across SQLite and PostgreSQL.
+
+JSON payloads (hyper-parameters, metrics, run details) are stored as JSON text so the same
+DDL works on both engines. ``sql/schema.sql`` is generated from this module
+(``python -m pipeline_lib.db.ddl``); edit here, then regenerate.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+# Deterministic constraint names, so the generated DDL is stable and readable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+MODEL_KINDS = ("full", "finetune")
+RUN_STATUSES = ("running", "succeeded", "failed")
+
+
+def _tz() -> DateTime:
+    return DateTime(timezone=True)
+
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column("series_id", String(64), primary_key=True, comment="series forecast"),
+    Column("forecast_date", Date, primary_key=True, comment="as-of date: data up to this day"),
+    Column("target_date", Date, primary_key=True, comment="the day being forecast"),
+    Column("horizon", Integer, nullable=False, comment="steps ahead of forecast_date (1 = next)"),
+    Column("yhat", Float, nullable=False, comment="point forecast (median quantile)"),
+    Column("yhat_lower", Float, comment="lower quantile"),
+    Column("yhat_upper", Float, comment="upper quantile"),
+    Column("model_version", String(64), nullable=False, comment="model_versions.version used"),
+    Column("run_id", String(64), nullable=False, comment="pipeline_runs.run_id that wrote it"),
+    Column("created_at", _tz(), nullable=False, comment="when the row was written (UTC)"),
+    Index(None, "series_id", "target_date"),
+    comment="Forecasts: one row per series, forecast date and target date",
+)
+
+drift_metrics = Table(
+    "drift_metrics",
+    metadata,
+    Column("forecast_date", Date, primary_key=True, comment="as-of date of the check"),
+    Column("series_id", String(64), primary_key=True, comment="series checked"),
+    Column("feature", String(64), primary_key=True, comment="feature (or prediction) checked"),
+    Column("metric", String(32), primary_key=True, comment="psi, ks_statistic, ks_pvalue, ..."),
+    Column("value", Float, comment="metric value"),
+    Column("threshold", Float, comment="threshold applied, null when not a flag by itself"),
+    Column("is_drift", Boolean(create_constraint=False), nullable=False, comment="breach flag"),
+    Column("run_id", String(64), nullable=False, comment="pipeline_runs.run_id that wrote it"),
+    Column("created_at", _tz(), nullable=False, comment="when the row was written (UTC)"),
+    comment="Drift metrics between a reference and a recent window, with breach flags",
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", String(64), primary_key=True, comment="model version id"),
+    Column("parent_version", String(64), comment="version fine-tuned from, null for full"),
+    Column("kind", String(16), nullable=False, comment="full or finetune"),
+    Column("status", String(16), nullable=False, comment="champion, challenger, retired, ..."),
+    Column("created_at", _tz(), nullable=False, comment="when the model was registered (UTC)"),
+    Column("train_start", Date, comment="first date of the training window"),
+    Column("train_end", Date, comment="last date of the training window"),
+    Column("data_fingerprint", String(128), comment="hash of the training data"),
+    Column("hyperparameters", Text, comment="hyper-parameters, JSON text"),
+    Column("metrics", Text, comment="backtest metrics, JSON text"),
+    Column("path", Text, comment="checkpoint location"),
+    CheckConstraint("kind IN ('full', 'finetune')", name="kind"),
+    comment="Registered model versions and their lineage",
+)
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True, comment="run id (e.g. the flow run id)"),
+    Column("flow", String(64), nullable=False, comment="flow name"),
+    Column("as_of", Date, nullable=False, comment="forecast date the run is for"),
+    Column("status", String(16), nullable=False, comment="running, succeeded or failed"),
+    Column("started_at", _tz(), nullable=False, comment="start time (UTC)"),
+    Column("finished_at", _tz(), comment="end time (UTC), null while running"),
+    Column("message", Text, comment="outcome message, e.g. the error"),
+    Column("details", Text, comment="run details, JSON text"),
+    CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+    comment="One row per pipeline run, for audit and monitoring",
+)

@@ -1,0 +1,171 @@
+"""Idempotent writers: each call is one transaction, safe to rerun with the same inputs.
+
+Forecasts and drift metrics are *replaced* per (series, forecast date): a rerun deletes that
+key's rows and upserts the new ones, so stale horizons or metrics never linger. Model versions
+and pipeline runs are upserts (``INSERT ... ON CONFLICT``). Only bound parameters are sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, update
+
+from pipeline_lib.db import values as v
+from pipeline_lib.db.engine import create_schema, make_engine
+from pipeline_lib.db.tables import (
+    MODEL_KINDS,
+    drift_metrics,
+    forecasts,
+    model_versions,
+    pipeline_runs,
+)
+from pipeline_lib.db.upsert import replace_rows, upsert_rows
+
+__all__ = [
+    "create_schema",
+    "finish_run",
+    "make_engine",
+    "start_run",
+    "upsert_model_version",
+    "write_drift_metrics",
+    "write_forecasts",
+]
+
+FORECAST_CONVERTERS: dict[str, v.Converter] = {
+    "series_id": v.to_str,
+    "forecast_date": v.to_date,
+    "target_date": v.to_date,
+    "horizon": v.to_int,
+    "yhat": v.to_float,
+    "yhat_lower": v.to_float,
+    "yhat_upper": v.to_float,
+    "model_version": v.to_str,
+}
+DRIFT_CONVERTERS: dict[str, v.Converter] = {
+    "forecast_date": v.to_date,
+    "series_id": v.to_str,
+    "feature": v.to_str,
+    "metric": v.to_str,
+    "value": v.to_float,
+    "threshold": v.to_float,
+    "is_drift": v.to_bool,
+}
+MODEL_VERSION_CONVERTERS: dict[str, v.Converter] = {
+    "version": v.to_str,
+    "parent_version": v.to_str,
+    "kind": v.to_str,
+    "status": v.to_str,
+    "created_at": v.to_datetime_utc,
+    "train_start": v.to_date,
+    "train_end": v.to_date,
+    "data_fingerprint": v.to_str,
+    "hyperparameters": v.to_json,
+    "metrics": v.to_json,
+    "path": v.to_str,
+}
+
+
+def write_forecasts(engine: Engine, df: pd.DataFrame, run_id: str) -> int:
+    """Write forecasts, replacing the rows of every (series_id, forecast_date) in ``df``.
+
+    ``df`` has the columns series_id, forecast_date, target_date, horizon, yhat, yhat_lower,
+    yhat_upper and model_version. Returns the number of rows written.
+    """
+    now = v.utcnow()
+    rows = [{**r, "run_id": run_id, "created_at": now} for r in v.records(df, FORECAST_CONVERTERS)]
+    return replace_rows(engine, forecasts, rows, scope=["series_id", "forecast_date"])
+
+
+def write_drift_metrics(
+    engine: Engine, df: pd.DataFrame, run_id: str, forecast_date: dt.date | None = None
+) -> int:
+    """Write drift metrics, replacing the rows of every (forecast_date, series_id) in ``df``.
+
+    ``df`` has the columns series_id, feature, metric, value, threshold, is_drift and
+    forecast_date (or pass ``forecast_date`` to set it for all rows, as for the output of
+    :func:`pipeline_lib.drift.drift_table`). Returns the number of rows written.
+    """
+    if forecast_date is not None:
+        df = df.assign(forecast_date=forecast_date)
+    now = v.utcnow()
+    rows = [{**r, "run_id": run_id, "created_at": now} for r in v.records(df, DRIFT_CONVERTERS)]
+    for row in rows:
+        if row["is_drift"] is None:
+            row["is_drift"] = False
+    return replace_rows(engine, drift_metrics, rows, scope=["forecast_date", "series_id"])
+
+
+def upsert_model_version(engine: Engine, record: Mapping[str, Any]) -> None:
+    """Insert or update one model version. On update only the keys in ``record`` change.
+
+    A record without ``kind`` and ``status`` updates an existing version (LookupError if
+    there is none). ``hyperparameters`` and ``metrics`` may be dicts (stored as JSON text);
+    ``created_at`` defaults to now on insert.
+    """
+    unknown = sorted(set(record) - set(MODEL_VERSION_CONVERTERS))
+    if unknown:
+        raise ValueError(f"unknown model_versions fields {unknown}")
+    if not record.get("version"):
+        raise ValueError("a model version record needs a 'version'")
+    if "kind" in record and record["kind"] not in MODEL_KINDS:
+        raise ValueError(f"kind must be one of {MODEL_KINDS}, got {record['kind']!r}")
+    row = {k: MODEL_VERSION_CONVERTERS[k](val) for k, val in record.items()}
+    with engine.begin() as conn:
+        if {"kind", "status"} <= set(row):
+            given = list(row)
+            row.setdefault("created_at", v.utcnow())
+            upsert_rows(conn, model_versions, [row], update_columns=given)
+            return
+        changes = {k: val for k, val in row.items() if k != "version"}
+        if not changes:
+            raise ValueError(f"nothing to update for model version {row['version']!r}")
+        stmt = update(model_versions).where(model_versions.c.version == row["version"])
+        if conn.execute(stmt.values(**changes)).rowcount == 0:
+            raise LookupError(
+                f"model version {row['version']!r} is not registered; a new version needs "
+                "'kind' and 'status'"
+            )
+
+
+def start_run(
+    engine: Engine, run_id: str, flow: str, as_of: dt.date, details: Mapping[str, Any] | None = None
+) -> None:
+    """Record a run as ``running``. Starting the same run_id again (a retry) resets it."""
+    row = {
+        "run_id": run_id,
+        "flow": flow,
+        "as_of": v.to_date(as_of),
+        "status": "running",
+        "started_at": v.utcnow(),
+        "finished_at": None,
+        "message": None,
+        "details": v.to_json(details),
+    }
+    with engine.begin() as conn:
+        upsert_rows(conn, pipeline_runs, [row])
+
+
+def finish_run(
+    engine: Engine,
+    run_id: str,
+    status: str,
+    message: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Mark a run ``succeeded`` or ``failed``; ``details``, when given, replaces the stored ones.
+
+    Raises LookupError if ``run_id`` was never started.
+    """
+    if status not in ("succeeded", "failed"):
+        raise ValueError(f"a run finishes as 'succeeded' or 'failed', not {status!r}")
+    values: dict[str, Any] = {"status": status, "finished_at": v.utcnow(), "message": message}
+    if details is not None:
+        values["details"] = v.to_json(details)
+    stmt = update(pipeline_runs).where(pipeline_runs.c.run_id == run_id).values(**values)
+    with engine.begin() as conn:
+        if conn.execute(stmt).rowcount == 0:
+            raise LookupError(f"no pipeline run {run_id!r}; call start_run first")

@@ -1,0 +1,102 @@
+-- Tables of the forecasting pipeline (postgresql).
+-- Generated from pipeline_lib/db/tables.py by `python -m pipeline_lib.db.ddl`; do not edit.
+-- The BI views are in sql/views.sql.
+
+CREATE TABLE drift_metrics (
+    forecast_date DATE NOT NULL,
+    series_id VARCHAR(64) NOT NULL,
+    feature VARCHAR(64) NOT NULL,
+    metric VARCHAR(32) NOT NULL,
+    value FLOAT,
+    threshold FLOAT,
+    is_drift BOOLEAN NOT NULL,
+    run_id VARCHAR(64) NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_drift_metrics PRIMARY KEY (forecast_date, series_id, feature, metric)
+);
+COMMENT ON TABLE drift_metrics IS 'Drift metrics between a reference and a recent window, with breach flags';
+COMMENT ON COLUMN drift_metrics.forecast_date IS 'as-of date of the check';
+COMMENT ON COLUMN drift_metrics.series_id IS 'series checked';
+COMMENT ON COLUMN drift_metrics.feature IS 'feature (or prediction) checked';
+COMMENT ON COLUMN drift_metrics.metric IS 'psi, ks_statistic, ks_pvalue, ...';
+COMMENT ON COLUMN drift_metrics.value IS 'metric value';
+COMMENT ON COLUMN drift_metrics.threshold IS 'threshold applied, null when not a flag by itself';
+COMMENT ON COLUMN drift_metrics.is_drift IS 'breach flag';
+COMMENT ON COLUMN drift_metrics.run_id IS 'pipeline_runs.run_id that wrote it';
+COMMENT ON COLUMN drift_metrics.created_at IS 'when the row was written (UTC)';
+
+CREATE TABLE forecasts (
+    series_id VARCHAR(64) NOT NULL,
+    forecast_date DATE NOT NULL,
+    target_date DATE NOT NULL,
+    horizon INTEGER NOT NULL,
+    yhat FLOAT NOT NULL,
+    yhat_lower FLOAT,
+    yhat_upper FLOAT,
+    model_version VARCHAR(64) NOT NULL,
+    run_id VARCHAR(64) NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_forecasts PRIMARY KEY (series_id, forecast_date, target_date)
+);
+CREATE INDEX ix_forecasts_series_id_target_date ON forecasts (series_id, target_date);
+COMMENT ON TABLE forecasts IS 'Forecasts: one row per series, forecast date and target date';
+COMMENT ON COLUMN forecasts.series_id IS 'series forecast';
+COMMENT ON COLUMN forecasts.forecast_date IS 'as-of date: data up to this day';
+COMMENT ON COLUMN forecasts.target_date IS 'the day being forecast';
+COMMENT ON COLUMN forecasts.horizon IS 'steps ahead of forecast_date (1 = next)';
+COMMENT ON COLUMN forecasts.yhat IS 'point forecast (median quantile)';
+COMMENT ON COLUMN forecasts.yhat_lower IS 'lower quantile';
+COMMENT ON COLUMN forecasts.yhat_upper IS 'upper quantile';
+COMMENT ON COLUMN forecasts.model_version IS 'model_versions.version used';
+COMMENT ON COLUMN forecasts.run_id IS 'pipeline_runs.run_id that wrote it';
+COMMENT ON COLUMN forecasts.created_at IS 'when the row was written (UTC)';
+
+CREATE TABLE model_versions (
+    version VARCHAR(64) NOT NULL,
+    parent_version VARCHAR(64),
+    kind VARCHAR(16) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    train_start DATE,
+    train_end DATE,
+    data_fingerprint VARCHAR(128),
+    hyperparameters TEXT,
+    metrics TEXT,
+    path TEXT,
+    CONSTRAINT pk_model_versions PRIMARY KEY (version),
+    CONSTRAINT ck_model_versions_kind CHECK (kind IN ('full', 'finetune'))
+);
+COMMENT ON TABLE model_versions IS 'Registered model versions and their lineage';
+COMMENT ON COLUMN model_versions.version IS 'model version id';
+COMMENT ON COLUMN model_versions.parent_version IS 'version fine-tuned from, null for full';
+COMMENT ON COLUMN model_versions.kind IS 'full or finetune';
+COMMENT ON COLUMN model_versions.status IS 'champion, challenger, retired, ...';
+COMMENT ON COLUMN model_versions.created_at IS 'when the model was registered (UTC)';
+COMMENT ON COLUMN model_versions.train_start IS 'first date of the training window';
+COMMENT ON COLUMN model_versions.train_end IS 'last date of the training window';
+COMMENT ON COLUMN model_versions.data_fingerprint IS 'hash of the training data';
+COMMENT ON COLUMN model_versions.hyperparameters IS 'hyper-parameters, JSON text';
+COMMENT ON COLUMN model_versions.metrics IS 'backtest metrics, JSON text';
+COMMENT ON COLUMN model_versions.path IS 'checkpoint location';
+
+CREATE TABLE pipeline_runs (
+    run_id VARCHAR(64) NOT NULL,
+    flow VARCHAR(64) NOT NULL,
+    as_of DATE NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    finished_at TIMESTAMP WITH TIME ZONE,
+    message TEXT,
+    details TEXT,
+    CONSTRAINT pk_pipeline_runs PRIMARY KEY (run_id),
+    CONSTRAINT ck_pipeline_runs_status CHECK (status IN ('running', 'succeeded', 'failed'))
+);
+COMMENT ON TABLE pipeline_runs IS 'One row per pipeline run, for audit and monitoring';
+COMMENT ON COLUMN pipeline_runs.run_id IS 'run id (e.g. the flow run id)';
+COMMENT ON COLUMN pipeline_runs.flow IS 'flow name';
+COMMENT ON COLUMN pipeline_runs.as_of IS 'forecast date the run is for';
+COMMENT ON COLUMN pipeline_runs.status IS 'running, succeeded or failed';
+COMMENT ON COLUMN pipeline_runs.started_at IS 'start time (UTC)';
+COMMENT ON COLUMN pipeline_runs.finished_at IS 'end time (UTC), null while running';
+COMMENT ON COLUMN pipeline_runs.message IS 'outcome message, e.g. the error';
+COMMENT ON COLUMN pipeline_runs.details IS 'run details, JSON text';

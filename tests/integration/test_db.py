@@ -1,0 +1,238 @@
+"""The SQL layer on SQLite and PostgreSQL: schema, idempotent writers, views, generated DDL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, Table, create_engine, inspect, select, text
+
+from pipeline_lib.db import (
+    create_schema,
+    drift_metrics,
+    finish_run,
+    forecasts,
+    make_engine,
+    metadata,
+    model_versions,
+    pipeline_runs,
+    start_run,
+    upsert_model_version,
+    write_drift_metrics,
+    write_forecasts,
+)
+from pipeline_lib.db.ddl import render_ddl
+from pipeline_lib.db.engine import split_sql
+
+SCHEMA_SQL = Path(__file__).resolve().parents[2] / "sql" / "schema.sql"
+D1, D2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+
+
+def forecast_frame(
+    forecast_date: dt.date, horizons: int = 3, level: float = 100.0, series: str = "SP500"
+) -> pd.DataFrame:
+    """Forecasts for horizons 1..n, with pandas/numpy types as a model would produce them."""
+    h = np.arange(1, horizons + 1)
+    return pd.DataFrame(
+        {
+            "series_id": series,
+            "forecast_date": pd.Timestamp(forecast_date),
+            "target_date": pd.to_datetime([forecast_date + dt.timedelta(days=int(i)) for i in h]),
+            "horizon": h,
+            "yhat": level + h,
+            "yhat_lower": np.where(h == 1, np.nan, level + h - 1.0),
+            "yhat_upper": level + h + 1.0,
+            "model_version": "v1",
+        }
+    )
+
+
+def rows(engine: Engine, table: Table, *order: Any) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(table).order_by(*order))]
+
+
+@pytest.fixture
+def engine(db_engine: Engine) -> Engine:
+    create_schema(db_engine)
+    return db_engine
+
+
+def test_create_schema_is_idempotent(engine: Engine) -> None:
+    create_schema(engine)
+    names = set(inspect(engine).get_table_names())
+    assert {"forecasts", "drift_metrics", "model_versions", "pipeline_runs"} <= names
+    assert "latest_forecasts" in inspect(engine).get_view_names()
+
+
+def test_write_forecasts_replaces_rows_of_a_rerun(engine: Engine) -> None:
+    assert write_forecasts(engine, forecast_frame(D1, horizons=3), "run-a") == 3
+    write_forecasts(engine, forecast_frame(D1, horizons=3, level=200.0), "run-b")
+    got = rows(engine, forecasts, forecasts.c.target_date)
+    assert len(got) == 3
+    assert [r["yhat"] for r in got] == [201.0, 202.0, 203.0]
+    assert {r["run_id"] for r in got} == {"run-b"}
+    assert got[0]["yhat_lower"] is None
+    assert isinstance(got[0]["target_date"], dt.date) and got[0]["horizon"] == 1
+
+
+def test_write_forecasts_drops_stale_horizons(engine: Engine) -> None:
+    write_forecasts(engine, forecast_frame(D1, horizons=5), "run-a")
+    write_forecasts(engine, forecast_frame(D1, horizons=2), "run-b")
+    assert len(rows(engine, forecasts)) == 2
+
+
+def test_forecast_dates_and_series_coexist(engine: Engine) -> None:
+    write_forecasts(engine, forecast_frame(D1), "run-a")
+    write_forecasts(engine, forecast_frame(D2), "run-b")
+    write_forecasts(engine, forecast_frame(D2, series="WTI"), "run-b")
+    assert len(rows(engine, forecasts)) == 9
+
+
+def test_write_forecasts_rejects_duplicate_keys(engine: Engine) -> None:
+    df = forecast_frame(D1)
+    with pytest.raises(ValueError, match="duplicate key"):
+        write_forecasts(engine, pd.concat([df, df]), "run-a")
+    assert rows(engine, forecasts) == []
+
+
+def test_latest_forecasts_view_takes_the_newest_forecast_date(engine: Engine) -> None:
+    write_forecasts(engine, forecast_frame(D1, horizons=3, level=100.0), "run-a")
+    write_forecasts(engine, forecast_frame(D2, horizons=3, level=200.0), "run-b")
+    with engine.connect() as conn:
+        got = conn.execute(
+            text(
+                "SELECT target_date, forecast_date, yhat FROM latest_forecasts ORDER BY target_date"
+            )
+        ).all()
+    # D1 forecasts Jan 3..5, D2 forecasts Jan 4..6: Jan 3 only from D1, Jan 4-6 from D2.
+    assert [(str(t)[:10], str(f)[:10], y) for t, f, y in got] == [
+        ("2024-01-03", "2024-01-02", 101.0),
+        ("2024-01-04", "2024-01-03", 201.0),
+        ("2024-01-05", "2024-01-03", 202.0),
+        ("2024-01-06", "2024-01-03", 203.0),
+    ]
+
+
+def drift_frame(flag: bool, features: tuple[str, ...] = ("log_return", "temp_max")) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "series_id": "SP500",
+                "feature": f,
+                "metric": m,
+                "value": np.float64(0.5),
+                "threshold": t,
+                "is_drift": np.bool_(flag),
+            }
+            for f in features
+            for m, t in (("psi", 0.2), ("ks_statistic", None))
+        ]
+    )
+
+
+def test_drift_metrics_replace_per_date_and_series(engine: Engine) -> None:
+    write_drift_metrics(engine, drift_frame(False), "run-a", forecast_date=D1)
+    write_drift_metrics(engine, drift_frame(True, ("log_return",)), "run-b", forecast_date=D1)
+    write_drift_metrics(engine, drift_frame(False).assign(forecast_date=D2), "run-c")
+    got = rows(engine, drift_metrics, drift_metrics.c.forecast_date, drift_metrics.c.feature)
+    assert len(got) == 2 + 4
+    d1 = [r for r in got if r["forecast_date"] == D1]
+    assert {r["feature"] for r in d1} == {"log_return"}
+    assert all(r["is_drift"] is True and r["run_id"] == "run-b" for r in d1)
+    assert {r["threshold"] for r in d1} == {0.2, None}
+
+
+def test_start_and_finish_run(engine: Engine) -> None:
+    start_run(engine, "r1", "nightly", D1, details={"series": ["SP500"]})
+    start_run(engine, "r1", "nightly", D1)  # a retry restarts it
+    (run,) = rows(engine, pipeline_runs)
+    assert run["status"] == "running" and run["finished_at"] is None
+    finish_run(engine, "r1", "failed", message="boom", details={"stage": "ingest"})
+    (run,) = rows(engine, pipeline_runs)
+    assert (run["status"], run["message"]) == ("failed", "boom")
+    assert json.loads(run["details"]) == {"stage": "ingest"}
+    assert run["finished_at"] is not None and run["as_of"] == D1
+    with pytest.raises(LookupError):
+        finish_run(engine, "nope", "succeeded")
+    with pytest.raises(ValueError):
+        finish_run(engine, "r1", "done")
+
+
+def test_upsert_model_version(engine: Engine) -> None:
+    record = {
+        "version": "v1",
+        "kind": "full",
+        "status": "challenger",
+        "train_start": pd.Timestamp("2020-01-01"),
+        "train_end": np.datetime64("2023-12-31"),
+        "data_fingerprint": "abc",
+        "hyperparameters": {"hidden_size": np.int64(32)},
+        "metrics": {"mae": np.float64(1.5)},
+        "path": Path("/models/v1"),
+    }
+    upsert_model_version(engine, record)
+    upsert_model_version(engine, {"version": "v1", "status": "champion"})
+    upsert_model_version(
+        engine,
+        {"version": "v2", "kind": "finetune", "status": "challenger", "parent_version": "v1"},
+    )
+    v1, v2 = rows(engine, model_versions, model_versions.c.version)
+    assert v1["status"] == "champion" and v1["kind"] == "full"
+    assert v1["train_end"] == dt.date(2023, 12, 31) and v1["path"] == "/models/v1"
+    assert json.loads(v1["hyperparameters"]) == {"hidden_size": 32}
+    assert v2["parent_version"] == "v1" and v2["created_at"] is not None
+    with pytest.raises(ValueError, match="kind"):
+        upsert_model_version(engine, {"version": "v3", "kind": "partial", "status": "x"})
+    with pytest.raises(LookupError, match="not registered"):
+        upsert_model_version(engine, {"version": "v9", "status": "retired"})
+
+
+def test_make_engine_creates_sqlite_folder(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'x.db'}")
+    create_schema(engine)
+    assert (tmp_path / "a" / "b" / "x.db").is_file()
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_schema_sql_is_generated_from_the_metadata() -> None:
+    assert SCHEMA_SQL.read_text(encoding="utf-8") == render_ddl("postgresql"), (
+        "sql/schema.sql is stale: run `python -m pipeline_lib.db.ddl > sql/schema.sql`"
+    )
+
+
+@pytest.mark.postgres
+def test_schema_sql_matches_create_all_on_postgres(pg_url: str, pg_admin_url: str) -> None:
+    from_metadata = create_engine(pg_url)
+    metadata.create_all(from_metadata)
+    with from_metadata.begin() as conn:
+        conn.execute(text("CREATE SCHEMA from_sql"))
+        conn.execute(text("SET LOCAL search_path TO from_sql"))
+        for statement in split_sql(SCHEMA_SQL.read_text(encoding="utf-8")):
+            conn.execute(text(statement))
+    insp = inspect(from_metadata)
+    for table in metadata.sorted_tables:
+        expected = [
+            (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table.name)
+        ]
+        got = [
+            (c["name"], str(c["type"]), c["nullable"])
+            for c in insp.get_columns(table.name, schema="from_sql")
+        ]
+        assert got == expected, table.name
+        assert (
+            insp.get_pk_constraint(table.name, schema="from_sql")["constrained_columns"]
+            == insp.get_pk_constraint(table.name)["constrained_columns"]
+        )
+        assert sorted(i["name"] for i in insp.get_indexes(table.name, schema="from_sql")) == sorted(
+            i["name"] for i in insp.get_indexes(table.name)
+        )
+    assert sorted(insp.get_table_names(schema="from_sql")) == sorted(metadata.tables)
+    from_metadata.dispose()
