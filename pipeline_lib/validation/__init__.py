@@ -1,0 +1,25 @@
+"""Batch validation with Great Expectations, and the quarantine of failed batches.
+
+``validate_batch`` checks a DataFrame against its data set's suite (``suites``); a report whose
+``success`` is False is written to quarantine with ``quarantine_batch``; ``raise_if_failed``
+raises :class:`ValidationFailed` naming every failed expectation and quarantine folder.
+Great Expectations is imported on the first validation, not when this package is imported.
+"""
+
+from pipeline_lib.validation.quarantine import quarantine_batch
+from pipeline_lib.validation.report import (
+    ExpectationFailure,
+    ValidationFailed,
+    ValidationReport,
+    raise_if_failed,
+)
+from pipeline_lib.validation.validate import validate_batch
+
+__all__ = [
+    "ExpectationFailure",
+    "ValidationFailed",
+    "ValidationReport",
+    "quarantine_batch",
+    "raise_if_failed",
+    "validate_batch",
+]
