@@ -4,8 +4,12 @@ Metrics:
 
 - ``psi``: population stability index over bins cut at the reference's quantiles,
   ``PSI = sum_i (c_i - r_i) * ln(c_i / r_i)`` where ``r_i`` and ``c_i`` are the shares of the
-  reference and current samples in bin ``i`` (empty bins count as ``EPSILON``). 0 means the
-  same distribution; a common reading is < 0.1 stable, 0.1-0.25 moderate, > 0.25 large.
+  reference and current samples in bin ``i``, Laplace-smoothed: each bin's count gets
+  ``SMOOTHING`` (0.5) added, so an empty bin stays finite without the huge penalty a tiny
+  epsilon gives (with ~60 recent values and 10 bins, an epsilon flagged most stable series).
+  0 means the same distribution; a common reading is < 0.1 stable, 0.1-0.25 moderate,
+  > 0.25 large. PSI is biased upwards on small samples (about (bins - 1) / n): keep the
+  recent window to several times the number of bins.
 - ``ks_statistic`` and ``ks_pvalue``: the two-sample Kolmogorov-Smirnov test.
 """
 
@@ -19,7 +23,7 @@ from scipy import stats
 
 from pipeline_lib.schema import DATE, SERIES_ID
 
-EPSILON = 1e-4  # share given to an empty bin, so ln(c / r) stays finite
+SMOOTHING = 0.5  # pseudo-count added to every bin (Laplace / Jeffreys), so ln(c / r) is finite
 MIN_VALUES = 5  # fewer non-null values than this in either window: the feature is skipped
 DRIFT_COLUMNS = [SERIES_ID, "feature", "metric", "value", "threshold", "is_drift"]
 
@@ -32,11 +36,14 @@ def _finite(values: np.ndarray | pd.Series | list[float], name: str) -> np.ndarr
     return arr
 
 
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+def psi(
+    reference: np.ndarray, current: np.ndarray, bins: int = 10, smoothing: float = SMOOTHING
+) -> float:
     """Population stability index of ``current`` against ``reference`` (NaNs ignored).
 
     Bin edges are the reference's quantiles at ``0, 1/bins, ..., 1``, made unique, with the
-    outer edges replaced by -inf and +inf; bins are ``[edge_i, edge_i+1)``.
+    outer edges replaced by -inf and +inf; bins are ``[edge_i, edge_i+1)``. Shares are
+    ``(count_i + smoothing) / (n + smoothing * n_bins)``.
     """
     if bins < 2:
         raise ValueError(f"bins must be at least 2, got {bins}")
@@ -44,10 +51,9 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     cur = _finite(current, "current")
     inner = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, bins + 1))[1:-1])
     n_bins = inner.size + 1
-    r = np.bincount(np.searchsorted(inner, ref, side="right"), minlength=n_bins) / ref.size
-    c = np.bincount(np.searchsorted(inner, cur, side="right"), minlength=n_bins) / cur.size
-    r = np.where(r == 0, EPSILON, r)
-    c = np.where(c == 0, EPSILON, c)
+    r = np.bincount(np.searchsorted(inner, ref, side="right"), minlength=n_bins) + smoothing
+    c = np.bincount(np.searchsorted(inner, cur, side="right"), minlength=n_bins) + smoothing
+    r, c = r / r.sum(), c / c.sum()
     return float(np.sum((c - r) * np.log(c / r)))
 
 

@@ -14,21 +14,25 @@ from pipeline_lib.drift import DRIFT_COLUMNS, drift_table, ks, psi
 
 def test_psi_matches_hand_computation() -> None:
     # reference [1, 2, 3, 4], bins=2: quantiles at 0, .5, 1 are 1, 2.5, 4, so one inner edge
-    # 2.5 and bins (-inf, 2.5), [2.5, inf). Reference shares: r = [2/4, 2/4] = [0.5, 0.5].
-    # current [1, 3, 3, 4]: c = [1/4, 3/4] = [0.25, 0.75].
-    # PSI = (0.25 - 0.5) * ln(0.25 / 0.5) + (0.75 - 0.5) * ln(0.75 / 0.5)
-    #     = -0.25 * -0.693147 + 0.25 * 0.405465 = 0.173287 + 0.101366 = 0.274653
+    # 2.5 and bins (-inf, 2.5), [2.5, inf). Counts: reference [2, 2], current [1, 3, 3, 4] -> [1, 3].
+    # Without smoothing: r = [0.5, 0.5], c = [0.25, 0.75],
+    # PSI = (0.25 - 0.5) ln(0.25 / 0.5) + (0.75 - 0.5) ln(0.75 / 0.5) = 0.173287 + 0.101366
     expected = -0.25 * math.log(0.5) + 0.25 * math.log(1.5)
-    assert psi(np.array([1.0, 2, 3, 4]), np.array([1.0, 3, 3, 4]), bins=2) == pytest.approx(
-        expected
-    )
     assert expected == pytest.approx(0.274653, abs=1e-6)
+    ref, cur = np.array([1.0, 2, 3, 4]), np.array([1.0, 3, 3, 4])
+    assert psi(ref, cur, bins=2, smoothing=0.0) == pytest.approx(expected)
+    # With the default 0.5 pseudo-count: r = [2.5, 2.5] / 5 = [0.5, 0.5], c = [1.5, 3.5] / 5,
+    # PSI = (0.3 - 0.5) ln(0.3 / 0.5) + (0.7 - 0.5) ln(0.7 / 0.5) = 0.102165 + 0.067294
+    smoothed = -0.2 * math.log(0.6) + 0.2 * math.log(1.4)
+    assert smoothed == pytest.approx(0.169459, abs=1e-6)
+    assert psi(ref, cur, bins=2) == pytest.approx(smoothed)
 
 
-def test_psi_uses_epsilon_for_empty_bins() -> None:
-    # r = [0.5, 0.5]; current all below 2.5: c = [1, 0 -> 1e-4].
-    # PSI = (1 - 0.5) ln(1 / 0.5) + (1e-4 - 0.5) ln(1e-4 / 0.5)
-    expected = 0.5 * math.log(2) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)
+def test_psi_smooths_empty_bins() -> None:
+    # r = [0.5, 0.5]; current [1, 2] all below 2.5: counts [2, 0] -> c = [2.5, 0.5] / 3.
+    # PSI = (5/6 - 1/2) ln((5/6) / (1/2)) + (1/6 - 1/2) ln((1/6) / (1/2)) = 0.170275 + 0.366204
+    expected = (5 / 6 - 0.5) * math.log(5 / 3) + (1 / 6 - 0.5) * math.log(1 / 3)
+    assert expected == pytest.approx(0.536479, abs=1e-6)
     assert psi(np.array([1.0, 2, 3, 4]), np.array([1.0, 2]), bins=2) == pytest.approx(expected)
 
 
@@ -40,7 +44,7 @@ def test_psi_of_identical_samples_is_zero() -> None:
 
 def test_psi_ignores_nans_and_rejects_empty() -> None:
     assert psi(np.array([1.0, 2, np.nan, 3, 4]), np.array([1.0, 3, 3, 4]), bins=2) == pytest.approx(
-        0.274653, abs=1e-6
+        0.169459, abs=1e-6
     )
     with pytest.raises(ValueError):
         psi(np.array([np.nan]), np.array([1.0]))
