@@ -24,9 +24,9 @@ PAST_FEATURES = [
     "log_return",
     "volume_log",
     "range_pct",
-    "rolling_mean_7",
-    "rolling_std_7",
-    "rolling_mean_28",
+    "return_mean_7",  # mean of log returns over the last 7 observations
+    "return_std_7",  # their standard deviation (realised volatility)
+    "price_to_mean_28",  # y / mean of y over the last 28 observations - 1 (momentum)
     "temp_max",
     "temp_min",
     "temp_mean",

@@ -1,0 +1,71 @@
+"""Feature building, point-in-time correct: a row dated t uses only data dated on or before t.
+
+Input: curated prices and weather (long format); output: one row per (series_id, date) with the
+target ``y``, past covariates and calendar features (schema.FEATURE_COLUMNS).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from pipeline_lib.features.calendar import calendar_features
+from pipeline_lib.schema import (
+    DATE,
+    FEATURE_COLUMNS,
+    LOCATION,
+    SERIES_ID,
+    TARGET,
+    WEATHER_VALUES,
+    Y,
+)
+
+
+def price_features(prices: pd.DataFrame) -> pd.DataFrame:
+    """Target, returns, volume and rolling statistics per series; backward-looking windows only."""
+    df = prices.sort_values([SERIES_ID, DATE]).reset_index(drop=True)
+    by_series = df.groupby(SERIES_ID, sort=False)
+    y = df[TARGET].astype("float64")
+    log_return = np.log(y / by_series[TARGET].shift(1))
+    returns = log_return.groupby(df[SERIES_ID], sort=False)
+    mean_28 = by_series[TARGET].transform(lambda s: s.rolling(28, min_periods=1).mean())
+    return pd.DataFrame(
+        {
+            SERIES_ID: df[SERIES_ID],
+            DATE: df[DATE],
+            Y: y,
+            "log_return": log_return,
+            "volume_log": np.log1p(df["volume"].astype("float64")),
+            "range_pct": (df["high"] - df["low"]) / y,
+            "return_mean_7": returns.transform(lambda s: s.rolling(7, min_periods=2).mean()),
+            "return_std_7": returns.transform(lambda s: s.rolling(7, min_periods=2).std()),
+            "price_to_mean_28": y / mean_28 - 1,
+        }
+    )
+
+
+def build_features(
+    prices: pd.DataFrame,
+    weather: pd.DataFrame,
+    series_locations: dict[str, str | None],
+    as_of: dt.date,
+) -> pd.DataFrame:
+    """Features for every series in ``series_locations`` from data dated on or before ``as_of``.
+
+    ``series_locations`` maps a series id to the weather location it is joined with (or None:
+    its weather columns stay empty). Weather of day t is joined to the price of day t.
+    """
+    cutoff = pd.Timestamp(as_of)
+    prices = prices[(prices[DATE] <= cutoff) & prices[SERIES_ID].isin(list(series_locations))]
+    weather = weather[weather[DATE] <= cutoff]
+    feats = price_features(prices)
+    feats[LOCATION] = feats[SERIES_ID].map(series_locations)
+    feats = feats.merge(
+        weather[[LOCATION, DATE, *WEATHER_VALUES]], on=[LOCATION, DATE], how="left"
+    )
+    calendar = calendar_features(feats[DATE])
+    feats[calendar.columns] = calendar.to_numpy()
+    out = feats[FEATURE_COLUMNS].sort_values([SERIES_ID, DATE]).reset_index(drop=True)
+    return out.replace([np.inf, -np.inf], np.nan)

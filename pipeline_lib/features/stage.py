@@ -1,0 +1,46 @@
+"""The features stage: curated data as of a date -> feature rows, stored as partitioned Parquet."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from pipeline_lib import paths, schema
+from pipeline_lib.config import Settings
+from pipeline_lib.curate import read_curated
+from pipeline_lib.features.build import build_features
+from pipeline_lib.store import read_dataset, upsert_partitions, with_year
+
+
+def refresh_features(settings: Settings, as_of: dt.date) -> int:
+    """Rebuild the features of every configured series from curated data dated <= as_of.
+
+    Rows are upserted on (series_id, date); rows dated after ``as_of`` (from a later run) are
+    left as they are. Returns the number of feature rows written.
+    """
+    locations = {s.id: (s.weather.name if s.weather else None) for s in settings.series}
+    prices = read_curated(settings.data_dir, schema.PRICES, list(locations), as_of)
+    weather = read_curated(
+        settings.data_dir, schema.WEATHER, sorted({v for v in locations.values() if v}), as_of
+    )
+    feats = build_features(prices, weather, locations, as_of)
+    if not feats.empty:
+        upsert_partitions(
+            with_year(feats),
+            paths.features_dir(settings.data_dir),
+            key=schema.FEATURE_KEY,
+            partition_cols=[schema.SERIES_ID, "year"],
+        )
+    return len(feats)
+
+
+def load_features(settings: Settings, as_of: dt.date) -> pd.DataFrame:
+    """Stored features of the configured series, dated on or before ``as_of`` only."""
+    feats = read_dataset(
+        paths.features_dir(settings.data_dir),
+        columns=schema.FEATURE_COLUMNS,
+        filters={schema.SERIES_ID: [s.id for s in settings.series]},
+        date_to=as_of,
+    )
+    return feats.sort_values(schema.FEATURE_KEY).reset_index(drop=True)

@@ -1,0 +1,83 @@
+"""Ingest: fetch what is new from each source, land the raw bytes, parse them into a batch.
+
+Nothing here touches curated data: a batch is committed only after it passes validation
+(:mod:`pipeline_lib.curate`). Watermarks are derived from curated data, so a run that dies
+anywhere before the commit simply fetches the same dates again next time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipeline_lib import paths, schema
+from pipeline_lib.config import Settings
+from pipeline_lib.sources import Source, parse_payload, price_source, weather_source
+from pipeline_lib.store import land_raw, watermarks
+
+
+@dataclass
+class Batch:
+    """One fetch of one data set for one key (series or location), parsed but not yet curated."""
+
+    dataset: str
+    key: str
+    source: str
+    window: tuple[dt.date, dt.date]
+    data: pd.DataFrame
+    raw_paths: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-{self.key}"
+
+
+def sources_for(settings: Settings) -> list[Source]:
+    """Every price source in the config, then the weather source of each location used."""
+    prices = [price_source(s) for s in settings.series]
+    weather = [weather_source(settings.weather_source, loc) for loc in settings.locations]
+    return [*prices, *weather]
+
+
+def fetch_window(
+    watermark: dt.date | None, start_date: dt.date, as_of: dt.date
+) -> tuple[dt.date, dt.date] | None:
+    """Dates to ask for: the day after the watermark (or the configured start) up to as_of."""
+    start = start_date if watermark is None else max(start_date, watermark + dt.timedelta(days=1))
+    return (start, as_of) if start <= as_of else None
+
+
+def _columns(settings: Settings, source: Source) -> dict[str, str] | None:
+    if source.dataset == schema.WEATHER:
+        return settings.weather_source.options.get("columns")
+    series = next(s for s in settings.series if s.id == source.key)
+    return series.source.options.get("columns")
+
+
+def ingest_source(
+    settings: Settings, source: Source, as_of: dt.date, today: dt.date | None = None
+) -> Batch:
+    """Fetch one source's new dates, land every payload in raw/, and parse them.
+
+    Rows dated after ``as_of`` but not after ``today`` are later data (a backfill of an old date)
+    and are left for a later run; rows dated after ``today`` are impossible and stay in the batch,
+    so validation rejects them.
+    """
+    today = today or dt.date.today()
+    key_col = schema.SERIES_ID if source.dataset == schema.PRICES else schema.LOCATION
+    marks = watermarks(paths.curated_dir(settings.data_dir, source.dataset), key_col)
+    window = fetch_window(marks.get(source.key), settings.start_date, as_of)
+    columns = schema.PRICE_COLUMNS if source.dataset == schema.PRICES else schema.WEATHER_COLUMNS
+    if window is None:
+        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
+        return Batch(source.dataset, source.key, source.name, (as_of, as_of), empty)
+    payloads = source.fetch(*window)
+    raw_paths = [land_raw(settings.data_dir, p) for p in payloads]
+    frames = [parse_payload(p, _columns(settings, source)) for p in payloads]
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    dates = data[schema.DATE]
+    start, end, now = (pd.Timestamp(d) for d in (window[0], window[1], max(today, as_of)))
+    keep = ((dates >= start) & (dates <= end)) | (dates > now)
+    return Batch(source.dataset, source.key, source.name, window, data[keep].reset_index(drop=True), raw_paths)
