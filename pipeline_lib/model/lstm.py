@@ -1,0 +1,80 @@
+"""The global multi-horizon quantile LSTM."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LSTMForecaster(nn.Module):
+    """A global LSTM over many series that forecasts three quantiles for each of H days ahead.
+
+    Args:
+        n_series: number of series; each gets a learned embedding (index order is the model's
+            series id list).
+        n_past_features: input columns per past step (scaled y, past covariates, calendar).
+        n_calendar_features: known-future calendar columns given for each of the H target steps.
+        horizon: H, the number of steps ahead forecast at once (multi-horizon head).
+        quantiles: the three quantile levels (lower, median, upper), e.g. ``(0.1, 0.5, 0.9)``;
+            used by the loss, stored here so a checkpoint is self-describing.
+        hidden_size: width of the LSTM state and of the head's hidden layer.
+        num_layers: stacked LSTM layers.
+        dropout: dropout between LSTM layers (only when ``num_layers > 1``) and in the head.
+        embedding_dim: size of the series embedding, concatenated to every step's inputs and
+            to the head's input.
+
+    ``forward`` returns [batch, horizon, 3]: lower, median and upper of the change of scaled y
+    from the last observed step. Ordering is guaranteed: lower = median - softplus(a),
+    upper = median + softplus(b).
+    """
+
+    def __init__(
+        self,
+        n_series: int,
+        n_past_features: int,
+        n_calendar_features: int,
+        horizon: int,
+        quantiles: tuple[float, float, float] | list[float] = (0.1, 0.5, 0.9),
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        dropout: float = 0.1,
+        embedding_dim: int = 4,
+    ) -> None:
+        super().__init__()
+        if len(quantiles) != 3 or not 0 < quantiles[0] < quantiles[1] < quantiles[2] < 1:
+            raise ValueError(f"quantiles must be three increasing levels in (0, 1): {quantiles}")
+        self.horizon = horizon
+        self.quantiles = tuple(float(q) for q in quantiles)
+        self.embedding = nn.Embedding(n_series, embedding_dim)
+        self.encoder = nn.LSTM(
+            input_size=n_past_features + embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        head_in = hidden_size + embedding_dim + horizon * n_calendar_features
+        self.head = nn.Sequential(
+            nn.Linear(head_in, hidden_size),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_size, horizon * 3),
+        )
+
+    def forward(
+        self, past: torch.Tensor, future: torch.Tensor, series: torch.Tensor
+    ) -> torch.Tensor:
+        """past [batch, lookback, n_past_features], future [batch, horizon, n_calendar_features],
+        series [batch] (int64 embedding index) -> quantiles [batch, horizon, 3]."""
+        batch, lookback, _ = past.shape
+        emb = self.embedding(series)  # [batch, embedding_dim]
+        steps = emb.unsqueeze(1).expand(batch, lookback, emb.shape[1])  # [batch, lookback, emb]
+        encoded, _ = self.encoder(torch.cat([past, steps], dim=2))  # [batch, lookback, hidden]
+        last = encoded[:, -1, :]  # [batch, hidden]
+        head_in = torch.cat([last, emb, future.reshape(batch, -1)], dim=1)  # [batch, head_in]
+        raw = self.head(head_in).reshape(batch, self.horizon, 3)  # [batch, horizon, 3]
+        median = raw[..., 1]  # [batch, horizon]
+        lower = median - F.softplus(raw[..., 0])  # [batch, horizon]
+        upper = median + F.softplus(raw[..., 2])  # [batch, horizon]
+        return torch.stack([lower, median, upper], dim=2)  # [batch, horizon, 3]

@@ -1,0 +1,125 @@
+"""The trained-model record: weights, scalers and everything needed to rebuild and audit it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from pipeline_lib import schema
+from pipeline_lib.config import ModelConfig
+from pipeline_lib.model.lstm import LSTMForecaster
+from pipeline_lib.model.scaling import SeriesScalers
+
+# Constructor arguments of LSTMForecaster kept in ``TrainedModel.hyperparameters``.
+MODULE_ARGS = (
+    "n_series",
+    "n_past_features",
+    "n_calendar_features",
+    "horizon",
+    "quantiles",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "embedding_dim",
+)
+
+
+@dataclass
+class TrainedModel:
+    """A fitted LSTM with its scalers and provenance.
+
+    ``series_ids`` is the embedding index order. ``feature_names`` are the scaled input columns
+    (``y`` first) and ``calendar_features`` the known-future columns appended after them.
+    ``hyperparameters`` holds the module's constructor arguments plus ``lookback``.
+    """
+
+    module: LSTMForecaster
+    scalers: SeriesScalers
+    series_ids: list[str]
+    feature_names: list[str]
+    calendar_features: list[str]
+    hyperparameters: dict[str, Any]
+    horizon: int
+    quantiles: list[float]
+    train_start: dt.date
+    train_end: dt.date
+    kind: Literal["full", "finetune"]
+    parent_version: str | None
+    metrics: dict[str, Any]
+    data_fingerprint: str
+    training_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lookback(self) -> int:
+        return int(self.hyperparameters["lookback"])
+
+    @property
+    def version(self) -> str:
+        """Deterministic from content: ``{train_end:%Y%m%d}-{kind}-{hash[:10]}``.
+
+        The hash covers the data fingerprint, the hyper-parameters, the training options and the
+        parent version, so retraining on the same data with the same settings gives the same
+        version, and anything that changes the model gives another.
+        """
+        content = json.dumps(
+            {
+                "fingerprint": self.data_fingerprint,
+                "hyperparameters": self.hyperparameters,
+                "training": self.training_config,
+                "parent": self.parent_version,
+                "train_start": self.train_start.isoformat(),
+            },
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        return f"{self.train_end:%Y%m%d}-{self.kind}-{digest[:10]}"
+
+
+def hyperparameters(
+    model_cfg: ModelConfig, n_series: int, n_scaled: int, n_calendar: int, horizon: int
+) -> dict[str, Any]:
+    """The hyper-parameter record of a new model: module arguments plus ``lookback``.
+
+    Each step's inputs are the ``n_scaled`` scaled columns followed by the calendar columns.
+    """
+    return {
+        "n_series": n_series,
+        "n_past_features": n_scaled + n_calendar,
+        "n_calendar_features": n_calendar,
+        "horizon": horizon,
+        "quantiles": list(model_cfg.quantiles),
+        "hidden_size": model_cfg.hidden_size,
+        "num_layers": model_cfg.num_layers,
+        "dropout": model_cfg.dropout,
+        "embedding_dim": model_cfg.embedding_dim,
+        "lookback": model_cfg.lookback,
+    }
+
+
+def build_module(hyperparameters: dict[str, Any]) -> LSTMForecaster:
+    """A fresh (untrained) module from a hyper-parameter record."""
+    return LSTMForecaster(**{k: hyperparameters[k] for k in MODULE_ARGS})
+
+
+def data_fingerprint(features: pd.DataFrame, columns: list[str]) -> str:
+    """sha256 of the rows' series id, date and ``columns`` values, in (series, date) order.
+
+    Independent of row order, index, date resolution and NaN bit patterns, so it is stable
+    across runs and machines.
+    """
+    frame = features.sort_values([schema.SERIES_ID, schema.DATE], kind="stable")
+    h = hashlib.sha256()
+    h.update("\x1f".join(frame[schema.SERIES_ID].astype(str)).encode())
+    dates = frame[schema.DATE].to_numpy().astype("datetime64[ns]").astype("<i8")
+    h.update(dates.tobytes())
+    for column in columns:
+        values = frame[column].to_numpy(dtype=np.float64)
+        values = np.where(np.isnan(values), np.nan, values).astype("<f8")
+        h.update(column.encode() + b"\x00" + values.tobytes())
+    return h.hexdigest()

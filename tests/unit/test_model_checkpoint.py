@@ -1,0 +1,137 @@
+"""Checkpoints: safetensors only (never pickle), identical forecasts after a reload in a fresh
+process, and point-in-time model selection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import json
+import pickle
+import re
+import struct
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline_lib.config import ModelConfig, TrainingConfig
+from pipeline_lib.model import checkpoint
+from pipeline_lib.model.checkpoint import list_models, load_model, save_model, select_model
+from pipeline_lib.model.forecast import predict
+from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.model.train import fine_tune, train_full
+from pipeline_lib.model.trained import TrainedModel
+
+MODEL = ModelConfig(lookback=10, hidden_size=8, embedding_dim=2, dropout=0.0)
+TRAIN = TrainingConfig(
+    max_epochs=2, batch_size=64, train_window_days=365, finetune_epochs=2, finetune_window_days=60
+)
+DATA = {"n_series": 2, "n_days": 260, "weekly_signal": 0.02}
+FREQ = {"S0": "B", "S1": "D"}
+AS_OF = dt.date(2020, 10, 30)
+
+# Run in a fresh interpreter: every way to unpickle fails, then load, forecast, save yhat.
+FRESH = """
+import datetime as dt, pickle, sys, numpy as np, torch
+def refuse(*a, **k): raise AssertionError("the loader tried to unpickle")
+torch.load = pickle.load = pickle.loads = refuse
+pickle.Unpickler = refuse
+torch.set_num_threads(int(sys.argv[4]))
+from pipeline_lib.model.checkpoint import load_model
+from pipeline_lib.model.forecast import predict
+from pipeline_lib.model.testing import random_walk_features
+trained = load_model(sys.argv[1], sys.argv[2])
+out = predict(trained, random_walk_features(**DATA), AS_OF, FREQ)
+np.save(sys.argv[3], out[["yhat", "yhat_lower", "yhat_upper"]].to_numpy(), allow_pickle=False)
+"""
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    return random_walk_features(**DATA)
+
+
+@pytest.fixture(scope="module")
+def trained(features: pd.DataFrame) -> TrainedModel:
+    return train_full(features, MODEL, TRAIN, 3, dt.date(2020, 9, 30))
+
+
+def test_reload_in_a_fresh_process_gives_identical_forecasts(
+    trained: TrainedModel, features: pd.DataFrame, tmp_path: Path
+) -> None:
+    version = save_model(str(tmp_path), trained)
+    out = tmp_path / "yhat.npy"
+    code = f"DATA = {DATA!r}; FREQ = {FREQ!r}; AS_OF = dt.date(2020, 10, 30)\n"
+    script = FRESH.replace(
+        "from pipeline_lib.model.checkpoint", code + "from pipeline_lib.model.checkpoint"
+    )
+    args = [str(tmp_path), version, str(out), str(torch.get_num_threads())]
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    expected = predict(trained, features, AS_OF, FREQ)[["yhat", "yhat_lower", "yhat_upper"]]
+    assert np.array_equal(np.load(out, allow_pickle=False), expected.to_numpy())
+
+
+def test_checkpoint_is_safetensors_and_json_only(trained: TrainedModel, tmp_path: Path) -> None:
+    version = save_model(str(tmp_path), trained)
+    assert version == f"{trained.train_end:%Y%m%d}-full-{version.split('-')[-1]}"
+    files = sorted(p.name for p in (tmp_path / version).iterdir())
+    assert files == ["metadata.json", "model.safetensors"]  # no temporary file left behind
+    raw = (tmp_path / version / "model.safetensors").read_bytes()
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + header_len])  # a safetensors header, not a pickle stream
+    assert "encoder.weight_ih_l0" in header
+    meta = json.loads((tmp_path / version / "metadata.json").read_text())
+    assert meta["scalers"] == trained.scalers.to_dict()
+    assert meta["data_fingerprint"] == trained.data_fingerprint and meta["parent_version"] is None
+    source = inspect.getsource(checkpoint)
+    assert not re.search(r"(?<!safetensors\.)torch\.load\(|import pickle|pickle\.load", source)
+
+
+def test_load_never_unpickles(
+    trained: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the loader tried to unpickle")
+
+    version = save_model(str(tmp_path), trained)
+    for target in (torch, pickle):
+        monkeypatch.setattr(target, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    loaded = load_model(str(tmp_path), version)
+    for k, v in trained.module.state_dict().items():
+        assert torch.equal(v, loaded.module.state_dict()[k])
+
+
+def test_load_refuses_tampered_weights(trained: TrainedModel, tmp_path: Path) -> None:
+    version = save_model(str(tmp_path), trained)
+    path = tmp_path / version / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-4] + b"\x00\x00\x00\x00")
+    with pytest.raises(ValueError, match="sha256"):
+        load_model(str(tmp_path), version)
+
+
+def test_select_model_is_point_in_time(trained: TrainedModel, features: pd.DataFrame) -> None:
+    url = f"memory://models-{uuid.uuid4().hex}"  # any fsspec URL works
+    assert list_models(url) == [] and select_model(url, AS_OF) is None
+    first = save_model(url, trained)
+    child = fine_tune(trained, features, TRAIN, dt.date(2020, 11, 30))
+    second = save_model(url, child)
+    assert [r["version"] for r in list_models(url)] == [first, second]
+    assert select_model(url, dt.date(2020, 9, 29)) is None  # no model trained by then
+    assert select_model(url, dt.date(2020, 9, 30))["version"] == first
+    assert select_model(url, dt.date(2020, 11, 29))["version"] == first  # child is later data
+    assert select_model(url, dt.date(2021, 1, 1))["version"] == second
+    assert select_model(url, dt.date(2021, 1, 1), allowed={first})["version"] == first
+    reloaded = load_model(url, second)
+    assert reloaded.parent_version == first and reloaded.scalers == trained.scalers
+    assert reloaded.version == second

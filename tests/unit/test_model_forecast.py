@@ -1,0 +1,70 @@
+"""Forecasting: only rows on or before the forecast date are used, target dates follow the
+series' frequency, values come back as prices."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from pipeline_lib import schema
+from pipeline_lib.config import ModelConfig, TrainingConfig
+from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
+from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.model.train import train_full
+from pipeline_lib.model.trained import TrainedModel
+
+AS_OF = dt.date(2020, 10, 30)  # a Friday
+FREQ = {"S0": "B", "S1": "D"}
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    return random_walk_features(n_series=2, n_days=260)
+
+
+@pytest.fixture(scope="module")
+def trained(features: pd.DataFrame) -> TrainedModel:
+    model = ModelConfig(lookback=10, hidden_size=8, embedding_dim=2, dropout=0.0)
+    train = TrainingConfig(max_epochs=2, batch_size=64, train_window_days=365)
+    return train_full(features, model, train, 4, dt.date(2020, 9, 30))
+
+
+def test_forecast_uses_no_rows_after_as_of(trained: TrainedModel, features: pd.DataFrame) -> None:
+    # Risk guarded: leakage. Rows after as_of, even wild ones, must not change the forecast.
+    base = predict(trained, features[features[schema.DATE] <= pd.Timestamp(AS_OF)], AS_OF, FREQ)
+    tampered = features.copy()
+    later = tampered[schema.DATE] > pd.Timestamp(AS_OF)
+    tampered.loc[later, schema.Y] = 1e6
+    pd.testing.assert_frame_equal(predict(trained, features, AS_OF, FREQ), base, check_exact=True)
+    pd.testing.assert_frame_equal(predict(trained, tampered, AS_OF, FREQ), base, check_exact=True)
+
+
+def test_forecast_frame_dates_and_order(trained: TrainedModel, features: pd.DataFrame) -> None:
+    out = predict(trained, features, AS_OF, FREQ)
+    assert list(out.columns) == FORECAST_COLUMNS and len(out) == 2 * 4
+    assert (out["forecast_date"] == pd.Timestamp(AS_OF)).all()
+    assert out["horizon"].tolist() == [1, 2, 3, 4] * 2
+    s0 = out[out[schema.SERIES_ID] == "S0"]["target_date"].dt.strftime("%Y-%m-%d").tolist()
+    s1 = out[out[schema.SERIES_ID] == "S1"]["target_date"].dt.strftime("%Y-%m-%d").tolist()
+    assert s0 == ["2020-11-02", "2020-11-03", "2020-11-04", "2020-11-05"]  # business days
+    assert s1 == ["2020-10-31", "2020-11-01", "2020-11-02", "2020-11-03"]  # calendar days
+    assert (out["yhat_lower"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_upper"]).all()
+    last = (
+        features[features[schema.DATE] <= pd.Timestamp(AS_OF)]
+        .groupby(schema.SERIES_ID)[schema.Y]
+        .last()
+    )
+    ratio = out.groupby(schema.SERIES_ID)["yhat"].first() / last
+    assert ratio.between(0.7, 1.3).all()  # inverse-scaled back to the price level
+
+
+def test_series_with_too_little_history_are_skipped(
+    trained: TrainedModel, features: pd.DataFrame
+) -> None:
+    short = features[(features[schema.SERIES_ID] == "S0") | (features[schema.DATE] >= "2020-10-26")]
+    out = predict(trained, short, AS_OF, FREQ)
+    assert set(out[schema.SERIES_ID]) == {"S0"}
+    empty = predict(trained, features, dt.date(2019, 1, 1), FREQ)
+    assert empty.empty and list(empty.columns) == FORECAST_COLUMNS

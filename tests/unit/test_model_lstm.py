@@ -1,0 +1,43 @@
+"""The LSTM module: output shape and quantile ordering."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline_lib.model.lstm import LSTMForecaster
+from pipeline_lib.model.train import pinball_loss
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_output_shape_and_ordered_quantiles_for_random_inputs(num_layers: int) -> None:
+    torch.manual_seed(0)
+    model = LSTMForecaster(
+        n_series=3,
+        n_past_features=6,
+        n_calendar_features=2,
+        horizon=4,
+        hidden_size=8,
+        num_layers=num_layers,
+        dropout=0.2,
+        embedding_dim=2,
+    )
+    past = torch.randn(16, 12, 6) * 5  # [batch, lookback, n_past_features]
+    future = torch.randn(16, 4, 2)  # [batch, horizon, n_calendar_features]
+    series = torch.randint(0, 3, (16,))
+    out = model(past, future, series)
+    assert out.shape == (16, 4, 3)
+    assert (out[..., 0] <= out[..., 1]).all() and (out[..., 1] <= out[..., 2]).all()
+
+
+def test_quantiles_must_be_three_increasing_levels() -> None:
+    with pytest.raises(ValueError):
+        LSTMForecaster(1, 2, 1, 3, quantiles=(0.9, 0.5, 0.1))
+
+
+def test_pinball_loss_matches_hand_computation() -> None:
+    # target 1; predictions 0 (q=.1), 1 (q=.5), 3 (q=.9):
+    # .1 * (1 - 0) = .1; 0; (.9 - 1) * (1 - 3) = .2 -> mean .1
+    pred = torch.tensor([[[0.0, 1.0, 3.0]]])
+    loss = pinball_loss(pred, torch.tensor([[1.0]]), (0.1, 0.5, 0.9))
+    assert loss.item() == pytest.approx(0.1)

@@ -1,0 +1,114 @@
+"""Scaling and windowing: no leakage from after the cut-off, windows aligned with their dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline_lib import schema
+from pipeline_lib.model.scaling import SeriesScalers, fit_scalers
+from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.model.windows import (
+    make_windows,
+    series_arrays,
+    split_windows,
+    training_rows,
+    unfold_windows,
+)
+
+COLUMNS = [schema.Y, *schema.PAST_FEATURES]
+CAL = list(schema.CALENDAR_FEATURES)
+CUTOFF = dt.date(2020, 6, 30)
+
+
+@pytest.fixture
+def features() -> pd.DataFrame:
+    return random_walk_features(n_series=2, n_days=200)
+
+
+def test_scalers_ignore_rows_after_train_end(features: pd.DataFrame) -> None:
+    # Risk guarded: leakage. Rows dated after the cut-off must not move mean or scale.
+    before = fit_scalers(features, CUTOFF, COLUMNS)
+    changed = features.copy()
+    later = changed[schema.DATE] > pd.Timestamp(CUTOFF)
+    changed.loc[later, COLUMNS] = changed.loc[later, COLUMNS] * 1000 + 7
+    extra = changed.loc[later].assign(**{schema.SERIES_ID: "NEW"})  # a series seen only later
+    after = fit_scalers(pd.concat([changed, extra]), CUTOFF, COLUMNS)
+    assert after.to_dict() == before.to_dict()
+    assert after.series_ids == ["S0", "S1"]
+
+
+def test_scalers_are_plain_json_and_handle_nan_and_constant_columns(features: pd.DataFrame) -> None:
+    frame = features.assign(range_pct=3.0)  # zero variance
+    scalers = fit_scalers(frame, CUTOFF, COLUMNS)
+    i = COLUMNS.index("range_pct")
+    assert scalers.scale["S1"][i] == 1.0
+    assert scalers.mean["S0"][COLUMNS.index("temp_max")] == 0.0  # S0 has no weather at all
+    restored = SeriesScalers.from_dict(json.loads(json.dumps(scalers.to_dict())))
+    assert restored == scalers
+    scaled = scalers.transform(frame)
+    assert scaled.dtype == np.float32 and not np.isnan(scaled).any()
+    s1 = frame[schema.SERIES_ID] == "S1"
+    window = frame.loc[s1 & (frame[schema.DATE] <= pd.Timestamp(CUTOFF)), schema.Y]
+    expected = (frame.loc[s1, schema.Y] - window.mean()) / window.std(ddof=0)
+    np.testing.assert_allclose(scaled[s1.to_numpy(), 0], expected, rtol=1e-5)
+
+
+def test_unfold_windows_equal_a_naive_loop() -> None:
+    values = torch.arange(7 * 3, dtype=torch.float32).reshape(7, 3)
+    windows = unfold_windows(values, lookback=3, horizon=2)
+    naive = torch.stack([values[i : i + 5] for i in range(7 - 5 + 1)])
+    assert windows.shape == (3, 5, 3)
+    assert torch.equal(windows, naive)
+
+
+def test_window_shapes_and_targets_line_up_with_dates(features: pd.DataFrame) -> None:
+    scalers = fit_scalers(features, CUTOFF, COLUMNS)
+    arrays = series_arrays(features, scalers, ["S0", "S1"], CAL)
+    lookback, horizon = 10, 3
+    w = make_windows(arrays, lookback, horizon, len(CAL), cutoff=CUTOFF)
+    n_features = len(COLUMNS) + len(CAL)
+    assert w.past.shape == (len(w), lookback, n_features)
+    assert w.future.shape == (len(w), horizon, len(CAL))
+    assert w.target.shape == (len(w), horizon)
+    assert (w.target_end_date <= np.datetime64(pd.Timestamp(CUTOFF))).all()
+
+    # Naive re-computation for every window, from the DataFrame and the dates.
+    scaled_y = {s: scalers.transform(g)[:, 0] for s, g in features.groupby(schema.SERIES_ID)}
+    dates = {s: g[schema.DATE].to_numpy() for s, g in features.groupby(schema.SERIES_ID)}
+    cal = {s: g[CAL].to_numpy(np.float32) for s, g in features.groupby(schema.SERIES_ID)}
+    for k in range(0, len(w), 37):
+        sid = ["S0", "S1"][int(w.series_index[k])]
+        t = int(w.origin_index[k])
+        assert w.origin_date[k] == dates[sid][t]
+        assert w.target_end_date[k] == dates[sid][t + horizon]
+        y = scaled_y[sid]
+        np.testing.assert_array_equal(w.past[k, :, 0].numpy(), y[t - lookback + 1 : t + 1])
+        np.testing.assert_allclose(w.target[k].numpy(), y[t + 1 : t + 1 + horizon] - y[t])
+        np.testing.assert_array_equal(w.future[k].numpy(), cal[sid][t + 1 : t + 1 + horizon])
+
+
+def test_split_is_time_ordered_and_train_targets_stop_before_validation(
+    features: pd.DataFrame,
+) -> None:
+    scalers = fit_scalers(features, CUTOFF, COLUMNS)
+    w = make_windows(series_arrays(features, scalers, ["S0", "S1"], CAL), 10, 5, len(CAL))
+    train, val = split_windows(w, val_fraction=0.2)
+    val_start = val.origin_date.min()
+    assert train.target_end_date.max() <= val_start
+    origins = np.unique(w.origin_date)
+    assert set(np.unique(val.origin_date)) == set(origins[-round(len(origins) * 0.2) :])
+    assert len(train) + len(val) < len(w)  # the windows straddling the boundary are dropped
+
+
+def test_training_rows_keep_lookback_context_before_the_window(features: pd.DataFrame) -> None:
+    first, last = pd.Timestamp("2020-06-01"), pd.Timestamp("2020-06-30")
+    rows = training_rows(features, first, last, context=5, series_ids=["S1"])
+    assert set(rows[schema.SERIES_ID]) == {"S1"} and rows[schema.DATE].max() <= last
+    assert (rows[schema.DATE] < first).sum() == 5  # exactly the context rows before the window
+    assert training_rows(features, "2030-01-01", "2030-02-01").empty  # no recent row: left out
