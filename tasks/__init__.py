@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over pipeline_lib, with retries where I/O can fail, and tags."""

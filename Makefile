@@ -1,0 +1,50 @@
+# make          lists the targets
+# make demo     creates .venv, installs the project, runs the nightly pipeline on the bundled data
+# make test     creates .venv, installs the project, runs the test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint format sql clean
+
+help:
+	@echo "make demo       install into $(VENV) and run the nightly pipeline on the bundled sample data"
+	@echo "make test       install into $(VENV) and run the whole test suite (SQLite and PostgreSQL)"
+	@echo "make test-fast  unit tests only"
+	@echo "make lint       ruff check"
+	@echo "make format     ruff format"
+	@echo "make sql        regenerate sql/schema.sql from the SQLAlchemy tables"
+	@echo "make install    only create $(VENV) and install the project with its dev extras"
+	@echo "make clean      remove $(VENV) and the demo data folder"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found; run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/forecast-pipeline demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+
+sql: $(STAMP)
+	$(BIN)/python -m pipeline_lib.db.ddl > sql/schema.sql
+
+clean:
+	rm -rf $(VENV) data

@@ -1,0 +1,87 @@
+"""``forecast-pipeline``: run the nightly flow, a backfill, or the demo on the bundled data."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from typing import Any
+
+# Quiet, patient defaults for Prefect's local ephemeral API (a user's own settings win).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forecast-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    nightly = sub.add_parser("nightly", help="run the nightly pipeline for one forecast date")
+    nightly.add_argument("--as-of", type=_date, default=None, help="forecast date (default today)")
+    nightly.add_argument("--config", default=None, help="TOML settings file")
+    nightly.add_argument("--retrain", action="store_true", help="force a full retraining")
+    backfill = sub.add_parser("backfill", help="replay the nightly run over a date range")
+    backfill.add_argument("--start", type=_date, required=True)
+    backfill.add_argument("--end", type=_date, required=True)
+    backfill.add_argument("--config", default=None, help="TOML settings file")
+    demo = sub.add_parser("demo", help="the nightly run on the bundled sample data")
+    demo.add_argument("--config", default=None, help="TOML settings file (default: the sample)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipeline_lib.config import load_settings
+
+    settings = load_settings(args.config)  # fail fast on a bad config, before Prefect starts
+    if args.command == "backfill":
+        if args.start > args.end:
+            sys.exit(f"--start {args.start} is after --end {args.end}")
+        from flows.backfill import backfill
+
+        summaries = backfill(start=args.start, end=args.end, config_file=args.config)
+        print(f"backfill done: {len(summaries)} forecast dates, {args.start} to {args.end}")
+        return 0
+
+    from flows.nightly import nightly
+    from pipeline_lib.config import SAMPLE_END
+
+    as_of = SAMPLE_END if args.command == "demo" else args.as_of
+    summary = nightly(as_of=as_of, config_file=args.config, retrain=getattr(args, "retrain", False))
+    print_summary(settings, summary)
+    return 0
+
+
+def print_summary(settings: Any, summary: dict[str, Any]) -> None:
+    """A short table of the forecasts written, and where everything is."""
+    from pipeline_lib import paths
+    from pipeline_lib.report import forecast_table
+
+    as_of = dt.date.fromisoformat(summary["as_of"])
+    print()
+    print(f"Forecasts as of {as_of} (model {summary['model_version']}, "
+          f"{summary['training']['action']}: {summary['training']['reason']})")
+    print(forecast_table(settings.db_url, as_of).to_string())
+    print()
+    print(f"rows written: {summary['written']}; drift flags: {summary['drift_flags']}")
+    print(f"SQLite/SQL database: {settings.db_url}")
+    for name, url in [
+        ("raw payloads", paths.raw_dir(settings.data_dir)),
+        ("curated Parquet", paths.curated_dir(settings.data_dir, "")),
+        ("features Parquet", paths.features_dir(settings.data_dir)),
+        ("model", f"{paths.models_dir(settings.data_dir)}/{summary['model_version']}"),
+        ("reports", paths.reports_dir(settings.data_dir)),
+        ("run report", summary["report"]),
+    ]:
+        print(f"{name + ':':<17} {url}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

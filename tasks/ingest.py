@@ -1,0 +1,39 @@
+"""Ingest and curate tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline_lib import curate, gate, ingest
+from pipeline_lib.config import Settings
+from pipeline_lib.ingest import Batch
+from pipeline_lib.sources import Source
+from pipeline_lib.validation.report import ValidationReport
+
+
+@task(
+    name="ingest-source",
+    task_run_name="ingest-{source.dataset}-{source.key}",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_jitter_factor=0.5,
+    cache_policy=NO_CACHE,
+    tags=["ingest"],
+)
+def ingest_source(settings: Settings, source: Source, as_of: dt.date) -> Batch:
+    return ingest.ingest_source(settings, source, as_of)
+
+
+@task(name="validate-batches", cache_policy=NO_CACHE, tags=["validate"])
+def validate_batches(
+    settings: Settings, batches: list[Batch], as_of: dt.date
+) -> list[ValidationReport]:
+    return gate.check_batches(settings.data_dir, batches, as_of)
+
+
+@task(name="commit-curated", cache_policy=NO_CACHE, tags=["curated-write"])
+def commit_curated(settings: Settings, batches: list[Batch]) -> dict[str, int]:
+    return curate.commit_batches(settings.data_dir, batches)

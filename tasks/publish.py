@@ -1,0 +1,47 @@
+"""SQL and report tasks: the run record, and publishing a run's results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline_lib import db, publish
+from pipeline_lib.config import Settings
+from pipeline_lib.model.trained import TrainedModel
+
+_SQL = dict(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE, tags=["sql-write"])
+
+
+@task(name="start-run", **_SQL)
+def start_run(settings: Settings, run_id: str, flow: str, as_of: dt.date) -> None:
+    db.start_run(publish.engine_for(settings.db_url), run_id, flow, as_of)
+
+
+@task(name="finish-run", **_SQL)
+def finish_run(
+    settings: Settings, run_id: str, status: str, message: str | None, details: dict[str, Any]
+) -> None:
+    db.finish_run(publish.engine_for(settings.db_url), run_id, status, message, details)
+
+
+@task(name="publish-results", **_SQL)
+def publish_results(
+    settings: Settings,
+    run_id: str,
+    trained: TrainedModel,
+    forecasts: pd.DataFrame,
+    drift: pd.DataFrame,
+) -> dict[str, int]:
+    engine = publish.engine_for(settings.db_url)
+    return publish.publish_results(engine, settings.data_dir, run_id, trained, forecasts, drift)
+
+
+@task(name="write-run-report", cache_policy=NO_CACHE)
+def write_run_report(
+    settings: Settings, run_id: str, as_of: dt.date, summary: dict[str, Any]
+) -> str:
+    return publish.write_run_report(settings.data_dir, run_id, as_of, summary)

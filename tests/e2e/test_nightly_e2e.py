@@ -1,0 +1,96 @@
+"""The whole pipeline on the bundled data: nightly twice for one date, then a short backfill."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine
+
+from flows.backfill import backfill
+from flows.nightly import nightly
+from pipeline_lib.config import load_settings
+from tests.e2e.conftest import write_config
+
+pytestmark = pytest.mark.e2e
+
+SERIES = ["MSFT", "NASDAQ", "SP500", "WTI"]
+H = 7
+
+
+def _table(db: Path, name: str) -> pd.DataFrame:
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        return pd.read_sql_table(name, conn)
+
+
+def _check_forecasts(fc: pd.DataFrame, forecast_date: dt.date) -> pd.DataFrame:
+    day = fc[pd.to_datetime(fc["forecast_date"]).dt.date == forecast_date]
+    assert len(day) == len(SERIES) * H
+    assert sorted(day["series_id"].unique()) == SERIES
+    for _, rows in day.groupby("series_id"):
+        assert sorted(rows["horizon"]) == list(range(1, H + 1))
+        assert (pd.to_datetime(rows["target_date"]).dt.date > forecast_date).all()
+    assert (day["yhat_lower"] <= day["yhat"]).all() and (day["yhat"] <= day["yhat_upper"]).all()
+    assert day[["yhat", "yhat_lower", "yhat_upper"]].notna().all().all()
+    return day
+
+
+def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    cfg = write_config(tmp_path / "pipeline.toml", data)
+    db = data / "pipeline.db"
+    as_of = dt.date(2015, 6, 30)
+
+    first = nightly(as_of=as_of, config_file=str(cfg))
+    assert first["training"]["action"] == "full"
+    fc1 = _check_forecasts(_table(db, "forecasts"), as_of)
+    drift1 = _table(db, "drift_metrics")
+    assert len(drift1) > 0 and set(drift1["series_id"]) == set(SERIES)
+    assert set(drift1["metric"]) == {"psi", "ks_statistic", "ks_pvalue"}
+    assert drift1["is_drift"].isin([True, False]).all()
+
+    second = nightly(as_of=as_of, config_file=str(cfg))
+    assert second["training"]["action"] == "reuse"
+    fc2 = _table(db, "forecasts")
+    assert len(fc2) == len(fc1)  # replaced, not duplicated
+    merged = fc1.merge(fc2, on=["series_id", "forecast_date", "target_date"], suffixes=("", "_2"))
+    assert len(merged) == len(fc1) and (merged["yhat"] == merged["yhat_2"]).all()
+    assert len(_table(db, "drift_metrics")) == len(drift1)
+    runs = _table(db, "pipeline_runs")
+    assert list(runs["status"]) == ["succeeded", "succeeded"]
+
+    summaries = backfill(start=dt.date(2015, 7, 1), end=dt.date(2015, 7, 3), config_file=str(cfg))
+    assert [s["as_of"] for s in summaries] == ["2015-07-01", "2015-07-02", "2015-07-03"]
+    actions = [s["training"]["action"] for s in summaries]
+    assert actions[:2] == ["finetune", "finetune"] and actions[2] == "reuse"  # 3 July: no trading
+
+    fc = _table(db, "forecasts")
+    assert not fc.duplicated(["series_id", "forecast_date", "target_date"]).any()
+    assert len(fc) == 4 * len(SERIES) * H
+    for day in (dt.date(2015, 7, 1), dt.date(2015, 7, 2), dt.date(2015, 7, 3)):
+        _check_forecasts(fc, day)
+    # the forecast published as of 30 June is untouched by the later dates (point in time)
+    again = fc[pd.to_datetime(fc["forecast_date"]).dt.date == as_of]
+    assert sorted(again["yhat"]) == sorted(fc1["yhat"])
+
+    models = _table(db, "model_versions").set_index("version")
+    tuned = models[models["kind"] == "finetune"]
+    assert len(tuned) == 2 and tuned["parent_version"].notna().all()
+    assert set(tuned["parent_version"]) <= set(models.index)
+
+    latest = _table(db, "latest_forecasts")
+    assert not latest.duplicated(["series_id", "target_date"]).any()
+
+    # rerunning the backfill changes nothing
+    backfill(start=dt.date(2015, 7, 1), end=dt.date(2015, 7, 3), config_file=str(cfg))
+    assert len(_table(db, "forecasts")) == len(fc)
+    assert len(_table(db, "model_versions")) == len(models)
+
+    curated = pd.read_parquet(data / "curated" / "prices")
+    assert not curated.duplicated(["series_id", "date"]).any()
+    settings = load_settings(cfg)
+    assert settings.data_dir == str(data)
+    assert any((data / "raw").rglob("*.csv")) and any((data / "models").glob("*/model.safetensors"))
