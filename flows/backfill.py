@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow
-from pydantic import Field
 
 from flows.nightly import nightly
 
@@ -19,13 +18,18 @@ def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
 
 @flow(name="backfill", log_prints=True)
 def backfill(
-    start: Annotated[dt.date, Field(description="first forecast date")],
-    end: Annotated[dt.date, Field(description="last forecast date (inclusive)")],
-    config_file: Annotated[str | None, Field(description="TOML settings file (else env/defaults)")] = None,
+    start: dt.date,
+    end: dt.date,
+    config_file: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run the nightly flow as of each date from ``start`` to ``end``, oldest first.
 
     Each date sees only data dated on or before it, and only models trained through it; every
     write is an idempotent replace, so a backfill is safe to rerun.
+
+    Args:
+        start: The first forecast date.
+        end: The last forecast date (inclusive).
+        config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
     """
     return [nightly(as_of=day, config_file=config_file) for day in date_range(start, end)]

@@ -66,8 +66,10 @@ def print_summary(settings: Any, summary: dict[str, Any]) -> None:
 
     as_of = dt.date.fromisoformat(summary["as_of"])
     print()
-    print(f"Forecasts as of {as_of} (model {summary['model_version']}, "
-          f"{summary['training']['action']}: {summary['training']['reason']})")
+    print(
+        f"Forecasts as of {as_of} (model {summary['model_version']}, "
+        f"{summary['training']['action']}: {summary['training']['reason']})"
+    )
     print(forecast_table(settings.db_url, as_of).to_string())
     print()
     print(f"rows written: {summary['written']}; drift flags: {summary['drift_flags']}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-from pydantic import Field
 
 from pipeline_lib.config import load_settings
 from pipeline_lib.ingest import sources_for
@@ -19,11 +18,17 @@ from tasks.publish import finish_run, publish_results, start_run, write_run_repo
 
 @flow(name="nightly", log_prints=True)
 def nightly(
-    as_of: Annotated[dt.date | None, Field(description="forecast date; default today")] = None,
-    config_file: Annotated[str | None, Field(description="TOML settings file (else env/defaults)")] = None,
-    retrain: Annotated[bool, Field(description="force a full retraining")] = False,
+    as_of: dt.date | None = None,
+    config_file: str | None = None,
+    retrain: bool = False,
 ) -> dict[str, Any]:
-    """Forecast every configured series from data dated on or before ``as_of``."""
+    """Forecast every configured series from data dated on or before ``as_of``.
+
+    Args:
+        as_of: The forecast date; only data dated on or before it is used. Default: today.
+        config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
+        retrain: Force a full retraining instead of fine-tuning the current model.
+    """
     settings = load_settings(config_file)
     as_of = as_of or dt.date.today()
     run_id = str(flow_run.get_id() or f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}")
@@ -41,7 +46,9 @@ def nightly(
         summary = run_summary(as_of, decision, trained, written, drift, ingested)
         summary["report"] = write_run_report(settings, run_id, as_of, summary)
     except BaseException as exc:
-        finish_run(settings, run_id, "failed", f"{type(exc).__name__}: {exc}", {"as_of": str(as_of)})
+        finish_run(
+            settings, run_id, "failed", f"{type(exc).__name__}: {exc}", {"as_of": str(as_of)}
+        )
         raise
     finish_run(settings, run_id, "succeeded", None, summary)
     return summary

@@ -68,7 +68,9 @@ class ModelConfig(BaseModel):
     @classmethod
     def _quantiles_ordered(cls, v: list[float]) -> list[float]:
         if len(v) != 3 or not (0 < v[0] < v[1] < v[2] < 1):
-            raise ValueError("quantiles must be three increasing values in (0, 1), e.g. [0.1, 0.5, 0.9]")
+            raise ValueError(
+                "quantiles must be three increasing values in (0, 1), e.g. [0.1, 0.5, 0.9]"
+            )
         return v
 
 
@@ -83,7 +85,9 @@ class TrainingConfig(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
     grad_clip: float = Field(default=1.0, gt=0)
     val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
-    train_window_days: int = Field(default=1095, ge=30, description="history used by a full training")
+    train_window_days: int = Field(
+        default=1095, ge=30, description="history used by a full training"
+    )
     finetune_epochs: int = Field(default=5, ge=1)
     finetune_window_days: int = Field(default=180, ge=10)
     finetune_lr_factor: float = Field(default=0.2, gt=0, le=1)
@@ -133,8 +137,10 @@ class Settings(BaseSettings):
             raise ValueError(f"series ids must be unique, got {ids}")
         if not self.series:
             raise ValueError("the config lists no series to forecast")
-        if self.database_url is None and "://" in self.data_dir and not self.data_dir.startswith(
-            "file://"
+        if (
+            self.database_url is None
+            and "://" in self.data_dir
+            and not self.data_dir.startswith("file://")
         ):
             raise ValueError(
                 "data_dir is remote; set PIPELINE_DATABASE_URL (the default SQLite file "
@@ -175,10 +181,22 @@ SEATTLE = Location(name="seattle", latitude=47.6062, longitude=-122.3321)
 def default_series() -> list[SeriesConfig]:
     """The bundled sample: four real daily price series, joined with Seattle's weather."""
     return [
-        SeriesConfig(id="SP500", source=SourceSpec(kind="sample", options={"symbol": "SP500"}), weather=SEATTLE),
-        SeriesConfig(id="NASDAQ", source=SourceSpec(kind="sample", options={"symbol": "NASDAQ"}), weather=SEATTLE),
-        SeriesConfig(id="MSFT", source=SourceSpec(kind="sample", options={"symbol": "MSFT"}), weather=SEATTLE),
-        SeriesConfig(id="WTI", source=SourceSpec(kind="sample", options={"symbol": "WTI"}), weather=SEATTLE),
+        SeriesConfig(
+            id="SP500",
+            source=SourceSpec(kind="sample", options={"symbol": "SP500"}),
+            weather=SEATTLE,
+        ),
+        SeriesConfig(
+            id="NASDAQ",
+            source=SourceSpec(kind="sample", options={"symbol": "NASDAQ"}),
+            weather=SEATTLE,
+        ),
+        SeriesConfig(
+            id="MSFT", source=SourceSpec(kind="sample", options={"symbol": "MSFT"}), weather=SEATTLE
+        ),
+        SeriesConfig(
+            id="WTI", source=SourceSpec(kind="sample", options={"symbol": "WTI"}), weather=SEATTLE
+        ),
     ]
 
 

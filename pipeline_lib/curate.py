@@ -45,5 +45,8 @@ def read_curated(
     if not keys:
         return pd.DataFrame(columns=columns)
     return read_dataset(
-        paths.curated_dir(data_dir, dataset), columns=columns, filters={key_col: keys}, date_to=as_of
+        paths.curated_dir(data_dir, dataset),
+        columns=columns,
+        filters={key_col: keys},
+        date_to=as_of,
     )

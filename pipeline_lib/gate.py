@@ -29,7 +29,9 @@ def check_batches(data_dir: str, batches: list[Batch], as_of: dt.date) -> list[V
         url = paths.reports_dir(data_dir, "validation", as_of.isoformat(), f"{batch.name}.json")
         atomic_write_bytes(url, json.dumps(report.to_dict(), indent=2, default=str).encode())
         if not report.success:
-            quarantined[report.key] = quarantine_batch(data_dir, report, batch.data, batch.raw_paths)
+            quarantined[report.key] = quarantine_batch(
+                data_dir, report, batch.data, batch.raw_paths
+            )
         reports.append(report)
     raise_if_failed(reports, quarantined)
     return reports

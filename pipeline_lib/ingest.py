@@ -80,4 +80,11 @@ def ingest_source(
     dates = data[schema.DATE]
     start, end, now = (pd.Timestamp(d) for d in (window[0], window[1], max(today, as_of)))
     keep = ((dates >= start) & (dates <= end)) | (dates > now)
-    return Batch(source.dataset, source.key, source.name, window, data[keep].reset_index(drop=True), raw_paths)
+    return Batch(
+        source.dataset,
+        source.key,
+        source.name,
+        window,
+        data[keep].reset_index(drop=True),
+        raw_paths,
+    )

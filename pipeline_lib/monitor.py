@@ -1,4 +1,4 @@
-"""The drift stage: each feature of each series, the model's training window against the recent one."""
+"""The drift stage: per series and feature, the training window against the recent window."""
 
 from __future__ import annotations
 

@@ -47,16 +47,18 @@ def publish_results(
     forecasts: pd.DataFrame,
     drift: pd.DataFrame,
 ) -> dict[str, int]:
-    """Register the model, then replace this run's forecast and drift rows (idempotent)."""
-    db.upsert_model_version(engine, model_record(trained, data_dir))
-    n_forecasts = db.write_forecasts(engine, forecasts.assign(model_version=trained.version), run_id)
-    n_drift = db.write_drift_metrics(engine, drift, run_id)
+    """Register the model and replace this run's forecast and drift rows, in ONE transaction:
+    a BI query sees all of the run or none of it. Idempotent."""
+    with engine.begin() as conn:
+        db.upsert_model_version(conn, model_record(trained, data_dir))
+        n_forecasts = db.write_forecasts(
+            conn, forecasts.assign(model_version=trained.version), run_id
+        )
+        n_drift = db.write_drift_metrics(conn, drift, run_id)
     return {"forecasts": n_forecasts, "drift_metrics": n_drift}
 
 
-def write_run_report(
-    data_dir: str, run_id: str, as_of: dt.date, summary: dict[str, Any]
-) -> str:
+def write_run_report(data_dir: str, run_id: str, as_of: dt.date, summary: dict[str, Any]) -> str:
     """The run's summary as JSON in reports/runs/ (one file per run, never overwritten)."""
     url = paths.reports_dir(data_dir, "runs", f"{as_of.isoformat()}_{run_id}.json")
     atomic_write_bytes(url, json.dumps(summary, indent=2, default=str).encode())

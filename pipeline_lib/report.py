@@ -11,19 +11,20 @@ from pipeline_lib import db
 from pipeline_lib.publish import engine_for
 
 
-def forecast_table(db_url: str, as_of: dt.date, horizons: tuple[int, ...] = (1, 5, 14)) -> pd.DataFrame:
+def forecast_table(
+    db_url: str, as_of: dt.date, horizons: tuple[int, ...] = (1, 5, 14)
+) -> pd.DataFrame:
     """One row per series: the point forecast and its interval at a few horizons."""
     t = db.forecasts
-    query = select(t.c.series_id, t.c.horizon, t.c.target_date, t.c.yhat, t.c.yhat_lower,
-                   t.c.yhat_upper).where(t.c.forecast_date == as_of)
+    query = select(
+        t.c.series_id, t.c.horizon, t.c.target_date, t.c.yhat, t.c.yhat_lower, t.c.yhat_upper
+    ).where(t.c.forecast_date == as_of)
     with engine_for(db_url).connect() as conn:
         df = pd.DataFrame(conn.execute(query).mappings().all())
     if df.empty:
         return df
     df = df[df["horizon"].isin(horizons) | (df["horizon"] == df["horizon"].max())]
-    cells = df.apply(
-        lambda r: f"{r.yhat:,.2f} [{r.yhat_lower:,.2f}, {r.yhat_upper:,.2f}]", axis=1
-    )
+    cells = df.apply(lambda r: f"{r.yhat:,.2f} [{r.yhat_lower:,.2f}, {r.yhat_upper:,.2f}]", axis=1)
     table = df.assign(cell=cells).pivot(index="series_id", columns="horizon", values="cell")
     table.columns = [f"h={h} ({df[df.horizon == h].target_date.iloc[0]})" for h in table.columns]
     return table

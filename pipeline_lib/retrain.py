@@ -100,7 +100,9 @@ def train_or_reuse(
     url = paths.models_dir(settings.data_dir)
     rows = features[features[schema.DATE] <= pd.Timestamp(as_of)]
     newest = None if rows.empty else pd.Timestamp(rows[schema.DATE].max()).date()
-    series_ids = sorted(rows[schema.SERIES_ID].unique().tolist())
+    counts = rows.groupby(schema.SERIES_ID).size()
+    needed = settings.model.lookback + settings.horizon  # shorter series cannot be trained on
+    series_ids = sorted(str(s) for s in counts.index[counts >= needed])
     decision = decide(list_models(url), settings, as_of, series_ids, newest, force_full)
     if decision.action == "reuse":
         return load_model(url, decision.base_version), decision

@@ -41,7 +41,9 @@ def main() -> None:
     }
     for symbol, df in frames.items():
         df = df.assign(date=pd.to_datetime(df["date"]).dt.date)
-        df = df[(df["date"] >= pd.Timestamp(START).date()) & (df["date"] <= pd.Timestamp(END).date())]
+        df = df[
+            (df["date"] >= pd.Timestamp(START).date()) & (df["date"] <= pd.Timestamp(END).date())
+        ]
         df = df.dropna(subset=["close"])  # FRED marks market holidays with "." (read as NaN)
         df.to_csv(OUT / f"prices_{symbol}.csv", index=False)
         print(symbol, len(df), df["date"].min(), df["date"].max())

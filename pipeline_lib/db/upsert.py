@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+
+
+@contextmanager
+def transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """A connection in a transaction: a new one for an Engine, the caller's for a Connection.
+
+    Writers take either, so a caller can group several writes into one transaction
+    (``with engine.begin() as conn: write_a(conn, ...); write_b(conn, ...)``).
+    """
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.begin() as conn:
+            yield conn
 
 
 def upsert_rows(
@@ -36,7 +51,7 @@ def upsert_rows(
 
 
 def replace_rows(
-    engine: Engine, table: Table, rows: list[dict[str, Any]], scope: Sequence[str]
+    bind: Engine | Connection, table: Table, rows: list[dict[str, Any]], scope: Sequence[str]
 ) -> int:
     """Delete the rows sharing a ``scope`` key with ``rows``, upsert ``rows``; one transaction."""
     keys = [c.name for c in table.primary_key.columns]
@@ -50,7 +65,7 @@ def replace_rows(
         seen.add(key)
     scopes = sorted({tuple(row[c] for c in scope) for row in rows})
     delete = table.delete().where(and_(*(table.c[c] == bindparam(f"k_{c}") for c in scope)))
-    with engine.begin() as conn:
+    with transaction(bind) as conn:
         if scopes:
             conn.execute(
                 delete, [{f"k_{c}": s for c, s in zip(scope, k, strict=True)} for k in scopes]

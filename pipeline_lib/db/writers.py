@@ -1,4 +1,7 @@
-"""Idempotent writers: each call is one transaction, safe to rerun with the same inputs.
+"""Idempotent writers, safe to rerun with the same inputs.
+
+Each takes an Engine (the call is its own transaction) or a Connection (the call joins the
+caller's transaction, so a run's writes can be published all at once).
 
 Forecasts and drift metrics are *replaced* per (series, forecast date): a rerun deletes that
 key's rows and upserts the new ones, so stale horizons or metrics never linger. Model versions
@@ -12,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, update
 
 from pipeline_lib.db import values as v
 from pipeline_lib.db.engine import create_schema, make_engine
@@ -23,7 +26,7 @@ from pipeline_lib.db.tables import (
     model_versions,
     pipeline_runs,
 )
-from pipeline_lib.db.upsert import replace_rows, upsert_rows
+from pipeline_lib.db.upsert import replace_rows, transaction, upsert_rows
 
 __all__ = [
     "create_schema",
@@ -69,7 +72,7 @@ MODEL_VERSION_CONVERTERS: dict[str, v.Converter] = {
 }
 
 
-def write_forecasts(engine: Engine, df: pd.DataFrame, run_id: str) -> int:
+def write_forecasts(bind: Engine | Connection, df: pd.DataFrame, run_id: str) -> int:
     """Write forecasts, replacing the rows of every (series_id, forecast_date) in ``df``.
 
     ``df`` has the columns series_id, forecast_date, target_date, horizon, yhat, yhat_lower,
@@ -77,11 +80,11 @@ def write_forecasts(engine: Engine, df: pd.DataFrame, run_id: str) -> int:
     """
     now = v.utcnow()
     rows = [{**r, "run_id": run_id, "created_at": now} for r in v.records(df, FORECAST_CONVERTERS)]
-    return replace_rows(engine, forecasts, rows, scope=["series_id", "forecast_date"])
+    return replace_rows(bind, forecasts, rows, scope=["series_id", "forecast_date"])
 
 
 def write_drift_metrics(
-    engine: Engine, df: pd.DataFrame, run_id: str, forecast_date: dt.date | None = None
+    bind: Engine | Connection, df: pd.DataFrame, run_id: str, forecast_date: dt.date | None = None
 ) -> int:
     """Write drift metrics, replacing the rows of every (forecast_date, series_id) in ``df``.
 
@@ -96,10 +99,10 @@ def write_drift_metrics(
     for row in rows:
         if row["is_drift"] is None:
             row["is_drift"] = False
-    return replace_rows(engine, drift_metrics, rows, scope=["forecast_date", "series_id"])
+    return replace_rows(bind, drift_metrics, rows, scope=["forecast_date", "series_id"])
 
 
-def upsert_model_version(engine: Engine, record: Mapping[str, Any]) -> None:
+def upsert_model_version(bind: Engine | Connection, record: Mapping[str, Any]) -> None:
     """Insert or update one model version. On update only the keys in ``record`` change.
 
     A record without ``kind`` and ``status`` updates an existing version (LookupError if
@@ -114,7 +117,7 @@ def upsert_model_version(engine: Engine, record: Mapping[str, Any]) -> None:
     if "kind" in record and record["kind"] not in MODEL_KINDS:
         raise ValueError(f"kind must be one of {MODEL_KINDS}, got {record['kind']!r}")
     row = {k: MODEL_VERSION_CONVERTERS[k](val) for k, val in record.items()}
-    with engine.begin() as conn:
+    with transaction(bind) as conn:
         if {"kind", "status"} <= set(row):
             given = list(row)
             row.setdefault("created_at", v.utcnow())
@@ -132,7 +135,11 @@ def upsert_model_version(engine: Engine, record: Mapping[str, Any]) -> None:
 
 
 def start_run(
-    engine: Engine, run_id: str, flow: str, as_of: dt.date, details: Mapping[str, Any] | None = None
+    bind: Engine | Connection,
+    run_id: str,
+    flow: str,
+    as_of: dt.date,
+    details: Mapping[str, Any] | None = None,
 ) -> None:
     """Record a run as ``running``. Starting the same run_id again (a retry) resets it."""
     row = {
@@ -145,12 +152,12 @@ def start_run(
         "message": None,
         "details": v.to_json(details),
     }
-    with engine.begin() as conn:
+    with transaction(bind) as conn:
         upsert_rows(conn, pipeline_runs, [row])
 
 
 def finish_run(
-    engine: Engine,
+    bind: Engine | Connection,
     run_id: str,
     status: str,
     message: str | None = None,
@@ -166,6 +173,6 @@ def finish_run(
     if details is not None:
         values["details"] = v.to_json(details)
     stmt = update(pipeline_runs).where(pipeline_runs.c.run_id == run_id).values(**values)
-    with engine.begin() as conn:
+    with transaction(bind) as conn:
         if conn.execute(stmt).rowcount == 0:
             raise LookupError(f"no pipeline run {run_id!r}; call start_run first")

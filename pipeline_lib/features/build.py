@@ -62,9 +62,7 @@ def build_features(
     weather = weather[weather[DATE] <= cutoff]
     feats = price_features(prices)
     feats[LOCATION] = feats[SERIES_ID].map(series_locations)
-    feats = feats.merge(
-        weather[[LOCATION, DATE, *WEATHER_VALUES]], on=[LOCATION, DATE], how="left"
-    )
+    feats = feats.merge(weather[[LOCATION, DATE, *WEATHER_VALUES]], on=[LOCATION, DATE], how="left")
     calendar = calendar_features(feats[DATE])
     feats[calendar.columns] = calendar.to_numpy()
     out = feats[FEATURE_COLUMNS].sort_values([SERIES_ID, DATE]).reset_index(drop=True)

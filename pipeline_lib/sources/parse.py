@@ -123,6 +123,13 @@ def _to_dates(df: pd.DataFrame, payload: Payload) -> pd.Series:
         out = out.dt.tz_localize(None)  # keep the calendar day as written
     if out.isna().any():
         raise _fail(payload, f"column 'date' has empty dates {_offending(raw, out.isna())}")
+    out_of_range = ((out < pd.Timestamp.min) | (out > pd.Timestamp.max)).astype(bool)
+    if out_of_range.any():
+        raise _fail(
+            payload,
+            f"column 'date' has impossible dates (outside {pd.Timestamp.min.date()} to "
+            f"{pd.Timestamp.max.date()}) {_offending(raw, out_of_range)}",
+        )
     return out.dt.normalize().astype("datetime64[ns]")
 
 

@@ -52,7 +52,9 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def _partition_dir(dataset_url: str, cols: Sequence[str], values: tuple) -> str:
-    return join(dataset_url, *[f"{c}={quote(str(v), safe='')}" for c, v in zip(cols, values)])
+    return join(
+        dataset_url, *[f"{c}={quote(str(v), safe='')}" for c, v in zip(cols, values, strict=True)]
+    )
 
 
 def _read_file(url: str) -> pd.DataFrame | None:

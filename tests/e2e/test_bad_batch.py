@@ -59,7 +59,11 @@ def test_user_csv_then_bad_batch(prefect_api: None, tmp_path: Path) -> None:
 
     quarantined = list((data / "quarantine" / "prices").iterdir())
     assert len(quarantined) == 1
-    assert {p.name for p in quarantined[0].iterdir()} == {"batch.parquet", "report.json", "payloads.json"}
+    assert {p.name for p in quarantined[0].iterdir()} == {
+        "batch.parquet",
+        "report.json",
+        "payloads.json",
+    }
     assert (pd.read_parquet(quarantined[0] / "batch.parquet")["close"] == -3.5).any()
     landed = [p.read_bytes() for p in (data / "raw").rglob("*.csv")]
     assert (drop / "2015-07-02.csv").read_bytes() in landed  # the raw payload is kept

@@ -14,7 +14,7 @@ from pipeline_lib.drift import DRIFT_COLUMNS, drift_table, ks, psi
 
 def test_psi_matches_hand_computation() -> None:
     # reference [1, 2, 3, 4], bins=2: quantiles at 0, .5, 1 are 1, 2.5, 4, so one inner edge
-    # 2.5 and bins (-inf, 2.5), [2.5, inf). Counts: reference [2, 2], current [1, 3, 3, 4] -> [1, 3].
+    # 2.5 and bins (-inf, 2.5), [2.5, inf). Counts: reference [2, 2]; current [1, 3, 3, 4]: [1, 3].
     # Without smoothing: r = [0.5, 0.5], c = [0.25, 0.75],
     # PSI = (0.25 - 0.5) ln(0.25 / 0.5) + (0.75 - 0.5) ln(0.75 / 0.5) = 0.173287 + 0.101366
     expected = -0.25 * math.log(0.5) + 0.25 * math.log(1.5)

@@ -180,3 +180,8 @@ def test_parse_rejects_rows_longer_than_header() -> None:
 def test_parse_empty_date_cell_is_reported() -> None:
     with pytest.raises(ParseError, match=r"unparsable dates at rows 1 .*\(empty\)"):
         parse_payload(csv_payload(b"date,close\n,1\n"))
+
+
+def test_parse_reports_impossible_dates() -> None:
+    with pytest.raises(ParseError, match=r"impossible dates .* rows 2 .*'2999-01-01'"):
+        parse_payload(csv_payload(b"date,close\n2024-01-02,1\n2999-01-01,2\n"))

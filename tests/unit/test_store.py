@@ -12,7 +12,6 @@ import pytest
 
 from pipeline_lib import schema
 from pipeline_lib.sources.base import CSV, Payload
-from pipeline_lib.store import fs as store_fs
 from pipeline_lib.store import (
     atomic_write_bytes,
     land_raw,
@@ -21,6 +20,7 @@ from pipeline_lib.store import (
     watermarks,
     with_year,
 )
+from pipeline_lib.store import fs as store_fs
 
 T0 = dt.datetime(2024, 5, 1, 2, 3, 4, 567890, tzinfo=dt.UTC)
 
