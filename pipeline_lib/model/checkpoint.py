@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import uuid
 from collections.abc import Container
 from typing import Any
 
@@ -21,6 +20,7 @@ from fsspec.spec import AbstractFileSystem
 
 from pipeline_lib.model.scaling import SeriesScalers
 from pipeline_lib.model.trained import TrainedModel, build_module
+from pipeline_lib.store.fs import atomic_write_bytes
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
@@ -30,12 +30,6 @@ FORMAT_VERSION = 1
 def _root(models_url: str) -> tuple[AbstractFileSystem, str]:
     fs, path = url_to_fs(models_url)
     return fs, path.rstrip("/")
-
-
-def _write_atomic(fs: AbstractFileSystem, path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    fs.pipe_file(tmp, data)
-    fs.mv(tmp, path)
 
 
 def metadata_record(trained: TrainedModel, weights_sha256: str) -> dict[str, Any]:
@@ -73,9 +67,11 @@ def save_model(models_url: str, trained: TrainedModel) -> str:
     fs.makedirs(folder, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in trained.module.state_dict().items()}
     weights = safetensors.torch.save(state, metadata={"version": version})
-    _write_atomic(fs, f"{folder}/{WEIGHTS_FILE}", weights)
+    atomic_write_bytes(fs.unstrip_protocol(f"{folder}/{WEIGHTS_FILE}"), weights)
     record = metadata_record(trained, hashlib.sha256(weights).hexdigest())
-    _write_atomic(fs, f"{folder}/{METADATA_FILE}", json.dumps(record, indent=2).encode())
+    atomic_write_bytes(
+        fs.unstrip_protocol(f"{folder}/{METADATA_FILE}"), json.dumps(record, indent=2).encode()
+    )
     return version
 
 

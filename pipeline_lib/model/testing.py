@@ -10,8 +10,6 @@ import pandas as pd
 from pipeline_lib import schema
 from pipeline_lib.model.calendar import calendar_features
 
-WEATHER = ["temp_max", "temp_min", "temp_mean", "precipitation", "wind_speed"]
-
 
 def random_walk_features(
     n_series: int = 2,
@@ -50,6 +48,6 @@ def random_walk_features(
             if name not in frame:
                 frame[name] = rng.normal(0, 1, n_days)
         if i == 0:
-            frame[["volume_log", "range_pct", *WEATHER]] = np.nan
+            frame[["volume_log", "range_pct", *schema.WEATHER_VALUES]] = np.nan
         frames.append(pd.concat([frame, cal], axis=1))
     return pd.concat(frames, ignore_index=True)[schema.FEATURE_COLUMNS]
