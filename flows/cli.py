@@ -73,7 +73,9 @@ def print_summary(settings: Any, summary: dict[str, Any]) -> None:
     print(forecast_table(settings.db_url, as_of).to_string())
     print()
     print(f"rows written: {summary['written']}; drift flags: {summary['drift_flags']}")
-    print(f"SQLite/SQL database: {settings.db_url}")
+    from sqlalchemy.engine import make_url
+
+    print(f"SQL database:     {make_url(settings.db_url).render_as_string(hide_password=True)}")
     for name, url in [
         ("raw payloads", paths.raw_dir(settings.data_dir)),
         ("curated Parquet", paths.curated_dir(settings.data_dir, "")),

@@ -43,7 +43,9 @@ def nightly(
         forecasts = forecast(settings, trained, features, as_of)
         drift = drift_metrics(settings, trained, features, as_of)
         written = publish_results(settings, run_id, trained, forecasts, drift)
-        summary = run_summary(as_of, decision, trained, written, drift, ingested)
+        summary = run_summary(
+            as_of, decision, trained, written, drift, ingested, forecasts, settings.series_ids
+        )
         summary["report"] = write_run_report(settings, run_id, as_of, summary)
     except BaseException as exc:
         finish_run(

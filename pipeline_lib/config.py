@@ -156,6 +156,10 @@ class Settings(BaseSettings):
         return f"sqlite:///{local}/pipeline.db"
 
     @property
+    def series_ids(self) -> list[str]:
+        return [s.id for s in self.series]
+
+    @property
     def locations(self) -> list[Location]:
         seen: dict[str, Location] = {}
         for s in self.series:

@@ -72,7 +72,15 @@ def run_summary(
     written: dict[str, int],
     drift: pd.DataFrame,
     ingested: dict[str, int],
+    forecasts: pd.DataFrame,
+    series_ids: list[str],
 ) -> dict[str, Any]:
+    """What a run did, for its report and its pipeline_runs row.
+
+    ``unforecast_series`` lists configured series without a forecast (too little history for
+    the model's look-back window), so a gap is visible rather than silent.
+    """
+    forecast_series = set(forecasts["series_id"]) if not forecasts.empty else set()
     flagged = drift[drift["is_drift"].astype(bool)] if not drift.empty else drift
     return {
         "as_of": as_of.isoformat(),
@@ -81,6 +89,7 @@ def run_summary(
         "model_version": trained.version,
         "model_metrics": trained.metrics,
         "written": written,
+        "unforecast_series": sorted(set(series_ids) - forecast_series),
         "drift_flags": int(len(flagged)),
         "drifting": sorted({f"{r.series_id}:{r.feature}" for r in flagged.itertuples()}),
     }

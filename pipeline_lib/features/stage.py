@@ -40,7 +40,7 @@ def load_features(settings: Settings, as_of: dt.date) -> pd.DataFrame:
     feats = read_dataset(
         paths.features_dir(settings.data_dir),
         columns=schema.FEATURE_COLUMNS,
-        filters={schema.SERIES_ID: [s.id for s in settings.series]},
+        filters={schema.SERIES_ID: settings.series_ids},
         date_to=as_of,
     )
     return feats.sort_values(schema.FEATURE_KEY).reset_index(drop=True)

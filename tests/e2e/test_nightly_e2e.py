@@ -45,7 +45,7 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     as_of = dt.date(2015, 6, 30)
 
     first = nightly(as_of=as_of, config_file=str(cfg))
-    assert first["training"]["action"] == "full"
+    assert first["training"]["action"] == "full" and first["unforecast_series"] == []
     fc1 = _check_forecasts(_table(db, "forecasts"), as_of)
     drift1 = _table(db, "drift_metrics")
     assert len(drift1) > 0 and set(drift1["series_id"]) == set(SERIES)

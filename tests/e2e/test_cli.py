@@ -1,0 +1,36 @@
+"""The console script's nightly command prints the forecasts it wrote and where things are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.cli import main
+from tests.e2e.conftest import write_config
+
+pytestmark = pytest.mark.e2e
+
+
+def test_cli_nightly_prints_table_and_paths(
+    prefect_api: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = write_config(tmp_path / "c.toml", tmp_path / "data", horizon=5)
+    monkeypatch.setenv("PIPELINE_DATABASE_URL", f"sqlite:///{tmp_path}/secret.db")
+    assert main(["nightly", "--as-of", "2015-03-31", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "Forecasts as of 2015-03-31" in out
+    for series in ("SP500", "NASDAQ", "MSFT", "WTI"):
+        assert series in out
+    assert "h=1 (2015-04-01)" in out and "h=5 (2015-04-07)" in out
+    assert f"{tmp_path}/secret.db" in out and str(tmp_path / "data" / "models") in out
+    assert (tmp_path / "secret.db").exists()
+
+
+def test_cli_rejects_a_reversed_range(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.toml", tmp_path / "data")
+    with pytest.raises(SystemExit, match="after --end"):
+        main(["backfill", "--start", "2015-02-01", "--end", "2015-01-01", "--config", str(cfg)])
