@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,11 +24,12 @@ SAMPLE_END = dt.date(2015, 12, 31)
 
 
 class Location(BaseModel):
-    """A weather location a series is joined with."""
+    """A weather location a series is joined with; days are taken in its time zone."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
+    timezone: str = Field(default="auto", description="IANA name, or auto (from the coordinates)")
 
 
 class SourceSpec(BaseModel):
@@ -37,9 +38,13 @@ class SourceSpec(BaseModel):
     kind ``sample``: the bundled sample data (options: ``symbol``).
     kind ``file``: a CSV or Parquet file, or a folder of them, on any fsspec URL
     (options: ``path``; optional ``columns``, a mapping from the file's names to ours).
+    kind ``open_meteo``: Open-Meteo's historical archive and forecast APIs (weather).
+    kind ``stooq``: Stooq's daily CSV endpoint (prices; options: ``symbol``).
+    kind ``yahoo_chart``: Yahoo Finance's JSON chart API (prices; options: ``symbol``).
+    Each source's options are documented in the README and in its module.
     """
 
-    kind: Literal["sample", "file"] = "sample"
+    kind: Literal["sample", "file", "open_meteo", "stooq", "yahoo_chart"] = "sample"
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -104,6 +109,36 @@ class DriftConfig(BaseModel):
     ks_pvalue_threshold: float = 0.01
 
 
+class HttpConfig(BaseModel):
+    """How live HTTP sources behave: timeouts, retries with back-off, politeness."""
+
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, description="tries per request, the first included")
+    backoff_initial_s: float = Field(default=1.0, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    rate_limit_per_s: float = Field(default=2.0, gt=0, description="requests per second per host")
+    user_agent: str = "forecast-pipeline/0.1 (+https://github.com/forecast-pipeline)"
+    max_response_bytes: int = Field(default=50_000_000, ge=1)
+
+
+class IngestConfig(BaseModel):
+    """Incremental ingest: how far back a nightly run looks again for late revisions."""
+
+    revision_lookback_days: int = Field(
+        default=3, ge=0, description="days before the watermark fetched again (late revisions)"
+    )
+    max_file_bytes: int = Field(default=200_000_000, ge=1, description="larger files are refused")
+
+
+class ValidationConfig(BaseModel):
+    """Thresholds of the warning-level checks (critical checks have no knobs)."""
+
+    max_staleness_days: int = Field(default=5, ge=0, description="newest date vs forecast date")
+    max_gap_days: int = Field(default=5, ge=1, description="longest allowed hole between rows")
+    jump_zscore: float = Field(default=8.0, gt=0, description="day-over-day change, in std devs")
+
+
 class Settings(BaseSettings):
     """Everything a run needs. Build it with :func:`load_settings`."""
 
@@ -122,6 +157,13 @@ class Settings(BaseSettings):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    credentials: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="secrets by name, e.g. PIPELINE_CREDENTIALS__OPEN_METEO_API_KEY; never logged",
+    )
 
     @field_validator("data_dir")
     @classmethod
