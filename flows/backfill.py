@@ -7,7 +7,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows.nightly import nightly
+from flows.forecast import forecast_stage
+from flows.ingest import ingest
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -22,7 +23,7 @@ def backfill(
     end: dt.date,
     config_file: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the nightly flow as of each date from ``start`` to ``end``, oldest first.
+    """Ingest exactly ``start``..``end``, then forecast as of each date of it, oldest first.
 
     Each date sees only data dated on or before it, and only models trained through it; every
     write is an idempotent replace, so a backfill is safe to rerun.
@@ -32,4 +33,6 @@ def backfill(
         end: The last forecast date (inclusive).
         config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
     """
-    return [nightly(as_of=day, config_file=config_file) for day in date_range(start, end)]
+    days = date_range(start, end)
+    ingest(as_of=end, config_file=config_file, start=start)
+    return [forecast_stage(as_of=day, config_file=config_file) for day in days]

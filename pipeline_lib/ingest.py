@@ -42,11 +42,31 @@ def sources_for(settings: Settings) -> list[Source]:
 
 
 def fetch_window(
-    watermark: dt.date | None, start_date: dt.date, as_of: dt.date
+    watermark: dt.date | None,
+    start_date: dt.date,
+    as_of: dt.date,
+    revision_lookback_days: int = 0,
+    start: dt.date | None = None,
 ) -> tuple[dt.date, dt.date] | None:
-    """Dates to ask for: the day after the watermark (or the configured start) up to as_of."""
-    start = start_date if watermark is None else max(start_date, watermark + dt.timedelta(days=1))
-    return (start, as_of) if start <= as_of else None
+    """The dates to ask a source for, or None when it has nothing new to give.
+
+    Nightly (``start`` None): from the day after the watermark (``start_date`` when nothing is
+    curated yet) to ``as_of``, reaching back ``revision_lookback_days`` more for late revisions;
+    nothing when the watermark already reaches ``as_of`` (a rerun fetches nothing).
+    Backfill (``start`` given): exactly ``[start, as_of]``, widened back to the day after the
+    watermark when curated data stops before ``start``, so no hole is left behind.
+    """
+    first_missing = start_date if watermark is None else watermark + dt.timedelta(days=1)
+    first_missing = max(first_missing, start_date)
+    if start is not None:
+        begin = min(start, first_missing)
+    elif first_missing > as_of:
+        return None
+    elif watermark is None:
+        begin = first_missing
+    else:
+        begin = max(start_date, first_missing - dt.timedelta(days=revision_lookback_days))
+    return (begin, as_of) if begin <= as_of else None
 
 
 def _columns(settings: Settings, source: Source) -> dict[str, str] | None:
@@ -57,9 +77,14 @@ def _columns(settings: Settings, source: Source) -> dict[str, str] | None:
 
 
 def ingest_source(
-    settings: Settings, source: Source, as_of: dt.date, today: dt.date | None = None
+    settings: Settings,
+    source: Source,
+    as_of: dt.date,
+    start: dt.date | None = None,
+    today: dt.date | None = None,
 ) -> Batch:
-    """Fetch one source's new dates, land every payload in raw/, and parse them.
+    """Fetch one source's new dates (see :func:`fetch_window`; ``start`` for a backfill's exact
+    range), land every payload in raw/ before parsing anything, and parse them.
 
     Rows dated after ``as_of`` but not after ``today`` are later data (a backfill of an old date)
     and are left for a later run; rows dated after ``today`` are impossible and stay in the batch,
@@ -68,7 +93,13 @@ def ingest_source(
     today = today or dt.date.today()
     key_col = schema.SERIES_ID if source.dataset == schema.PRICES else schema.LOCATION
     marks = watermarks(paths.curated_dir(settings.data_dir, source.dataset), key_col)
-    window = fetch_window(marks.get(source.key), settings.start_date, as_of)
+    window = fetch_window(
+        marks.get(source.key),
+        settings.start_date,
+        as_of,
+        settings.ingest.revision_lookback_days,
+        start,
+    )
     columns = schema.PRICE_COLUMNS if source.dataset == schema.PRICES else schema.WEATHER_COLUMNS
     if window is None:
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})

@@ -71,7 +71,6 @@ def run_summary(
     trained: TrainedModel,
     written: dict[str, int],
     drift: pd.DataFrame,
-    ingested: dict[str, int],
     forecasts: pd.DataFrame,
     series_ids: list[str],
 ) -> dict[str, Any]:
@@ -84,7 +83,6 @@ def run_summary(
     flagged = drift[drift["is_drift"].astype(bool)] if not drift.empty else drift
     return {
         "as_of": as_of.isoformat(),
-        "ingested_rows": ingested,
         "training": decision.to_dict(),
         "model_version": trained.version,
         "model_metrics": trained.metrics,

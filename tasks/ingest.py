@@ -23,13 +23,15 @@ from pipeline_lib.validation.report import ValidationReport
     cache_policy=NO_CACHE,
     tags=["ingest"],
 )
-def ingest_source(settings: Settings, source: Source, as_of: dt.date) -> Batch:
-    return ingest.ingest_source(settings, source, as_of)
+def ingest_source(
+    settings: Settings, source: Source, as_of: dt.date, start: dt.date | None = None
+) -> Batch:
+    return ingest.ingest_source(settings, source, as_of, start)
 
 
 @task(name="validate-batches", cache_policy=NO_CACHE, tags=["validate"])
 def validate_batches(
-    settings: Settings, batches: list[Batch], as_of: dt.date
+    settings: Settings, batches: list[Batch], as_of: dt.date, run_id: str
 ) -> list[ValidationReport]:
     return gate.check_batches(settings.data_dir, batches, as_of)
 

@@ -17,8 +17,10 @@ _SQL = dict(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE, tags=
 
 
 @task(name="start-run", **_SQL)
-def start_run(settings: Settings, run_id: str, flow: str, as_of: dt.date) -> None:
-    db.start_run(publish.engine_for(settings.db_url), run_id, flow, as_of)
+def start_run(
+    settings: Settings, run_id: str, flow: str, as_of: dt.date, details: dict[str, Any] | None
+) -> None:
+    db.start_run(publish.engine_for(settings.db_url), run_id, flow, as_of, details)
 
 
 @task(name="finish-run", **_SQL)

@@ -70,8 +70,9 @@ def test_user_csv_then_bad_batch(prefect_api: None, tmp_path: Path) -> None:
 
     assert _snapshot(data / "curated") == curated_before
     sql_after = _sql(data / "pipeline.db")
-    for table in ("forecasts", "drift_metrics", "model_versions"):
+    for table in ("forecasts", "drift_metrics", "model_versions"):  # runs: one more, failed
         pd.testing.assert_frame_equal(sql_after[table], sql_before[table])
     runs = sql_after["pipeline_runs"].sort_values("started_at")
-    assert list(runs["status"]) == ["succeeded", "failed"]
+    assert list(runs["flow"]) == ["ingest", "forecast", "ingest"]
+    assert list(runs["status"]) == ["succeeded", "succeeded", "failed"]
     assert "close" in runs["message"].iloc[-1]

@@ -59,8 +59,9 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     merged = fc1.merge(fc2, on=["series_id", "forecast_date", "target_date"], suffixes=("", "_2"))
     assert len(merged) == len(fc1) and (merged["yhat"] == merged["yhat_2"]).all()
     assert len(_table(db, "drift_metrics")) == len(drift1)
-    runs = _table(db, "pipeline_runs")
-    assert list(runs["status"]) == ["succeeded", "succeeded"]
+    runs = _table(db, "pipeline_runs").sort_values("started_at")
+    assert list(runs["flow"]) == ["ingest", "forecast"] * 2
+    assert (runs["status"] == "succeeded").all()
 
     summaries = backfill(start=dt.date(2015, 7, 1), end=dt.date(2015, 7, 3), config_file=str(cfg))
     assert [s["as_of"] for s in summaries] == ["2015-07-01", "2015-07-02", "2015-07-03"]

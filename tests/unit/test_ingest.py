@@ -13,13 +13,23 @@ from pipeline_lib.ingest import fetch_window, ingest_source, sources_for
 
 
 def test_fetch_window() -> None:
-    start = dt.date(2015, 1, 1)
-    assert fetch_window(None, start, dt.date(2015, 2, 1)) == (start, dt.date(2015, 2, 1))
-    assert fetch_window(dt.date(2015, 1, 31), start, dt.date(2015, 2, 1)) == (
-        dt.date(2015, 2, 1),
-        dt.date(2015, 2, 1),
+    d = dt.date
+    start = d(2015, 1, 1)
+    assert fetch_window(None, start, d(2015, 2, 1)) == (start, d(2015, 2, 1))
+    assert fetch_window(d(2015, 1, 31), start, d(2015, 2, 1)) == (d(2015, 2, 1), d(2015, 2, 1))
+    # late revisions: three days before the watermark are asked again
+    assert fetch_window(d(2015, 1, 31), start, d(2015, 2, 1), 3) == (d(2015, 1, 29), d(2015, 2, 1))
+    assert fetch_window(d(2015, 1, 2), start, d(2015, 1, 5), 9) == (start, d(2015, 1, 5))
+    # a rerun of a date already ingested fetches nothing, look-back or not
+    assert fetch_window(d(2015, 2, 1), start, d(2015, 2, 1), 3) is None
+    # a backfill asks for exactly its range...
+    assert fetch_window(d(2015, 3, 1), start, d(2015, 2, 10), 3, d(2015, 2, 5)) == (
+        d(2015, 2, 5), d(2015, 2, 10)
     )
-    assert fetch_window(dt.date(2015, 2, 1), start, dt.date(2015, 2, 1)) is None
+    # ...widened back when curated data stops before it, so no hole is left
+    assert fetch_window(d(2015, 1, 20), start, d(2015, 2, 10), 3, d(2015, 2, 5)) == (
+        d(2015, 1, 21), d(2015, 2, 10)
+    )
 
 
 def test_second_run_takes_only_new_dates(tmp_path: Path) -> None:
@@ -36,8 +46,10 @@ def test_second_run_takes_only_new_dates(tmp_path: Path) -> None:
     again = ingest_source(s, source, dt.date(2015, 6, 30))
     assert again.data.empty and again.raw_paths == []
     nxt = ingest_source(s, source, dt.date(2015, 7, 2))
-    assert list(nxt.data["date"].dt.date) == [dt.date(2015, 7, 1), dt.date(2015, 7, 2)]
-    assert nxt.window == (dt.date(2015, 7, 1), dt.date(2015, 7, 2))
+    assert nxt.window == (dt.date(2015, 6, 28), dt.date(2015, 7, 2))  # 3 days of revisions
+    assert [d.isoformat() for d in nxt.data["date"].dt.date] == [
+        "2015-06-29", "2015-06-30", "2015-07-01", "2015-07-02"
+    ]
     commit_batches(s.data_dir, [nxt, nxt])  # committing twice never duplicates
     curated = read_curated(s.data_dir, "prices", ["SP500"])
     assert not curated.duplicated(["series_id", "date"]).any()

@@ -1,0 +1,39 @@
+"""The forecast stage flow: features, train or fine-tune, forecast, drift, publish to SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow
+
+from flows.runs import recorded_run
+from pipeline_lib.config import load_settings
+from pipeline_lib.publish import run_summary
+from tasks.model import build_features, drift_metrics, forecast, train_model
+from tasks.publish import publish_results, write_run_report
+
+
+@flow(name="forecast", log_prints=True)
+def forecast_stage(
+    as_of: dt.date, config_file: str | None = None, retrain: bool = False
+) -> dict[str, Any]:
+    """Forecast every configured series from curated data dated on or before ``as_of``.
+
+    Args:
+        as_of: The forecast date; only data dated on or before it is used.
+        config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
+        retrain: Force a full retraining instead of fine-tuning the current model.
+    """
+    settings = load_settings(config_file)
+    with recorded_run(settings, "forecast", as_of) as run:
+        features = build_features(settings, as_of)
+        trained, decision = train_model(settings, features, as_of, retrain)
+        forecasts = forecast(settings, trained, features, as_of)
+        drift = drift_metrics(settings, trained, features, as_of)
+        written = publish_results(settings, run.id, trained, forecasts, drift)
+        run.details = run_summary(
+            as_of, decision, trained, written, drift, forecasts, settings.series_ids
+        )
+        run.details["report"] = write_run_report(settings, run.id, as_of, run.details)
+    return run.details

@@ -1,0 +1,32 @@
+"""The ingest stage flow: fetch, land raw, validate every batch, then commit curated data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow
+
+from flows.runs import recorded_run
+from pipeline_lib.config import load_settings
+from pipeline_lib.ingest import sources_for
+from tasks.ingest import commit_curated, ingest_source, validate_batches
+
+
+@flow(name="ingest", log_prints=True)
+def ingest(
+    as_of: dt.date, config_file: str | None = None, start: dt.date | None = None
+) -> dict[str, int]:
+    """Bring curated data up to ``as_of``: nothing is committed unless every batch passes.
+
+    Args:
+        as_of: Newest date to take.
+        config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
+        start: For a backfill: ask the sources for exactly ``start``..``as_of``.
+    """
+    settings = load_settings(config_file)
+    with recorded_run(settings, "ingest", as_of) as run:
+        fetches = [ingest_source.submit(settings, s, as_of, start) for s in sources_for(settings)]
+        batches = [f.result() for f in fetches]
+        validate_batches(settings, batches, as_of, run.id)
+        run.details = commit_curated(settings, batches)
+    return run.details
