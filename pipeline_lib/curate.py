@@ -9,6 +9,7 @@ import pandas as pd
 from pipeline_lib import paths, schema
 from pipeline_lib.ingest import Batch
 from pipeline_lib.store import read_dataset, upsert_partitions, with_year
+from pipeline_lib.store.manifest import record_files
 
 _LAYOUT = {
     schema.PRICES: (schema.PRICE_COLUMNS, schema.PRICE_KEY, schema.SERIES_ID),
@@ -21,6 +22,7 @@ def commit_batches(data_dir: str, batches: list[Batch]) -> dict[str, int]:
 
     Call only once every batch of the run has passed validation. Partitions are written in
     date order, each atomically, so the derived watermark never skips a day after a crash.
+    Dropped files are recorded as taken only after their batch's rows are written.
     """
     written: dict[str, int] = {}
     for batch in batches:
@@ -33,6 +35,8 @@ def commit_batches(data_dir: str, batches: list[Batch]) -> dict[str, int]:
                 key=key,
                 partition_cols=[key_col, "year"],
             )
+        if batch.files:
+            record_files(data_dir, batch.dataset, batch.key, batch.files)
         written[batch.name] = len(rows)
     return written
 

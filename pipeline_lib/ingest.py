@@ -8,14 +8,23 @@ anywhere before the commit simply fetches the same dates again next time.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import Settings
-from pipeline_lib.sources import Source, parse_payload, price_source, weather_source
+from pipeline_lib.sources import (
+    FileDropSource,
+    Payload,
+    Source,
+    parse_payload,
+    price_source,
+    weather_source,
+)
 from pipeline_lib.store import land_raw, watermarks
+from pipeline_lib.store.manifest import FileStamp, read_manifest
 
 
 @dataclass
@@ -28,6 +37,8 @@ class Batch:
     window: tuple[dt.date, dt.date]
     data: pd.DataFrame
     raw_paths: list[str] = field(default_factory=list)
+    files: list[tuple[str, FileStamp]] = field(default_factory=list)
+    """File drops only: each file taken (URL, stamp), recorded once the batch is committed."""
 
     @property
     def name(self) -> str:
@@ -36,8 +47,8 @@ class Batch:
 
 def sources_for(settings: Settings) -> list[Source]:
     """Every price source in the config, then the weather source of each location used."""
-    prices = [price_source(s) for s in settings.series]
-    weather = [weather_source(settings.weather_source, loc) for loc in settings.locations]
+    prices = [price_source(s, settings) for s in settings.series]
+    weather = [weather_source(settings, loc) for loc in settings.locations]
     return [*prices, *weather]
 
 
@@ -86,11 +97,18 @@ def ingest_source(
     """Fetch one source's new dates (see :func:`fetch_window`; ``start`` for a backfill's exact
     range), land every payload in raw/ before parsing anything, and parse them.
 
+    A file drop is read whole instead: every file not taken before (see
+    :mod:`pipeline_lib.store.manifest`) gives all its rows up to ``as_of``, old dates included
+    (a re-delivered file is a revision).
+
     Rows dated after ``as_of`` but not after ``today`` are later data (a backfill of an old date)
     and are left for a later run; rows dated after ``today`` are impossible and stay in the batch,
     so validation rejects them.
     """
     today = today or dt.date.today()
+    columns = schema.PRICE_COLUMNS if source.dataset == schema.PRICES else schema.WEATHER_COLUMNS
+    if isinstance(source, FileDropSource):
+        return _ingest_files(settings, source, as_of, start, today)
     key_col = schema.SERIES_ID if source.dataset == schema.PRICES else schema.LOCATION
     marks = watermarks(paths.curated_dir(settings.data_dir, source.dataset), key_col)
     window = fetch_window(
@@ -100,22 +118,62 @@ def ingest_source(
         settings.ingest.revision_lookback_days,
         start,
     )
-    columns = schema.PRICE_COLUMNS if source.dataset == schema.PRICES else schema.WEATHER_COLUMNS
     if window is None:
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
         return Batch(source.dataset, source.key, source.name, (as_of, as_of), empty)
     payloads = source.fetch(*window)
     raw_paths = [land_raw(settings.data_dir, p) for p in payloads]
     frames = [parse_payload(p, _columns(settings, source)) for p in payloads]
-    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    data = _in_window(_concat(frames, columns), window, max(today, as_of))
+    return Batch(source.dataset, source.key, source.name, window, data, raw_paths)
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _in_window(data: pd.DataFrame, window: tuple[dt.date, dt.date], today: dt.date) -> pd.DataFrame:
+    """Rows dated in ``window``, plus impossible rows dated after ``today`` (for validation)."""
     dates = data[schema.DATE]
-    start, end, now = (pd.Timestamp(d) for d in (window[0], window[1], max(today, as_of)))
+    start, end, now = (pd.Timestamp(d) for d in (*window, today))
     keep = ((dates >= start) & (dates <= end)) | (dates > now)
-    return Batch(
-        source.dataset,
-        source.key,
-        source.name,
-        window,
-        data[keep].reset_index(drop=True),
-        raw_paths,
-    )
+    return data[keep].reset_index(drop=True)
+
+
+def _ingest_files(
+    settings: Settings,
+    source: FileDropSource,
+    as_of: dt.date,
+    start: dt.date | None,
+    today: dt.date,
+) -> Batch:
+    """The file-drop path of :func:`ingest_source`: new files, whole, each landed once."""
+    columns = schema.PRICE_COLUMNS if source.dataset == schema.PRICES else schema.WEATHER_COLUMNS
+    window = (min(start, settings.start_date) if start else settings.start_date, as_of)
+    taken = read_manifest(settings.data_dir, source.dataset, source.key)
+    payloads = source.fetch(*window, taken=taken)
+    raw_paths = [
+        _land_once(settings.data_dir, p, taken.get(str(p.request["file"]))) for p in payloads
+    ]
+    frames = [parse_payload(p, _columns(settings, source)) for p in payloads]
+    files = []
+    for payload, frame, raw_path in zip(payloads, frames, raw_paths, strict=True):
+        newest = frame[schema.DATE].max() if not frame.empty else None
+        stamp = FileStamp(
+            size=len(payload.content),
+            modified=payload.request.get("modified"),
+            sha256=hashlib.sha256(payload.content).hexdigest(),
+            max_date=None if newest is None else pd.Timestamp(newest).date().isoformat(),
+            taken_through=as_of.isoformat(),
+            raw_path=raw_path,
+        )
+        files.append((str(payload.request["file"]), stamp))
+    data = _in_window(_concat(frames, columns), window, max(today, as_of))
+    return Batch(source.dataset, source.key, source.name, window, data, raw_paths, files)
+
+
+def _land_once(data_dir: str, payload: Payload, stamp: FileStamp | None) -> str:
+    """Land a dropped file's bytes, unless this very content was landed when it was taken."""
+    if stamp is not None and stamp.sha256 == hashlib.sha256(payload.content).hexdigest():
+        return stamp.raw_path
+    return land_raw(data_dir, payload)

@@ -10,8 +10,14 @@ from prefect.cache_policies import NO_CACHE
 from pipeline_lib import curate, gate, ingest
 from pipeline_lib.config import Settings
 from pipeline_lib.ingest import Batch
-from pipeline_lib.sources import Source
+from pipeline_lib.sources import Source, SourceError
 from pipeline_lib.validation.report import ValidationReport
+
+
+def _transient(task: object, task_run: object, state: object) -> bool:
+    """Retry only what may pass next time: a bad file (ParseError) or a live source that
+    already spent its own retries (SourceError) fails at once with its message."""
+    return not isinstance(getattr(state, "data", None), SourceError)
 
 
 @task(
@@ -20,6 +26,7 @@ from pipeline_lib.validation.report import ValidationReport
     retries=3,
     retry_delay_seconds=[2, 10, 30],
     retry_jitter_factor=0.5,
+    retry_condition_fn=_transient,
     cache_policy=NO_CACHE,
     tags=["ingest"],
 )

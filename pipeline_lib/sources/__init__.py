@@ -1,48 +1,108 @@
 """Sources of raw data: each returns :class:`Payload` bytes; :func:`parse_payload` types them.
 
-Pick a source from config with :func:`price_source` / :func:`weather_source`.
+Pick a source from config with :func:`price_source` / :func:`weather_source`. Kinds: ``sample``,
+``file`` (:mod:`.files`), ``open_meteo`` (:mod:`.open_meteo`), ``stooq`` (:mod:`.stooq`) and
+``yahoo_chart`` (:mod:`.yahoo`); each module's docstring lists its options.
 """
 
 from __future__ import annotations
 
 from pipeline_lib import schema
-from pipeline_lib.config import Location, SeriesConfig, SourceSpec
+from pipeline_lib.config import Location, SeriesConfig, Settings, SourceSpec
 from pipeline_lib.sources.base import CSV, PARQUET, ParseError, Payload, Source, SourceError
 from pipeline_lib.sources.files import FileDropSource
+from pipeline_lib.sources.http import JSON, HttpClient
+from pipeline_lib.sources.open_meteo import OpenMeteoSource
 from pipeline_lib.sources.parse import filter_dates, parse_payload
 from pipeline_lib.sources.sample import SampleSource
+from pipeline_lib.sources.stooq import StooqSource
+from pipeline_lib.sources.yahoo import YahooChartSource
+
+_DATASETS = {"open_meteo": schema.WEATHER, "stooq": schema.PRICES, "yahoo_chart": schema.PRICES}
 
 
-def _build(spec: SourceSpec, dataset: str, key: str) -> Source:
+def _credential(spec: SourceSpec, settings: Settings, where: str) -> str | None:
+    """The secret named by ``options.credential`` (matched ignoring case), or None."""
+    name = spec.options.get("credential")
+    if not name:
+        return None
+    found = {k.lower(): v for k, v in settings.credentials.items()}.get(str(name).lower())
+    if found is None:
+        raise SourceError(
+            f"{where}: credential '{name}' is not in settings.credentials "
+            f"(set PIPELINE_CREDENTIALS__{str(name).upper()})"
+        )
+    return found.get_secret_value()
+
+
+def _build(
+    spec: SourceSpec,
+    dataset: str,
+    key: str,
+    settings: Settings,
+    location: Location | None = None,
+) -> Source:
+    where = f"{dataset} source for '{key}'"
+    opts = spec.options
     if spec.kind == "sample":
-        return SampleSource(dataset, key, symbol=spec.options.get("symbol") or key)
+        return SampleSource(dataset, key, symbol=opts.get("symbol") or key)
     if spec.kind == "file":
-        path = spec.options.get("path")
+        path = opts.get("path")
         if not path:
-            raise SourceError(f"{dataset} source for '{key}': kind 'file' needs options.path")
-        return FileDropSource(dataset, key, path, columns=spec.options.get("columns"))
-    raise SourceError(f"{dataset} source for '{key}': unknown kind '{spec.kind}'")
+            raise SourceError(f"{where}: kind 'file' needs options.path")
+        return FileDropSource(
+            dataset,
+            key,
+            path,
+            columns=opts.get("columns"),
+            max_bytes=settings.ingest.max_file_bytes,
+        )
+    if spec.kind in _DATASETS and _DATASETS[spec.kind] != dataset:
+        raise SourceError(f"{where}: kind '{spec.kind}' serves {_DATASETS[spec.kind]} only")
+    client = HttpClient(settings.http)
+    if spec.kind == "open_meteo":
+        if location is None:
+            raise SourceError(f"{where}: kind 'open_meteo' needs a location")
+        return OpenMeteoSource(
+            location,
+            client,
+            daily=opts.get("daily") or (),
+            api_key=_credential(spec, settings, where),
+            archive_url=opts.get("archive_url"),
+            forecast_url=opts.get("forecast_url"),
+            archive_lag_days=int(opts.get("archive_lag_days", 0)),
+        )
+    if spec.kind == "stooq":
+        return StooqSource(key, opts.get("symbol"), client, base_url=opts.get("base_url"))
+    if spec.kind == "yahoo_chart":
+        return YahooChartSource(key, opts.get("symbol"), client, base_url=opts.get("base_url"))
+    raise SourceError(f"{where}: unknown kind '{spec.kind}'")
 
 
-def price_source(series: SeriesConfig) -> Source:
-    """The source of one price series, from its config."""
-    return _build(series.source, schema.PRICES, series.id)
+def price_source(series: SeriesConfig, settings: Settings) -> Source:
+    """The source of one price series, from its config (``settings``: HTTP and credentials)."""
+    return _build(series.source, schema.PRICES, series.id, settings)
 
 
-def weather_source(spec: SourceSpec, location: Location) -> Source:
-    """The weather source for one location (``spec`` is ``Settings.weather_source``)."""
-    return _build(spec, schema.WEATHER, location.name)
+def weather_source(settings: Settings, location: Location) -> Source:
+    """The weather source (``settings.weather_source``) for one location."""
+    return _build(settings.weather_source, schema.WEATHER, location.name, settings, location)
 
 
 __all__ = [
     "CSV",
     "PARQUET",
     "FileDropSource",
+    "HttpClient",
+    "JSON",
+    "OpenMeteoSource",
     "ParseError",
     "Payload",
     "SampleSource",
     "Source",
     "SourceError",
+    "StooqSource",
+    "YahooChartSource",
     "filter_dates",
     "parse_payload",
     "price_source",

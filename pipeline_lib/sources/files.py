@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import posixpath
 from collections.abc import Mapping
+from typing import Any
 
 from pipeline_lib.sources.base import CSV, PARQUET, Payload, SourceError, utc_now
 from pipeline_lib.store.fs import filesystem
+from pipeline_lib.store.manifest import FileStamp
 
 _MEDIA_TYPES = {".csv": CSV, ".parquet": PARQUET, ".pq": PARQUET}
 
 
 def _media_type(path: str) -> str | None:
     return _MEDIA_TYPES.get(posixpath.splitext(path)[1].lower())
+
+
+def _modified(info: Mapping[str, Any]) -> str | None:
+    """The modification time fsspec reports, whatever the storage calls it."""
+    for name in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        if info.get(name) is not None:
+            return str(info[name])
+    return None
 
 
 class FileDropSource:
@@ -23,17 +34,24 @@ class FileDropSource:
     ``fetch`` returns whole files: the caller filters the parsed rows to ``[start, end]``
     with :func:`pipeline_lib.sources.parse.filter_dates`. ``columns`` maps the files'
     column names to ours; it is recorded in each payload's request so parsing can replay it.
+    A file larger than ``max_bytes`` is refused with an error naming it.
     """
 
     name = "file"
 
     def __init__(
-        self, dataset: str, key: str, path: str, columns: Mapping[str, str] | None = None
+        self,
+        dataset: str,
+        key: str,
+        path: str,
+        columns: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.dataset = dataset
         self.key = key
         self.path = str(path)
         self.columns = dict(columns) if columns else None
+        self.max_bytes = max_bytes
 
     def __repr__(self) -> str:
         return f"FileDropSource({self.dataset!r}, {self.key!r}, {self.path!r})"
@@ -60,16 +78,44 @@ class FileDropSource:
         ]
         return sorted(found, key=posixpath.basename)
 
-    def fetch(self, start: dt.date, end: dt.date) -> list[Payload]:
-        """One payload per file (an empty folder gives an empty list)."""
+    def _read(self, fs: Any, path: str, size: int | None) -> bytes:
+        if self.max_bytes is not None and size is not None and size > self.max_bytes:
+            raise SourceError(
+                f"{self.dataset} file drop for '{self.key}': {path} is {size:,} bytes, over "
+                f"the limit of {self.max_bytes:,} (ingest.max_file_bytes); split the file or "
+                "raise the limit"
+            )
+        with fs.open(path, "rb") as f:
+            return f.read()
+
+    def fetch(
+        self, start: dt.date, end: dt.date, taken: Mapping[str, FileStamp] | None = None
+    ) -> list[Payload]:
+        """One payload per file (an empty folder gives an empty list).
+
+        ``taken`` (file URL -> stamp, see :mod:`pipeline_lib.store.manifest`): files already
+        taken whole are skipped, by size and modification time without reading them, or by
+        content hash when only their time changed. A changed file is offered again.
+        """
         fs, _ = filesystem(self.path)
+        taken = taken or {}
         payloads = []
         for path in self._files():
-            with fs.open(path, "rb") as f:
-                content = f.read()
+            info = fs.info(path)
+            size, modified = info.get("size"), _modified(info)
+            stamp = taken.get(path)
+            done = stamp is not None and stamp.done
+            if done and stamp.size == size and stamp.modified == modified:
+                continue
+            content = self._read(fs, path, size)
+            sha = hashlib.sha256(content).hexdigest()
+            if done and stamp.sha256 == sha:
+                continue
             request: dict[str, object] = {
                 "path": self.path,
                 "file": path,
+                "size": len(content),
+                "modified": modified,
                 "start": start.isoformat(),
                 "end": end.isoformat(),
             }

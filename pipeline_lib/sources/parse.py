@@ -17,6 +17,14 @@ import pyarrow.parquet as pq
 
 from pipeline_lib import schema
 from pipeline_lib.sources.base import PARQUET, ParseError, Payload
+from pipeline_lib.sources.http import JSON
+from pipeline_lib.sources.open_meteo import read_open_meteo_json
+from pipeline_lib.sources.stooq import COLUMNS as STOOQ_COLUMNS
+from pipeline_lib.sources.stooq import is_no_data
+from pipeline_lib.sources.yahoo import read_yahoo_chart_json
+
+# JSON answers of HTTP sources, by payload.source: each returns untyped curated columns.
+_JSON_READERS = {"open_meteo": read_open_meteo_json, "yahoo_chart": read_yahoo_chart_json}
 
 # Other columns of the schema are optional: null when absent (temp_mean is derived).
 _PRICE_REQUIRED = [schema.DATE, schema.TARGET]
@@ -32,6 +40,13 @@ def _read_raw(payload: Payload) -> pd.DataFrame:
     """The file as a frame of untyped columns; header names as written."""
     if not payload.content.strip():
         raise _fail(payload, "the file is empty")
+    if payload.media_type == JSON:
+        reader = _JSON_READERS.get(payload.source)
+        if reader is None:
+            raise _fail(payload, f"no JSON reader for source '{payload.source}'")
+        return reader(payload)
+    if payload.source == "stooq" and is_no_data(payload.content):
+        return pd.DataFrame(columns=STOOQ_COLUMNS, dtype=str)  # Stooq's "No data": zero rows
     if payload.media_type == PARQUET or payload.name.lower().endswith(".parquet"):
         try:
             # ignore_metadata: a saved pandas index (e.g. dates) comes back as a plain column

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline_lib import schema
-from pipeline_lib.config import SEATTLE, Location, SeriesConfig, SourceSpec
+from pipeline_lib.config import SEATTLE, Location, SeriesConfig, Settings, SourceSpec
 from pipeline_lib.sources import (
     CSV,
     FileDropSource,
@@ -64,7 +64,7 @@ def test_wti_sample_is_close_only() -> None:
 
 
 def test_sample_weather_derives_temp_mean_and_drops_label() -> None:
-    [p] = weather_source(SourceSpec(), SEATTLE).fetch(D(2012, 1, 1), D(2012, 1, 2))
+    [p] = weather_source(Settings(), SEATTLE).fetch(D(2012, 1, 1), D(2012, 1, 2))
     df = parse_payload(p)
     assert list(df.columns) == schema.WEATHER_COLUMNS
     assert list(df["location"]) == ["seattle", "seattle"]
@@ -75,18 +75,18 @@ def test_unknown_sample_lists_available() -> None:
     with pytest.raises(SourceError, match="available: MSFT, NASDAQ, SP500, WTI"):
         SampleSource("prices", "AAPL")
     with pytest.raises(SourceError, match="available: seattle"):
-        weather_source(SourceSpec(), Location(name="oslo", latitude=59.9, longitude=10.7))
+        weather_source(Settings(), Location(name="oslo", latitude=59.9, longitude=10.7))
 
 
 def test_factories_choose_by_kind(tmp_path: Path) -> None:
-    sample = price_source(SeriesConfig(id="WTI"))
+    sample = price_source(SeriesConfig(id="WTI"), Settings())
     assert isinstance(sample, SampleSource) and sample.symbol == "WTI"
     spec = SourceSpec(kind="file", options={"path": str(tmp_path), "columns": {"Price": "close"}})
-    drop = price_source(SeriesConfig(id="GAS", source=spec))
+    drop = price_source(SeriesConfig(id="GAS", source=spec), Settings())
     assert isinstance(drop, FileDropSource) and drop.columns == {"Price": "close"}
     assert isinstance(drop, Source) and drop.key == "GAS" and drop.dataset == "prices"
     with pytest.raises(SourceError, match="options.path"):
-        price_source(SeriesConfig(id="GAS", source=SourceSpec(kind="file")))
+        price_source(SeriesConfig(id="GAS", source=SourceSpec(kind="file")), Settings())
 
 
 def test_file_drop_csv_and_parquet_folder(tmp_path: Path) -> None:

@@ -1,0 +1,58 @@
+"""Run the ingest stage (the steps of flows/ingest.py, without Prefect) and die on purpose.
+
+Used by test_kill_rerun.py in a subprocess: ``python ingest_crash.py CONFIG AS_OF [POINT N]``.
+POINT names the function at whose N-th call the process is killed with ``os._exit(KILLED)``:
+nothing is flushed or cleaned up, as when a worker is killed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+
+from pipeline_lib import curate, gate, ingest
+from pipeline_lib.config import load_settings
+from pipeline_lib.store import fs, parquet
+
+KILLED = 77
+
+# crash point -> (module, attribute) patched to die at its N-th call
+POINTS = {
+    "land": (ingest, "land_raw"),  # fetched, not yet landed
+    "parse": (ingest, "parse_payload"),  # landed, not yet parsed
+    "validate": (gate, "validate_batch"),  # every batch landed and parsed, none committed
+    "partition": (parquet, "atomic_write_bytes"),  # see below: dies half-way through it
+    "manifest": (curate, "record_files"),  # rows committed, the file drop not yet recorded
+}
+
+
+def die_at(point: str, n: int) -> None:
+    module, name = POINTS[point]
+    real = getattr(module, name)
+    calls = 0
+
+    def dying(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == n and point == "partition":
+            fs._move = lambda *_: os._exit(KILLED)  # temp file written, never renamed
+        elif calls == n:
+            os._exit(KILLED)
+        return real(*args, **kwargs)
+
+    setattr(module, name, dying)
+
+
+def run_ingest(config_file: str, as_of: dt.date) -> dict[str, int]:
+    settings = load_settings(config_file)
+    batches = [ingest.ingest_source(settings, s, as_of) for s in ingest.sources_for(settings)]
+    gate.check_batches(settings.data_dir, batches, as_of)
+    return curate.commit_batches(settings.data_dir, batches)
+
+
+if __name__ == "__main__":
+    config, as_of = sys.argv[1], dt.date.fromisoformat(sys.argv[2])
+    if len(sys.argv) > 3:
+        die_at(sys.argv[3], int(sys.argv[4]))
+    run_ingest(config, as_of)
