@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from prefect import flow
 
@@ -15,8 +16,10 @@ from tasks.ingest import commit_curated, ingest_source, validate_batches
 @flow(name="ingest", log_prints=True)
 def ingest(
     as_of: dt.date, config_file: str | None = None, start: dt.date | None = None
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Bring curated data up to ``as_of``: nothing is committed unless every batch passes.
+
+    Returns rows committed per batch, validation warnings per batch and ingest notes.
 
     Args:
         as_of: Newest date to take.
@@ -27,6 +30,10 @@ def ingest(
     with recorded_run(settings, "ingest", as_of) as run:
         fetches = [ingest_source.submit(settings, s, as_of, start) for s in sources_for(settings)]
         batches = [f.result() for f in fetches]
-        validate_batches(settings, batches, as_of, run.id)
-        run.details = commit_curated(settings, batches)
+        reports = validate_batches(settings, batches, as_of, run.id)
+        run.details = {
+            "rows": commit_curated(settings, batches),
+            "warnings": {r.key: [w.check for w in r.warnings] for r in reports if r.warnings},
+            "notes": [note for batch in batches for note in batch.notes],
+        }
     return run.details

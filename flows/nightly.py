@@ -27,4 +27,4 @@ def nightly(
     as_of = as_of or dt.date.today()
     ingested = ingest(as_of=as_of, config_file=config_file)
     summary = forecast_stage(as_of=as_of, config_file=config_file, retrain=retrain)
-    return {**summary, "ingested_rows": ingested}
+    return {**summary, "ingested_rows": ingested["rows"], "ingest_warnings": ingested["warnings"]}

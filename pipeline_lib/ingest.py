@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -23,8 +24,11 @@ from pipeline_lib.sources import (
     price_source,
     weather_source,
 )
+from pipeline_lib.sources.parse import IGNORED_COLUMNS
 from pipeline_lib.store import land_raw, watermarks
 from pipeline_lib.store.manifest import FileStamp, read_manifest
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +43,16 @@ class Batch:
     raw_paths: list[str] = field(default_factory=list)
     files: list[tuple[str, FileStamp]] = field(default_factory=list)
     """File drops only: each file taken (URL, stamp), recorded once the batch is committed."""
+    notes: list[str] = field(default_factory=list)
+    """What a person should know but that does not stop the run (e.g. columns ignored)."""
+    inputs: list[str] = field(default_factory=list)
+    """The names of the payloads the rows came from (files, API answers)."""
+
+    @property
+    def origin(self) -> str:
+        """Where the rows came from, e.g. ``source 'file': b.csv, c.csv``."""
+        names = f": {', '.join(self.inputs)}" if self.inputs else ""
+        return f"source '{self.source}'{names}"
 
     @property
     def name(self) -> str:
@@ -125,7 +139,22 @@ def ingest_source(
     raw_paths = [land_raw(settings.data_dir, p) for p in payloads]
     frames = [parse_payload(p, _columns(settings, source)) for p in payloads]
     data = _in_window(_concat(frames, columns), window, max(today, as_of))
-    return Batch(source.dataset, source.key, source.name, window, data, raw_paths)
+    notes = _notes(payloads, frames)
+    inputs = [p.name for p in payloads]
+    return Batch(
+        source.dataset, source.key, source.name, window, data, raw_paths, [], notes, inputs
+    )
+
+
+def _notes(payloads: list[Payload], frames: list[pd.DataFrame]) -> list[str]:
+    """Columns a payload had that the schema does not take: kept in raw/, said once here."""
+    notes = []
+    for payload, frame in zip(payloads, frames, strict=True):
+        ignored = frame.attrs.get(IGNORED_COLUMNS)
+        if ignored:
+            notes.append(f"{payload.describe()}: columns not in the schema ignored: {ignored}")
+            log.warning(notes[-1])
+    return notes
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
@@ -169,7 +198,11 @@ def _ingest_files(
         )
         files.append((str(payload.request["file"]), stamp))
     data = _in_window(_concat(frames, columns), window, max(today, as_of))
-    return Batch(source.dataset, source.key, source.name, window, data, raw_paths, files)
+    notes = _notes(payloads, frames)
+    inputs = [p.name for p in payloads]
+    return Batch(
+        source.dataset, source.key, source.name, window, data, raw_paths, files, notes, inputs
+    )
 
 
 def _land_once(data_dir: str, payload: Payload, stamp: FileStamp | None) -> str:

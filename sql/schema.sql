@@ -100,3 +100,33 @@ COMMENT ON COLUMN pipeline_runs.started_at IS 'start time (UTC)';
 COMMENT ON COLUMN pipeline_runs.finished_at IS 'end time (UTC), null while running';
 COMMENT ON COLUMN pipeline_runs.message IS 'outcome message, e.g. the error';
 COMMENT ON COLUMN pipeline_runs.details IS 'run details, JSON text';
+
+CREATE TABLE validation_results (
+    run_id VARCHAR(64) NOT NULL,
+    dataset VARCHAR(32) NOT NULL,
+    batch VARCHAR(128) NOT NULL,
+    as_of DATE NOT NULL,
+    success BOOLEAN NOT NULL,
+    row_count INTEGER NOT NULL,
+    evaluated INTEGER NOT NULL,
+    successful INTEGER NOT NULL,
+    failed_critical INTEGER NOT NULL,
+    failed_warning INTEGER NOT NULL,
+    failed_expectations TEXT,
+    validated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_validation_results PRIMARY KEY (run_id, dataset, batch)
+);
+CREATE INDEX ix_validation_results_as_of_dataset ON validation_results (as_of, dataset);
+COMMENT ON TABLE validation_results IS 'Validation results: one row per run and batch, failed batches included';
+COMMENT ON COLUMN validation_results.run_id IS 'pipeline_runs.run_id that validated';
+COMMENT ON COLUMN validation_results.dataset IS 'prices, weather or features';
+COMMENT ON COLUMN validation_results.batch IS 'batch name, e.g. prices-SP500';
+COMMENT ON COLUMN validation_results.as_of IS 'forecast date the batch was validated for';
+COMMENT ON COLUMN validation_results.success IS 'false when a critical expectation failed (the batch was quarantined)';
+COMMENT ON COLUMN validation_results.row_count IS 'rows in the batch';
+COMMENT ON COLUMN validation_results.evaluated IS 'expectations evaluated';
+COMMENT ON COLUMN validation_results.successful IS 'expectations met';
+COMMENT ON COLUMN validation_results.failed_critical IS 'critical expectations failed';
+COMMENT ON COLUMN validation_results.failed_warning IS 'warning expectations failed';
+COMMENT ON COLUMN validation_results.failed_expectations IS 'JSON list: check, columns, expectation_type, severity, unexpected_count, rows';
+COMMENT ON COLUMN validation_results.validated_at IS 'when the result was written (UTC)';

@@ -105,3 +105,31 @@ pipeline_runs = Table(
     CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
     comment="One row per pipeline run, for audit and monitoring",
 )
+
+validation_results = Table(
+    "validation_results",
+    metadata,
+    Column("run_id", String(64), primary_key=True, comment="pipeline_runs.run_id that validated"),
+    Column("dataset", String(32), primary_key=True, comment="prices, weather or features"),
+    Column("batch", String(128), primary_key=True, comment="batch name, e.g. prices-SP500"),
+    Column("as_of", Date, nullable=False, comment="forecast date the batch was validated for"),
+    Column(
+        "success",
+        Boolean(create_constraint=False),
+        nullable=False,
+        comment="false when a critical expectation failed (the batch was quarantined)",
+    ),
+    Column("row_count", Integer, nullable=False, comment="rows in the batch"),
+    Column("evaluated", Integer, nullable=False, comment="expectations evaluated"),
+    Column("successful", Integer, nullable=False, comment="expectations met"),
+    Column("failed_critical", Integer, nullable=False, comment="critical expectations failed"),
+    Column("failed_warning", Integer, nullable=False, comment="warning expectations failed"),
+    Column(
+        "failed_expectations",
+        Text,
+        comment="JSON list: check, columns, expectation_type, severity, unexpected_count, rows",
+    ),
+    Column("validated_at", _tz(), nullable=False, comment="when the result was written (UTC)"),
+    Index(None, "as_of", "dataset"),
+    comment="Validation results: one row per run and batch, failed batches included",
+)

@@ -4,15 +4,16 @@ Each takes an Engine (the call is its own transaction) or a Connection (the call
 caller's transaction, so a run's writes can be published all at once).
 
 Forecasts and drift metrics are *replaced* per (series, forecast date): a rerun deletes that
-key's rows and upserts the new ones, so stale horizons or metrics never linger. Model versions
-and pipeline runs are upserts (``INSERT ... ON CONFLICT``). Only bound parameters are sent.
+key's rows and upserts the new ones, so stale horizons or metrics never linger. Model versions,
+pipeline runs and validation results are upserts (``INSERT ... ON CONFLICT``). Only bound
+parameters are sent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, update
@@ -25,8 +26,12 @@ from pipeline_lib.db.tables import (
     forecasts,
     model_versions,
     pipeline_runs,
+    validation_results,
 )
 from pipeline_lib.db.upsert import replace_rows, transaction, upsert_rows
+
+if TYPE_CHECKING:
+    from pipeline_lib.validation.report import ExpectationFailure, ValidationReport
 
 __all__ = [
     "create_schema",
@@ -36,6 +41,7 @@ __all__ = [
     "upsert_model_version",
     "write_drift_metrics",
     "write_forecasts",
+    "write_validation_results",
 ]
 
 FORECAST_CONVERTERS: dict[str, v.Converter] = {
@@ -176,3 +182,50 @@ def finish_run(
     with transaction(bind) as conn:
         if conn.execute(stmt).rowcount == 0:
             raise LookupError(f"no pipeline run {run_id!r}; call start_run first")
+
+
+def write_validation_results(
+    bind: Engine | Connection, run_id: str, reports: Sequence[ValidationReport]
+) -> int:
+    """Upsert one ``validation_results`` row per report, keyed (run_id, dataset, batch).
+
+    Failed reports are written like the others; rewriting a run's reports (a retry) updates its
+    rows. ``failed_expectations`` lists every failed check, critical first, with a few example
+    rows. Returns the number of rows written.
+    """
+    now = v.utcnow()
+    rows = [
+        {
+            "run_id": run_id,
+            "dataset": r.dataset,
+            "batch": r.batch_name,
+            "as_of": v.to_date(r.as_of),
+            "success": bool(r.success),
+            "row_count": int(r.row_count),
+            "evaluated": int(r.evaluated),
+            "successful": int(r.successful),
+            "failed_critical": len(r.failures),
+            "failed_warning": len(r.warnings),
+            "failed_expectations": v.to_json([_failure(f) for f in [*r.failures, *r.warnings]]),
+            "validated_at": now,
+        }
+        for r in reports
+    ]
+    keys = [(row["dataset"], row["batch"]) for row in rows]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"validation_results: duplicate (dataset, batch) in one run: {keys}")
+    with transaction(bind) as conn:
+        upsert_rows(conn, validation_results, rows)
+    return len(rows)
+
+
+def _failure(f: ExpectationFailure) -> dict[str, Any]:
+    return {
+        "check": f.check,
+        "columns": list(f.columns),
+        "expectation_type": f.expectation_type,
+        "severity": f.severity,
+        "unexpected_count": f.unexpected_count,
+        "rows": list(f.rows),
+        "details": f.details,
+    }

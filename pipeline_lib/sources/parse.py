@@ -30,6 +30,7 @@ _JSON_READERS = {"open_meteo": read_open_meteo_json, "yahoo_chart": read_yahoo_c
 _PRICE_REQUIRED = [schema.DATE, schema.TARGET]
 _WEATHER_REQUIRED = [schema.DATE, "temp_max", "temp_min", "precipitation", "wind_speed"]
 _MAX_SHOWN = 5
+IGNORED_COLUMNS = "ignored_columns"  # attrs key: the payload's columns not in the schema
 
 
 def _fail(payload: Payload, problem: str) -> ParseError:
@@ -156,7 +157,8 @@ def parse_payload(payload: Payload, columns: Mapping[str, str] | None = None) ->
     ``schema.WEATHER_COLUMNS`` (``location`` = payload.key; ``temp_mean`` derived as
     (temp_max + temp_min) / 2 when absent). Column names match ignoring case; ``columns``
     maps the file's names to ours (default: ``payload.request["columns"]`` if recorded).
-    Extra columns are dropped. Raises :class:`ParseError` naming the file and the problem.
+    Extra columns are dropped and listed in ``attrs["ignored_columns"]``.
+    Raises :class:`ParseError` naming the file and the problem.
     """
     if payload.dataset == schema.PRICES:
         required = _PRICE_REQUIRED
@@ -180,7 +182,9 @@ def parse_payload(payload: Payload, columns: Mapping[str, str] | None = None) ->
             out[col] = (out["temp_max"] + out["temp_min"]) / 2
         else:
             out[col] = pd.Series(float("nan"), index=df.index, dtype="float64")
-    return out[out_cols].reset_index(drop=True)
+    out = out[out_cols].reset_index(drop=True)
+    out.attrs[IGNORED_COLUMNS] = [str(c) for c in df.columns if c not in out_cols]
+    return out
 
 
 def filter_dates(df: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:

@@ -13,12 +13,13 @@ from pipeline_lib.validation.report import (
     ValidationReport,
     raise_if_failed,
 )
-from pipeline_lib.validation.validate import validate_batch
+from pipeline_lib.validation.validate import check_freshness, validate_batch
 
 __all__ = [
     "ExpectationFailure",
     "ValidationFailed",
     "ValidationReport",
+    "check_freshness",
     "quarantine_batch",
     "raise_if_failed",
     "validate_batch",

@@ -58,6 +58,7 @@ class ValidationReport:
     failures: list[ExpectationFailure] = field(default_factory=list)  # critical
     warnings: list[ExpectationFailure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # checks not run: their column is missing
+    source: str = ""  # where the rows came from, e.g. "file drop: b.csv"
     gx_result: dict[str, Any] = field(default_factory=dict, repr=False)  # GX's own result JSON
 
     @property
@@ -114,7 +115,8 @@ class ValidationFailed(Exception):
         failed = self.failed
         lines = [f"{len(failed)} of {len(self.reports)} batch(es) failed validation:"]
         for r in failed:
-            lines.append(f"- {r.dataset} batch {r.batch_name!r} (as of {r.as_of}):")
+            origin = f" from {r.source}" if r.source else ""
+            lines.append(f"- {r.dataset} batch {r.batch_name!r}{origin} (as of {r.as_of}):")
             lines += [f"    {f.describe()}" for f in r.failures]
             where = self.quarantine_paths.get(r.key, "not quarantined")
             lines.append(f"    quarantine: {where}")

@@ -21,6 +21,8 @@ import great_expectations.expectations as gxe
 import pandas as pd
 
 from pipeline_lib import schema
+from pipeline_lib.config import ValidationConfig
+from pipeline_lib.validation.derived import DERIVED, GAP, JUMP, STALENESS
 
 CRITICAL = "critical"
 WARNING = "warning"
@@ -98,12 +100,38 @@ def _common(
     ]
 
 
-def prices_suite(as_of: dt.date) -> gx.ExpectationSuite:
+def _freshness(t: ValidationConfig) -> gxe.Expectation:
+    # freshness (warning): a feed that stopped updating (delisted symbol, broken API key, moved
+    # file) keeps "passing" with old data; forecasts would silently be made from stale history.
+    # staleness_days counts business days (prices) or days (weather) after the newest date.
+    return _between("fresh", "freshness", WARNING, STALENESS, max_value=t.max_staleness_days)
+
+
+def _continuity(t: ValidationConfig, change: str) -> list[gxe.Expectation]:
+    """Freshness, gaps and jumps on the derived columns (warnings: real data has them too)."""
+    return [
+        _freshness(t),
+        # continuity (warning): a hole in the history (outage, a partial backfill, a batch that
+        # starts after the last curated day) skews lags and rolling features across it.
+        # gap_days counts missing business days (prices) or days (weather) since the previous
+        # row of the same key.
+        _between("no_long_gap", "continuity", WARNING, GAP, max_value=t.max_gap_days),
+        # outliers (warning): a sudden jump (in close, or temp_mean) is a split, a unit or
+        # currency change or a bad tick more often than a real move; it distorts scaling and
+        # training. jump_zscore is |change| in standard deviations of the key's other changes.
+        _between(f"{change}_no_jump", "outliers", WARNING, JUMP, max_value=t.jump_zscore),
+    ]
+
+
+def prices_suite(as_of: dt.date, thresholds: ValidationConfig | None = None) -> gx.ExpectationSuite:
     """Expectations for daily prices (``schema.PRICE_COLUMNS``) in a run for ``as_of``.
 
     open, high, low and volume may be entirely null (close-only series such as a spot price).
+    The frame validated also carries the derived columns (``derived.DERIVED``).
     """
-    exps = _common(schema.SERIES_ID, schema.PRICE_COLUMNS, schema.PRICE_VALUES, as_of)
+    t = thresholds or ValidationConfig()
+    columns = [*schema.PRICE_COLUMNS, *DERIVED]
+    exps = _common(schema.SERIES_ID, columns, schema.PRICE_VALUES, as_of)
     exps += [
         # nulls: close is the forecast target; a missing close is a broken record.
         _not_null(schema.TARGET, CRITICAL),
@@ -122,13 +150,21 @@ def prices_suite(as_of: dt.date) -> gx.ExpectationSuite:
         _a_ge_b("high_ge_close", "consistency", WARNING, "high", "close"),
         _a_ge_b("open_ge_low", "consistency", WARNING, "open", "low"),
         _a_ge_b("close_ge_low", "consistency", WARNING, "close", "low"),
+        *_continuity(t, "close"),
     ]
     return gx.ExpectationSuite(name=schema.PRICES, expectations=exps)
 
 
-def weather_suite(as_of: dt.date) -> gx.ExpectationSuite:
-    """Expectations for daily weather (``schema.WEATHER_COLUMNS``) in a run for ``as_of``."""
-    exps = _common(schema.LOCATION, schema.WEATHER_COLUMNS, schema.WEATHER_VALUES, as_of)
+def weather_suite(
+    as_of: dt.date, thresholds: ValidationConfig | None = None
+) -> gx.ExpectationSuite:
+    """Expectations for daily weather (``schema.WEATHER_COLUMNS``) in a run for ``as_of``.
+
+    The frame validated also carries the derived columns (``derived.DERIVED``).
+    """
+    t = thresholds or ValidationConfig()
+    columns = [*schema.WEATHER_COLUMNS, *DERIVED]
+    exps = _common(schema.LOCATION, columns, schema.WEATHER_VALUES, as_of)
     exps += [
         # ranges: air temperatures on Earth lie in -90..60 °C (catches °F and kelvin feeds).
         *(
@@ -165,18 +201,74 @@ def weather_suite(as_of: dt.date) -> gx.ExpectationSuite:
         # ranges (warning): over 500 mm a day or a 60 m/s daily wind is possible but rare.
         _between("precipitation_plausible", "ranges", WARNING, "precipitation", max_value=500),
         _between("wind_speed_plausible", "ranges", WARNING, "wind_speed", max_value=60),
+        *_continuity(t, "temp_mean"),
     ]
     return gx.ExpectationSuite(name=schema.WEATHER, expectations=exps)
 
 
-SUITES: dict[str, Callable[[dt.date], gx.ExpectationSuite]] = {
+# Feature columns the model reads without filling: the target, the momentum ratio (defined from
+# the first row on) and the calendar encodings. Returns, their rolling statistics and weather are
+# null by design on a series' first rows, for close-only series or without a weather location.
+FEATURES_FILLED = [schema.Y, "price_to_mean_28", *schema.CALENDAR_FEATURES]
+FEATURE_VALUES = [c for c in schema.FEATURE_COLUMNS if c not in schema.FEATURE_KEY]
+MAX_ABS_FEATURE = 1e12  # far beyond any price or feature; catches inf and overflow
+
+
+def features_suite(
+    as_of: dt.date, thresholds: ValidationConfig | None = None
+) -> gx.ExpectationSuite:
+    """Expectations for the feature frame (``schema.FEATURE_COLUMNS``) built for ``as_of``.
+
+    ``thresholds`` is accepted for a uniform signature; the feature checks have no knobs.
+    """
+    exps = _common(schema.SERIES_ID, schema.FEATURE_COLUMNS, FEATURE_VALUES, as_of)
+    exps += [
+        # nulls: the target and the always-defined features feed the model as they are.
+        *(_not_null(c, CRITICAL) for c in FEATURES_FILLED),
+        # ranges: the target is a price; log returns need it strictly positive.
+        _between("y_positive", "ranges", CRITICAL, schema.Y, min_value=0, strict_min=True),
+        # ranges: every value is finite (an inf or overflow would poison scaling and training).
+        *(
+            _between(
+                f"{c}_finite",
+                "ranges",
+                CRITICAL,
+                c,
+                min_value=-MAX_ABS_FEATURE,
+                max_value=MAX_ABS_FEATURE,
+            )
+            for c in FEATURE_VALUES
+        ),
+        # ranges: cyclical calendar encodings are sines and cosines.
+        *(
+            _between(f"{c}_unit_range", "ranges", CRITICAL, c, min_value=-1, max_value=1)
+            for c in schema.CALENDAR_FEATURES
+        ),
+    ]
+    return gx.ExpectationSuite(name=schema.FEATURES, expectations=exps)
+
+
+def freshness_suite(
+    dataset: str, thresholds: ValidationConfig | None = None
+) -> gx.ExpectationSuite:
+    """Freshness alone, for a run that brought nothing new: checked on curated data's newest
+    row per key (columns key, date, staleness_days)."""
+    return gx.ExpectationSuite(
+        name=dataset, expectations=[_freshness(thresholds or ValidationConfig())]
+    )
+
+
+SUITES: dict[str, Callable[[dt.date, ValidationConfig | None], gx.ExpectationSuite]] = {
     schema.PRICES: prices_suite,
     schema.WEATHER: weather_suite,
+    schema.FEATURES: features_suite,
 }
 
 
-def suite_for(dataset: str, as_of: dt.date) -> gx.ExpectationSuite:
-    """The suite of ``dataset`` (``schema.PRICES`` or ``schema.WEATHER``) for ``as_of``."""
+def suite_for(
+    dataset: str, as_of: dt.date, thresholds: ValidationConfig | None = None
+) -> gx.ExpectationSuite:
+    """The suite of ``dataset`` (prices, weather or features) for ``as_of``."""
     if dataset not in SUITES:
         raise ValueError(f"no validation suite for data set {dataset!r}; known: {sorted(SUITES)}")
-    return SUITES[dataset](as_of)
+    return SUITES[dataset](as_of, thresholds)

@@ -1,7 +1,8 @@
 """Validate a batch (a pandas DataFrame) against its data set's suite with Great Expectations.
 
 One ephemeral GX context per process, created on first use (analytics and progress bars off);
-the suite is built per call because the leakage check depends on the as-of date. GX's batch
+the suite is built per call because the leakage check and the warning thresholds vary. Prices
+and weather are validated with derived continuity columns added (:mod:`derived`). GX's batch
 manager is shared state, so validations in one process run one at a time (each takes ~0.1 s).
 Great Expectations itself is imported on first use: importing this module is cheap.
 """
@@ -16,13 +17,19 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from pipeline_lib import schema
+from pipeline_lib.config import ValidationConfig
+from pipeline_lib.validation.derived import DERIVED, add_derived, has_derived, newest_rows
 from pipeline_lib.validation.report import MAX_ROWS, ExpectationFailure, ValidationReport
 from pipeline_lib.validation.results import check_of, columns_of, failure_of, jsonable
 
 if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition
 
-KEYS = {schema.PRICES: schema.SERIES_ID, schema.WEATHER: schema.LOCATION}
+KEYS = {
+    schema.PRICES: schema.SERIES_ID,
+    schema.WEATHER: schema.LOCATION,
+    schema.FEATURES: schema.SERIES_ID,
+}
 _LOCK = threading.Lock()
 
 
@@ -47,19 +54,70 @@ def _batch_definition() -> BatchDefinition:
 
 
 def validate_batch(
-    df: pd.DataFrame, dataset: str, as_of: dt.date, batch_name: str
+    df: pd.DataFrame,
+    dataset: str,
+    as_of: dt.date,
+    batch_name: str,
+    history: pd.DataFrame | None = None,
+    thresholds: ValidationConfig | None = None,
 ) -> ValidationReport:
-    """Validate ``df`` against the suite of ``dataset`` as known on ``as_of``.
+    """Validate ``df`` against the suite of ``dataset`` (prices, weather, features) on ``as_of``.
 
-    Never raises on bad data and never changes ``df``: a missing column fails the schema check
-    (expectations on that column are listed as skipped), an empty frame fails ``not_empty``.
+    ``history``: recent curated rows of the same keys; the gap and jump warnings look across it
+    into the batch (without it they see the batch alone). ``thresholds`` sets the warnings
+    (default ``ValidationConfig()``). Never raises on bad data and never changes ``df``: a
+    missing column fails the schema check (expectations on it are listed as skipped), an empty
+    frame fails ``not_empty``.
     """
-    import great_expectations as gx
-
     from pipeline_lib.validation.suites import suite_for
 
-    suite = suite_for(dataset, as_of)
-    present = set(map(str, df.columns))
+    suite = suite_for(dataset, as_of, thresholds)
+    doubled = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    data = df.reset_index(drop=True).loc[:, ~df.columns.duplicated()]  # GX needs distinct names
+    pre: list[ExpectationFailure] = [_doubled_columns(doubled)] if doubled else []
+    if has_derived(dataset):
+        clash = sorted(set(map(str, data.columns)) & set(DERIVED))
+        if clash:  # a derived name in the input would be overwritten: report it, then drop it
+            pre.append(_reserved_columns(clash))
+            data = data.drop(columns=clash)
+        data = add_derived(data, dataset, as_of, history)  # a copy: the caller's df stays as is
+    else:
+        data = data.copy()
+    return _run(data, suite, dataset, as_of, batch_name, len(df), pre)
+
+
+def check_freshness(
+    history: pd.DataFrame | None,
+    dataset: str,
+    as_of: dt.date,
+    batch_name: str,
+    thresholds: ValidationConfig | None = None,
+) -> ValidationReport:
+    """Freshness of curated data when a run brought no new rows for a key (an empty batch).
+
+    Checks the newest curated row per key of ``history`` (dated <= ``as_of``); no curated row at
+    all is itself a freshness warning. Warnings only: the report always succeeds.
+    """
+    from pipeline_lib.validation.suites import freshness_suite
+
+    data = newest_rows(history, dataset, as_of)
+    pre = [] if len(data) else [_no_data(dataset, as_of)]
+    return _run(data, freshness_suite(dataset, thresholds), dataset, as_of, batch_name, 0, pre)
+
+
+def _run(
+    data: pd.DataFrame,
+    suite: Any,
+    dataset: str,
+    as_of: dt.date,
+    batch_name: str,
+    row_count: int,
+    pre: list[ExpectationFailure],
+) -> ValidationReport:
+    """Run the runnable part of ``suite`` on ``data`` (GX's own copy) and build the report."""
+    import great_expectations as gx
+
+    present = set(map(str, data.columns))
     runnable = [e for e in suite.expectations if set(columns_of(e)) <= present]
     skipped = [check_of(e) for e in suite.expectations if not set(columns_of(e)) <= present]
     order = {check_of(e): i for i, e in enumerate(runnable)}
@@ -72,28 +130,24 @@ def validate_batch(
     }
     if keys:
         result_format["unexpected_index_column_names"] = keys
-    data = df.reset_index(drop=True).copy()  # GX gets its own frame; the caller's stays as is
-    doubled = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
-    data = data.loc[:, ~data.columns.duplicated()]  # GX cannot address a doubled column name
 
     with _LOCK:
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": data})
         result = batch.validate(run_suite, result_format=result_format)
 
     results = sorted(result.results, key=lambda r: order[check_of(r.expectation_config)])
-    failed = [failure_of(r) for r in results if not r.success]
-    if doubled:  # schema: a set comparison cannot see a repeated column; report it here
-        failed.insert(0, _doubled_columns(doubled))
+    failed = pre + [failure_of(r) for r in results if not r.success]
     gx_json = result.to_json_dict()
     gx_json.get("meta", {}).get("batch_markers", {}).pop("ge_load_time", None)  # determinism
+    evaluated = len(results) + len(pre)
     return ValidationReport(
         dataset=dataset,
         batch_name=batch_name,
         as_of=as_of.isoformat(),
-        row_count=len(df),
+        row_count=row_count,
         success=not any(f.severity == "critical" for f in failed),
-        evaluated=len(results) + bool(doubled),
-        successful=len(results) + bool(doubled) - len(failed),
+        evaluated=evaluated,
+        successful=evaluated - len(failed),
         failures=[f for f in failed if f.severity == "critical"],
         warnings=[f for f in failed if f.severity != "critical"],
         skipped=skipped,
@@ -110,4 +164,28 @@ def _doubled_columns(columns: list[str]) -> ExpectationFailure:
         risk="schema",
         expected="each column once",
         details=f"repeated columns: {columns}",
+    )
+
+
+def _reserved_columns(columns: list[str]) -> ExpectationFailure:
+    return ExpectationFailure(
+        check="columns_reserved",
+        expectation_type="reserved_column_names",  # a pre-check: the names of derived columns
+        columns=columns,
+        severity="critical",
+        risk="schema",
+        expected=f"none of {DERIVED}",
+        details=f"unexpected columns: {columns}",
+    )
+
+
+def _no_data(dataset: str, as_of: dt.date) -> ExpectationFailure:
+    return ExpectationFailure(
+        check="fresh",
+        expectation_type="curated_data_exists",  # a pre-check: nothing to measure staleness on
+        columns=[schema.DATE],
+        severity="warning",
+        risk="freshness",
+        expected=f"curated {dataset} dated on or before {as_of.isoformat()}",
+        details="no curated rows and nothing new",
     )

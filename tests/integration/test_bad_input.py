@@ -98,7 +98,7 @@ ERRORS = {
     ),
     "truncated last line": (
         "prices", "b.csv", _rows(GOOD_ROW, "2015-06-12,11,12").encode(), ValidationFailed,
-        r"prices-X.*close_not_null.*2015-06-12",
+        r"prices-X' from source 'file': b\.csv .*close_not_null.*2015-06-12",
     ),
     "wrong column type": (
         "prices", "b.csv", _rows(GOOD_ROW, "2015-06-12,11,12,10,12.3O,1012").encode(), ParseError,
@@ -110,45 +110,54 @@ ERRORS = {
     ),
     "duplicate dates": (
         "prices", "b.csv", _rows(GOOD_ROW, GOOD_ROW).encode(), ValidationFailed,
-        r"prices-X.*key_unique.*2015-06-11",
+        r"prices-X' from source 'file': b\.csv .*key_unique.*2015-06-11",
     ),
     "NaN values": (
         "prices", "b.csv", _rows(GOOD_ROW, "2015-06-12,11,12,10,,1012").encode(),
-        ValidationFailed, r"prices-X.*close_not_null.*2015-06-12",
+        ValidationFailed,
+        r"prices-X' from source 'file': b\.csv .*close_not_null.*2015-06-12",
     ),
     "NaN spelled out": (
         "prices", "b.csv", _rows(GOOD_ROW, "2015-06-12,11,12,10,NaN,1012").encode(),
-        ValidationFailed, r"prices-X.*close_not_null.*2015-06-12",
+        ValidationFailed,
+        r"prices-X' from source 'file': b\.csv .*close_not_null.*2015-06-12",
     ),
     "negative price": (
         "prices", "b.csv", _rows(GOOD_ROW, "2015-06-12,11,12,10,-3,1012").encode(),
-        ValidationFailed, r"prices-X.*close_positive.*2015-06-12",
+        ValidationFailed,
+        r"prices-X' from source 'file': b\.csv .*close_positive.*2015-06-12",
     ),
     "zero price": (
         "prices", "b.csv", _rows(GOOD_ROW, "2015-06-12,11,12,10,0,1012").encode(),
-        ValidationFailed, r"prices-X.*close_positive.*2015-06-12",
+        ValidationFailed,
+        r"prices-X' from source 'file': b\.csv .*close_positive.*2015-06-12",
     ),
     "high below low": (
         "prices", "b.csv", _rows(GOOD_ROW, "2015-06-12,11,9,10,9.5,1012").encode(),
-        ValidationFailed, r"prices-X.*high_ge_low.*2015-06-12",
+        ValidationFailed,
+        r"prices-X' from source 'file': b\.csv .*high_ge_low.*2015-06-12",
     ),
     "negative volume": (
         "prices", "b.csv", _rows(GOOD_ROW, "2015-06-12,11,12,10,11,-5").encode(),
-        ValidationFailed, r"prices-X.*volume_non_negative.*2015-06-12",
+        ValidationFailed,
+        r"prices-X' from source 'file': b\.csv .*volume_non_negative.*2015-06-12",
     ),
     "impossible weather": (
         "weather", "b.csv",
         b"date,temp_max,temp_min,precipitation,wind_speed\n2015-06-11,80,15,0,3\n",
-        ValidationFailed, r"weather-here.*temp_max_physical.*2015-06-11",
+        ValidationFailed,
+        r"weather-here' from source 'file': b\.csv .*temp_max_physical.*2015-06-11",
     ),
     "negative precipitation": (
         "weather", "b.csv",
         b"date,temp_max,temp_min,precipitation,wind_speed\n2015-06-11,20,15,-1,3\n",
-        ValidationFailed, r"weather-here.*precipitation_physical.*2015-06-11",
+        ValidationFailed,
+        r"weather-here' from source 'file': b\.csv .*precipitation_physical.*2015-06-11",
     ),
     "date in the future": (
         "prices", "b.csv", _rows(GOOD_ROW, "2099-01-02,11,12,10,11,1012").encode(),
-        ValidationFailed, r"prices-X.*date_not_after_as_of.*2099-01-02",
+        ValidationFailed,
+        r"prices-X' from source 'file': b\.csv .*date_not_after_as_of.*2099-01-02",
     ),
     "impossible date": (
         "prices", "b.csv", _rows(GOOD_ROW, "2015-02-30,11,12,10,11,1012").encode(), ParseError,
@@ -204,7 +213,9 @@ def test_huge_file_is_refused_unread_and_kept_for_later(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(df, before[key])
 
 
-def test_out_of_order_dates_and_extra_column_are_taken_once(tmp_path: Path) -> None:
+def test_out_of_order_dates_and_extra_column_are_taken_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cfg, prices, _ = _setup(tmp_path)
     data = tmp_path / "data"
     (prices / "b.csv").write_text(
@@ -213,6 +224,9 @@ def test_out_of_order_dates_and_extra_column_are_taken_once(tmp_path: Path) -> N
         "2015-06-11,11.1,11,12,10,1011,\n"
     )
     run_ingest(str(cfg), AS_OF)
+    assert "'b.csv' (series X, source file): columns not in the schema ignored: ['comment']" in (
+        caplog.text
+    )
     run_ingest(str(cfg), AS_OF)  # a rerun takes nothing twice
     prices_df = _curated(data)["prices"]
     assert prices_df["date"].is_monotonic_increasing

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from pipeline_lib import schema
+from pipeline_lib.config import ValidationConfig
+from pipeline_lib.features import build_features
 from pipeline_lib.validation import (
     ValidationFailed,
     ValidationReport,
@@ -18,7 +20,8 @@ from pipeline_lib.validation import (
     raise_if_failed,
     validate_batch,
 )
-from pipeline_lib.validation.suites import prices_suite, suite_for, weather_suite
+from pipeline_lib.validation.suites import features_suite, prices_suite, suite_for, weather_suite
+from pipeline_lib.validation.validate import check_freshness
 
 AS_OF = dt.date(2013, 5, 2)
 
@@ -215,10 +218,52 @@ def test_bundled_sample_passes() -> None:
 
 
 def test_every_expectation_names_severity_and_risk() -> None:
-    for suite in (prices_suite(AS_OF), weather_suite(AS_OF)):
+    for suite in (prices_suite(AS_OF), weather_suite(AS_OF), features_suite(AS_OF)):
         checks = [e.meta["check"] for e in suite.expectations]
         assert len(checks) == len(set(checks))
         for e in suite.expectations:
             assert e.severity in ("critical", "warning") and e.meta["risk"]
     with pytest.raises(ValueError, match="no validation suite"):
-        suite_for("features", AS_OF)
+        suite_for("trades", AS_OF)
+
+
+def test_thresholds_reach_the_suite() -> None:
+    t = ValidationConfig(max_staleness_days=2, max_gap_days=3, jump_zscore=4.5)
+    bounds = {
+        e.meta["check"]: getattr(e, "max_value", None) for e in prices_suite(AS_OF, t).expectations
+    }
+    assert (bounds["fresh"], bounds["no_long_gap"], bounds["close_no_jump"]) == (2, 3, 4.5)
+
+
+def test_empty_batch_checks_curated_freshness(prices: pd.DataFrame) -> None:
+    fresh = check_freshness(prices, schema.PRICES, dt.date(2013, 5, 3), "prices-SP500")
+    assert fresh.success and fresh.warnings == [] and fresh.row_count == 0
+    stale = check_freshness(prices, schema.PRICES, dt.date(2013, 5, 17), "prices-SP500")
+    assert stale.success and [w.check for w in stale.warnings] == ["fresh"]
+    assert "series SP500 2013-05-02 staleness_days=11.0" in stale.summary()
+    nothing = check_freshness(None, schema.WEATHER, AS_OF, "weather-seattle")
+    assert nothing.success and "no curated rows" in nothing.warnings[0].describe()
+
+
+def _features() -> pd.DataFrame:
+    dates = pd.bdate_range("2013-01-01", AS_OF)
+    close = 100 + pd.Series(range(len(dates)), dtype="float64")
+    prices = pd.DataFrame(
+        {"series_id": "A", "date": dates, "open": close, "high": close + 1, "low": close - 1}
+    ).assign(close=close, volume=1e6)
+    weather = pd.DataFrame(columns=schema.WEATHER_COLUMNS).astype({"date": "datetime64[ns]"})
+    return build_features(prices, weather, {"A": None}, AS_OF)
+
+
+def test_features_suite() -> None:
+    feats = _features()
+    report = validate_batch(feats, schema.FEATURES, AS_OF, "features")
+    assert report.success and report.warnings == [], report.summary()
+    bad = feats.copy()
+    bad.loc[3, "y"] = None
+    bad.loc[5, "log_return"] = float("inf")
+    bad = pd.concat([bad, bad.iloc[[7]]], ignore_index=True)
+    report = validate_batch(bad, schema.FEATURES, dt.date(2013, 2, 1), "features")
+    checks = _checks(report.failures)
+    assert {"y_not_null", "log_return_finite", "key_unique", "date_not_after_as_of"} <= set(checks)
+    assert "series A 2013-01-04 y=None" in _message(report)

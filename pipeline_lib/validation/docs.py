@@ -1,0 +1,115 @@
+"""Great Expectations Data Docs: a static HTML site of the suites and validation results.
+
+Built under ``<data_dir>/reports/data_docs/`` (open ``index.html``) by a throw-away ephemeral
+GX context (a few ms) whose validation-results store is a folder of GX JSON files under
+``<data_dir>/reports/gx/validations/``, so the site's index lists past runs too (newest first,
+the last ``RESULTS_LIMIT`` results). Only this run's pages are rendered; the suites' pages show
+the suites as of this run. GX writes with local file I/O only: for a remote data folder (object
+storage) the site is skipped, with a logged note.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline_lib.config import ValidationConfig
+from pipeline_lib.validation.report import ValidationReport
+
+log = logging.getLogger(__name__)
+
+SITE = "local_site"
+RESULTS_LIMIT = 500  # validation results listed on the index page
+
+
+def local_dir(data_dir: str) -> Path | None:
+    """The data folder as a local path, or None when it is a remote fsspec URL."""
+    if data_dir.startswith("file://"):
+        return Path(data_dir.removeprefix("file://"))
+    if "://" in data_dir:
+        return None
+    return Path(data_dir)
+
+
+def build_data_docs(
+    data_dir: str,
+    reports: Sequence[ValidationReport],
+    run_name: str,
+    as_of: dt.date,
+    thresholds: ValidationConfig | None = None,
+    run_time: dt.datetime | None = None,
+) -> str | None:
+    """Add ``reports`` (their GX results) to the Data Docs site and rebuild its index.
+
+    ``run_name`` groups the results of one run (the run id). Returns the index page's URL, or
+    None when the data folder is remote (nothing is built).
+    """
+    root = local_dir(data_dir)
+    if root is None:
+        log.info("Data Docs skipped: %s is not a local folder (GX sites are local here)", data_dir)
+        return None
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import (
+        expectationSuiteValidationResultSchema,
+    )
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    from pipeline_lib.validation.suites import SUITES
+
+    context = gx.get_context(mode="ephemeral", project_config=_config(root.resolve()))
+    for build in SUITES.values():  # every suite, so older results keep their suite page
+        context.suites.add(build(as_of, thresholds))
+    run_id = RunIdentifier(run_name=run_name, run_time=run_time or dt.datetime.now(dt.UTC))
+    keys = []
+    for report in reports:
+        if not report.gx_result or report.dataset not in SUITES:
+            continue
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=report.dataset),
+            run_id=run_id,
+            batch_identifier=report.batch_name,
+        )
+        result = expectationSuiteValidationResultSchema.load(report.gx_result)
+        context.validation_results_store.set(key, result)
+        keys.append(key)
+    suites = [ExpectationSuiteIdentifier(name=name) for name in SUITES]
+    urls = context.build_data_docs(site_names=[SITE], resource_identifiers=[*keys, *suites])
+    return urls.get(SITE)
+
+
+def _config(root: Path) -> object:
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    defaults = InMemoryStoreBackendDefaults()
+    defaults.stores[defaults.validation_results_store_name]["store_backend"] = {
+        "class_name": "TupleFilesystemStoreBackend",
+        "base_directory": str(root / "reports" / "gx" / "validations"),
+    }
+    site = {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(root / "reports" / "data_docs"),
+        },
+        "site_index_builder": {
+            "class_name": "DefaultSiteIndexBuilder",
+            "validation_results_limit": RESULTS_LIMIT,
+        },
+    }
+    return DataContextConfig(
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        store_backend_defaults=defaults,
+        data_docs_sites={SITE: site},
+    )
