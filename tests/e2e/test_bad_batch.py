@@ -31,7 +31,13 @@ def _sql(db: Path) -> dict[str, pd.DataFrame]:
     with create_engine(f"sqlite:///{db}").connect() as conn:
         return {
             t: pd.read_sql_table(t, conn)
-            for t in ("forecasts", "drift_metrics", "model_versions", "pipeline_runs")
+            for t in (
+                "forecasts",
+                "drift_metrics",
+                "model_versions",
+                "pipeline_runs",
+                "validation_results",
+            )
         }
 
 
@@ -76,3 +82,10 @@ def test_user_csv_then_bad_batch(prefect_api: None, tmp_path: Path) -> None:
     assert list(runs["flow"]) == ["ingest", "forecast", "ingest"]
     assert list(runs["status"]) == ["succeeded", "succeeded", "failed"]
     assert "close" in runs["message"].iloc[-1]
+    checks = sql_after["validation_results"]  # the failed run's verdicts are kept
+    failed = checks[checks["run_id"] == runs["run_id"].iloc[-1]]
+    assert list(failed.loc[~failed["success"].astype(bool), "batch"]) == ["prices-USER"]
+    assert (
+        "close_positive"
+        in failed.loc[~failed["success"].astype(bool), "failed_expectations"].iloc[0]
+    )

@@ -62,6 +62,11 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     runs = _table(db, "pipeline_runs").sort_values("started_at")
     assert list(runs["flow"]) == ["ingest", "forecast"] * 2
     assert (runs["status"] == "succeeded").all()
+    checks = _table(db, "validation_results")  # every batch of every ingest run, empty ones too
+    ingest_runs = runs.loc[runs["flow"] == "ingest", "run_id"]
+    assert set(checks["run_id"]) == set(ingest_runs)
+    assert len(checks) == 2 * (len(SERIES) + 1) and checks["success"].all()
+    assert (data / "reports" / "data_docs" / "index.html").is_file()
 
     summaries = backfill(start=dt.date(2015, 7, 1), end=dt.date(2015, 7, 3), config_file=str(cfg))
     assert [s["as_of"] for s in summaries] == ["2015-07-01", "2015-07-02", "2015-07-03"]
