@@ -19,6 +19,13 @@ from pipeline_lib.sources.stooq import StooqSource
 from pipeline_lib.sources.yahoo import YahooChartSource
 
 _DATASETS = {"open_meteo": schema.WEATHER, "stooq": schema.PRICES, "yahoo_chart": schema.PRICES}
+_OPTIONS = {
+    "sample": {"symbol"},
+    "file": {"path", "columns"},
+    "open_meteo": {"daily", "archive_url", "forecast_url", "credential", "archive_lag_days"},
+    "stooq": {"symbol", "base_url"},
+    "yahoo_chart": {"symbol", "base_url"},
+}
 
 
 def _credential(spec: SourceSpec, settings: Settings, where: str) -> str | None:
@@ -44,6 +51,12 @@ def _build(
 ) -> Source:
     where = f"{dataset} source for '{key}'"
     opts = spec.options
+    unknown = sorted(set(opts) - _OPTIONS.get(spec.kind, set()))
+    if unknown:  # a typo would otherwise be ignored silently
+        known = ", ".join(sorted(_OPTIONS.get(spec.kind, set())))
+        raise SourceError(
+            f"{where}: unknown option(s) {unknown} for kind '{spec.kind}'; known: {known}"
+        )
     if spec.kind == "sample":
         return SampleSource(dataset, key, symbol=opts.get("symbol") or key)
     if spec.kind == "file":

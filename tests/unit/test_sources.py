@@ -185,3 +185,11 @@ def test_parse_empty_date_cell_is_reported() -> None:
 def test_parse_reports_impossible_dates() -> None:
     with pytest.raises(ParseError, match=r"impossible dates .* rows 2 .*'2999-01-01'"):
         parse_payload(csv_payload(b"date,close\n2024-01-02,1\n2999-01-01,2\n"))
+
+
+def test_unknown_source_option_is_an_error() -> None:
+    settings = Settings(
+        series=[{"id": "S", "source": {"kind": "stooq", "options": {"symbl": "x"}}}]
+    )
+    with pytest.raises(SourceError, match=r"unknown option\(s\) \['symbl'\] for kind 'stooq'"):
+        price_source(settings.series[0], settings)
