@@ -37,7 +37,7 @@ from tenacity import (
 )
 
 from pipeline_lib.config import HttpConfig
-from pipeline_lib.sources.base import ParseError, Payload, SourceError, utc_now
+from pipeline_lib.sources.base import ParseError, Payload, Source, SourceError, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,20 @@ class HttpResponse:
             "status": self.status,
             "attempts": self.attempts,
         }
+
+    def payload(self, source: Source, media_type: str, name: str, **request: Any) -> Payload:
+        """This answer as ``source``'s payload: the bytes unchanged, the request recorded
+        (no secrets) with ``request`` added (e.g. the dates asked)."""
+        return Payload(
+            source=source.name,
+            dataset=source.dataset,
+            key=source.key,
+            request={**self.record(), **request},
+            fetched_at=self.fetched_at,
+            content=self.content,
+            media_type=media_type,
+            name=name,
+        )
 
 
 class HttpClient:

@@ -165,16 +165,9 @@ class OpenMeteoSource:
             params["apikey"] = self._api_key
         context = f"open_meteo {api} weather for location '{self.key}', {start} to {end}"
         response = self.client.get(url, params, context=context)
-        request = {"api": api, "start": start.isoformat(), "end": end.isoformat()}
-        return Payload(
-            source=self.name,
-            dataset=self.dataset,
-            key=self.key,
-            request={**response.record(), **request},
-            fetched_at=response.fetched_at,
-            content=response.content,
-            media_type=JSON,
-            name=f"open_meteo-{api}-{self.key}-{start}-{end}.json",
+        name = f"open_meteo-{api}-{self.key}-{start}-{end}.json"
+        return response.payload(
+            self, JSON, name, api=api, start=start.isoformat(), end=end.isoformat()
         )
 
 

@@ -90,16 +90,5 @@ class StooqSource:
                     f"'{self.symbol}' from {first} to {end}; is the symbol right? (Stooq "
                     "spells them e.g. ^spx, msft.us, cl.f)"
                 )
-        request = {**response.record(), "start": start.isoformat(), "end": end.isoformat()}
-        return [
-            Payload(
-                source=self.name,
-                dataset=self.dataset,
-                key=self.key,
-                request=request,
-                fetched_at=response.fetched_at,
-                content=response.content,
-                media_type=CSV,
-                name=f"stooq-{self.symbol}-{start}-{end}.csv",
-            )
-        ]
+        name = f"stooq-{self.symbol}-{start}-{end}.csv"
+        return [response.payload(self, CSV, name, start=start.isoformat(), end=end.isoformat())]

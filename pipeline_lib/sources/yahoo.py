@@ -99,19 +99,8 @@ class YahooChartSource:
             error = None  # not JSON: landed as is, the parser says what is wrong
         if error is not None:
             raise SourceError(f"{context}: Yahoo answered with an error: {error}")
-        request = {**response.record(), "start": start.isoformat(), "end": end.isoformat()}
-        return [
-            Payload(
-                source=self.name,
-                dataset=self.dataset,
-                key=self.key,
-                request=request,
-                fetched_at=response.fetched_at,
-                content=response.content,
-                media_type=JSON,
-                name=f"yahoo_chart-{self.symbol}-{start}-{end}.json",
-            )
-        ]
+        name = f"yahoo_chart-{self.symbol}-{start}-{end}.json"
+        return [response.payload(self, JSON, name, start=start.isoformat(), end=end.isoformat())]
 
 
 def _time_zone(meta: dict[str, Any]) -> dt.tzinfo:
