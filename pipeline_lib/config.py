@@ -60,13 +60,15 @@ class SeriesConfig(BaseModel):
 
 
 class ModelConfig(BaseModel):
-    """Hyper-parameters of the LSTM (see pipeline_lib.model.lstm for what each does)."""
+    """Hyper-parameters of the recurrent model (see pipeline_lib.model.lstm for each)."""
 
     lookback: int = Field(default=60, ge=2)
     hidden_size: int = Field(default=32, ge=1)
     num_layers: int = Field(default=1, ge=1)
     dropout: float = Field(default=0.1, ge=0, lt=1)
     embedding_dim: int = Field(default=4, ge=1)
+    cell: Literal["lstm", "gru"] = Field(default="lstm", description="recurrent cell")
+    attention: bool = Field(default=False, description="attention over the encoder outputs")
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
 
     @field_validator("quantiles")

@@ -20,9 +20,17 @@ from pipeline_lib import paths, schema
 from pipeline_lib.config import Settings
 from pipeline_lib.model.checkpoint import list_models, load_model, save_model
 from pipeline_lib.model.train import fine_tune, train_full
-from pipeline_lib.model.trained import TrainedModel
+from pipeline_lib.model.trained import MODULE_DEFAULTS, TrainedModel
 
-_ARCHITECTURE = ("lookback", "hidden_size", "num_layers", "dropout", "embedding_dim")
+_ARCHITECTURE = (
+    "lookback",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "embedding_dim",
+    "cell",
+    "attention",
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ def _last_full(current: dict[str, Any], by_version: dict[str, dict[str, Any]]) -
 
 
 def _mismatch(record: dict[str, Any], settings: Settings, series_ids: list[str]) -> str | None:
-    hp = record["hyperparameters"]
+    hp = {**MODULE_DEFAULTS, **record["hyperparameters"]}
     if sorted(record["series_ids"]) != sorted(series_ids):
         return f"series changed ({sorted(record['series_ids'])} -> {sorted(series_ids)})"
     if int(record["horizon"]) != settings.horizon:

@@ -1,10 +1,12 @@
-"""The global multi-horizon quantile LSTM."""
+"""The global multi-horizon quantile recurrent forecaster (LSTM or GRU, optional attention)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class LSTMForecaster(nn.Module):
@@ -23,6 +25,9 @@ class LSTMForecaster(nn.Module):
         dropout: dropout between LSTM layers (only when ``num_layers > 1``) and in the head.
         embedding_dim: size of the series embedding, concatenated to every step's inputs and
             to the head's input.
+        cell: ``"lstm"`` (default) or ``"gru"``.
+        attention: add a scaled dot-product attention over the encoder's outputs, queried by
+            the last step's output; its context vector joins the head's input.
 
     ``forward`` returns [batch, horizon, 3]: lower, median and upper of the change of scaled y
     from the last observed step. Ordering is guaranteed: lower = median - softplus(a),
@@ -40,21 +45,28 @@ class LSTMForecaster(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.1,
         embedding_dim: int = 4,
+        cell: str = "lstm",
+        attention: bool = False,
     ) -> None:
         super().__init__()
+        if cell not in _CELLS:
+            raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}")
         if len(quantiles) != 3 or not 0 < quantiles[0] < quantiles[1] < quantiles[2] < 1:
             raise ValueError(f"quantiles must be three increasing levels in (0, 1): {quantiles}")
         self.horizon = horizon
         self.quantiles = tuple(float(q) for q in quantiles)
         self.embedding = nn.Embedding(n_series, embedding_dim)
-        self.encoder = nn.LSTM(
+        self.cell, self.attention = cell, attention
+        self.encoder = _CELLS[cell](
             input_size=n_past_features + embedding_dim,
             hidden_size=hidden_size,
             num_layers=num_layers,
             dropout=dropout if num_layers > 1 else 0.0,
             batch_first=True,
         )
-        head_in = hidden_size + embedding_dim + horizon * n_calendar_features
+        self.attend = nn.Linear(hidden_size, hidden_size, bias=False) if attention else None
+        context = hidden_size if attention else 0
+        head_in = hidden_size + context + embedding_dim + horizon * n_calendar_features
         self.head = nn.Sequential(
             nn.Linear(head_in, hidden_size),
             nn.ReLU(),
@@ -72,7 +84,13 @@ class LSTMForecaster(nn.Module):
         steps = emb.unsqueeze(1).expand(batch, lookback, emb.shape[1])  # [batch, lookback, emb]
         encoded, _ = self.encoder(torch.cat([past, steps], dim=2))  # [batch, lookback, hidden]
         last = encoded[:, -1, :]  # [batch, hidden]
-        head_in = torch.cat([last, emb, future.reshape(batch, -1)], dim=1)  # [batch, head_in]
+        parts = [last]
+        if self.attend is not None:
+            query = self.attend(last).unsqueeze(1)  # [batch, 1, hidden]
+            scores = (query * encoded).sum(-1) / encoded.shape[-1] ** 0.5  # [batch, lookback]
+            weights = torch.softmax(scores, dim=1).unsqueeze(2)  # [batch, lookback, 1]
+            parts.append((weights * encoded).sum(1))  # context [batch, hidden]
+        head_in = torch.cat([*parts, emb, future.reshape(batch, -1)], dim=1)  # [batch, head_in]
         raw = self.head(head_in).reshape(batch, self.horizon, 3)  # [batch, horizon, 3]
         median = raw[..., 1]  # [batch, horizon]
         lower = median - F.softplus(raw[..., 0])  # [batch, horizon]

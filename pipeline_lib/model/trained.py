@@ -27,7 +27,11 @@ MODULE_ARGS = (
     "num_layers",
     "dropout",
     "embedding_dim",
+    "cell",
+    "attention",
 )
+# Defaults of arguments added later, for checkpoints saved before them.
+MODULE_DEFAULTS = {"cell": "lstm", "attention": False}
 
 
 @dataclass
@@ -98,13 +102,16 @@ def hyperparameters(
         "num_layers": model_cfg.num_layers,
         "dropout": model_cfg.dropout,
         "embedding_dim": model_cfg.embedding_dim,
+        "cell": model_cfg.cell,
+        "attention": model_cfg.attention,
         "lookback": model_cfg.lookback,
     }
 
 
 def build_module(hyperparameters: dict[str, Any]) -> LSTMForecaster:
     """A fresh (untrained) module from a hyper-parameter record."""
-    return LSTMForecaster(**{k: hyperparameters[k] for k in MODULE_ARGS})
+    record = {**MODULE_DEFAULTS, **hyperparameters}
+    return LSTMForecaster(**{k: record[k] for k in MODULE_ARGS})
 
 
 def data_fingerprint(features: pd.DataFrame, columns: list[str]) -> str:

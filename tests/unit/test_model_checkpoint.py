@@ -80,6 +80,33 @@ def test_reload_in_a_fresh_process_gives_identical_forecasts(
     assert np.array_equal(np.load(out, allow_pickle=False), expected.to_numpy())
 
 
+def test_gru_with_attention_round_trips(features: pd.DataFrame, tmp_path: Path) -> None:
+    model = MODEL.model_copy(update={"cell": "gru", "attention": True})
+    trained = train_full(features, model, TRAIN, 3, dt.date(2020, 9, 30))
+    loaded = load_model(str(tmp_path), save_model(str(tmp_path), trained))
+    assert isinstance(loaded.module.encoder, torch.nn.GRU) and loaded.module.attend is not None
+    cols = ["yhat", "yhat_lower", "yhat_upper"]
+    expected = predict(trained, features, AS_OF, FREQ)[cols].to_numpy()
+    assert np.array_equal(predict(loaded, features, AS_OF, FREQ)[cols].to_numpy(), expected)
+
+
+def test_checkpoint_without_cell_settings_loads_as_an_lstm(
+    trained: TrainedModel, features: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Checkpoints written before ``cell`` and ``attention`` existed still load, unchanged."""
+    version = save_model(str(tmp_path), trained)
+    meta_path = tmp_path / version / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("cell", "attention"):
+        meta["hyperparameters"].pop(key)
+    meta_path.write_text(json.dumps(meta))
+    loaded = load_model(str(tmp_path), version)
+    assert isinstance(loaded.module.encoder, torch.nn.LSTM) and loaded.module.attend is None
+    cols = ["yhat", "yhat_lower", "yhat_upper"]
+    expected = predict(trained, features, AS_OF, FREQ)[cols].to_numpy()
+    assert np.array_equal(predict(loaded, features, AS_OF, FREQ)[cols].to_numpy(), expected)
+
+
 def test_checkpoint_is_safetensors_and_json_only(trained: TrainedModel, tmp_path: Path) -> None:
     version = save_model(str(tmp_path), trained)
     assert version == f"{trained.train_end:%Y%m%d}-full-{version.split('-')[-1]}"

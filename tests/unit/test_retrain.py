@@ -77,3 +77,5 @@ def test_config_changes_and_requests_force_full_training() -> None:
     assert "horizon" in _decide(changed, "2015-06-02").reason
     bigger = [_model("m1", "2015-06-01", hyperparameters={"lookback": 10})]
     assert "lookback" in _decide(bigger, "2015-06-02").reason
+    gru = [_model("m1", "2015-06-01", hyperparameters={"cell": "gru"})]
+    assert "cell" in _decide(gru, "2015-06-02").reason
