@@ -1,0 +1,378 @@
+"""Baseline forecasters: naive, seasonal naive (weekly) and a linear model on lags (Ridge).
+
+One interface: ``fit(history)`` stores the long history (``series_id, date, y`` and
+covariates); ``predict(as_of, horizon, frequency)`` returns forecasts in the production shape
+(``FORECAST_COLUMNS`` plus ``model``, the baseline's name) for every series with enough rows
+dated on or before ``as_of``; ``backtest(last_n, step, horizon, frequency)`` returns the
+forecasts of the last ``last_n`` origins of every series, ``step`` rows apart, each made exactly
+as ``predict`` would on its forecast date.
+
+No leakage: a forecast from origin ``o`` (the last row on or before the forecast date) uses rows
+``0..o`` only, for its point, its model fit and its bands. Steps are rows (observations): the
+weekly season is 5 rows for frequency ``"B"`` and 7 for ``"D"``; target dates come from
+``pipeline_lib.model.calendar.future_dates``. Everything is deterministic.
+
+Bands (split conformal): the h-step errors of the baseline on its own history before the
+origin (the last ``calibration_window`` origins whose targets are all observed by the origin;
+for the linear model, errors of a model fitted on the rows before that calibration split) give
+empirical quantiles per horizon, so bands widen with the horizon. Errors are log ratios while
+the series has been positive up to the origin (bands scale with the price), else differences.
+``yhat_lower``/``yhat_upper`` are the point plus the ``quantiles[0]``/``quantiles[2]`` error
+quantiles, clipped so that lower <= yhat <= upper. A series with fewer than ``min_calibration``
+such errors gets no forecast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeline_lib import schema
+from pipeline_lib.evaluation.metrics import MODEL
+from pipeline_lib.evaluation.windows import origin_windows, rolling_origins
+from pipeline_lib.model.calendar import future_dates
+from pipeline_lib.model.forecast import FORECAST_COLUMNS
+
+WEEKLY_SEASON = {"B": 5, "D": 7}
+
+
+@dataclass(frozen=True)
+class SeriesHistory:
+    """One series in date order: dates [T], y [T] and covariates [T, C] (NaN where unknown)."""
+
+    dates: np.ndarray
+    y: np.ndarray
+    covariates: np.ndarray
+
+
+class Baseline(ABC):
+    """A forecaster fitted per series, forecasting ``horizon`` steps from any origin.
+
+    ``quantiles``: levels of (yhat_lower, yhat, yhat_upper), as ``ModelConfig.quantiles``.
+    ``calibration_window``: how many recent h-step errors set the bands.
+    ``min_calibration``: fewest errors a series needs to be forecast.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+        calibration_window: int = 250,
+        min_calibration: int = 20,
+    ) -> None:
+        if len(quantiles) != 3 or not 0 < quantiles[0] < quantiles[1] < quantiles[2] < 1:
+            raise ValueError(f"quantiles must be 3 increasing levels in (0, 1), got {quantiles}")
+        if min_calibration < 1 or calibration_window < min_calibration:
+            raise ValueError("need 1 <= min_calibration <= calibration_window")
+        self.quantiles = tuple(float(q) for q in quantiles)
+        self.calibration_window = calibration_window
+        self.min_calibration = min_calibration
+        self.series: dict[str, SeriesHistory] = {}
+        self.covariate_columns: list[str] = []
+
+    def fit(self, history: pd.DataFrame) -> Self:
+        """Store ``history`` (long: ``series_id, date, y`` and covariates), one array per series;
+        rows without ``y`` are dropped. Models are fitted per origin, from rows up to it."""
+        missing = [c for c in (schema.SERIES_ID, schema.DATE, schema.Y) if c not in history]
+        if missing:
+            raise ValueError(f"history lacks the columns {missing}")
+        frame = history.loc[history[schema.Y].notna()].sort_values([schema.SERIES_ID, schema.DATE])
+        if frame.duplicated([schema.SERIES_ID, schema.DATE]).any():
+            raise ValueError("history has more than one row for a (series_id, date)")
+        known = [*schema.PAST_FEATURES, *schema.CALENDAR_FEATURES]
+        self.covariate_columns = [c for c in known if c in frame.columns]
+        self.series = {
+            str(sid): SeriesHistory(
+                dates=pd.to_datetime(part[schema.DATE]).to_numpy().astype("datetime64[ns]"),
+                y=part[schema.Y].to_numpy(np.float64),
+                covariates=part[self.covariate_columns].to_numpy(np.float64),
+            )
+            for sid, part in frame.groupby(schema.SERIES_ID, sort=True)
+        }
+        return self
+
+    def predict(
+        self, as_of: dt.date, horizon: int, frequency: str | Mapping[str, str] = "B"
+    ) -> pd.DataFrame:
+        """Forecasts of the ``horizon`` dates after ``as_of`` from rows dated on or before it.
+
+        ``frequency``: ``"B"`` or ``"D"`` for all series, or a mapping by series id (missing
+        series count as ``"B"``)."""
+        cutoff = np.datetime64(pd.Timestamp(as_of).as_unit("ns"))
+        parts = []
+        for sid, s in self.series.items():
+            n = int(np.searchsorted(s.dates, cutoff, side="right"))
+            if n == 0:
+                continue
+            freq = _frequency(frequency, sid)
+            yhat, lo, hi = self._forecast(s, np.array([n - 1]), horizon, freq)
+            parts.append(_frame(sid, [pd.Timestamp(as_of)], yhat, lo, hi, freq, self.name))
+        return _concat(parts)
+
+    def backtest(
+        self,
+        last_n: int,
+        horizon: int,
+        step: int = 1,
+        frequency: str | Mapping[str, str] = "B",
+    ) -> pd.DataFrame:
+        """Forecasts from the last ``last_n`` origins of each series, ``step`` rows apart, whose
+        ``horizon`` targets are all observed; forecast_date is the origin's date."""
+        parts = []
+        for sid, s in self.series.items():
+            origins = rolling_origins(len(s.y), last_n, step, min_train=1, horizon=horizon)
+            if len(origins) == 0:
+                continue
+            freq = _frequency(frequency, sid)
+            yhat, lo, hi = self._forecast(s, origins, horizon, freq)
+            dates = pd.DatetimeIndex(s.dates[origins])
+            parts.append(_frame(sid, dates, yhat, lo, hi, freq, self.name))
+        return _concat(parts)
+
+    @abstractmethod
+    def _forecast(
+        self, s: SeriesHistory, origins: np.ndarray, horizon: int, frequency: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Point, lower and upper forecasts [N, horizon] of each origin (NaN rows: too little
+        history), using rows up to the origin only."""
+
+    def _bands(
+        self, errors: np.ndarray, available: np.ndarray, origins: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Error quantiles [N, H] at each origin from the last ``calibration_window`` rows of
+        ``errors`` [M, H] whose ``available`` index [M] (last row they use) is <= the origin."""
+        n, h = len(origins), errors.shape[1]
+        lo, hi = np.full((n, h), np.nan), np.full((n, h), np.nan)
+        counts = np.searchsorted(available, origins, side="right")
+        for i, k in enumerate(counts):
+            recent = errors[max(0, k - self.calibration_window) : k]
+            if len(recent) >= self.min_calibration:
+                lo[i], hi[i] = np.quantile(recent, [self.quantiles[0], self.quantiles[2]], axis=0)
+        return lo, hi
+
+
+class _NaiveFamily(Baseline):
+    """Naive-type baselines: the point is a function of the last ``lookback`` values."""
+
+    @abstractmethod
+    def _lookback(self, frequency: str) -> int: ...
+
+    @abstractmethod
+    def _point(self, past: np.ndarray, horizon: int) -> np.ndarray:
+        """[N, lookback] -> [N, horizon]"""
+
+    def _forecast(
+        self, s: SeriesHistory, origins: np.ndarray, horizon: int, frequency: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lookback = self._lookback(frequency)
+        n = len(origins)
+        out = np.full((3, n, horizon), np.nan)
+        ok = origins >= lookback - 1
+        if not ok.any():
+            return out[0], out[1], out[2]
+        past, _ = origin_windows(s.y, origins[ok], lookback, 0)  # views [N, L]
+        point = self._point(past, horizon)
+        # calibration: every origin whose targets are observed; vectorised over views
+        cal = rolling_origins(len(s.y), len(s.y), 1, min_train=lookback, horizon=horizon)
+        cal_past, cal_target = origin_windows(s.y, cal, lookback, horizon)
+        cal_point = self._point(cal_past, horizon)
+        lo, hi = np.full((2, ok.sum(), horizon), np.nan)
+        positive = np.minimum.accumulate(s.y) > 0  # [T], series positive so far
+        for use_log in (True, False):
+            pick = positive[origins[ok]] == use_log
+            if pick.any():
+                errors = _error(cal_target, cal_point, use_log)
+                lo[pick], hi[pick] = self._bands(errors, cal + horizon, origins[ok][pick])
+        out[:, ok] = _apply_bands(point, lo, hi, positive[origins[ok]])
+        return out[0], out[1], out[2]
+
+
+class Naive(_NaiveFamily):
+    """The last observed value, for every horizon."""
+
+    name = "naive"
+
+    def _lookback(self, frequency: str) -> int:
+        return 1
+
+    def _point(self, past: np.ndarray, horizon: int) -> np.ndarray:
+        return np.repeat(past[:, -1:], horizon, axis=1)
+
+
+class SeasonalNaive(_NaiveFamily):
+    """The value one week (``season`` rows: 5 for ``"B"``, 7 for ``"D"``) before each target,
+    repeating the last observed week beyond one season."""
+
+    name = "seasonal_naive"
+
+    def __init__(self, season: int | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.season = season
+
+    def _lookback(self, frequency: str) -> int:
+        return self.season or WEEKLY_SEASON[frequency]
+
+    def _point(self, past: np.ndarray, horizon: int) -> np.ndarray:
+        m = past.shape[1]
+        return past[:, np.arange(horizon) % m]
+
+
+class LinearLags(Baseline):
+    """Ridge regression of the h-step log change on the last ``lags`` log values and the
+    covariates of the origin row (past features and the origin's calendar encodings).
+
+    Fitted **per series** (series differ in level, volatility and covariates; a per-series fit
+    needs no cross-series scaling and one series' history can never move another's forecast).
+    One direct model per horizon: a multi-output Ridge, which solves the H regressions
+    independently on the same rows. Inputs are the level ``z_o`` and the differences
+    ``z_o - z_{o-k}`` (k < lags), so the ridge penalty shrinks towards the naive forecast;
+    ``z`` is log y while the series is positive (else y). Missing covariates are imputed with
+    their training mean, then all inputs standardised; imputer and ``StandardScaler`` are fitted
+    on the training rows only. ``alpha``: the ridge penalty; ``min_train``: fewest training rows.
+    """
+
+    name = "linear"
+
+    def __init__(
+        self, lags: int = 10, alpha: float = 1.0, min_train: int = 30, **kwargs: object
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        if lags < 1:
+            raise ValueError(f"lags must be >= 1, got {lags}")
+        self.lags, self.alpha, self.min_train = lags, alpha, min_train
+
+    def _forecast(
+        self, s: SeriesHistory, origins: np.ndarray, horizon: int, frequency: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out = np.full((3, len(origins), horizon), np.nan)
+        for i, origin in enumerate(origins):
+            result = self._forecast_one(s, int(origin), horizon)
+            if result is not None:
+                out[:, i] = result
+        return out[0], out[1], out[2]
+
+    def _forecast_one(self, s: SeriesHistory, origin: int, horizon: int) -> np.ndarray | None:
+        y = s.y[: origin + 1]  # nothing after the origin from here on
+        use_log = bool(np.all(y > 0))
+        z = np.log(y) if use_log else y
+        train = rolling_origins(len(z), len(z), 1, min_train=self.lags, horizon=horizon)
+        n_cal = min(self.calibration_window, len(train) // 2)
+        if n_cal < self.min_calibration or len(train) - n_cal - horizon < self.min_train:
+            return None
+        x, target = self._design(z, s.covariates, train, horizon)
+        cal_start = len(train) - n_cal
+        fit_rows = train <= train[cal_start] - horizon  # targets before the calibration split
+        calibrate = self._model().fit(x[fit_rows], target[fit_rows])
+        errors = target[cal_start:] - calibrate.predict(x[cal_start:])  # [n_cal, H]
+        lo, hi = np.quantile(errors, [self.quantiles[0], self.quantiles[2]], axis=0)
+        model = self._model().fit(x, target)
+        x_now, _ = self._design(z, s.covariates, np.array([origin]), 0)
+        change = model.predict(x_now)  # [1, H]
+        point = _inverse(z[origin] + change, use_log)
+        bands = _apply_bands(point, lo[None], hi[None], np.array([use_log]))
+        return np.stack(bands)[:, 0]
+
+    def _design(
+        self, z: np.ndarray, covariates: np.ndarray, origins: np.ndarray, horizon: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs [N, lags + C] and targets ``z[o + h] - z[o]`` [N, H] of each origin."""
+        past, _ = origin_windows(z, origins, self.lags, 0)  # [N, lags]
+        _, ahead = origin_windows(z, origins, 1, horizon) if horizon else (None, None)
+        level = past[:, -1:]
+        x = np.concatenate([level, level - past[:, :-1], covariates[origins]], axis=1)
+        target = ahead - level if ahead is not None else np.empty((len(origins), 0))
+        return x, target
+
+    def _model(self) -> Pipeline:
+        return make_pipeline(
+            SimpleImputer(strategy="mean", keep_empty_features=True),
+            StandardScaler(),
+            Ridge(alpha=self.alpha),
+        )
+
+
+BASELINES: dict[str, type[Baseline]] = {b.name: b for b in (Naive, SeasonalNaive, LinearLags)}
+
+
+def _error(actual: np.ndarray, point: np.ndarray, use_log: bool) -> np.ndarray:
+    if use_log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(actual) - np.log(point)
+    return actual - point
+
+
+def _inverse(z: np.ndarray, use_log: bool) -> np.ndarray:
+    return np.exp(z) if use_log else z
+
+
+def _apply_bands(
+    point: np.ndarray, lo: np.ndarray, hi: np.ndarray, use_log: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point [N, H] and its bands from error quantiles [N, H] (log ratios where ``use_log``
+    [N]), clipped so that lower <= point <= upper."""
+    log = use_log[:, None]
+    with np.errstate(over="ignore"):
+        lower = np.where(log, point * np.exp(lo), point + lo)
+        upper = np.where(log, point * np.exp(hi), point + hi)
+    return point, np.minimum(lower, point), np.maximum(upper, point)
+
+
+def _frequency(frequency: str | Mapping[str, str], series_id: str) -> str:
+    freq = frequency if isinstance(frequency, str) else frequency.get(series_id, "B")
+    if freq not in WEEKLY_SEASON:
+        raise ValueError(f"frequency must be 'B' or 'D', got {freq!r} for {series_id}")
+    return freq
+
+
+def _frame(
+    series_id: str,
+    forecast_dates: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+    yhat: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    frequency: str,
+    model: str,
+) -> pd.DataFrame:
+    """Forecast rows of one series, origins [N] x horizons [H]; origins with NaN dropped."""
+    keep = ~np.isnan(yhat).any(axis=1) & ~np.isnan(lower).any(axis=1)
+    n, horizon = yhat.shape
+    dates = [future_dates(d.date(), horizon, frequency) for d in forecast_dates]
+    frame = pd.DataFrame(
+        {
+            schema.SERIES_ID: series_id,
+            "forecast_date": np.repeat(pd.DatetimeIndex(forecast_dates).as_unit("ns"), horizon),
+            "target_date": np.concatenate([d.to_numpy() for d in dates]),
+            "horizon": np.tile(np.arange(1, horizon + 1, dtype=np.int64), n),
+            "yhat": yhat.reshape(-1),
+            "yhat_lower": lower.reshape(-1),
+            "yhat_upper": upper.reshape(-1),
+            MODEL: model,
+        }
+    )
+    return frame.loc[np.repeat(keep, horizon)]
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    columns = [*FORECAST_COLUMNS, MODEL]
+    if not parts:
+        empty = {c: pd.Series(dtype="float64") for c in columns}
+        empty |= {
+            "forecast_date": pd.Series(dtype="datetime64[ns]"),
+            "target_date": pd.Series(dtype="datetime64[ns]"),
+            "horizon": pd.Series(dtype="int64"),
+            schema.SERIES_ID: pd.Series(dtype="str"),
+            MODEL: pd.Series(dtype="str"),
+        }
+        return pd.DataFrame(empty)[columns]
+    return pd.concat(parts, ignore_index=True)[columns]

@@ -1,0 +1,181 @@
+"""Forecast accuracy: point, quantile and interval metrics, and a scorer for forecast frames.
+
+Point metrics take actuals and forecasts as arrays. MAE, RMSE and the pinball loss are
+scikit-learn's. MASE divides the MAE by the in-sample MAE of the seasonal-naive forecast of
+period ``season`` on the training history (``season=1``: the naive forecast). sMAPE is on the
+0..200 scale, ``200 * mean(|y - yhat| / (|y| + |yhat|))``, a term with ``y == yhat == 0``
+counting 0 (a perfect forecast).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import mean_absolute_error, mean_pinball_loss, root_mean_squared_error
+
+from pipeline_lib import schema
+from pipeline_lib.model.forecast import FORECAST_COLUMNS
+
+MODEL = "model"  # optional forecasts column: which model produced the row
+ALL_HORIZONS = "ALL"  # the horizon label of a row scored over every horizon
+DEFAULT_MODEL = "forecast"  # the model label when the forecasts carry no model column
+ACTUAL_COLUMNS = [schema.SERIES_ID, schema.DATE, schema.Y]
+
+
+def mae(y: np.ndarray, yhat: np.ndarray) -> float:
+    return float(mean_absolute_error(y, yhat))
+
+
+def rmse(y: np.ndarray, yhat: np.ndarray) -> float:
+    return float(root_mean_squared_error(y, yhat))
+
+
+def naive_scale(history: np.ndarray, season: int = 1) -> float:
+    """In-sample MAE of the seasonal-naive forecast on ``history`` (in date order): the mean of
+    ``|y[t] - y[t - season]|``. NaN when the history has ``season`` values or fewer."""
+    h = np.asarray(history, dtype=np.float64)
+    if season < 1:
+        raise ValueError(f"season must be >= 1, got {season}")
+    if len(h) <= season:
+        return float("nan")
+    return float(np.mean(np.abs(h[season:] - h[:-season])))
+
+
+def mase(y: np.ndarray, yhat: np.ndarray, history: np.ndarray, season: int = 1) -> float:
+    """MAE of the forecast over :func:`naive_scale` of the training history. Infinite when the
+    history is constant and the forecast has an error (NaN when it has none)."""
+    return _ratio(mae(y, yhat), naive_scale(history, season))
+
+
+def smape(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Symmetric MAPE on 0..200; a term with ``y == yhat == 0`` counts 0."""
+    y, yhat = np.asarray(y, np.float64), np.asarray(yhat, np.float64)
+    num, den = np.abs(y - yhat), np.abs(y) + np.abs(yhat)
+    terms = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    return float(200.0 * np.mean(terms))
+
+
+def pinball(y: np.ndarray, yhat_q: np.ndarray, quantile: float) -> float:
+    """Pinball (quantile) loss of the forecast ``yhat_q`` of quantile ``quantile``."""
+    return float(mean_pinball_loss(y, yhat_q, alpha=quantile))
+
+
+def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """Share of actuals inside ``[lower, upper]`` (bounds included)."""
+    y = np.asarray(y, np.float64)
+    return float(np.mean((y >= np.asarray(lower)) & (y <= np.asarray(upper))))
+
+
+def width(lower: np.ndarray, upper: np.ndarray) -> float:
+    """Mean width of the intervals ``[lower, upper]``."""
+    return float(np.mean(np.asarray(upper, np.float64) - np.asarray(lower, np.float64)))
+
+
+def pinball_column(quantile: float) -> str:
+    """Name of the pinball-loss column of ``quantile`` in :func:`score_forecasts`' output:
+    the level in thousandths, ``pinball_q100`` for 0.1, ``pinball_q025`` for 0.025 (a plain
+    SQL identifier)."""
+    return f"pinball_q{round(quantile * 1000):03d}"
+
+
+def score_forecasts(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    history: pd.DataFrame,
+    season: int = 1,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+) -> pd.DataFrame:
+    """Score forecasts against the actuals of their target dates.
+
+    ``forecasts`` has the production forecast columns (``FORECAST_COLUMNS``) and optionally
+    ``model``; ``actuals`` and ``history`` have ``series_id, date, y``. ``quantiles`` are the
+    quantile levels of ``yhat_lower``, ``yhat`` and ``yhat_upper`` (``ModelConfig.quantiles``).
+    Forecasts are inner-joined with actuals on ``(series_id, target_date)``; rows without an
+    actual are left out. The MASE scale of a series comes from its ``history`` rows dated on or
+    before its earliest forecast date (NaN without such history).
+
+    Returns one row per ``(model, series_id, horizon)`` and one with horizon ``"ALL"`` per
+    ``(model, series_id)``; ``horizon`` is a string column. Columns: ``model, series_id,
+    horizon, n, mae, rmse, mase, smape, pinball_<q> (x3), coverage, width``.
+    """
+    _require(forecasts, FORECAST_COLUMNS, "forecasts")
+    _require(actuals, ACTUAL_COLUMNS, "actuals")
+    _require(history, ACTUAL_COLUMNS, "history")
+    if len(quantiles) != 3:
+        raise ValueError(f"quantiles must be [lower, median, upper], got {list(quantiles)}")
+    joined = _join(forecasts, actuals)
+    scales = _scales(history, joined, season)
+    rows = []
+    for (model, series), group in joined.groupby([MODEL, schema.SERIES_ID], sort=True):
+        scale = scales.get(series, float("nan"))
+        key = {MODEL: model, schema.SERIES_ID: series}
+        for h, part in group.groupby("horizon", sort=True):
+            rows.append(key | {"horizon": str(h)} | _score(part, scale, quantiles))
+        rows.append(key | {"horizon": ALL_HORIZONS} | _score(group, scale, quantiles))
+    columns = [MODEL, schema.SERIES_ID, "horizon", "n", "mae", "rmse", "mase", "smape"]
+    columns += [pinball_column(q) for q in quantiles] + ["coverage", "width"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} lacks the columns {missing} (it has {list(frame.columns)})")
+
+
+def _join(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
+    if actuals.duplicated([schema.SERIES_ID, schema.DATE]).any():
+        raise ValueError("actuals have more than one row for a (series_id, date)")
+    left = forecasts.copy()
+    if MODEL not in left:
+        left[MODEL] = DEFAULT_MODEL
+    left["target_date"] = pd.to_datetime(left["target_date"]).astype("datetime64[ns]")
+    right = actuals[ACTUAL_COLUMNS].rename(columns={schema.DATE: "target_date"})
+    right = right.assign(target_date=pd.to_datetime(right["target_date"]).astype("datetime64[ns]"))
+    right = right.loc[right[schema.Y].notna()]
+    joined = left.merge(right, on=[schema.SERIES_ID, "target_date"], how="inner")
+    if joined.empty:
+        raise ValueError(
+            f"no forecast matches an actual on (series_id, target_date): {len(forecasts)} "
+            f"forecast rows, {len(right)} actuals; are the actuals for the target dates loaded?"
+        )
+    return joined
+
+
+def _scales(history: pd.DataFrame, joined: pd.DataFrame, season: int) -> dict[str, float]:
+    first = joined.groupby(schema.SERIES_ID)["forecast_date"].min()
+    hist = history.loc[history[schema.Y].notna()].sort_values([schema.SERIES_ID, schema.DATE])
+    out = {}
+    for series, frame in hist.groupby(schema.SERIES_ID, sort=False):
+        if series in first.index:
+            keep = pd.to_datetime(frame[schema.DATE]) <= pd.Timestamp(first[series])
+            out[series] = naive_scale(frame.loc[keep, schema.Y].to_numpy(), season)
+    return out
+
+
+def _score(part: pd.DataFrame, scale: float, quantiles: Sequence[float]) -> dict[str, object]:
+    y = part[schema.Y].to_numpy(np.float64)
+    yhat = part["yhat"].to_numpy(np.float64)
+    lower = part["yhat_lower"].to_numpy(np.float64)
+    upper = part["yhat_upper"].to_numpy(np.float64)
+    error = mae(y, yhat)
+    row: dict[str, object] = {
+        "n": len(part),
+        "mae": error,
+        "rmse": rmse(y, yhat),
+        "mase": _ratio(error, scale),
+        "smape": smape(y, yhat),
+    }
+    for q, pred in zip(quantiles, (lower, yhat, upper), strict=True):
+        row[pinball_column(q)] = pinball(y, pred, q)
+    return row | {"coverage": coverage(y, lower, upper), "width": width(lower, upper)}
+
+
+def _ratio(num: float, den: float) -> float:
+    if np.isnan(den) or np.isnan(num):
+        return float("nan")
+    if den == 0:
+        return float("nan") if num == 0 else float("inf")
+    return num / den
