@@ -8,7 +8,6 @@ anywhere before the commit simply fetches the same dates again next time.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -191,7 +190,7 @@ def _ingest_files(
         stamp = FileStamp(
             size=len(payload.content),
             modified=payload.request.get("modified"),
-            sha256=hashlib.sha256(payload.content).hexdigest(),
+            sha256=payload.sha256,
             max_date=None if newest is None else pd.Timestamp(newest).date().isoformat(),
             taken_through=as_of.isoformat(),
             raw_path=raw_path,
@@ -207,6 +206,6 @@ def _ingest_files(
 
 def _land_once(data_dir: str, payload: Payload, stamp: FileStamp | None) -> str:
     """Land a dropped file's bytes, unless this very content was landed when it was taken."""
-    if stamp is not None and stamp.sha256 == hashlib.sha256(payload.content).hexdigest():
+    if stamp is not None and stamp.sha256 == payload.sha256:
         return stamp.raw_path
     return land_raw(data_dir, payload)

@@ -18,7 +18,7 @@ from pipeline_lib.store import atomic_write_bytes
 
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
-    """One engine per database URL per process, with the schema created (idempotent)."""
+    """A new engine for ``url``, with the schema created (idempotent); one per call."""
     engine = db.make_engine(url)
     db.create_schema(engine)
     return engine

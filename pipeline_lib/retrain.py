@@ -17,20 +17,13 @@ from typing import Any, Literal
 import pandas as pd
 
 from pipeline_lib import paths, schema
-from pipeline_lib.config import Settings
+from pipeline_lib.config import ModelConfig, Settings
 from pipeline_lib.model.checkpoint import list_models, load_model, save_model
 from pipeline_lib.model.train import fine_tune, train_full
 from pipeline_lib.model.trained import MODULE_DEFAULTS, TrainedModel
 
-_ARCHITECTURE = (
-    "lookback",
-    "hidden_size",
-    "num_layers",
-    "dropout",
-    "embedding_dim",
-    "cell",
-    "attention",
-)
+# Every model setting but the quantiles (compared on their own) shapes the network.
+_ARCHITECTURE = tuple(k for k in ModelConfig.model_fields if k != "quantiles")
 
 
 @dataclass(frozen=True)

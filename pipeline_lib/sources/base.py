@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,6 +43,11 @@ class Payload:
     def __post_init__(self) -> None:
         if self.fetched_at.tzinfo is None:
             raise ValueError("Payload.fetched_at must be time-zone aware (UTC)")
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Hex SHA-256 of ``content``, computed once per payload."""
+        return hashlib.sha256(self.content).hexdigest()
 
     def describe(self) -> str:
         """A short human name, e.g. ``prices file 'x.csv' (series SP500, source file)``."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import posixpath
 from collections.abc import Mapping
 from typing import Any
@@ -108,9 +107,6 @@ class FileDropSource:
             if done and stamp.size == size and stamp.modified == modified:
                 continue
             content = self._read(fs, path, size)
-            sha = hashlib.sha256(content).hexdigest()
-            if done and stamp.sha256 == sha:
-                continue
             request: dict[str, object] = {
                 "path": self.path,
                 "file": path,
@@ -121,16 +117,17 @@ class FileDropSource:
             }
             if self.columns:
                 request["columns"] = self.columns
-            payloads.append(
-                Payload(
-                    source=self.name,
-                    dataset=self.dataset,
-                    key=self.key,
-                    request=request,
-                    fetched_at=utc_now(),
-                    content=content,
-                    media_type=_media_type(path) or CSV,
-                    name=posixpath.basename(path),
-                )
+            payload = Payload(
+                source=self.name,
+                dataset=self.dataset,
+                key=self.key,
+                request=request,
+                fetched_at=utc_now(),
+                content=content,
+                media_type=_media_type(path) or CSV,
+                name=posixpath.basename(path),
             )
+            if done and stamp.sha256 == payload.sha256:
+                continue  # touched, not changed
+            payloads.append(payload)
         return payloads

@@ -52,7 +52,7 @@ def land_raw(data_dir: str, payload: Payload) -> str:
     Landing the same payload again (same fetch time and content) returns the existing file;
     a different payload that would get the same name is given a ``-1``, ``-2``... suffix.
     """
-    sha = hashlib.sha256(payload.content).hexdigest()
+    sha = payload.sha256
     folder = join(
         data_dir,
         "raw",
