@@ -1,8 +1,15 @@
-"""Training in small named steps: seeding, the loss, one step, one evaluation, the loop, and the
-two entry points :func:`train_full` and :func:`fine_tune`."""
+"""Training in small named steps: seeding, the loss, one step, one evaluation, the optimizer,
+the loop, and the two entry points :func:`train_full` and :func:`fine_tune`.
+
+A fine-tune warm-starts from a parent model (weights and Adam state), trains at a lower learning
+rate on the recent windows plus a seeded replay sample of older ones (against forgetting), and
+records its lineage in its metrics. Every random choice is seeded by ``TrainingConfig.seed``, so
+the same inputs give bit-identical weights.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import math
@@ -18,7 +25,7 @@ import torch
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.model.lstm import LSTMForecaster
-from pipeline_lib.model.scaling import fit_scalers
+from pipeline_lib.model.scaling import SeriesScalers, fit_scalers
 from pipeline_lib.model.trained import (
     TrainedModel,
     build_module,
@@ -35,14 +42,21 @@ from pipeline_lib.model.windows import (
 
 Progress = Callable[[dict[str, Any]], None]
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+OptimizerState = dict[str, Any]  # a torch ``Optimizer.state_dict()``
 
 
 def set_seed(seed: int) -> None:
-    """Seed python, numpy and torch, and make torch use deterministic algorithms only."""
+    """Seed python, numpy and torch, and make torch use deterministic algorithms only.
+
+    Deterministic mode also fills every new tensor with NaN by default, a safety net for kernels
+    that read memory they never wrote; ours do not, and the fills cost about 15% of a training
+    step on CPU (bench/train_speed.py), so they are off. Results stay bit-identical (a test).
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def pinball_loss(
@@ -86,6 +100,60 @@ def eval_step(model: LSTMForecaster, windows: WindowSet, batch_size: int) -> flo
     return total / len(windows)
 
 
+def check_optimizer_state(state: OptimizerState, params: list[torch.nn.Parameter]) -> None:
+    """Raise ``ValueError`` unless ``state`` belongs to an optimizer over ``params``' shapes.
+
+    ``Optimizer.load_state_dict`` only compares parameter counts; a state saved for another
+    architecture would otherwise fail later, deep inside ``step``, or silently broadcast.
+    """
+    indices = sorted(int(i) for group in state["param_groups"] for i in group["params"])
+    if indices != list(range(len(params))):
+        raise ValueError(
+            f"optimizer state covers {len(indices)} parameters, the model has {len(params)}"
+        )
+    for index, entries in state["state"].items():
+        shape = tuple(params[int(index)].shape)
+        for name, value in entries.items():
+            if torch.is_tensor(value) and value.dim() > 0 and tuple(value.shape) != shape:
+                raise ValueError(
+                    f"optimizer state {name!r} of parameter {index} has shape "
+                    f"{tuple(value.shape)}, the parameter has {shape}: not this model's state"
+                )
+
+
+def make_optimizer(
+    model: LSTMForecaster,
+    learning_rate: float,
+    cfg: TrainingConfig,
+    state: OptimizerState | None = None,
+) -> torch.optim.Adam:
+    """Adam over ``model``'s parameters (the fused kernel: one update for all parameters),
+    warm-started from ``state`` when given.
+
+    ``state`` is deep-copied before loading: ``load_state_dict`` keeps the given tensors and
+    Adam updates its moments and step counts in place, which would alter the parent's record.
+    The moments and step counts carry over; the hyper-parameters do not: every group's ``lr``
+    and ``weight_decay`` are set from the arguments after loading.
+    """
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=learning_rate, weight_decay=cfg.weight_decay, fused=True
+    )
+    if state is not None:
+        check_optimizer_state(state, list(model.parameters()))
+        optimizer.load_state_dict(copy.deepcopy(state))
+        for group in optimizer.param_groups:
+            group["lr"], group["weight_decay"] = learning_rate, cfg.weight_decay
+    return optimizer
+
+
+def _snapshot(
+    model: LSTMForecaster, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], OptimizerState]:
+    """Copies of the weights and the optimizer state, detached from further training."""
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return weights, copy.deepcopy(optimizer.state_dict())
+
+
 def fit(
     model: LSTMForecaster,
     train: WindowSet,
@@ -94,20 +162,21 @@ def fit(
     learning_rate: float,
     max_epochs: int,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+    optimizer_state: OptimizerState | None = None,
+) -> tuple[dict[str, Any], OptimizerState]:
     """Adam with ReduceLROnPlateau, gradient clipping and early stopping on the validation loss.
 
-    The weights of the best epoch are restored at the end. Returns the training metrics.
+    ``optimizer_state`` warm-starts Adam (see :func:`make_optimizer`). The weights of the best
+    epoch are restored at the end, and the optimizer state is snapshotted at that same epoch, so
+    the two match. Returns the training metrics and that optimizer state.
     """
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=learning_rate, weight_decay=cfg.weight_decay
-    )
+    optimizer = make_optimizer(model, learning_rate, cfg, optimizer_state)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=0.5, patience=max(1, cfg.patience // 2)
     )
     shuffle = torch.Generator().manual_seed(cfg.seed)
     best_loss, best_epoch, bad_epochs = math.inf, 0, 0
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best_state, best_optimizer = _snapshot(model, optimizer)
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     for epoch in range(1, max_epochs + 1):
@@ -132,20 +201,48 @@ def fit(
             progress(dict(record))
         if val_loss < best_loss:
             best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state, best_optimizer = _snapshot(model, optimizer)
         else:
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
                 break
     model.load_state_dict(best_state)
     model.eval()
-    return {
+    metrics = {
         "best_val_loss": best_loss,
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "train_seconds": time.perf_counter() - started,
         "history": history,
     }
+    return metrics, best_optimizer
+
+
+def _windows(trained: TrainedModel, frame: pd.DataFrame) -> WindowSet:
+    """All windows of ``frame`` scaled by ``trained.scalers``, targets up to its target end."""
+    arrays = series_arrays(frame, trained.scalers, trained.series_ids, trained.calendar_features)
+    n_cal, end = len(trained.calendar_features), trained.target_end
+    return make_windows(arrays, trained.lookback, trained.horizon, n_cal, cutoff=end)
+
+
+def _fit_into(
+    trained: TrainedModel,
+    train: WindowSet,
+    val: WindowSet,
+    cfg: TrainingConfig,
+    learning_rate: float,
+    max_epochs: int,
+    progress: Progress | None,
+    n_rows: int,
+    optimizer_state: OptimizerState | None = None,
+) -> TrainedModel:
+    """Fit ``trained.module``; keep the metrics and the best epoch's optimizer state in it."""
+    metrics, state = fit(
+        trained.module, train, val, cfg, learning_rate, max_epochs, progress, optimizer_state
+    )
+    metrics.update(n_train_windows=len(train), n_val_windows=len(val), n_rows=n_rows)
+    trained.metrics, trained.optimizer_state = metrics, state
+    return trained
 
 
 def _run(
@@ -156,15 +253,9 @@ def _run(
     max_epochs: int,
     progress: Progress | None,
 ) -> TrainedModel:
-    """Window ``frame``, split, fit ``trained.module`` and record the metrics in ``trained``."""
-    arrays = series_arrays(frame, trained.scalers, trained.series_ids, trained.calendar_features)
-    n_cal, end = len(trained.calendar_features), trained.train_end
-    windows = make_windows(arrays, trained.lookback, trained.horizon, n_cal, cutoff=end)
-    train, val = split_windows(windows, cfg.val_fraction)
-    metrics = fit(trained.module, train, val, cfg, learning_rate, max_epochs, progress)
-    metrics.update(n_train_windows=len(train), n_val_windows=len(val), n_rows=len(frame))
-    trained.metrics = metrics
-    return trained
+    """Window ``frame``, split by time, fit ``trained.module`` and record the metrics."""
+    train, val = split_windows(_windows(trained, frame), cfg.val_fraction)
+    return _fit_into(trained, train, val, cfg, learning_rate, max_epochs, progress, len(frame))
 
 
 def train_full(
@@ -174,9 +265,13 @@ def train_full(
     horizon: int,
     train_end: dt.date,
     progress: Progress | None = None,
+    fit_end: dt.date | None = None,
 ) -> TrainedModel:
-    """Train a new model on the ``train_window_days`` ending ``train_end`` (scalers fitted there).
+    """Train a new model on the ``train_window_days`` ending ``train_end``.
 
+    ``fit_end`` (default ``train_end``) is the last date a training target may have: windows
+    whose targets reach past it are not trained on, and the scalers are fitted on rows up to
+    it, so forecasts from origins on or after ``fit_end`` are out of sample (the backtest).
     Series with fewer than ``lookback + horizon`` rows in the window are left out.
     """
     set_seed(train_cfg.seed)
@@ -193,7 +288,7 @@ def train_full(
     hparams = hyperparameters(model_cfg, len(series_ids), len(names), len(calendar), horizon)
     trained = TrainedModel(
         module=build_module(hparams),
-        scalers=fit_scalers(frame, train_end, names, train_start),
+        scalers=fit_scalers(frame, fit_end or train_end, names, train_start),
         series_ids=series_ids,
         feature_names=names,
         calendar_features=calendar,
@@ -207,8 +302,106 @@ def train_full(
         metrics={},
         data_fingerprint=data_fingerprint(frame, names + calendar),
         training_config=train_cfg.model_dump(),
+        fit_end=fit_end,
     )
     return _run(trained, frame, train_cfg, train_cfg.learning_rate, train_cfg.max_epochs, progress)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneWindows:
+    """The windows of one fine-tune and how they were chosen (for the lineage record)."""
+
+    train: WindowSet  # recent training windows + replayed older windows
+    val: WindowSet  # recent windows only
+    n_recent: int  # recent training windows
+    n_replay: int  # older windows replayed
+    n_replay_pool: int  # older windows that could have been replayed
+
+
+def finetune_windows(
+    windows: WindowSet, recent_start: dt.date | pd.Timestamp, cfg: TrainingConfig
+) -> FinetuneWindows:
+    """Split ``windows`` for a fine-tune into validation, recent training and replay windows.
+
+    Recent windows have their origin on or after ``recent_start``. Validation is the recent
+    windows whose origin is in the last ``val_fraction`` of the distinct recent origin dates: the
+    fine-tune is judged on recent data only. Training is (a) the recent windows whose targets
+    end on or before the first validation origin (as in :func:`split_windows`) and (b) a replay
+    sample of ``round(finetune_replay_fraction * n_recent)`` older windows (origin before
+    ``recent_start``, targets also ending by the first validation origin), drawn without
+    replacement by a ``torch.Generator`` seeded with ``cfg.seed`` (all of them when fewer), so
+    the model keeps what it learnt from older data. Masks over one :class:`WindowSet`, no copy
+    per window.
+    """
+    recent = windows.origin_date >= np.datetime64(pd.Timestamp(recent_start).as_unit("ns"))
+    dates = np.unique(windows.origin_date[recent])
+    n_val = max(1, int(round(len(dates) * cfg.val_fraction)))
+    if len(dates) <= n_val:
+        raise ValueError(
+            f"too few recent origin dates ({len(dates)}) since {pd.Timestamp(recent_start).date()}"
+            " for a train/validation split: increase finetune_window_days"
+        )
+    val_start = dates[-n_val]
+    before_val = windows.target_end_date <= val_start
+    recent_train = recent & before_val
+    pool = np.flatnonzero(~recent & before_val)
+    n_recent = int(recent_train.sum())
+    if n_recent == 0:
+        raise ValueError("no recent training window ends before the validation period")
+    n_replay = min(len(pool), int(round(cfg.finetune_replay_fraction * n_recent)))
+    generator = torch.Generator().manual_seed(cfg.seed)
+    replay = np.zeros(len(windows), dtype=bool)
+    replay[pool[torch.randperm(len(pool), generator=generator)[:n_replay].numpy()]] = True
+    return FinetuneWindows(
+        train=windows.subset(recent_train | replay),
+        val=windows.subset(windows.origin_date >= val_start),
+        n_recent=n_recent,
+        n_replay=n_replay,
+        n_replay_pool=len(pool),
+    )
+
+
+def _finetune_rows(
+    parent: TrainedModel,
+    features: pd.DataFrame,
+    cfg: TrainingConfig,
+    train_end: dt.date,
+    recent_start: pd.Timestamp,
+) -> pd.DataFrame:
+    """The parent's series' rows from the start of the fine-tune's range up to ``train_end``.
+
+    The range starts at the parent's ``train_start``, but no earlier than ``train_window_days``
+    before ``train_end`` (a chain of fine-tunes never looks at more history than a full training
+    would) and no later than ``recent_start``. Windows (recent and replayed) and refitted
+    scalers come from these rows only.
+    """
+    window_start = pd.Timestamp(train_end) - pd.Timedelta(days=cfg.train_window_days - 1)
+    first = min(max(pd.Timestamp(parent.train_start), window_start), recent_start)
+    frame = training_rows(features, first, train_end, series_ids=parent.series_ids)
+    if not (frame[schema.DATE] >= recent_start).any():
+        raise ValueError(f"no rows between {recent_start.date()} and {train_end} to fine-tune on")
+    return frame
+
+
+def finetune_scalers(
+    parent: TrainedModel, frame: pd.DataFrame, target_end: dt.date, mode: str
+) -> SeriesScalers:
+    """``"frozen"``: the parent's scalers (the warm-started weights expect their inputs).
+    ``"refit"``: scalers fitted on ``frame``'s rows dated on or before ``target_end`` (never
+    later rows); a series without such rows keeps the parent's scaler.
+    """
+    if mode == "frozen":
+        return parent.scalers
+    if mode != "refit":
+        raise ValueError(f"finetune_scalers must be 'frozen' or 'refit', got {mode!r}")
+    fitted = fit_scalers(frame, target_end, parent.feature_names)
+    old = parent.scalers
+    pick = {s: fitted if s in fitted.mean else old for s in parent.series_ids}
+    return SeriesScalers(
+        columns=list(parent.feature_names),
+        mean={s: scalers.mean[s] for s, scalers in pick.items()},
+        scale={s: scalers.scale[s] for s, scalers in pick.items()},
+    )
 
 
 def fine_tune(
@@ -217,29 +410,57 @@ def fine_tune(
     train_cfg: TrainingConfig,
     train_end: dt.date,
     progress: Progress | None = None,
+    fit_end: dt.date | None = None,
 ) -> TrainedModel:
-    """Warm-start from ``parent`` on its series' last ``finetune_window_days`` up to
-    ``train_end`` (plus ``lookback`` rows of context before), with the learning rate times
-    ``finetune_lr_factor`` for ``finetune_epochs``. The parent's scalers are kept frozen.
+    """Continue training ``parent`` on recent data, without forgetting the older data.
+
+    - Warm start: the parent's weights and, when it has one, its Adam state (moments and step
+      counts), with every group's learning rate set to ``learning_rate * finetune_lr_factor``;
+      ``finetune_epochs`` at most. The parent itself is left untouched.
+    - Data: the parent's series, rows from its training range (see :func:`_finetune_rows`) up
+      to ``train_end``; ``fit_end`` (default ``train_end``) is the last date a target may have.
+      Recent windows have their origin in the last ``finetune_window_days``; a seeded replay
+      sample of older windows joins training (see :func:`finetune_windows`).
+    - Scalers: ``finetune_scalers`` says frozen (the parent's) or refit (see
+      :func:`finetune_scalers`).
+    - Lineage: ``metrics["lineage"]`` records the parent, the window counts, the replay
+      fraction, the scalers mode, whether the optimizer state was loaded and the learning rate.
+      ``train_start`` is the start of the range, so a fine-tune of this model replays from it.
     """
     set_seed(train_cfg.seed)
     torch.set_num_threads(train_cfg.num_threads)
-    first = pd.Timestamp(train_end) - pd.Timedelta(days=train_cfg.finetune_window_days - 1)
-    frame = training_rows(features, first, train_end, parent.lookback, parent.series_ids)
-    if frame.empty:
-        raise ValueError(f"no rows between {first.date()} and {train_end} to fine-tune on")
+    recent_start = pd.Timestamp(train_end) - pd.Timedelta(days=train_cfg.finetune_window_days - 1)
+    frame = _finetune_rows(parent, features, train_cfg, train_end, recent_start)
     module = build_module(parent.hyperparameters)
     module.load_state_dict(parent.module.state_dict())
     trained = dataclasses.replace(
         parent,
         module=module,
-        train_start=pd.Timestamp(frame.loc[frame[schema.DATE] >= first, schema.DATE].min()).date(),
+        scalers=finetune_scalers(parent, frame, fit_end or train_end, train_cfg.finetune_scalers),
+        train_start=pd.Timestamp(frame[schema.DATE].min()).date(),
         train_end=train_end,
         kind="finetune",
         parent_version=parent.version,
         metrics={},
         data_fingerprint=data_fingerprint(frame, parent.feature_names + parent.calendar_features),
         training_config=train_cfg.model_dump(),
+        fit_end=fit_end,
+        optimizer_state=None,
     )
+    split = finetune_windows(_windows(trained, frame), recent_start, train_cfg)
     lr = train_cfg.learning_rate * train_cfg.finetune_lr_factor
-    return _run(trained, frame, train_cfg, lr, train_cfg.finetune_epochs, progress)
+    epochs, state = train_cfg.finetune_epochs, parent.optimizer_state
+    _fit_into(trained, split.train, split.val, train_cfg, lr, epochs, progress, len(frame), state)
+    trained.metrics["lineage"] = {
+        "parent_version": parent.version,
+        "recent_start": recent_start.date().isoformat(),
+        "replay_start": trained.train_start.isoformat(),
+        "n_recent_windows": split.n_recent,
+        "n_replay_windows": split.n_replay,
+        "n_replay_pool": split.n_replay_pool,
+        "replay_fraction": train_cfg.finetune_replay_fraction,
+        "scalers": train_cfg.finetune_scalers,
+        "optimizer_state_loaded": state is not None,
+        "learning_rate": lr,
+    }
+    return trained

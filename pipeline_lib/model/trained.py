@@ -41,6 +41,11 @@ class TrainedModel:
     ``series_ids`` is the embedding index order. ``feature_names`` are the scaled input columns
     (``y`` first) and ``calendar_features`` the known-future columns appended after them.
     ``hyperparameters`` holds the module's constructor arguments plus ``lookback``.
+
+    ``optimizer_state`` is the ``state_dict()`` of the Adam optimizer at the best epoch (the
+    epoch whose weights ``module`` holds), so a fine-tune can continue from the same moment
+    estimates and step counts. ``None`` for models saved before it was kept. It is training
+    state, not part of the model's identity: it is left out of :attr:`version`.
     """
 
     module: LSTMForecaster
@@ -58,6 +63,16 @@ class TrainedModel:
     metrics: dict[str, Any]
     data_fingerprint: str
     training_config: dict[str, Any] = field(default_factory=dict)
+    fit_end: dt.date | None = None
+    optimizer_state: dict[str, Any] | None = None
+
+    @property
+    def target_end(self) -> dt.date:
+        """The last date a training target may have: ``fit_end``, else ``train_end``.
+
+        Rows after it (up to ``train_end``) were inputs of the model's validation and backtest
+        windows only; its backtest origins start there, so they are out of sample."""
+        return self.fit_end or self.train_end
 
     @property
     def lookback(self) -> int:
@@ -67,20 +82,21 @@ class TrainedModel:
     def version(self) -> str:
         """Deterministic from content: ``{train_end:%Y%m%d}-{kind}-{hash[:10]}``.
 
-        The hash covers the data fingerprint, the hyper-parameters, the training options and the
-        parent version, so retraining on the same data with the same settings gives the same
-        version, and anything that changes the model gives another.
+        The hash covers the data fingerprint, the hyper-parameters, the training options, the
+        parent version and the target cut-off, so retraining on the same data with the same
+        settings gives the same version, and anything that changes the model gives another.
+        The optimizer state is not hashed: it follows from the inputs above.
         """
-        content = json.dumps(
-            {
-                "fingerprint": self.data_fingerprint,
-                "hyperparameters": self.hyperparameters,
-                "training": self.training_config,
-                "parent": self.parent_version,
-                "train_start": self.train_start.isoformat(),
-            },
-            sort_keys=True,
-        )
+        record = {
+            "fingerprint": self.data_fingerprint,
+            "hyperparameters": self.hyperparameters,
+            "training": self.training_config,
+            "parent": self.parent_version,
+            "train_start": self.train_start.isoformat(),
+        }
+        if self.fit_end is not None:
+            record["fit_end"] = self.fit_end.isoformat()
+        content = json.dumps(record, sort_keys=True)
         digest = hashlib.sha256(content.encode()).hexdigest()
         return f"{self.train_end:%Y%m%d}-{self.kind}-{digest[:10]}"
 

@@ -1,8 +1,9 @@
 """Checkpoints: safetensors only (never pickle), identical forecasts after a reload in a fresh
-process, and point-in-time model selection."""
+process, the optimizer state kept for fine-tunes, and point-in-time model selection."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import inspect
 import json
@@ -49,6 +50,21 @@ trained = load_model(sys.argv[1], sys.argv[2])
 out = predict(trained, random_walk_features(**DATA), AS_OF, FREQ)
 np.save(sys.argv[3], out[["yhat", "yhat_lower", "yhat_upper"]].to_numpy(), allow_pickle=False)
 """
+
+
+def assert_same_optimizer_state(a: dict, b: dict) -> None:
+    """Same parameter groups and, per parameter, the same values with the same types."""
+    assert a["param_groups"] == b["param_groups"]
+    assert sorted(a["state"]) == sorted(b["state"])
+    for index, entries in a["state"].items():
+        other = b["state"][index]
+        assert sorted(entries) == sorted(other), index
+        for name, value in entries.items():
+            assert type(value) is type(other[name]), (index, name)
+            if torch.is_tensor(value):
+                assert value.dtype == other[name].dtype and torch.equal(value, other[name])
+            else:
+                assert value == other[name]
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +127,22 @@ def test_checkpoint_is_safetensors_and_json_only(trained: TrainedModel, tmp_path
     version = save_model(str(tmp_path), trained)
     assert version == f"{trained.train_end:%Y%m%d}-full-{version.split('-')[-1]}"
     files = sorted(p.name for p in (tmp_path / version).iterdir())
-    assert files == ["metadata.json", "model.safetensors"]  # no temporary file left behind
-    raw = (tmp_path / version / "model.safetensors").read_bytes()
-    (header_len,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + header_len])  # a safetensors header, not a pickle stream
-    assert "encoder.weight_ih_l0" in header
+    # no temporary file left behind, no .pt / .pkl
+    assert files == ["metadata.json", "model.safetensors", "optimizer.safetensors"]
+    headers = {}
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        raw = (tmp_path / version / name).read_bytes()
+        (header_len,) = struct.unpack("<Q", raw[:8])
+        headers[name] = json.loads(raw[8 : 8 + header_len])  # safetensors, not a pickle stream
+    assert "encoder.weight_ih_l0" in headers["model.safetensors"]
+    assert {"state.0.step", "state.0.exp_avg", "state.0.exp_avg_sq"} <= set(
+        headers["optimizer.safetensors"]
+    )
     meta = json.loads((tmp_path / version / "metadata.json").read_text())
+    assert meta["format_version"] == 2
+    assert meta["optimizer"]["param_groups"][0]["params"] == list(
+        range(len(list(trained.module.parameters())))
+    )
     assert meta["scalers"] == trained.scalers.to_dict()
     assert meta["data_fingerprint"] == trained.data_fingerprint and meta["parent_version"] is None
     source = inspect.getsource(checkpoint)
@@ -137,6 +163,65 @@ def test_load_never_unpickles(
     loaded = load_model(str(tmp_path), version)
     for k, v in trained.module.state_dict().items():
         assert torch.equal(v, loaded.module.state_dict()[k])
+    assert_same_optimizer_state(trained.optimizer_state, loaded.optimizer_state)
+
+
+def test_optimizer_state_round_trips(trained: TrainedModel, tmp_path: Path) -> None:
+    state = trained.optimizer_state
+    n_params = len(list(trained.module.parameters()))
+    assert sorted(state["state"]) == list(range(n_params))  # every parameter was stepped
+    loaded = load_model(str(tmp_path), save_model(str(tmp_path), trained)).optimizer_state
+    assert_same_optimizer_state(state, loaded)
+    assert loaded["param_groups"][0]["betas"] == (0.9, 0.999)  # a tuple again, as torch has it
+    adam = torch.optim.Adam(load_model(str(tmp_path), trained.version).module.parameters())
+    adam.load_state_dict(loaded)  # torch accepts it as an Adam state
+
+
+def test_optimizer_state_with_float_steps_round_trips(
+    trained: TrainedModel, tmp_path: Path
+) -> None:
+    """Adam's ``step`` is a float in some torch versions/settings: it comes back a float."""
+    state = {
+        "state": {
+            i: {**entries, "step": float(entries["step"])}
+            for i, entries in trained.optimizer_state["state"].items()
+        },
+        "param_groups": trained.optimizer_state["param_groups"],
+    }
+    model = dataclasses.replace(trained, optimizer_state=state)
+    loaded = load_model(str(tmp_path), save_model(str(tmp_path), model)).optimizer_state
+    assert_same_optimizer_state(state, loaded)
+    assert all(type(e["step"]) is float for e in loaded["state"].values())
+
+
+def test_checkpoint_without_optimizer_state_still_loads(
+    trained: TrainedModel, features: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A format-1 checkpoint (weights and metadata only) loads with ``optimizer_state=None``."""
+    version = save_model(str(tmp_path), trained)
+    (tmp_path / version / "optimizer.safetensors").unlink()
+    meta_path = tmp_path / version / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["optimizer"]
+    meta["format_version"] = 1
+    meta_path.write_text(json.dumps(meta))
+    loaded = load_model(str(tmp_path), version)
+    assert loaded.optimizer_state is None and loaded.version == version
+    cols = ["yhat", "yhat_lower", "yhat_upper"]
+    expected = predict(trained, features, AS_OF, FREQ)[cols].to_numpy()
+    assert np.array_equal(predict(loaded, features, AS_OF, FREQ)[cols].to_numpy(), expected)
+    # saving a model without optimizer state writes no optimizer file
+    folder = tmp_path / "again" / save_model(str(tmp_path / "again"), loaded)
+    assert not (folder / "optimizer.safetensors").exists()
+    assert json.loads((folder / "metadata.json").read_text())["optimizer"] is None
+
+
+def test_load_refuses_tampered_optimizer_state(trained: TrainedModel, tmp_path: Path) -> None:
+    version = save_model(str(tmp_path), trained)
+    path = tmp_path / version / "optimizer.safetensors"
+    path.write_bytes(path.read_bytes()[:-4] + b"\x00\x00\x00\x00")
+    with pytest.raises(ValueError, match="optimizer state .* sha256"):
+        load_model(str(tmp_path), version)
 
 
 def test_load_refuses_tampered_weights(trained: TrainedModel, tmp_path: Path) -> None:
@@ -162,3 +247,5 @@ def test_select_model_is_point_in_time(trained: TrainedModel, features: pd.DataF
     reloaded = load_model(url, second)
     assert reloaded.parent_version == first and reloaded.scalers == trained.scalers
     assert reloaded.version == second
+    assert_same_optimizer_state(child.optimizer_state, reloaded.optimizer_state)
+    assert reloaded.metrics["lineage"] == child.metrics["lineage"]  # lineage survives a reload

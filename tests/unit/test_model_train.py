@@ -53,7 +53,7 @@ def test_training_reduces_the_loss_on_a_learnable_signal(features: pd.DataFrame)
     model = _model(train.past.shape[2])
     before = eval_step(model, val, 256)
     cfg = TRAIN.model_copy(update={"patience": 10})
-    metrics = fit(model, train, val, cfg, learning_rate=1e-2, max_epochs=8)
+    metrics, _ = fit(model, train, val, cfg, learning_rate=1e-2, max_epochs=8)
     assert metrics["best_val_loss"] < 0.8 * before
     assert eval_step(model, val, 256) == pytest.approx(metrics["best_val_loss"], rel=1e-6)
 
@@ -67,13 +67,16 @@ def test_early_stopping_restores_the_best_weights(features: pd.DataFrame) -> Non
     model = _model(train.past.shape[2])
     seen: list[dict] = []
     cfg = TRAIN.model_copy(update={"patience": 2})
-    metrics = fit(model, train, val, cfg, 1e-2, max_epochs=20, progress=seen.append)
+    metrics, state = fit(model, train, val, cfg, 1e-2, max_epochs=20, progress=seen.append)
     losses = [r["val_loss"] for r in seen]
     assert metrics["best_epoch"] == 1 == int(np.argmin(losses)) + 1
     assert metrics["epochs_run"] == 3 == len(seen)  # best epoch + patience
     assert set(seen[0]) == {"epoch", "train_loss", "val_loss", "lr", "elapsed"}
     assert eval_step(model, val, 256) == pytest.approx(losses[0], rel=1e-6)
     assert eval_step(model, val, 256) < losses[-1]
+    # the optimizer state is the best epoch's too: one epoch of steps, not three
+    batches = -(-len(train) // cfg.batch_size)
+    assert {float(s["step"]) for s in state["state"].values()} == {float(batches)}
 
 
 def test_same_seed_and_data_give_bitwise_identical_forecasts(features: pd.DataFrame) -> None:
@@ -101,7 +104,10 @@ def test_fine_tune_warm_starts_and_keeps_the_parent_scalers(features: pd.DataFra
     assert child.kind == "finetune" and child.parent_version == parent.version
     assert child.scalers == parent.scalers and child.series_ids == parent.series_ids
     assert child.train_end == later
-    assert child.train_start >= later - dt.timedelta(days=TRAIN.finetune_window_days)
+    assert child.train_start == parent.train_start  # the range replayed windows come from
+    assert child.metrics["lineage"]["recent_start"] == str(
+        later - dt.timedelta(days=TRAIN.finetune_window_days - 1)
+    )
     assert child.metrics["epochs_run"] <= TRAIN.finetune_epochs
     assert child.version != parent.version
     for k, v in parent.module.state_dict().items():  # the parent itself is left untouched
