@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--start", type=_date, required=True)
     backfill.add_argument("--end", type=_date, required=True)
     backfill.add_argument("--config", default=None, help="TOML settings file")
+    tune = sub.add_parser("tune", help="hyper-parameter search on the backtest (Optuna)")
+    tune.add_argument("--as-of", type=_date, default=None, help="backtest date (default today)")
+    tune.add_argument("--trials", type=int, default=None, help="configurations to try")
+    tune.add_argument("--config", default=None, help="TOML settings file")
     demo = sub.add_parser("demo", help="the nightly run on the bundled sample data")
     demo.add_argument("--config", default=None, help="TOML settings file (default: the sample)")
     return parser
@@ -50,6 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backfill done: {len(summaries)} forecast dates, {args.start} to {args.end}")
         return 0
 
+    if args.command == "tune":
+        from flows.tune import tune
+
+        study = tune(
+            as_of=args.as_of or dt.date.today(), config_file=args.config, n_trials=args.trials
+        )
+        print(f"best of {study['n_trials']} trials as of {study['as_of']}: {study['best']}")
+        print(f"configured: {study['configured']}")
+        return 0
+
     from flows.nightly import nightly
     from pipeline_lib.config import SAMPLE_END
 
@@ -67,9 +81,11 @@ def print_summary(settings: Any, summary: dict[str, Any]) -> None:
     as_of = dt.date.fromisoformat(summary["as_of"])
     print()
     print(
-        f"Forecasts as of {as_of} (model {summary['model_version']}, "
-        f"{summary['training']['action']}: {summary['training']['reason']})"
+        f"Tonight's model {summary['model_version']} "
+        f"({summary['training']['action']}: {summary['training']['reason']})"
     )
+    print(f"Champion {summary['champion']}: {summary['selection_reason']}")
+    print(f"Forecasts as of {as_of}, each from the model that won its series' backtest:")
     print(forecast_table(settings.db_url, as_of).to_string())
     print()
     print(f"rows written: {summary['written']}; drift flags: {summary['drift_flags']}")

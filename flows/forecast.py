@@ -1,4 +1,5 @@
-"""The forecast stage flow: features, train or fine-tune, forecast, drift, publish to SQL."""
+"""The forecast stage flow: features, train or fine-tune, backtest against the champion and
+the baselines, forecast from the winners, drift, publish to SQL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from prefect import flow
 from flows.runs import recorded_run
 from pipeline_lib.config import load_settings
 from pipeline_lib.publish import run_summary
-from tasks.model import build_features, drift_metrics, forecast, train_model
+from tasks.model import (
+    backtest,
+    build_features,
+    drift_metrics,
+    forecast,
+    train_model,
+    tuned_settings,
+)
 from tasks.publish import publish_results, write_run_report
 
 
@@ -27,13 +35,15 @@ def forecast_stage(
     """
     settings = load_settings(config_file)
     with recorded_run(settings, "forecast", as_of) as run:
+        settings = tuned_settings(settings, as_of)
         features = build_features(settings, as_of)
-        trained, decision = train_model(settings, features, as_of, retrain)
-        forecasts = forecast(settings, trained, features, as_of)
-        drift = drift_metrics(settings, trained, features, as_of)
-        written = publish_results(settings, run.id, trained, forecasts, drift)
+        candidate, decision = train_model(settings, features, as_of, retrain)
+        evaluation = backtest(settings, features, as_of, candidate, decision)
+        forecasts = forecast(settings, evaluation, features, as_of)
+        drift = drift_metrics(settings, evaluation.champion or candidate, features, as_of)
+        written = publish_results(settings, run.id, as_of, candidate, evaluation, forecasts, drift)
         run.details = run_summary(
-            as_of, decision, trained, written, drift, forecasts, settings.series_ids
+            as_of, decision, candidate, evaluation, written, drift, forecasts, settings.series_ids
         )
         run.details["report"] = write_run_report(settings, run.id, as_of, run.details)
     return run.details

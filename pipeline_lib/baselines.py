@@ -109,15 +109,30 @@ class Baseline(ABC):
 
         ``frequency``: ``"B"`` or ``"D"`` for all series, or a mapping by series id (missing
         series count as ``"B"``)."""
-        cutoff = np.datetime64(pd.Timestamp(as_of).as_unit("ns"))
+        date = np.array([np.datetime64(pd.Timestamp(as_of).as_unit("ns"))])
+        return self.predict_at(dict.fromkeys(self.series, date), horizon, frequency)
+
+    def predict_at(
+        self,
+        forecast_dates: Mapping[str, np.ndarray],
+        horizon: int,
+        frequency: str | Mapping[str, str] = "B",
+    ) -> pd.DataFrame:
+        """Forecasts of many forecast dates per series (datetime64 by series id), each from the
+        rows dated on or before it, exactly as :meth:`predict` on that date."""
         parts = []
-        for sid, s in self.series.items():
-            n = int(np.searchsorted(s.dates, cutoff, side="right"))
-            if n == 0:
+        for sid, dates in forecast_dates.items():
+            s = self.series.get(sid)
+            if s is None or len(dates) == 0:
+                continue
+            dates = np.asarray(dates).astype("datetime64[ns]")
+            origins = np.searchsorted(s.dates, dates, side="right") - 1
+            ok = origins >= 0
+            if not ok.any():
                 continue
             freq = _frequency(frequency, sid)
-            yhat, lo, hi = self._forecast(s, np.array([n - 1]), horizon, freq)
-            parts.append(_frame(sid, [pd.Timestamp(as_of)], yhat, lo, hi, freq, self.name))
+            yhat, lo, hi = self._forecast(s, origins[ok], horizon, freq)
+            parts.append(_frame(sid, pd.DatetimeIndex(dates[ok]), yhat, lo, hi, freq, self.name))
         return _concat(parts)
 
     def backtest(
@@ -129,16 +144,11 @@ class Baseline(ABC):
     ) -> pd.DataFrame:
         """Forecasts from the last ``last_n`` origins of each series, ``step`` rows apart, whose
         ``horizon`` targets are all observed; forecast_date is the origin's date."""
-        parts = []
-        for sid, s in self.series.items():
-            origins = rolling_origins(len(s.y), last_n, step, min_train=1, horizon=horizon)
-            if len(origins) == 0:
-                continue
-            freq = _frequency(frequency, sid)
-            yhat, lo, hi = self._forecast(s, origins, horizon, freq)
-            dates = pd.DatetimeIndex(s.dates[origins])
-            parts.append(_frame(sid, dates, yhat, lo, hi, freq, self.name))
-        return _concat(parts)
+        dates = {
+            sid: s.dates[rolling_origins(len(s.y), last_n, step, min_train=1, horizon=horizon)]
+            for sid, s in self.series.items()
+        }
+        return self.predict_at(dates, horizon, frequency)
 
     @abstractmethod
     def _forecast(

@@ -98,8 +98,50 @@ class TrainingConfig(BaseModel):
     finetune_epochs: int = Field(default=5, ge=1)
     finetune_window_days: int = Field(default=180, ge=10)
     finetune_lr_factor: float = Field(default=0.2, gt=0, le=1)
+    finetune_replay_fraction: float = Field(
+        default=0.5,
+        ge=0,
+        le=5,
+        description="older windows replayed in a fine-tune, as a share of the recent windows",
+    )
+    finetune_scalers: Literal["frozen", "refit"] = Field(
+        default="frozen", description="keep the parent's scalers, or refit them on the new data"
+    )
     retrain_every_days: int = Field(default=28, ge=1, description="full retraining cadence")
     num_threads: int = Field(default=2, ge=1)
+
+
+class BacktestConfig(BaseModel):
+    """The nightly rolling-origin backtest that ranks the models.
+
+    Its origins are the last ``last_n`` forecast dates, ``step`` rows apart, whose ``horizon``
+    targets are all observed by the run date. Models are trained only on targets dated on or
+    before the first origin, so every model is scored out of sample on the same windows.
+    """
+
+    last_n: int = Field(default=20, ge=1, description="forecast dates (origins) per series")
+    step: int = Field(default=1, ge=1, description="rows between consecutive origins")
+    mase_season: int = Field(default=1, ge=1, description="MASE scale: 1 = naive, 5 = weekly")
+    baselines: list[Literal["naive", "seasonal_naive", "linear"]] = Field(
+        default_factory=lambda: ["naive", "seasonal_naive", "linear"],
+        description="baselines scored and published where they beat the LSTM",
+    )
+
+
+class TuningConfig(BaseModel):
+    """Hyper-parameter search (Optuna TPE) on the backtest; see pipeline_lib.tuning."""
+
+    n_trials: int = Field(default=20, ge=1)
+    seed: int = 0
+    use_best: bool = Field(
+        default=True, description="train with the best configuration found, once there is one"
+    )
+    lookback: list[int] = Field(default_factory=lambda: [30, 60, 90])
+    hidden_size: list[int] = Field(default_factory=lambda: [16, 32, 64])
+    num_layers: list[int] = Field(default_factory=lambda: [1, 2])
+    dropout: tuple[float, float] = (0.0, 0.3)
+    learning_rate: tuple[float, float] = (1e-3, 1e-2)
+    batch_size: list[int] = Field(default_factory=lambda: [64, 128, 256])
 
 
 class DriftConfig(BaseModel):
@@ -158,6 +200,8 @@ class Settings(BaseSettings):
     series: list[SeriesConfig] = Field(default_factory=lambda: default_series())
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)

@@ -8,9 +8,12 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from pipeline_lib import db, paths
+from pipeline_lib import db, paths, registry
+from pipeline_lib.champion import Evaluation, baseline_records
+from pipeline_lib.config import Settings
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision
 from pipeline_lib.store import atomic_write_bytes
@@ -24,7 +27,14 @@ def engine_for(url: str) -> Engine:
     return engine
 
 
-def model_record(trained: TrainedModel, data_dir: str, status: str = "active") -> dict[str, Any]:
+def model_record(
+    trained: TrainedModel, data_dir: str, status: str, backtest: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``model_versions`` row of an LSTM version: lineage, training window and metrics
+    (``training``: the fit's figures; ``backtest``: the contest it was scored in)."""
+    metrics: dict[str, Any] = {"training": trained.metrics}
+    if backtest is not None:
+        metrics["backtest"] = backtest
     return {
         "version": trained.version,
         "parent_version": trained.parent_version,
@@ -34,28 +44,49 @@ def model_record(trained: TrainedModel, data_dir: str, status: str = "active") -
         "train_end": trained.train_end,
         "data_fingerprint": trained.data_fingerprint,
         "hyperparameters": trained.hyperparameters,
-        "metrics": trained.metrics,
+        "metrics": metrics,
         "path": paths.models_dir(data_dir) + "/" + trained.version,
     }
 
 
 def publish_results(
     engine: Engine,
-    data_dir: str,
+    settings: Settings,
     run_id: str,
-    trained: TrainedModel,
+    as_of: dt.date,
+    candidate: TrainedModel,
+    evaluation: Evaluation,
     forecasts: pd.DataFrame,
     drift: pd.DataFrame,
 ) -> dict[str, int]:
-    """Register the model and replace this run's forecast and drift rows, in ONE transaction:
-    a BI query sees all of the run or none of it. Idempotent."""
+    """Register the models, set their champion/challenger status and write tonight's
+    forecasts, backtest rows and drift metrics, in ONE transaction: a BI query sees all of the
+    run or none of it. Then record the night's selection in the model folder. Idempotent."""
+    selection = evaluation.selection
+    statuses = selection.statuses()
     with engine.begin() as conn:
-        db.upsert_model_version(conn, model_record(trained, data_dir))
-        n_forecasts = db.write_forecasts(
-            conn, forecasts.assign(model_version=trained.version), run_id
+        for record in baseline_records(settings):
+            db.upsert_model_version(conn, record)
+        db.upsert_model_version(
+            conn,
+            model_record(
+                candidate,
+                settings.data_dir,
+                statuses.get(candidate.version, "challenger"),
+                evaluation.model_metrics(candidate.version),
+            ),
         )
+        known = {r[0] for r in conn.execute(select(db.model_versions.c.version))}
+        champion = evaluation.champion
+        if champion is not None and champion.version not in known:  # e.g. a new database
+            db.upsert_model_version(conn, model_record(champion, settings.data_dir, "champion"))
+            known.add(champion.version)
+        db.set_model_statuses(conn, {v: s for v, s in statuses.items() if v in known})
+        n_forecasts = db.write_forecasts(conn, forecasts, run_id)
+        n_backtest = db.write_backtest_results(conn, evaluation.rows, run_id, as_of)
         n_drift = db.write_drift_metrics(conn, drift, run_id)
-    return {"forecasts": n_forecasts, "drift_metrics": n_drift}
+    registry.save_selection(paths.models_dir(settings.data_dir), selection)
+    return {"forecasts": n_forecasts, "backtest_results": n_backtest, "drift_metrics": n_drift}
 
 
 def write_run_report(data_dir: str, run_id: str, as_of: dt.date, summary: dict[str, Any]) -> str:
@@ -68,7 +99,8 @@ def write_run_report(data_dir: str, run_id: str, as_of: dt.date, summary: dict[s
 def run_summary(
     as_of: dt.date,
     decision: TrainingDecision,
-    trained: TrainedModel,
+    candidate: TrainedModel,
+    evaluation: Evaluation,
     written: dict[str, int],
     drift: pd.DataFrame,
     forecasts: pd.DataFrame,
@@ -77,15 +109,29 @@ def run_summary(
     """What a run did, for its report and its pipeline_runs row.
 
     ``unforecast_series`` lists configured series without a forecast (too little history for
-    the model's look-back window), so a gap is visible rather than silent.
+    a backtest), so a gap is visible rather than silent; ``published`` says which model each
+    series' forecast came from.
     """
     forecast_series = set(forecasts["series_id"]) if not forecasts.empty else set()
     flagged = drift[drift["is_drift"].astype(bool)] if not drift.empty else drift
+    selection = evaluation.selection
+    champion = evaluation.champion
     return {
         "as_of": as_of.isoformat(),
         "training": decision.to_dict(),
-        "model_version": trained.version,
-        "model_metrics": trained.metrics,
+        "model_version": candidate.version,
+        "model_metrics": {k: v for k, v in candidate.metrics.items() if k != "history"},
+        "champion": selection.champion,
+        "champion_promoted": selection.promoted,
+        "selection_reason": selection.reason,
+        "published": selection.published,
+        "backtest": {
+            "holdout_start": str(evaluation.plan.holdout_start),
+            "windows": evaluation.plan.n_windows,
+            "series_mase": selection.series_mase,
+            "notes": evaluation.notes,
+        },
+        "champion_target_end": champion.target_end.isoformat() if champion else None,
         "written": written,
         "unforecast_series": sorted(set(series_ids) - forecast_series),
         "drift_flags": int(len(flagged)),

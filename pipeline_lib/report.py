@@ -14,10 +14,17 @@ from pipeline_lib.publish import engine_for
 def forecast_table(
     db_url: str, as_of: dt.date, horizons: tuple[int, ...] = (1, 5, 14)
 ) -> pd.DataFrame:
-    """One row per series: the point forecast and its interval at a few horizons."""
+    """One row per series: the model that produced it, and the point forecast and its interval
+    at a few horizons."""
     t = db.forecasts
     query = select(
-        t.c.series_id, t.c.horizon, t.c.target_date, t.c.yhat, t.c.yhat_lower, t.c.yhat_upper
+        t.c.series_id,
+        t.c.model,
+        t.c.horizon,
+        t.c.target_date,
+        t.c.yhat,
+        t.c.yhat_lower,
+        t.c.yhat_upper,
     ).where(t.c.forecast_date == as_of)
     with engine_for(db_url).connect() as conn:
         df = pd.DataFrame(conn.execute(query).mappings().all())
@@ -27,4 +34,5 @@ def forecast_table(
     cells = df.apply(lambda r: f"{r.yhat:,.2f} [{r.yhat_lower:,.2f}, {r.yhat_upper:,.2f}]", axis=1)
     table = df.assign(cell=cells).pivot(index="series_id", columns="horizon", values="cell")
     table.columns = [f"h={h} ({df[df.horizon == h].target_date.iloc[0]})" for h in table.columns]
+    table.insert(0, "model", df.groupby("series_id")["model"].first())
     return table

@@ -2,6 +2,54 @@
 -- Generated from pipeline_lib/db/tables.py by `python -m pipeline_lib.db.ddl`; do not edit.
 -- The BI views are in sql/views.sql.
 
+CREATE TABLE backtest_results (
+    backtest_date DATE NOT NULL,
+    model_version VARCHAR(64) NOT NULL,
+    series_id VARCHAR(64) NOT NULL,
+    forecast_date DATE NOT NULL,
+    target_date DATE NOT NULL,
+    model VARCHAR(32) NOT NULL,
+    horizon INTEGER NOT NULL,
+    yhat FLOAT NOT NULL,
+    yhat_lower FLOAT,
+    yhat_upper FLOAT,
+    actual FLOAT NOT NULL,
+    abs_error FLOAT NOT NULL,
+    squared_error FLOAT NOT NULL,
+    scaled_error FLOAT,
+    smape FLOAT NOT NULL,
+    pinball_lower FLOAT,
+    pinball_median FLOAT,
+    pinball_upper FLOAT,
+    covered BOOLEAN NOT NULL,
+    run_id VARCHAR(64) NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_backtest_results PRIMARY KEY (backtest_date, model_version, series_id, forecast_date, target_date)
+);
+CREATE INDEX ix_backtest_results_model_version_series_id ON backtest_results (model_version, series_id);
+COMMENT ON TABLE backtest_results IS 'Backtest forecasts with actuals and per-row metric terms, same shape as forecasts';
+COMMENT ON COLUMN backtest_results.backtest_date IS 'run date (as-of) of the backtest';
+COMMENT ON COLUMN backtest_results.model_version IS 'model_versions.version';
+COMMENT ON COLUMN backtest_results.series_id IS 'series forecast';
+COMMENT ON COLUMN backtest_results.forecast_date IS 'window origin: data up to this day';
+COMMENT ON COLUMN backtest_results.target_date IS 'the day forecast';
+COMMENT ON COLUMN backtest_results.model IS 'lstm or a baseline name';
+COMMENT ON COLUMN backtest_results.horizon IS 'steps ahead of forecast_date';
+COMMENT ON COLUMN backtest_results.yhat IS 'point forecast (median quantile)';
+COMMENT ON COLUMN backtest_results.yhat_lower IS 'lower quantile';
+COMMENT ON COLUMN backtest_results.yhat_upper IS 'upper quantile';
+COMMENT ON COLUMN backtest_results.actual IS 'observed value on target_date';
+COMMENT ON COLUMN backtest_results.abs_error IS '|actual - yhat|; mean = MAE';
+COMMENT ON COLUMN backtest_results.squared_error IS 'mean = MSE; RMSE = its root';
+COMMENT ON COLUMN backtest_results.scaled_error IS 'abs_error / naive in-sample MAE; mean = MASE';
+COMMENT ON COLUMN backtest_results.smape IS 'sMAPE term (0..200); mean = sMAPE';
+COMMENT ON COLUMN backtest_results.pinball_lower IS 'pinball loss of yhat_lower at its quantile';
+COMMENT ON COLUMN backtest_results.pinball_median IS 'pinball loss of yhat at the median quantile';
+COMMENT ON COLUMN backtest_results.pinball_upper IS 'pinball loss of yhat_upper at its quantile';
+COMMENT ON COLUMN backtest_results.covered IS 'actual within [yhat_lower, yhat_upper]; mean = coverage';
+COMMENT ON COLUMN backtest_results.run_id IS 'pipeline_runs.run_id that wrote it';
+COMMENT ON COLUMN backtest_results.created_at IS 'when the row was written (UTC)';
+
 CREATE TABLE drift_metrics (
     forecast_date DATE NOT NULL,
     series_id VARCHAR(64) NOT NULL,
@@ -33,6 +81,7 @@ CREATE TABLE forecasts (
     yhat FLOAT NOT NULL,
     yhat_lower FLOAT,
     yhat_upper FLOAT,
+    model VARCHAR(32) DEFAULT 'lstm' NOT NULL,
     model_version VARCHAR(64) NOT NULL,
     run_id VARCHAR(64) NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE NOT NULL,
@@ -47,6 +96,7 @@ COMMENT ON COLUMN forecasts.horizon IS 'steps ahead of forecast_date (1 = next)'
 COMMENT ON COLUMN forecasts.yhat IS 'point forecast (median quantile)';
 COMMENT ON COLUMN forecasts.yhat_lower IS 'lower quantile';
 COMMENT ON COLUMN forecasts.yhat_upper IS 'upper quantile';
+COMMENT ON COLUMN forecasts.model IS 'model that produced the row: lstm, or the baseline that beat it on backtest';
 COMMENT ON COLUMN forecasts.model_version IS 'model_versions.version used';
 COMMENT ON COLUMN forecasts.run_id IS 'pipeline_runs.run_id that wrote it';
 COMMENT ON COLUMN forecasts.created_at IS 'when the row was written (UTC)';
@@ -64,13 +114,13 @@ CREATE TABLE model_versions (
     metrics TEXT,
     path TEXT,
     CONSTRAINT pk_model_versions PRIMARY KEY (version),
-    CONSTRAINT ck_model_versions_kind CHECK (kind IN ('full', 'finetune'))
+    CONSTRAINT ck_model_versions_kind CHECK (kind IN ('full', 'finetune', 'baseline'))
 );
 COMMENT ON TABLE model_versions IS 'Registered model versions and their lineage';
 COMMENT ON COLUMN model_versions.version IS 'model version id';
 COMMENT ON COLUMN model_versions.parent_version IS 'version fine-tuned from, null for full';
 COMMENT ON COLUMN model_versions.kind IS 'full or finetune';
-COMMENT ON COLUMN model_versions.status IS 'champion, challenger, retired, ...';
+COMMENT ON COLUMN model_versions.status IS 'champion, challenger (lost its contest), retired (replaced), or baseline';
 COMMENT ON COLUMN model_versions.created_at IS 'when the model was registered (UTC)';
 COMMENT ON COLUMN model_versions.train_start IS 'first date of the training window';
 COMMENT ON COLUMN model_versions.train_end IS 'last date of the training window';

@@ -14,6 +14,7 @@ SELECT
     yhat,
     yhat_lower,
     yhat_upper,
+    model,
     model_version,
     run_id,
     created_at
@@ -27,3 +28,25 @@ FROM (
     FROM forecasts AS f
 ) AS ranked
 WHERE rn = 1;
+
+-- Backtest accuracy per night, model version and series, over every horizon: the averages of
+-- the per-row metric terms of backtest_results (MAE, MSE, MASE, sMAPE, pinball, coverage).
+-- RMSE is the square root of mse (SQLite has no portable SQRT).
+DROP VIEW IF EXISTS backtest_accuracy;
+CREATE VIEW backtest_accuracy AS
+SELECT
+    backtest_date,
+    model,
+    model_version,
+    series_id,
+    COUNT(*) AS n,
+    AVG(abs_error) AS mae,
+    AVG(squared_error) AS mse,
+    AVG(scaled_error) AS mase,
+    AVG(smape) AS smape,
+    AVG(pinball_lower) AS pinball_lower,
+    AVG(pinball_median) AS pinball_median,
+    AVG(pinball_upper) AS pinball_upper,
+    AVG(CAST(CASE WHEN covered THEN 1 ELSE 0 END AS DOUBLE PRECISION)) AS coverage
+FROM backtest_results
+GROUP BY backtest_date, model, model_version, series_id;

@@ -8,10 +8,9 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline_lib import monitor, retrain
+from pipeline_lib import champion, monitor, retrain, tuning
 from pipeline_lib.config import Settings
 from pipeline_lib.features.stage import load_features, refresh_features
-from pipeline_lib.model.forecast import predict
 from pipeline_lib.model.trained import TrainedModel
 
 
@@ -39,11 +38,28 @@ def train_model(
     return trained, decision
 
 
+@task(name="backtest-and-select", cache_policy=NO_CACHE)
+def backtest(
+    settings: Settings,
+    features: pd.DataFrame,
+    as_of: dt.date,
+    candidate: TrainedModel,
+    decision: retrain.TrainingDecision,
+) -> champion.Evaluation:
+    evaluation = champion.evaluate(settings, features, as_of, candidate, decision)
+    logger = get_run_logger()
+    logger.info("champion %s: %s", evaluation.selection.champion, evaluation.selection.reason)
+    logger.info("published per series: %s", evaluation.selection.published)
+    for note in evaluation.notes:
+        logger.warning(note)
+    return evaluation
+
+
 @task(name="forecast", cache_policy=NO_CACHE)
 def forecast(
-    settings: Settings, trained: TrainedModel, features: pd.DataFrame, as_of: dt.date
+    settings: Settings, evaluation: champion.Evaluation, features: pd.DataFrame, as_of: dt.date
 ) -> pd.DataFrame:
-    return predict(trained, features, as_of, {s.id: s.frequency for s in settings.series})
+    return champion.published_forecasts(settings, evaluation, features, as_of)
 
 
 @task(name="drift-metrics", cache_policy=NO_CACHE)
@@ -51,3 +67,27 @@ def drift_metrics(
     settings: Settings, trained: TrainedModel, features: pd.DataFrame, as_of: dt.date
 ) -> pd.DataFrame:
     return monitor.drift_metrics(features, trained.train_start, as_of, settings.drift)
+
+
+@task(name="apply-tuned-settings", cache_policy=NO_CACHE)
+def tuned_settings(settings: Settings, as_of: dt.date) -> Settings:
+    tuned = tuning.apply_best(settings, as_of)
+    if tuned is not settings:
+        get_run_logger().info(
+            "using the tuned configuration of %s", tuning.tuning_dir(settings.data_dir)
+        )
+    return tuned
+
+
+@task(name="tune-hyperparameters", cache_policy=NO_CACHE, tags=["train"])
+def tune_hyperparameters(
+    settings: Settings, features: pd.DataFrame, as_of: dt.date, n_trials: int | None
+) -> dict:
+    logger = get_run_logger()
+
+    def progress(t: dict) -> None:
+        logger.info("trial %(number)s: MASE %(mase)s with %(params)s (%(train_seconds)ss)", t)
+
+    study = tuning.tune(settings, features, as_of, n_trials, progress)
+    logger.info("best: %s", study["best"])
+    return study

@@ -10,6 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline_lib import db, publish
+from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
 from pipeline_lib.model.trained import TrainedModel
 
@@ -34,12 +35,16 @@ def finish_run(
 def publish_results(
     settings: Settings,
     run_id: str,
-    trained: TrainedModel,
+    as_of: dt.date,
+    candidate: TrainedModel,
+    evaluation: Evaluation,
     forecasts: pd.DataFrame,
     drift: pd.DataFrame,
 ) -> dict[str, int]:
     engine = publish.engine_for(settings.db_url)
-    return publish.publish_results(engine, settings.data_dir, run_id, trained, forecasts, drift)
+    return publish.publish_results(
+        engine, settings, run_id, as_of, candidate, evaluation, forecasts, drift
+    )
 
 
 @task(name="write-run-report", cache_policy=NO_CACHE)

@@ -33,7 +33,7 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-MODEL_KINDS = ("full", "finetune")
+MODEL_KINDS = ("full", "finetune", "baseline")
 RUN_STATUSES = ("running", "succeeded", "failed")
 
 
@@ -51,11 +51,51 @@ forecasts = Table(
     Column("yhat", Float, nullable=False, comment="point forecast (median quantile)"),
     Column("yhat_lower", Float, comment="lower quantile"),
     Column("yhat_upper", Float, comment="upper quantile"),
+    Column(
+        "model",
+        String(32),
+        nullable=False,
+        server_default="lstm",
+        comment="model that produced the row: lstm, or the baseline that beat it on backtest",
+    ),
     Column("model_version", String(64), nullable=False, comment="model_versions.version used"),
     Column("run_id", String(64), nullable=False, comment="pipeline_runs.run_id that wrote it"),
     Column("created_at", _tz(), nullable=False, comment="when the row was written (UTC)"),
     Index(None, "series_id", "target_date"),
     comment="Forecasts: one row per series, forecast date and target date",
+)
+
+backtest_results = Table(
+    "backtest_results",
+    metadata,
+    Column("backtest_date", Date, primary_key=True, comment="run date (as-of) of the backtest"),
+    Column("model_version", String(64), primary_key=True, comment="model_versions.version"),
+    Column("series_id", String(64), primary_key=True, comment="series forecast"),
+    Column("forecast_date", Date, primary_key=True, comment="window origin: data up to this day"),
+    Column("target_date", Date, primary_key=True, comment="the day forecast"),
+    Column("model", String(32), nullable=False, comment="lstm or a baseline name"),
+    Column("horizon", Integer, nullable=False, comment="steps ahead of forecast_date"),
+    Column("yhat", Float, nullable=False, comment="point forecast (median quantile)"),
+    Column("yhat_lower", Float, comment="lower quantile"),
+    Column("yhat_upper", Float, comment="upper quantile"),
+    Column("actual", Float, nullable=False, comment="observed value on target_date"),
+    Column("abs_error", Float, nullable=False, comment="|actual - yhat|; mean = MAE"),
+    Column("squared_error", Float, nullable=False, comment="mean = MSE; RMSE = its root"),
+    Column("scaled_error", Float, comment="abs_error / naive in-sample MAE; mean = MASE"),
+    Column("smape", Float, nullable=False, comment="sMAPE term (0..200); mean = sMAPE"),
+    Column("pinball_lower", Float, comment="pinball loss of yhat_lower at its quantile"),
+    Column("pinball_median", Float, comment="pinball loss of yhat at the median quantile"),
+    Column("pinball_upper", Float, comment="pinball loss of yhat_upper at its quantile"),
+    Column(
+        "covered",
+        Boolean(create_constraint=False),
+        nullable=False,
+        comment="actual within [yhat_lower, yhat_upper]; mean = coverage",
+    ),
+    Column("run_id", String(64), nullable=False, comment="pipeline_runs.run_id that wrote it"),
+    Column("created_at", _tz(), nullable=False, comment="when the row was written (UTC)"),
+    Index(None, "model_version", "series_id"),
+    comment="Backtest forecasts with actuals and per-row metric terms, same shape as forecasts",
 )
 
 drift_metrics = Table(
@@ -79,7 +119,12 @@ model_versions = Table(
     Column("version", String(64), primary_key=True, comment="model version id"),
     Column("parent_version", String(64), comment="version fine-tuned from, null for full"),
     Column("kind", String(16), nullable=False, comment="full or finetune"),
-    Column("status", String(16), nullable=False, comment="champion, challenger, retired, ..."),
+    Column(
+        "status",
+        String(16),
+        nullable=False,
+        comment="champion, challenger (lost its contest), retired (replaced), or baseline",
+    ),
     Column("created_at", _tz(), nullable=False, comment="when the model was registered (UTC)"),
     Column("train_start", Date, comment="first date of the training window"),
     Column("train_end", Date, comment="last date of the training window"),
@@ -87,7 +132,7 @@ model_versions = Table(
     Column("hyperparameters", Text, comment="hyper-parameters, JSON text"),
     Column("metrics", Text, comment="backtest metrics, JSON text"),
     Column("path", Text, comment="checkpoint location"),
-    CheckConstraint("kind IN ('full', 'finetune')", name="kind"),
+    CheckConstraint("kind IN ('full', 'finetune', 'baseline')", name="kind"),
     comment="Registered model versions and their lineage",
 )
 

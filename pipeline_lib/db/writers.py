@@ -22,6 +22,7 @@ from pipeline_lib.db import values as v
 from pipeline_lib.db.engine import create_schema, make_engine
 from pipeline_lib.db.tables import (
     MODEL_KINDS,
+    backtest_results,
     drift_metrics,
     forecasts,
     model_versions,
@@ -38,7 +39,9 @@ __all__ = [
     "finish_run",
     "make_engine",
     "start_run",
+    "set_model_statuses",
     "upsert_model_version",
+    "write_backtest_results",
     "write_drift_metrics",
     "write_forecasts",
     "write_validation_results",
@@ -52,7 +55,29 @@ FORECAST_CONVERTERS: dict[str, v.Converter] = {
     "yhat": v.to_float,
     "yhat_lower": v.to_float,
     "yhat_upper": v.to_float,
+    "model": v.to_str,
     "model_version": v.to_str,
+}
+BACKTEST_CONVERTERS: dict[str, v.Converter] = {
+    "backtest_date": v.to_date,
+    "model_version": v.to_str,
+    "series_id": v.to_str,
+    "forecast_date": v.to_date,
+    "target_date": v.to_date,
+    "model": v.to_str,
+    "horizon": v.to_int,
+    "yhat": v.to_float,
+    "yhat_lower": v.to_float,
+    "yhat_upper": v.to_float,
+    "actual": v.to_float,
+    "abs_error": v.to_float,
+    "squared_error": v.to_float,
+    "scaled_error": v.to_float,
+    "smape": v.to_float,
+    "pinball_lower": v.to_float,
+    "pinball_median": v.to_float,
+    "pinball_upper": v.to_float,
+    "covered": v.to_bool,
 }
 DRIFT_CONVERTERS: dict[str, v.Converter] = {
     "forecast_date": v.to_date,
@@ -82,11 +107,39 @@ def write_forecasts(bind: Engine | Connection, df: pd.DataFrame, run_id: str) ->
     """Write forecasts, replacing the rows of every (series_id, forecast_date) in ``df``.
 
     ``df`` has the columns series_id, forecast_date, target_date, horizon, yhat, yhat_lower,
-    yhat_upper and model_version. Returns the number of rows written.
+    yhat_upper and model_version, and optionally ``model`` (default ``lstm``). Returns the
+    number of rows written.
     """
+    if "model" not in df.columns:
+        df = df.assign(model="lstm")
     now = v.utcnow()
     rows = [{**r, "run_id": run_id, "created_at": now} for r in v.records(df, FORECAST_CONVERTERS)]
     return replace_rows(bind, forecasts, rows, scope=["series_id", "forecast_date"])
+
+
+def write_backtest_results(
+    bind: Engine | Connection, df: pd.DataFrame, run_id: str, backtest_date: dt.date
+) -> int:
+    """Write one night's backtest rows, replacing every row of ``backtest_date``.
+
+    ``df``: the rows of :func:`pipeline_lib.evaluation.backtest.score_backtest` (forecast
+    columns, ``model``, ``model_version``, ``actual`` and the metric terms). Returns the number
+    of rows written.
+    """
+    df = df.assign(backtest_date=backtest_date)
+    now = v.utcnow()
+    rows = [{**r, "run_id": run_id, "created_at": now} for r in v.records(df, BACKTEST_CONVERTERS)]
+    stale = backtest_results.delete().where(backtest_results.c.backtest_date == backtest_date)
+    with transaction(bind) as conn:
+        conn.execute(stale)  # also when tonight has no rows: nothing of a former run lingers
+        return replace_rows(conn, backtest_results, rows, scope=["backtest_date"])
+
+
+def set_model_statuses(bind: Engine | Connection, statuses: Mapping[str, str]) -> None:
+    """Set ``model_versions.status`` of registered versions (LookupError for an unknown one)."""
+    with transaction(bind) as conn:
+        for version, status in sorted(statuses.items()):
+            upsert_model_version(conn, {"version": version, "status": status})
 
 
 def write_drift_metrics(

@@ -119,6 +119,67 @@ def score_forecasts(
     return pd.DataFrame(rows, columns=columns)
 
 
+ROW_METRICS = [
+    "actual",
+    "abs_error",
+    "squared_error",
+    "scaled_error",
+    "smape",
+    "pinball_lower",
+    "pinball_median",
+    "pinball_upper",
+    "covered",
+]
+
+
+def score_rows(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    history: pd.DataFrame,
+    season: int = 1,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+) -> pd.DataFrame:
+    """Forecast rows joined with their actuals, with each row's share of every metric.
+
+    Same inputs and join as :func:`score_forecasts`; returns the forecast rows that have an
+    actual plus ``ROW_METRICS``: ``abs_error``, ``squared_error``, ``scaled_error`` (the
+    absolute error over the series' MASE scale), the row's ``smape`` term (0..200), the pinball
+    loss of ``yhat_lower``/``yhat``/``yhat_upper`` at their quantile levels, and ``covered``
+    (the actual inside the band). Averaging a column over any group gives that group's MAE,
+    MSE (RMSE = its root), MASE, sMAPE, pinball loss and coverage, so a SQL view over these rows
+    agrees with :func:`score_forecasts`.
+    """
+    _require(forecasts, FORECAST_COLUMNS, "forecasts")
+    _require(actuals, ACTUAL_COLUMNS, "actuals")
+    _require(history, ACTUAL_COLUMNS, "history")
+    joined = _join(forecasts, actuals)
+    scales = _scales(history, joined, season)
+    y = joined[schema.Y].to_numpy(np.float64)
+    yhat = joined["yhat"].to_numpy(np.float64)
+    lower = joined["yhat_lower"].to_numpy(np.float64)
+    upper = joined["yhat_upper"].to_numpy(np.float64)
+    error = np.abs(y - yhat)
+    scale = joined[schema.SERIES_ID].map(scales).to_numpy(np.float64)
+    den = np.abs(y) + np.abs(yhat)
+    out = joined.rename(columns={schema.Y: "actual"})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["scaled_error"] = np.where(scale > 0, error / scale, np.nan)
+    out["abs_error"] = error
+    out["squared_error"] = error**2
+    out["smape"] = 200.0 * np.divide(error, den, out=np.zeros_like(error), where=den > 0)
+    for name, q, pred in zip(
+        ("pinball_lower", "pinball_median", "pinball_upper"),
+        quantiles,
+        (lower, yhat, upper),
+        strict=True,
+    ):
+        diff = y - pred
+        out[name] = np.maximum(q * diff, (q - 1) * diff)
+    out["covered"] = (y >= lower) & (y <= upper)
+    keep = [c for c in out.columns if c in forecasts.columns or c == MODEL]
+    return out[[*keep, *ROW_METRICS]].reset_index(drop=True)
+
+
 def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 
 from pipeline_lib import schema
+from pipeline_lib.evaluation.windows import origin_windows
 from pipeline_lib.model.calendar import calendar_features, future_dates
 from pipeline_lib.model.trained import TrainedModel
+from pipeline_lib.model.windows import series_arrays
 
 FORECAST_COLUMNS = [
     schema.SERIES_ID,
@@ -34,43 +37,62 @@ def predict(
     calendar features are computed here. Values are prices (inverse-scaled). Rows after
     ``as_of`` are filtered out first, so they can never influence the output.
     """
-    cutoff = pd.Timestamp(as_of)
-    rows = features.loc[
-        (features[schema.DATE] <= cutoff)
-        & features[schema.SERIES_ID].isin(trained.series_ids)
-        & features[schema.Y].notna()
-    ].sort_values([schema.SERIES_ID, schema.DATE])
+    rows = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
+    dates = np.array([np.datetime64(pd.Timestamp(as_of).as_unit("ns"))])
+    return predict_at(trained, rows, dict.fromkeys(trained.series_ids, dates), frequencies)
+
+
+def predict_at(
+    trained: TrainedModel,
+    features: pd.DataFrame,
+    forecast_dates: Mapping[str, np.ndarray],
+    frequencies: Mapping[str, str],
+) -> pd.DataFrame:
+    """Forecasts of many forecast dates per series in one batched forward pass (a backtest).
+
+    ``forecast_dates`` maps a series id to its forecast dates (datetime64). The forecast of
+    date ``d`` reads the last ``lookback`` rows dated on or before ``d`` (views over one scaled
+    array per series, no per-window copies) and forecasts the ``horizon`` dates after ``d``, so
+    a forecast never sees a row after its date. Dates with fewer than ``lookback`` rows before
+    them, and series the model does not know, are skipped. Same columns as :func:`predict`.
+    """
     lookback, horizon = trained.lookback, trained.horizon
-    tail = rows.groupby(schema.SERIES_ID, sort=True).tail(lookback)
-    counts = tail.groupby(schema.SERIES_ID, sort=True).size()
-    series = [str(s) for s in counts.index[counts == lookback]]
-    if not series:
+    wanted = [s for s in trained.series_ids if len(forecast_dates.get(s, ())) > 0]
+    rows = features.loc[features[schema.SERIES_ID].isin(wanted)]
+    arrays = series_arrays(rows, trained.scalers, trained.series_ids, trained.calendar_features)
+    past, future, index, ids, origins, targets = [], [], [], [], [], []
+    for a in arrays:
+        sid = trained.series_ids[a.series_index]
+        dates = np.asarray(forecast_dates[sid]).astype("datetime64[ns]")
+        ends = np.searchsorted(a.dates, dates, side="right") - 1  # last row on or before d
+        ok = ends >= lookback - 1
+        if not ok.any():
+            continue
+        window, _ = origin_windows(a.values, ends[ok], lookback, 0)  # [N, lookback, F] view
+        freq = frequencies.get(sid, "B")
+        ahead = [future_dates(pd.Timestamp(d).date(), horizon, freq) for d in dates[ok]]
+        past.append(window)
+        columns = trained.calendar_features
+        future.append(np.stack([calendar_features(t)[columns].to_numpy(np.float32) for t in ahead]))
+        index.append(torch.full((len(ahead),), a.series_index, dtype=torch.int64))
+        ids += [sid] * len(ahead)
+        origins.append(dates[ok])
+        targets += ahead
+    if not ids:
         return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in FORECAST_COLUMNS})
-    tail = tail.loc[tail[schema.SERIES_ID].isin(series)]
-
-    scaled = trained.scalers.transform(tail)  # [S * lookback, n_scaled]
-    calendar = np.nan_to_num(tail[trained.calendar_features].to_numpy(dtype=np.float32))
-    past = np.concatenate([scaled, calendar], axis=1).reshape(len(series), lookback, -1)
-    targets = [future_dates(as_of, horizon, frequencies.get(s, "B")) for s in series]
-    future = np.stack(
-        [calendar_features(d)[trained.calendar_features].to_numpy(np.float32) for d in targets]
-    )  # [S, horizon, n_calendar]
-    index = torch.tensor([trained.series_ids.index(s) for s in series], dtype=torch.int64)
-
+    past_t = torch.cat(past)
     trained.module.eval()
     with torch.no_grad():
-        out = trained.module(torch.from_numpy(past), torch.from_numpy(future), index)
-    last_y = past[:, -1, 0].astype(np.float64)  # [S], scaled y at the origin
-    levels = out.numpy().astype(np.float64) + last_y[:, None, None]  # [S, horizon, 3]
-    ids = np.array(series, dtype=object)
-    prices = [trained.scalers.inverse_column(ids, levels[..., k]) for k in range(3)]
+        out = trained.module(past_t, torch.from_numpy(np.concatenate(future)), torch.cat(index))
+    last_y = past_t[:, -1, 0].numpy().astype(np.float64)  # scaled y at each origin
+    levels = out.numpy().astype(np.float64) + last_y[:, None, None]  # [N, horizon, 3]
+    series = np.array(ids, dtype=object)
+    prices = [trained.scalers.inverse_column(series, levels[..., k]) for k in range(3)]
     return pd.DataFrame(
         {
-            schema.SERIES_ID: np.repeat(ids, horizon).astype(str),
-            "forecast_date": pd.Series(cutoff, index=range(len(series) * horizon)).astype(
-                "datetime64[ns]"
-            ),
-            "target_date": np.concatenate([d.to_numpy() for d in targets]).astype("datetime64[ns]"),
+            schema.SERIES_ID: np.repeat(series, horizon).astype(str),
+            "forecast_date": np.repeat(np.concatenate(origins), horizon),
+            "target_date": np.concatenate([t.to_numpy() for t in targets]).astype("datetime64[ns]"),
             "horizon": np.tile(np.arange(1, horizon + 1, dtype=np.int64), len(series)),
             "yhat": prices[1].reshape(-1),
             "yhat_lower": prices[0].reshape(-1),

@@ -1,4 +1,9 @@
-"""Publishing a run is one transaction, on SQLite and PostgreSQL: all of it or none of it."""
+"""Publishing a run is one transaction, on SQLite and PostgreSQL: all of it or none of it.
+
+A real night on synthetic random walks: train up to the backtest hold-out, score against the
+baselines, publish forecasts (with the model of each series), backtest rows, model statuses and
+drift; then a second night whose challenger is scored against the first night's champion.
+"""
 
 from __future__ import annotations
 
@@ -7,55 +12,130 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
-from pipeline_lib import db
-from pipeline_lib.config import DriftConfig, ModelConfig, TrainingConfig
-from pipeline_lib.model.forecast import predict
+from pipeline_lib import champion, db, paths, registry, retrain
+from pipeline_lib.config import SeriesConfig, load_settings
 from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import train_full
 from pipeline_lib.monitor import drift_metrics
 from pipeline_lib.publish import publish_results
 
 AS_OF = dt.date(2020, 12, 31)
+FEATURES = random_walk_features(n_series=2, n_days=300, start=dt.date(2020, 1, 1))
 
 
-@pytest.fixture(scope="module")
-def run_outputs():
-    feats = random_walk_features(n_series=2, n_days=300, start=dt.date(2020, 1, 1))
-    trained = train_full(
-        feats,
-        ModelConfig(lookback=10, hidden_size=4, embedding_dim=2),
-        TrainingConfig(max_epochs=1, train_window_days=400),
+def _settings(tmp_path: Path):
+    return load_settings(
+        data_dir=str(tmp_path / "data"),
         horizon=3,
-        train_end=AS_OF,
+        series=[SeriesConfig(id="S0"), SeriesConfig(id="S1")],
+        model={"lookback": 10, "hidden_size": 4, "embedding_dim": 2},
+        training={"max_epochs": 2, "train_window_days": 400, "finetune_epochs": 1},
+        backtest={"last_n": 5, "step": 2, "baselines": ["naive", "seasonal_naive"]},
+        drift={"recent_days": 60},
     )
-    forecasts = predict(trained, feats, AS_OF, {"S0": "B", "S1": "B"})
-    drift = drift_metrics(feats, trained.train_start, AS_OF, DriftConfig(recent_days=60))
-    return trained, forecasts, drift
+
+
+def _night(settings, as_of: dt.date):
+    candidate, decision = retrain.train_or_reuse(settings, FEATURES, as_of)
+    evaluation = champion.evaluate(settings, FEATURES, as_of, candidate, decision)
+    forecasts = champion.published_forecasts(settings, evaluation, FEATURES, as_of)
+    drift = drift_metrics(FEATURES, candidate.train_start, as_of, settings.drift)
+    return candidate, decision, evaluation, forecasts, drift
 
 
 def _counts(engine: Engine) -> dict[str, int]:
+    tables = (db.forecasts, db.drift_metrics, db.model_versions, db.backtest_results)
     with engine.connect() as conn:
         return {
-            t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-            for t in (db.forecasts, db.drift_metrics, db.model_versions)
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in tables
         }
 
 
-def test_publish_is_idempotent(db_engine: Engine, run_outputs, tmp_path: Path) -> None:
-    trained, forecasts, drift = run_outputs
+def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    candidate, decision, evaluation, forecasts, drift = _night(settings, AS_OF)
+    assert decision.action == "full" and evaluation.selection.champion == candidate.version
+    assert set(forecasts["model"]) <= {"lstm", "naive", "seasonal_naive"}
+    assert set(forecasts["series_id"]) == {"S0", "S1"}
     db.create_schema(db_engine)
-    written = publish_results(db_engine, str(tmp_path), "run-1", trained, forecasts, drift)
-    assert written == {"forecasts": 6, "drift_metrics": len(drift)} and len(drift) > 0
-    publish_results(db_engine, str(tmp_path), "run-2", trained, forecasts, drift)
-    assert _counts(db_engine) == {"forecasts": 6, "drift_metrics": len(drift), "model_versions": 1}
+    written = publish_results(
+        db_engine, settings, "run-1", AS_OF, candidate, evaluation, forecasts, drift
+    )
+    n_backtest = len(evaluation.rows)
+    assert written == {"forecasts": 6, "backtest_results": n_backtest, "drift_metrics": len(drift)}
+    publish_results(db_engine, settings, "run-2", AS_OF, candidate, evaluation, forecasts, drift)
+    assert _counts(db_engine) == {
+        "forecasts": 6,
+        "drift_metrics": len(drift),
+        "model_versions": 3,  # the LSTM and two baselines
+        "backtest_results": n_backtest,
+    }
+    with db_engine.connect() as conn:
+        statuses = dict(
+            conn.execute(select(db.model_versions.c.version, db.model_versions.c.status)).all()
+        )
+        stored = pd.DataFrame(conn.execute(select(db.forecasts)).mappings().all())
+        accuracy = pd.DataFrame(
+            conn.execute(text("SELECT * FROM backtest_accuracy")).mappings().all()
+        )
+    assert statuses == {
+        candidate.version: "champion",
+        "baseline-naive": "baseline",
+        "baseline-seasonal_naive": "baseline",
+    }
+    published = evaluation.selection.published
+    assert dict(zip(stored.series_id, stored.model, strict=True)) == published
+    lstm_rows = stored[stored.model == "lstm"]
+    assert (lstm_rows.model_version == candidate.version).all()
+    # the BI view over backtest_results agrees with the pipeline's own summary
+    summary = evaluation.summary[evaluation.summary.horizon == "ALL"]
+    merged = accuracy.merge(summary, on=["model_version", "series_id"], suffixes=("", "_py"))
+    assert len(merged) == len(summary) == 6
+    assert merged["mase"].to_numpy() == pytest.approx(merged["mase_py"].to_numpy())
+    assert merged["coverage"].to_numpy() == pytest.approx(merged["coverage_py"].to_numpy())
+    models = paths.models_dir(settings.data_dir)
+    selection = registry.latest_selection(models, AS_OF + dt.timedelta(days=1))
+    assert selection == evaluation.selection
 
 
-def test_failed_publish_writes_nothing(db_engine: Engine, run_outputs, tmp_path: Path) -> None:
-    trained, forecasts, drift = run_outputs
+def test_the_next_night_contests_the_champion(db_engine: Engine, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    db.create_schema(db_engine)
+    first = _night(settings, dt.date(2020, 12, 15))
+    publish_results(db_engine, settings, "run-1", dt.date(2020, 12, 15), *first[:1], *first[2:])
+    candidate, decision, evaluation, forecasts, drift = _night(settings, AS_OF)
+    assert decision.action == "finetune" and decision.base_version == first[0].version
+    sel = evaluation.selection
+    assert sel.previous_champion == first[0].version and sel.challenger == candidate.version
+    assert set(sel.mase) == {first[0].version, candidate.version}
+    assert sel.champion == (candidate.version if sel.promoted else first[0].version)
+    publish_results(db_engine, settings, "run-2", AS_OF, candidate, evaluation, forecasts, drift)
+    with db_engine.connect() as conn:
+        statuses = dict(
+            conn.execute(select(db.model_versions.c.version, db.model_versions.c.status)).all()
+        )
+        versions = set(conn.execute(select(db.backtest_results.c.model_version)).scalars())
+    assert statuses[sel.champion] == "champion"
+    loser = first[0].version if sel.promoted else candidate.version
+    assert statuses[loser] == ("retired" if sel.promoted else "challenger")
+    assert {first[0].version, candidate.version} <= versions
+
+
+def test_failed_publish_writes_nothing(db_engine: Engine, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    candidate, _, evaluation, forecasts, drift = _night(settings, AS_OF)
     db.create_schema(db_engine)
     broken = pd.concat([drift, drift.iloc[:1]])  # a duplicate key: the drift write must fail
     with pytest.raises(ValueError, match="duplicate key"):
-        publish_results(db_engine, str(tmp_path), "run-1", trained, forecasts, broken)
-    assert _counts(db_engine) == {"forecasts": 0, "drift_metrics": 0, "model_versions": 0}
+        publish_results(
+            db_engine, settings, "run-1", AS_OF, candidate, evaluation, forecasts, broken
+        )
+    assert _counts(db_engine) == {
+        "forecasts": 0,
+        "drift_metrics": 0,
+        "model_versions": 0,
+        "backtest_results": 0,
+    }
+    models = paths.models_dir(settings.data_dir)
+    assert registry.latest_selection(models, AS_OF + dt.timedelta(days=1)) is None

@@ -1,0 +1,164 @@
+"""The nightly rolling-origin backtest: every model scored on the same out-of-sample windows.
+
+A :class:`BacktestPlan` fixes, per series, the forecast dates (origins) of a run as of
+``as_of``: the last ``last_n`` rows with a value, ``step`` rows apart, whose ``horizon`` next
+rows are all observed by ``as_of``. Its ``holdout_start`` is the earliest of those dates: LSTMs
+are trained only on targets dated on or before it (``fit_end``) with scalers fitted there, so
+their forecasts from every origin are out of sample. Each forecast reads only rows dated on or
+before its own origin (inputs), for the LSTM as for the baselines, whose models are refitted
+per origin from those rows. Both the champion and a challenger trained later still have
+``fit_end <= holdout_start`` of a later run, since origins only move forward with ``as_of``.
+
+Forecasts come back in the production ``forecasts`` shape plus ``model`` (``lstm`` or the
+baseline's name) and ``model_version``; :func:`score_backtest` joins them with the actuals
+(per-row metric terms, for the ``backtest_results`` table) and summarises them per model
+version, series and horizon.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline_lib import schema
+from pipeline_lib.baselines import BASELINES, Baseline
+from pipeline_lib.config import BacktestConfig
+from pipeline_lib.evaluation.metrics import MODEL, score_forecasts, score_rows
+from pipeline_lib.evaluation.windows import rolling_origins
+from pipeline_lib.model.forecast import predict_at
+from pipeline_lib.model.trained import TrainedModel
+
+MODEL_VERSION = "model_version"
+LSTM = "lstm"
+
+
+def baseline_version(name: str) -> str:
+    """The ``model_versions`` id of a baseline, e.g. ``baseline-naive``."""
+    return f"baseline-{name}"
+
+
+@dataclass(frozen=True)
+class BacktestPlan:
+    """The origins of one night's backtest: forecast dates (datetime64[ns]) per series."""
+
+    as_of: dt.date
+    horizon: int
+    origins: dict[str, np.ndarray]
+
+    @property
+    def holdout_start(self) -> dt.date | None:
+        """The earliest origin: the last date a training target of a scored model may have."""
+        firsts = [d[0] for d in self.origins.values() if len(d)]
+        return pd.Timestamp(min(firsts)).date() if firsts else None
+
+    @property
+    def n_windows(self) -> int:
+        return sum(len(d) for d in self.origins.values())
+
+
+def plan_backtest(
+    features: pd.DataFrame, as_of: dt.date, horizon: int, cfg: BacktestConfig, min_train: int = 1
+) -> BacktestPlan:
+    """The origins of a backtest as of ``as_of`` from the rows with a value on or before it.
+
+    ``min_train``: fewest rows up to and including an origin (a series without such an origin
+    has none; pass the model's ``lookback + horizon`` so one short series cannot pull the
+    hold-out back to where nothing is left to train on).
+    """
+    rows = features.loc[
+        (features[schema.DATE] <= pd.Timestamp(as_of)) & features[schema.Y].notna(),
+        [schema.SERIES_ID, schema.DATE],
+    ].sort_values([schema.SERIES_ID, schema.DATE])
+    origins = {}
+    for sid, part in rows.groupby(schema.SERIES_ID, sort=True):
+        dates = part[schema.DATE].to_numpy().astype("datetime64[ns]")
+        idx = rolling_origins(len(dates), cfg.last_n, cfg.step, min_train, horizon)
+        if len(idx):
+            origins[str(sid)] = dates[idx]
+    return BacktestPlan(as_of=as_of, horizon=horizon, origins=origins)
+
+
+def lstm_forecasts(
+    trained: TrainedModel,
+    features: pd.DataFrame,
+    plan: BacktestPlan,
+    frequencies: Mapping[str, str],
+) -> pd.DataFrame:
+    """The LSTM's forecasts from every origin of ``plan`` (one batched forward pass).
+
+    Raises ``ValueError`` when a training target of the model is dated after the hold-out
+    start: its backtest would be scored on data it was trained on.
+    """
+    start = plan.holdout_start
+    if start is not None and trained.target_end > start:
+        raise ValueError(
+            f"model {trained.version} was trained on targets up to {trained.target_end}, after "
+            f"the backtest's first origin {start}: it cannot be scored out of sample"
+        )
+    if trained.horizon != plan.horizon:
+        raise ValueError(f"model horizon {trained.horizon} != backtest horizon {plan.horizon}")
+    rows = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
+    out = predict_at(trained, rows, plan.origins, frequencies)
+    return out.assign(**{MODEL: LSTM, MODEL_VERSION: trained.version})
+
+
+def make_baseline(name: str, quantiles: Sequence[float]) -> Baseline:
+    """A baseline by name with the pipeline's quantile levels."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
+    return BASELINES[name](quantiles=tuple(quantiles))
+
+
+def baseline_forecasts(
+    names: Sequence[str],
+    features: pd.DataFrame,
+    plan: BacktestPlan,
+    frequencies: Mapping[str, str],
+    quantiles: Sequence[float],
+) -> pd.DataFrame:
+    """Each baseline's forecasts from every origin of ``plan``, refitted per origin from the
+    rows dated on or before it."""
+    history = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
+    parts = []
+    for name in names:
+        model = make_baseline(name, quantiles).fit(history)
+        out = model.predict_at(plan.origins, plan.horizon, dict(frequencies))
+        parts.append(out.assign(**{MODEL_VERSION: baseline_version(name)}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def score_backtest(
+    forecasts: pd.DataFrame,
+    features: pd.DataFrame,
+    plan: BacktestPlan,
+    quantiles: Sequence[float],
+    season: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(rows, summary)`` of backtest forecasts of many models, scored together.
+
+    ``rows``: the forecasts with an actual, with their per-row metric terms (see
+    :func:`pipeline_lib.evaluation.metrics.score_rows`). ``summary``: one row per
+    ``(model_version, series_id, horizon)`` plus horizon ``"ALL"``, with ``model`` and the
+    metrics of :func:`score_forecasts`. The MASE scale of a series is the same for every model:
+    the naive (``season``) error of its history up to its first origin.
+    """
+    history = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
+    actuals = history[[schema.SERIES_ID, schema.DATE, schema.Y]]
+    rows = score_rows(forecasts, actuals, history, season, quantiles)
+    labelled = forecasts.assign(**{MODEL: forecasts[MODEL_VERSION]})
+    summary = score_forecasts(labelled, actuals, history, season, quantiles)
+    summary = summary.rename(columns={MODEL: MODEL_VERSION})
+    kinds = forecasts.drop_duplicates(MODEL_VERSION).set_index(MODEL_VERSION)[MODEL]
+    summary.insert(0, MODEL, summary[MODEL_VERSION].map(kinds))
+    return rows, summary
+
+
+def overall_mase(summary: pd.DataFrame, version: str, series: Sequence[str]) -> float:
+    """Mean over ``series`` of a model version's all-horizon MASE (NaN if any is missing)."""
+    part = summary.loc[(summary[MODEL_VERSION] == version) & (summary["horizon"] == "ALL")]
+    values = part.set_index(schema.SERIES_ID)["mase"].reindex(list(series))
+    return float(values.mean()) if values.notna().all() and len(values) else float("nan")
