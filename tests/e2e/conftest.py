@@ -31,6 +31,12 @@ retrain_every_days = {retrain_every_days}
 
 [drift]
 recent_days = 60
+
+[tuning]
+lookback = [15, 20]
+hidden_size = [4, 8]
+num_layers = [1]
+batch_size = [64]
 """
 
 

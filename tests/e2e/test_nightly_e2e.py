@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ from sqlalchemy import create_engine
 
 from flows.backfill import backfill
 from flows.nightly import nightly
+from flows.tune import tune
 from pipeline_lib.config import load_settings
 from tests.e2e.conftest import write_config
 
@@ -47,6 +49,19 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     first = nightly(as_of=as_of, config_file=str(cfg))
     assert first["training"]["action"] == "full" and first["unforecast_series"] == []
     fc1 = _check_forecasts(_table(db, "forecasts"), as_of)
+    assert first["champion"] == first["model_version"] and first["champion_promoted"]
+    assert set(first["published"]) == set(SERIES)
+    published = fc1.groupby("series_id")["model"].first().to_dict()
+    assert published == first["published"]  # each row says which model produced it
+    lstm_rows = fc1[fc1["model"] == "lstm"]
+    assert (lstm_rows["model_version"] == first["model_version"]).all()
+    assert (fc1.loc[fc1["model"] != "lstm", "model_version"].str.startswith("baseline-")).all()
+    backtest = _table(db, "backtest_results")
+    assert set(backtest["model"]) == {"lstm", "naive", "seasonal_naive", "linear"}
+    assert set(backtest["series_id"]) == set(SERIES)
+    assert (pd.to_datetime(backtest["target_date"]).dt.date <= as_of).all()
+    holdout = dt.date.fromisoformat(first["backtest"]["holdout_start"])
+    assert (pd.to_datetime(backtest["forecast_date"]).dt.date >= holdout).all()
     drift1 = _table(db, "drift_metrics")
     assert len(drift1) > 0 and set(drift1["series_id"]) == set(SERIES)
     assert set(drift1["metric"]) == {"psi", "ks_statistic", "ks_pvalue"}
@@ -87,6 +102,16 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     assert len(tuned) == 2 and tuned["parent_version"].notna().all()
     assert set(tuned["parent_version"]) <= set(models.index)
 
+    assert (models.loc[models["kind"] == "baseline", "status"] == "baseline").all()
+    assert (models["status"] == "champion").sum() == 1
+    champion = summaries[-1]["champion"]
+    assert models.loc[champion, "status"] == "champion"
+    assert json.loads(models.loc[champion, "metrics"])["backtest"]["mase"] > 0
+    selections = sorted(p.stem for p in (data / "models" / "selections").glob("*.json"))
+    assert selections == ["2015-06-30", "2015-07-01", "2015-07-02", "2015-07-03"]
+    backtest_dates = set(pd.to_datetime(_table(db, "backtest_results")["backtest_date"]).dt.date)
+    assert backtest_dates == {as_of, dt.date(2015, 7, 1), dt.date(2015, 7, 2), dt.date(2015, 7, 3)}
+
     latest = _table(db, "latest_forecasts")
     assert not latest.duplicated(["series_id", "target_date"]).any()
 
@@ -99,4 +124,17 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     assert not curated.duplicated(["series_id", "date"]).any()
     settings = load_settings(cfg)
     assert settings.data_dir == str(data)
+
+    # a hyper-parameter search; the next night trains its best configuration in full
+    study = tune(as_of=dt.date(2015, 7, 2), config_file=str(cfg), n_trials=2)
+    assert study["n_trials"] == 2 and study["best"]["mase"] > 0
+    after = nightly(as_of=dt.date(2015, 7, 6), config_file=str(cfg))
+    assert after["training"]["action"] == "full" and not after["training"]["contest"]
+    assert "model settings changed" in after["training"]["reason"]
+    best = study["best"]["params"]
+    trained = json.loads((data / "models" / after["model_version"] / "metadata.json").read_text())[
+        "hyperparameters"
+    ]
+    assert (trained["lookback"], trained["hidden_size"]) == (best["lookback"], best["hidden_size"])
+    assert after["champion"] == after["model_version"]
     assert any((data / "raw").rglob("*.csv")) and any((data / "models").glob("*/model.safetensors"))
