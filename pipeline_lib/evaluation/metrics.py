@@ -100,13 +100,7 @@ def score_forecasts(
     ``(model, series_id)``; ``horizon`` is a string column. Columns: ``model, series_id,
     horizon, n, mae, rmse, mase, smape, pinball_<q> (x3), coverage, width``.
     """
-    _require(forecasts, FORECAST_COLUMNS, "forecasts")
-    _require(actuals, ACTUAL_COLUMNS, "actuals")
-    _require(history, ACTUAL_COLUMNS, "history")
-    if len(quantiles) != 3:
-        raise ValueError(f"quantiles must be [lower, median, upper], got {list(quantiles)}")
-    joined = _join(forecasts, actuals)
-    scales = _scales(history, joined, season)
+    joined, scales = _prepare(forecasts, actuals, history, season, quantiles)
     rows = []
     for (model, series), group in joined.groupby([MODEL, schema.SERIES_ID], sort=True):
         scale = scales.get(series, float("nan"))
@@ -149,11 +143,7 @@ def score_rows(
     MSE (RMSE = its root), MASE, sMAPE, pinball loss and coverage, so a SQL view over these rows
     agrees with :func:`score_forecasts`.
     """
-    _require(forecasts, FORECAST_COLUMNS, "forecasts")
-    _require(actuals, ACTUAL_COLUMNS, "actuals")
-    _require(history, ACTUAL_COLUMNS, "history")
-    joined = _join(forecasts, actuals)
-    scales = _scales(history, joined, season)
+    joined, scales = _prepare(forecasts, actuals, history, season, quantiles)
     y = joined[schema.Y].to_numpy(np.float64)
     yhat = joined["yhat"].to_numpy(np.float64)
     lower = joined["yhat_lower"].to_numpy(np.float64)
@@ -178,6 +168,23 @@ def score_rows(
     out["covered"] = (y >= lower) & (y <= upper)
     keep = [c for c in out.columns if c in forecasts.columns or c == MODEL]
     return out[[*keep, *ROW_METRICS]].reset_index(drop=True)
+
+
+def _prepare(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    history: pd.DataFrame,
+    season: int,
+    quantiles: Sequence[float],
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Check the inputs; the forecasts joined with their actuals, and the MASE scale per series."""
+    _require(forecasts, FORECAST_COLUMNS, "forecasts")
+    _require(actuals, ACTUAL_COLUMNS, "actuals")
+    _require(history, ACTUAL_COLUMNS, "history")
+    if len(quantiles) != 3:
+        raise ValueError(f"quantiles must be [lower, median, upper], got {list(quantiles)}")
+    joined = _join(forecasts, actuals)
+    return joined, _scales(history, joined, season)
 
 
 def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
