@@ -105,7 +105,10 @@ def evaluate(
         forecasts, features, plan, settings.model.quantiles, settings.backtest.mase_season
     )
     challenger = candidate.version if candidate.version in models else None
-    selection = registry.select(summary, as_of, champion, challenger, names, forced)
+    cfg = settings.backtest
+    selection = registry.select(
+        summary, as_of, champion, challenger, names, forced, cfg.reference, cfg.min_improvement
+    )
     return Evaluation(plan, rows, summary, selection, models.get(selection.champion), notes)
 
 

@@ -12,9 +12,12 @@ Rules (:func:`select`): a challenger (a model trained or fine-tuned tonight) bec
 only if its mean all-horizon MASE over the series both models were scored on is lower than the
 champion's, on tonight's backtest; it is promoted without a contest when there is no champion,
 when the champion no longer fits the settings (series, horizon, architecture changed), or when
-the champion cannot be scored out of sample. Per series, the champion's forecast is published
-only where its MASE beats the best baseline's on that series; elsewhere the best baseline's.
-A series with no backtest score gets no forecast.
+the champion cannot be scored out of sample. Per series, the reference baseline (naive by
+default) is published unless the best other model, the champion LSTM or another baseline, has
+a backtest MASE lower than the reference's by more than ``min_improvement`` (relative): a
+backtest of a few weeks of overlapping windows is noisy, and a model that merely edges the
+reference there loses to it out of sample more often than not (bench/accuracy.py). A series
+with no backtest score gets no forecast.
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ def select(
     challenger: str | None,
     baselines: list[str],
     forced: str | None = None,
+    reference: str = "naive",
+    min_improvement: float = 0.0,
 ) -> Selection:
     """Decide tonight's champion and the model published per series.
 
@@ -82,7 +87,8 @@ def select(
     (every LSTM version scored and the baselines). ``champion``: the current champion's version
     (None: none yet, or it could not be scored); ``challenger``: the version trained tonight
     (None or equal to ``champion`` when the champion was reused). ``forced``: why the challenger
-    replaces the champion without a contest (e.g. the settings changed).
+    replaces the champion without a contest (e.g. the settings changed). ``reference`` and
+    ``min_improvement``: see :func:`_per_series`.
     """
     scores = summary.loc[summary["horizon"] == "ALL"]
     series_of = {v: set(p[schema.SERIES_ID]) for v, p in scores.groupby(MODEL_VERSION)}
@@ -110,7 +116,7 @@ def select(
                 f"challenger MASE {mase[challenger]:.4f} >= champion {mase[champion]:.4f} "
                 f"on {len(common)} series; the champion is kept"
             )
-    published, series_mase = _per_series(scores, winner, baselines)
+    published, series_mase = _per_series(scores, winner, baselines, reference, min_improvement)
     return Selection(
         as_of=as_of.isoformat(),
         champion=winner,
@@ -125,9 +131,14 @@ def select(
 
 
 def _per_series(
-    scores: pd.DataFrame, champion: str | None, baselines: list[str]
+    scores: pd.DataFrame,
+    champion: str | None,
+    baselines: list[str],
+    reference: str,
+    min_improvement: float,
 ) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
-    """Per series: the LSTM where its MASE beats every baseline's, else the best baseline."""
+    """Per series: the ``reference`` baseline, unless the best other model (the champion LSTM
+    or another baseline) has a MASE lower by more than ``min_improvement`` (relative)."""
     versions = {baseline_version(b): b for b in baselines}
     if champion:
         versions[champion] = LSTM
@@ -138,15 +149,17 @@ def _per_series(
         pairs = zip(part[MODEL_VERSION], part["mase"], strict=True)
         by_model = {versions[v]: float(m) for v, m in pairs}
         series_mase[str(sid)] = {k: _finite(v) for k, v in by_model.items()}
-        ranked = {k: v for k, v in by_model.items() if not math.isnan(v)}
+        ranked = {k: v for k, v in by_model.items() if math.isfinite(v)}
         if not ranked:
             continue
-        scored = {k: v for k, v in ranked.items() if k != LSTM}
-        best = min(scored.items(), key=lambda kv: (kv[1], kv[0])) if scored else None
-        if LSTM in ranked and (best is None or ranked[LSTM] < best[1]):
-            published[str(sid)] = LSTM
-        elif best is not None:
+        others = {k: v for k, v in ranked.items() if k != reference}
+        best = min(others.items(), key=lambda kv: (kv[1], kv[0] != LSTM, kv[0]), default=None)
+        if reference not in ranked:
+            published[str(sid)] = best[0] if best else reference
+        elif best is not None and best[1] < (1 - min_improvement) * ranked[reference]:
             published[str(sid)] = best[0]
+        else:
+            published[str(sid)] = reference
     return published, series_mase
 
 

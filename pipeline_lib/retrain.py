@@ -46,7 +46,14 @@ class TrainingDecision:
         return asdict(self)
 
 
-def _last_full(current: dict[str, Any], by_version: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _last_full(eligible: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any]:
+    """The newest full training as of the run, whether it won its contest or not (the cadence
+    counts training attempts: a full model that lost to the champion is not retrained in full
+    again the next night), else the full model ``current`` descends from."""
+    fulls = [m for m in eligible if m["kind"] == "full"]
+    if fulls:
+        return fulls[-1]
+    by_version = {m["version"]: m for m in eligible}
     record = current
     while record["kind"] != "full" and record.get("parent_version") in by_version:
         record = by_version[record["parent_version"]]
@@ -104,7 +111,7 @@ def decide(
     trained_through = dt.date.fromisoformat(current["train_end"])
     if newest_data is None or newest_data <= trained_through:
         return TrainingDecision("reuse", f"no data newer than model {version}", version)
-    last_full = _last_full(current, {m["version"]: m for m in models})
+    last_full = _last_full(eligible, current)
     age = (as_of - dt.date.fromisoformat(last_full["train_end"])).days
     if age >= settings.training.retrain_every_days:
         return TrainingDecision(

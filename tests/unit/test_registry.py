@@ -66,6 +66,17 @@ def test_forced_or_first_challenger_wins_without_a_contest() -> None:
     assert first.published == {"A": "naive", "B": "seasonal_naive"}
 
 
+def test_a_model_must_beat_the_reference_by_the_margin() -> None:
+    summary = _summary({**BASE, "m": {"A": 0.95, "B": 0.85}})
+    sel = registry.select(summary, AS_OF, "m", "m", BASELINES, min_improvement=0.1)
+    # A: the LSTM gains 5% on naive: not enough; B: 15%: published
+    assert sel.published == {"A": "naive", "B": "lstm"}
+    by_seasonal = registry.select(
+        summary, AS_OF, "m", "m", BASELINES, reference="seasonal_naive", min_improvement=0.1
+    )
+    assert by_seasonal.published == {"A": "lstm", "B": "seasonal_naive"}
+
+
 def test_series_without_an_lstm_score_get_the_best_baseline() -> None:
     summary = _summary({**BASE, "m": {"A": 0.5, "B": float("nan")}})
     sel = registry.select(summary, AS_OF, "m", "m", BASELINES)

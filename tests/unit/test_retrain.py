@@ -69,6 +69,15 @@ def test_cadence_counts_from_the_last_full_training() -> None:
     assert decision.action == "full" and "28 days" in decision.reason
 
 
+def test_a_full_training_that_lost_its_contest_still_resets_the_cadence() -> None:
+    models = [
+        _model("champ", "2015-06-01"),
+        _model("lost", "2015-06-29"),  # trained in full, lost to champ
+    ]
+    decision = _decide(models, "2015-06-30", champion="champ")
+    assert (decision.action, decision.base_version) == ("finetune", "champ")
+
+
 def test_config_changes_and_requests_force_full_training() -> None:
     models = [_model("m1", "2015-06-01")]
     assert _decide(models, "2015-06-02", series=["A", "B", "C"]).action == "full"
