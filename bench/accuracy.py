@@ -1,0 +1,488 @@
+"""Walk-forward accuracy of the whole nightly product: baselines, the LSTM and the published
+forecast, scored out of sample against what happened next.
+
+The nightly selection picks, per series, the champion LSTM or a baseline from a backtest on the
+night's last ``backtest.last_n`` origins, data that the selection itself is made on. This bench
+checks that choice forward in time. It replays the nightly model logic on a series of past
+nights and scores each night's forecasts against the actuals that came after it. No night saw
+those actuals.
+
+Data (library calls only, no Prefect and no SQL): each configured source is fetched with
+:func:`pipeline_lib.ingest.ingest_source` up to ``--data-end``, validated by
+:func:`pipeline_lib.gate.check_batches` (reports only, no database), committed by
+:func:`pipeline_lib.curate.commit_batches`, and turned into features by
+:func:`pipeline_lib.features.stage.refresh_features` once, as of ``--data-end``. Features are
+backward-looking (a row dated t uses only data dated on or before t), so each night reads the
+rows dated on or before it, exactly what that night's own feature stage would have built.
+
+Nights: every ``--every`` business days from ``--start`` to ``--end`` (default: ``--data-end``
+minus the horizon in business days, so every target is observed). Each night, in date order,
+with the rows dated on or before it only:
+
+1. :func:`pipeline_lib.retrain.train_or_reuse`: full training, fine-tune of the champion or reuse
+   (the product's policy: a full training every ``retrain_every_days``), timed on its own;
+2. :func:`pipeline_lib.champion.evaluate`: the night's backtest and selection, saved with
+   :func:`pipeline_lib.registry.save_selection` so the next night finds the champion (what
+   ``publish.publish_results`` does in production);
+3. :func:`pipeline_lib.champion.published_forecasts`: the forecast the product would publish;
+4. the champion LSTM's forecast of every series (:func:`pipeline_lib.model.forecast.predict`)
+   and each baseline's (``make_baseline(name).fit(rows).predict(night)``).
+
+Scoring: every forecast set is scored with
+:func:`pipeline_lib.evaluation.metrics.score_forecasts` against the feature ``y`` of its target
+dates (``season = backtest.mase_season``; the MASE scale of a series is its naive error up to the
+first night, the same for every model), on the forecasts every model made (same series, nights
+and horizons). Printed: per series and overall (the mean of the per-series MASE) the MASE of each
+baseline, the LSTM and the published forecast; whether the published MASE is no worse than the
+best baseline's on each series; the published forecast's sMAPE and interval coverage; training
+seconds (total, per full training, per fine-tune); nights, actions and promotions; which model
+was published how often per series.
+
+Models and selections go to a fresh temporary folder on every run (never to ``--data-dir`` or
+the config's ``data_dir``), so a run starts with no champion, and the same inputs and settings
+give the same figures (training is seeded and deterministic); only the timings vary. The settings
+are the product's (the config file, ``PIPELINE_*`` variables, defaults); ``--max-epochs`` and
+``--finetune-epochs`` override the training budget, and the settings used are printed. A fresh
+models folder holds no hyper-parameter search (``pipeline_lib.tuning``), so no tuned
+configuration is applied. Data goes to ``--data-dir`` (ingest is incremental, so a second run
+only checks that nothing is new) or to a temporary folder; the config's ``data_dir`` is never
+used.
+
+Run it with the project's environment::
+
+    python bench/accuracy.py                          # bundled sample, nights in 2015
+    python bench/accuracy.py --every 5 --json out.json
+    python bench/accuracy.py --config my.toml --start 2024-01-02 --data-end 2024-12-31
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline_lib import curate, gate, ingest, paths, registry, schema
+from pipeline_lib.champion import evaluate, published_forecasts
+from pipeline_lib.config import SAMPLE_END, Settings, load_settings
+from pipeline_lib.evaluation.backtest import LSTM, make_baseline
+from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts, score_rows
+from pipeline_lib.features.stage import load_features, refresh_features
+from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
+from pipeline_lib.retrain import train_or_reuse
+
+PUBLISHED = "published"
+KEY = [schema.SERIES_ID, "forecast_date", "horizon"]
+SAMPLE_START_NIGHT = dt.date(2015, 1, 2)  # the first business day of the sample's last year
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from exc
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    p.add_argument("--config", default=None, help="TOML settings file (default: bundled sample)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder for curated data and features, reused across runs (default: a temp folder)",
+    )
+    p.add_argument(
+        "--data-end",
+        type=_date,
+        default=None,
+        help="newest date ingested (default: 2015-12-31 when every source is the bundled "
+        "sample, else today)",
+    )
+    p.add_argument(
+        "--start",
+        type=_date,
+        default=None,
+        help="first night (default: 2015-01-02 on the sample, else --data-end minus a year)",
+    )
+    p.add_argument(
+        "--end",
+        type=_date,
+        default=None,
+        help="last night (default: --data-end minus the horizon in business days)",
+    )
+    p.add_argument("--every", type=int, default=10, help="business days between nights (10)")
+    p.add_argument("--max-epochs", type=int, default=None, help="override training.max_epochs")
+    p.add_argument(
+        "--finetune-epochs", type=int, default=None, help="override training.finetune_epochs"
+    )
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    a = p.parse_args(argv)
+    if a.every < 1:
+        p.error("--every must be >= 1")
+    for name in ("max_epochs", "finetune_epochs"):
+        if getattr(a, name) is not None and getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    return a
+
+
+def all_sample(settings: Settings) -> bool:
+    """Whether every source of the config is the bundled sample."""
+    kinds = {s.source.kind for s in settings.series}
+    if settings.locations:
+        kinds.add(settings.weather_source.kind)
+    return kinds == {"sample"}
+
+
+def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    updates = {
+        k: v
+        for k, v in (("max_epochs", args.max_epochs), ("finetune_epochs", args.finetune_epochs))
+        if v is not None
+    }
+    if not updates:
+        return settings
+    return settings.model_copy(update={"training": settings.training.model_copy(update=updates)})
+
+
+def build_features(settings: Settings, data_end: dt.date) -> pd.DataFrame:
+    """Ingest every source up to ``data_end``, validate, commit, build and load the features."""
+    batches = [ingest.ingest_source(settings, s, data_end) for s in ingest.sources_for(settings)]
+    gate.check_batches(settings.data_dir, batches, data_end, thresholds=settings.validation)
+    curate.commit_batches(settings.data_dir, batches)
+    refresh_features(settings, data_end)
+    features = load_features(settings, data_end)
+    if features.empty:
+        raise SystemExit(f"no feature rows up to {data_end}: is the data there?")
+    return features
+
+
+def nights(start: dt.date, end: dt.date, every: int) -> list[dt.date]:
+    return [d.date() for d in pd.bdate_range(start, end)[::every]]
+
+
+def _tagged(frame: pd.DataFrame, model: str, night: dt.date) -> pd.DataFrame:
+    out = frame[FORECAST_COLUMNS].assign(**{MODEL: model})
+    out["forecast_date"] = pd.to_datetime(out["forecast_date"]).astype("datetime64[ns]")
+    if not (out["forecast_date"] == pd.Timestamp(night)).all():
+        raise AssertionError(f"{model}: a forecast of night {night} has another forecast date")
+    return out
+
+
+def run_night(
+    settings: Settings, features: pd.DataFrame, night: dt.date
+) -> tuple[dict[str, Any], list[pd.DataFrame]]:
+    """One night of the product on the rows dated on or before it: its record and forecasts."""
+    rows = features.loc[features[schema.DATE] <= pd.Timestamp(night)].reset_index(drop=True)
+    freqs = {s.id: s.frequency for s in settings.series}
+    quantiles = settings.model.quantiles
+    started = time.perf_counter()
+    trained, decision = train_or_reuse(settings, rows, night)
+    train_s = time.perf_counter() - started
+    evaluation = evaluate(settings, rows, night, trained, decision)
+    registry.save_selection(paths.models_dir(settings.data_dir), evaluation.selection)
+    published = published_forecasts(settings, evaluation, rows, night)
+    forecasts = [_tagged(published, PUBLISHED, night)]
+    if evaluation.champion is not None:
+        forecasts.append(_tagged(predict(evaluation.champion, rows, night, freqs), LSTM, night))
+    for name in settings.backtest.baselines:
+        model = make_baseline(name, quantiles).fit(rows)
+        forecasts.append(_tagged(model.predict(night, settings.horizon, freqs), name, night))
+    selection = evaluation.selection
+    record = {
+        "night": night.isoformat(),
+        "action": decision.action,
+        "reason": decision.reason,
+        "trained_version": trained.version,
+        "epochs_run": trained.metrics.get("epochs_run") if decision.action != "reuse" else 0,
+        "best_val_loss": trained.metrics.get("best_val_loss"),
+        "train_seconds": train_s,
+        "other_seconds": time.perf_counter() - started - train_s,
+        "champion": selection.champion,
+        "promoted": selection.promoted,
+        "contested": bool(
+            selection.promoted and decision.contest and selection.previous_champion is not None
+        ),
+        "selection_reason": selection.reason,
+        "published": dict(selection.published),
+    }
+    return record, forecasts
+
+
+def score(
+    forecasts: pd.DataFrame, features: pd.DataFrame, settings: Settings
+) -> tuple[pd.DataFrame, pd.DataFrame, int, int]:
+    """Scores on the forecasts every model made (same series, nights and horizons):
+    all-horizon scores per model and series, the MASE per model, series and night, and the
+    number of forecast rows per model kept and left out."""
+    keys = None
+    for _, part in forecasts.groupby(MODEL):
+        index = pd.MultiIndex.from_frame(part[KEY])
+        keys = index if keys is None else keys.intersection(index)
+    common = pd.MultiIndex.from_frame(forecasts[KEY]).isin(keys)
+    kept = forecasts.loc[common]
+    n_models = forecasts[MODEL].nunique()
+    actuals = features[[schema.SERIES_ID, schema.DATE, schema.Y]]
+    season, quantiles = settings.backtest.mase_season, settings.model.quantiles
+    scores = score_forecasts(kept, actuals, features, season, quantiles)
+    scores = scores.loc[scores["horizon"] == ALL_HORIZONS]
+    rows = score_rows(kept, actuals, features, season, quantiles)
+    nightly = (
+        rows.groupby([MODEL, schema.SERIES_ID, "forecast_date"])["scaled_error"]
+        .mean()
+        .rename("mase")
+        .reset_index()
+    )
+    return scores, nightly, len(kept) // n_models, len(forecasts) - len(kept)
+
+
+def nightly_verdicts(nightly: pd.DataFrame, sid: str, best: str | None) -> dict[str, int]:
+    """Nights the published forecast of ``sid`` beat, tied or lost to the ``best`` baseline."""
+    if best is None:
+        return {}
+    part = nightly.loc[nightly[schema.SERIES_ID] == sid]
+    table = part.pivot(index="forecast_date", columns=MODEL, values="mase")
+    diff = (table[PUBLISHED] - table[best]).dropna()
+    tie = diff.abs() <= 1e-9
+    return {
+        "better": int(((diff < 0) & ~tie).sum()),
+        "same": int(tie.sum()),
+        "worse": int(((diff > 0) & ~tie).sum()),
+    }
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN and infinities as null, numpy scalars as Python numbers."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item"):
+        x = x.item()
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return None
+    return x
+
+
+def summarise(
+    scores: pd.DataFrame,
+    nightly: pd.DataFrame,
+    records: list[dict[str, Any]],
+    settings: Settings,
+) -> dict[str, Any]:
+    baselines = list(settings.backtest.baselines)
+    models = [*baselines, LSTM, PUBLISHED]
+    mase = scores.pivot(index=schema.SERIES_ID, columns=MODEL, values="mase").reindex(
+        columns=models
+    )
+    per_series: dict[str, dict[str, Any]] = {}
+    published = scores.loc[scores[MODEL] == PUBLISHED].set_index(schema.SERIES_ID)
+    usage = {sid: Counter() for sid in mase.index}
+    for r in records:
+        for sid in usage:
+            usage[sid][r["published"].get(sid, "none")] += 1
+    for sid, row in mase.iterrows():
+        base = row[baselines].dropna()
+        best = str(base.idxmin()) if len(base) else None
+        best_mase = float(base.min()) if len(base) else float("nan")
+        pub = float(row[PUBLISHED])
+        per_series[str(sid)] = {
+            "mase": {m: float(row[m]) for m in models},
+            "best_baseline": best,
+            "published_no_worse": bool(pub <= best_mase + 1e-12),
+            "published_minus_best": pub - best_mase,
+            "published_smape": float(published.loc[sid, "smape"]),
+            "published_coverage": float(published.loc[sid, "coverage"]),
+            "n": int(published.loc[sid, "n"]),
+            "published_models": dict(usage[sid].most_common()),
+            "nights_vs_best_baseline": nightly_verdicts(nightly, str(sid), best),
+        }
+    train = {
+        k: [r["train_seconds"] for r in records if r["action"] == k] for k in ("full", "finetune")
+    }
+    actions = Counter(r["action"] for r in records)
+    return {
+        "models": models,
+        "overall_mase": {m: float(mase[m].mean()) for m in models},
+        "per_series": per_series,
+        "published_no_worse_everywhere": all(s["published_no_worse"] for s in per_series.values()),
+        "nights": len(records),
+        "actions": dict(actions),
+        "promotions": sum(r["promoted"] for r in records),
+        "contested_promotions": sum(r["contested"] for r in records),
+        "training_seconds": {
+            "total": sum(r["train_seconds"] for r in records),
+            "per_full": statistics.mean(train["full"]) if train["full"] else None,
+            "per_finetune": statistics.mean(train["finetune"]) if train["finetune"] else None,
+            "max_full": max(train["full"], default=None),
+            "median_full": statistics.median(train["full"]) if train["full"] else None,
+        },
+        "other_seconds": sum(r["other_seconds"] for r in records),
+    }
+
+
+def report(summary: dict[str, Any], settings: Settings, n_scored: int, n_dropped: int) -> None:
+    models = summary["models"]
+    q = settings.model.quantiles
+    level = round(100 * (q[2] - q[0]))
+    width = max(8, *(len(s) for s in summary["per_series"]))
+    print()
+    print(
+        f"Out-of-sample MASE (season {settings.backtest.mase_season}), all horizons 1.."
+        f"{settings.horizon}, {n_scored} forecast rows per model (scored where an actual exists)"
+        + (f" ({n_dropped} rows not made by every model left out)" if n_dropped else "")
+    )
+    header = f"{'series':<{width}}" + "".join(f"{m:>16}" for m in models)
+    print(header)
+    print("-" * len(header))
+    for sid, s in summary["per_series"].items():
+        print(f"{sid:<{width}}" + "".join(f"{_fmt(s['mase'][m]):>16}" for m in models))
+    overall = summary["overall_mase"]
+    print(f"{'overall':<{width}}" + "".join(f"{_fmt(overall[m]):>16}" for m in models))
+    print("(overall = mean of the per-series MASE; lstm = each night's champion, every series)")
+    print()
+    header = (
+        f"{'series':<{width}}{'published <= best baseline':>28}{'best baseline':>16}"
+        f"{'difference':>12}{'nights +/=/-':>14}{'sMAPE':>8}{f'{level}% coverage':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for sid, s in summary["per_series"].items():
+        verdict = "yes" if s["published_no_worse"] else "no"
+        v = s["nights_vs_best_baseline"]
+        nights = f"{v['better']}/{v['same']}/{v['worse']}" if v else "-"
+        print(
+            f"{sid:<{width}}{verdict:>28}{s['best_baseline'] or '-':>16}"
+            f"{_fmt(s['published_minus_best'], 3):>12}{nights:>14}"
+            f"{_fmt(s['published_smape'], 2):>8}"
+            f"{_fmt(s['published_coverage'], 3):>14}"
+        )
+    everywhere = "yes" if summary["published_no_worse_everywhere"] else "no"
+    print(f"published no worse than the best baseline on every series: {everywhere}")
+    print(
+        "(difference = published MASE - best baseline MASE; nights +/=/-: nights the "
+        "published forecast's MASE was below, equal to, above the best baseline's; sMAPE on "
+        "0..200; coverage: share of actuals inside the published interval "
+        f"[q{q[0]:g}, q{q[2]:g}])"
+    )
+    print()
+    t = summary["training_seconds"]
+    actions = summary["actions"]
+    print(
+        f"nights: {summary['nights']} (full {actions.get('full', 0)}, fine-tune "
+        f"{actions.get('finetune', 0)}, reuse {actions.get('reuse', 0)}); promotions: "
+        f"{summary['promotions']} ({summary['contested_promotions']} won a contest, the rest "
+        "without one: first model or champion not comparable)"
+    )
+    print(
+        f"training seconds: total {_fmt(t['total'], 1)}, per full {_fmt(t['per_full'], 2)} "
+        f"(median {_fmt(t['median_full'], 2)}, max {_fmt(t['max_full'], 2)}), per fine-tune "
+        f"{_fmt(t['per_finetune'], 2)}; backtest, selection and forecasts: "
+        f"{_fmt(summary['other_seconds'], 1)} s"
+    )
+    print("published model, nights per series:")
+    for sid, s in summary["per_series"].items():
+        used = ", ".join(f"{m} {n}" for m, n in s["published_models"].items())
+        print(f"  {sid:<{width}} {used}")
+
+
+def settings_line(settings: Settings) -> str:
+    m, t, b = settings.model, settings.training, settings.backtest
+    return (
+        f"settings: horizon={settings.horizon}; model: lookback={m.lookback}, "
+        f"hidden={m.hidden_size}, layers={m.num_layers}, cell={m.cell}, attention={m.attention}, "
+        f"quantiles={m.quantiles}; training: seed={t.seed}, max_epochs={t.max_epochs}, "
+        f"patience={t.patience}, finetune_epochs={t.finetune_epochs}, "
+        f"retrain_every_days={t.retrain_every_days}, train_window_days={t.train_window_days}, "
+        f"threads={t.num_threads}; backtest: last_n={b.last_n}, step={b.step}, "
+        f"mase_season={b.mase_season}, baselines={list(b.baselines)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wall = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_accuracy_") as tmp:
+        data_dir = args.data_dir or str(Path(tmp) / "data")
+        settings = with_overrides(load_settings(args.config, data_dir=data_dir), args)
+        sample = all_sample(settings)
+        data_end = args.data_end or (SAMPLE_END if sample else dt.date.today())
+        end = args.end or (pd.Timestamp(data_end) - pd.offsets.BDay(settings.horizon)).date()
+        start = args.start or (
+            SAMPLE_START_NIGHT
+            if sample and data_end == SAMPLE_END
+            else data_end - dt.timedelta(days=365)
+        )
+        dates = nights(start, end, args.every)
+        if not dates:
+            raise SystemExit(f"no night between --start {start} and --end {end}")
+        print(
+            f"series: {', '.join(settings.series_ids)}; data up to {data_end} in {data_dir}; "
+            f"{len(dates)} nights {dates[0]}..{dates[-1]}, every {args.every} business days"
+        )
+        print(settings_line(settings))
+        t0 = time.perf_counter()
+        features = build_features(settings, data_end)
+        print(
+            f"features: {len(features)} rows ({time.perf_counter() - t0:.1f} s: ingest, "
+            "validation, curated, features)",
+            flush=True,
+        )
+        walk = settings.model_copy(update={"data_dir": str(Path(tmp) / "walk")})
+        records, parts = [], []
+        for night in dates:
+            record, forecasts = run_night(walk, features, night)
+            records.append(record)
+            parts += forecasts
+            promoted = "promoted" if record["promoted"] else "kept"
+            print(
+                f"  {night} {record['action']:<8} {record['train_seconds']:6.1f} s train "
+                f"(epochs {record['epochs_run']}), champion {record['champion']} ({promoted}); "
+                f"published {record['published']}",
+                flush=True,
+            )
+        forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+        scores, nightly, n_scored, n_dropped = score(forecasts, features, settings)
+        summary = summarise(scores, nightly, records, settings)
+        report(summary, settings, n_scored, n_dropped)
+        print(f"\nrun time: {time.perf_counter() - wall:.1f} s")
+        if args.json:
+            out = {
+                "args": {k: str(v) if v is not None else None for k, v in vars(args).items()},
+                "data_end": data_end.isoformat(),
+                "settings": {
+                    "series": settings.series_ids,
+                    "horizon": settings.horizon,
+                    "model": settings.model.model_dump(),
+                    "training": settings.training.model_dump(),
+                    "backtest": settings.backtest.model_dump(),
+                },
+                "rows_per_model": n_scored,
+                "rows_left_out": n_dropped,
+                "summary": summary,
+                "scores": scores.to_dict(orient="records"),
+                "nightly_mase": nightly.assign(
+                    forecast_date=nightly["forecast_date"].dt.date.astype(str)
+                ).to_dict(orient="records"),
+                "night_records": records,
+                "run_seconds": time.perf_counter() - wall,
+            }
+            Path(args.json).write_text(json.dumps(_clean(out), indent=2, default=str))
+            print(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
