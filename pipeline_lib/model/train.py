@@ -419,8 +419,8 @@ def fine_tune(
       ``finetune_epochs`` at most. The parent itself is left untouched.
     - Data: the parent's series, rows from its training range (see :func:`_finetune_rows`) up
       to ``train_end``; ``fit_end`` (default ``train_end``) is the last date a target may have.
-      Recent windows have their origin in the last ``finetune_window_days``; a seeded replay
-      sample of older windows joins training (see :func:`finetune_windows`).
+      Recent windows have their origin in the ``finetune_window_days`` up to ``fit_end``; a
+      seeded replay sample of older windows joins training (see :func:`finetune_windows`).
     - Scalers: ``finetune_scalers`` says frozen (the parent's) or refit (see
       :func:`finetune_scalers`).
     - Lineage: ``metrics["lineage"]`` records the parent, the window counts, the replay
@@ -429,7 +429,10 @@ def fine_tune(
     """
     set_seed(train_cfg.seed)
     torch.set_num_threads(train_cfg.num_threads)
-    recent_start = pd.Timestamp(train_end) - pd.Timedelta(days=train_cfg.finetune_window_days - 1)
+    # the recent window ends at the last date a target may have: after fit_end there is
+    # nothing to train on (it is the backtest hold-out)
+    target_end = pd.Timestamp(fit_end or train_end)
+    recent_start = target_end - pd.Timedelta(days=train_cfg.finetune_window_days - 1)
     frame = _finetune_rows(parent, features, train_cfg, train_end, recent_start)
     module = build_module(parent.hyperparameters)
     module.load_state_dict(parent.module.state_dict())
