@@ -173,10 +173,17 @@ def _folder(models_url: str) -> tuple[Any, str]:
 
 
 def save_selection(models_url: str, selection: Selection) -> str:
-    """Write the night's selection record (atomic; a rerun of the night replaces it)."""
+    """Write the night's selection record (atomic; a rerun of the night replaces it, unless the
+    rerun reached the same champion and choices: then the first record, with the reason the
+    champion won, stays)."""
     fs, folder = _folder(models_url)
     fs.makedirs(folder, exist_ok=True)
-    url = fs.unstrip_protocol(f"{folder}/{selection.as_of}.json")
+    path = f"{folder}/{selection.as_of}.json"
+    url = fs.unstrip_protocol(path)
+    if fs.exists(path):
+        kept = Selection.from_dict(json.loads(fs.cat_file(path)))
+        if (kept.champion, kept.published) == (selection.champion, selection.published):
+            return url
     atomic_write_bytes(url, json.dumps(selection.to_dict(), indent=2, sort_keys=True).encode())
     return url
 

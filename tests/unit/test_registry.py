@@ -97,6 +97,12 @@ def test_latest_selection_is_strictly_before_the_date(tmp_path: Path) -> None:
     assert registry.latest_selection(url, dt.date(2020, 6, 1)) is None
     again = registry.latest_selection(url, AS_OF)
     assert again == registry.Selection.from_dict(again.to_dict())
+    # a rerun of a night that reuses its champion keeps the night's first record
+    first = registry.latest_selection(url, AS_OF + dt.timedelta(days=1))
+    rerun = registry.select(summary, AS_OF, "m2", "m2", BASELINES)
+    assert rerun.champion == first.champion and rerun.reason != first.reason
+    registry.save_selection(url, rerun)
+    assert registry.latest_selection(url, AS_OF + dt.timedelta(days=1)) == first
 
 
 SETTINGS = load_settings(data_dir="/tmp/unused")
