@@ -24,7 +24,7 @@ from pipeline_lib.evaluation.backtest import (
     make_baseline,
     score_backtest,
 )
-from pipeline_lib.evaluation.metrics import MODEL
+from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
 from pipeline_lib.model.checkpoint import load_model
 from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.model.trained import TrainedModel
@@ -51,14 +51,18 @@ class Evaluation:
             (self.summary[MODEL_VERSION] == version) & (self.summary["horizon"] == "ALL")
         ]
         per_series = {
-            str(r.series_id): {"mase": _num(r.mase), "smape": _num(r.smape), "n": int(r.n)}
+            str(r.series_id): {
+                "mase": finite_or_none(r.mase),
+                "smape": finite_or_none(r.smape),
+                "n": int(r.n),
+            }
             for r in part.itertuples()
         }
         return {
             "backtest_date": self.plan.as_of.isoformat(),
             "holdout_start": str(self.plan.holdout_start),
-            "mase": _num(part["mase"].mean()) if len(part) else None,
-            "coverage": _num(part["coverage"].mean()) if len(part) else None,
+            "mase": finite_or_none(part["mase"].mean()) if len(part) else None,
+            "coverage": finite_or_none(part["coverage"].mean()) if len(part) else None,
             "per_series": per_series,
         }
 
@@ -162,8 +166,3 @@ def baseline_records(settings: Settings) -> list[dict[str, object]]:
             }
         )
     return records
-
-
-def _num(x: object) -> float | None:
-    value = float(x)  # type: ignore[arg-type]
-    return None if pd.isna(value) or value in (float("inf"), float("-inf")) else value

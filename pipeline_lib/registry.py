@@ -33,6 +33,7 @@ from fsspec.core import url_to_fs
 
 from pipeline_lib import schema
 from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION, baseline_version, overall_mase
+from pipeline_lib.evaluation.metrics import finite_or_none
 from pipeline_lib.store.fs import atomic_write_bytes
 
 SELECTIONS = "selections"
@@ -124,7 +125,7 @@ def select(
         challenger=challenger if challenger != champion else None,
         promoted=promoted,
         reason=reason,
-        mase={k: _finite(v) for k, v in mase.items()},
+        mase={k: finite_or_none(v) for k, v in mase.items()},
         published=published,
         series_mase=series_mase,
     )
@@ -148,7 +149,7 @@ def _per_series(
     for sid, part in table.groupby(schema.SERIES_ID, sort=True):
         pairs = zip(part[MODEL_VERSION], part["mase"], strict=True)
         by_model = {versions[v]: float(m) for v, m in pairs}
-        series_mase[str(sid)] = {k: _finite(v) for k, v in by_model.items()}
+        series_mase[str(sid)] = {k: finite_or_none(v) for k, v in by_model.items()}
         ranked = {k: v for k, v in by_model.items() if math.isfinite(v)}
         if not ranked:
             continue
@@ -161,10 +162,6 @@ def _per_series(
         else:
             published[str(sid)] = reference
     return published, series_mase
-
-
-def _finite(x: float) -> float | None:
-    return None if x is None or math.isnan(x) or math.isinf(x) else float(x)
 
 
 def _folder(models_url: str) -> tuple[Any, str]:

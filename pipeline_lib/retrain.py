@@ -49,15 +49,9 @@ class TrainingDecision:
 def _last_full(eligible: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any]:
     """The newest full training as of the run, whether it won its contest or not (the cadence
     counts training attempts: a full model that lost to the champion is not retrained in full
-    again the next night), else the full model ``current`` descends from."""
+    again the next night); ``current`` when no full model is left in the folder."""
     fulls = [m for m in eligible if m["kind"] == "full"]
-    if fulls:
-        return fulls[-1]
-    by_version = {m["version"]: m for m in eligible}
-    record = current
-    while record["kind"] != "full" and record.get("parent_version") in by_version:
-        record = by_version[record["parent_version"]]
-    return record
+    return fulls[-1] if fulls else current
 
 
 def _mismatch(record: dict[str, Any], settings: Settings, series_ids: list[str]) -> str | None:

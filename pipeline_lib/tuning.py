@@ -38,6 +38,7 @@ from pipeline_lib.evaluation.backtest import (
     plan_backtest,
     score_backtest,
 )
+from pipeline_lib.evaluation.metrics import finite_or_none
 from pipeline_lib.model.train import train_full
 from pipeline_lib.store.fs import atomic_write_bytes
 
@@ -119,7 +120,7 @@ def tune(
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, settings)
         mase, figures = score_configuration(configure(settings, params), rows, as_of, plan)
-        record = {"number": trial.number, "params": params, "mase": _num(mase), **figures}
+        record = {"number": trial.number, "params": params, "mase": finite_or_none(mase), **figures}
         trials.append(record)
         if progress is not None:
             progress(dict(record))
@@ -172,7 +173,3 @@ def apply_best(settings: Settings, as_of: dt.date) -> Settings:
     if best is None or best["as_of"] > as_of.isoformat():
         return settings
     return configure(settings, best["params"])
-
-
-def _num(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None

@@ -60,15 +60,7 @@ FORECAST_CONVERTERS: dict[str, v.Converter] = {
 }
 BACKTEST_CONVERTERS: dict[str, v.Converter] = {
     "backtest_date": v.to_date,
-    "model_version": v.to_str,
-    "series_id": v.to_str,
-    "forecast_date": v.to_date,
-    "target_date": v.to_date,
-    "model": v.to_str,
-    "horizon": v.to_int,
-    "yhat": v.to_float,
-    "yhat_lower": v.to_float,
-    "yhat_upper": v.to_float,
+    **FORECAST_CONVERTERS,
     "actual": v.to_float,
     "abs_error": v.to_float,
     "squared_error": v.to_float,
@@ -129,10 +121,13 @@ def write_backtest_results(
     df = df.assign(backtest_date=backtest_date)
     now = v.utcnow()
     rows = [{**r, "run_id": run_id, "created_at": now} for r in v.records(df, BACKTEST_CONVERTERS)]
-    stale = backtest_results.delete().where(backtest_results.c.backtest_date == backtest_date)
-    with transaction(bind) as conn:
-        conn.execute(stale)  # also when tonight has no rows: nothing of a former run lingers
-        return replace_rows(conn, backtest_results, rows, scope=["backtest_date"])
+    if rows:  # replaces every row of backtest_date
+        return replace_rows(bind, backtest_results, rows, scope=["backtest_date"])
+    with transaction(bind) as conn:  # no rows tonight: nothing of a former run may linger
+        conn.execute(
+            backtest_results.delete().where(backtest_results.c.backtest_date == backtest_date)
+        )
+    return 0
 
 
 def set_model_statuses(bind: Engine | Connection, statuses: Mapping[str, str]) -> None:

@@ -187,6 +187,13 @@ def _prepare(
     return joined, _scales(history, joined, season)
 
 
+def finite_or_none(x: object) -> float | None:
+    """``x`` as a float, or None when it is NaN or infinite (for JSON records, which have no
+    NaN)."""
+    value = float(x)  # type: ignore[arg-type]
+    return value if np.isfinite(value) else None
+
+
 def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
