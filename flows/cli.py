@@ -35,6 +35,23 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--as-of", type=_date, default=None, help="backtest date (default today)")
     tune.add_argument("--trials", type=int, default=None, help="configurations to try")
     tune.add_argument("--config", default=None, help="TOML settings file")
+    database = sub.add_parser("db", help="the SQL schema: upgrade, status, BI read-only role")
+    db_sub = database.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="create or upgrade the tables and BI views")
+    upgrade.add_argument("--config", default=None, help="TOML settings file")
+    upgrade.add_argument(
+        "--sql", action="store_true", help="print the SQL instead of running it (for review)"
+    )
+    upgrade.add_argument(
+        "--replace-views", action="store_true", help="recreate the views even if unchanged"
+    )
+    current = db_sub.add_parser("current", help="the schema revision of the database")
+    current.add_argument("--config", default=None, help="TOML settings file")
+    grant = db_sub.add_parser(
+        "grant-readonly", help="PostgreSQL: create the BI role that may only SELECT (sql/roles.sql)"
+    )
+    grant.add_argument("--role", default="forecast_bi", help="role name (default forecast_bi)")
+    grant.add_argument("--config", default=None, help="TOML settings file")
     demo = sub.add_parser("demo", help="the nightly run on the bundled sample data")
     demo.add_argument("--config", default=None, help="TOML settings file (default: the sample)")
     return parser
@@ -45,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline_lib.config import load_settings
 
     settings = load_settings(args.config)  # fail fast on a bad config, before Prefect starts
+    if args.command == "db":
+        return database_command(args, settings)
     if args.command == "backfill":
         if args.start > args.end:
             sys.exit(f"--start {args.start} is after --end {args.end}")
@@ -70,6 +89,38 @@ def main(argv: list[str] | None = None) -> int:
     as_of = SAMPLE_END if args.command == "demo" else args.as_of
     summary = nightly(as_of=as_of, config_file=args.config, retrain=getattr(args, "retrain", False))
     print_summary(settings, summary)
+    return 0
+
+
+def database_command(args: argparse.Namespace, settings: Any) -> int:
+    """``forecast-pipeline db ...``: no Prefect needed."""
+    from pipeline_lib import db
+    from pipeline_lib.db import migrate, roles
+
+    where = db.safe_url(settings.db_url)
+    if args.db_command == "upgrade" and args.sql:
+        sys.stdout.write(migrate.upgrade_sql(settings.db_url))
+        return 0
+    with db.engine_scope(settings.db_url) as engine:
+        if args.db_command == "upgrade":
+            result = migrate.upgrade(engine, replace_views=args.replace_views)
+            if not result.changed:
+                print(f"{where}: already at revision {result.to_revision}, views current")
+                return 0
+            if result.stamped:
+                print(f"{where}: tables of a release before migrations: revision {result.stamped}")
+            start = result.stamped or result.from_revision or "empty"
+            views = "views recreated" if result.views_replaced else "views unchanged"
+            print(f"{where}: upgraded {start} -> {result.to_revision}; {views}")
+        elif args.db_command == "current":
+            with engine.connect() as conn:
+                have = migrate.current_revision(conn)
+            state = "current" if migrate.is_current(engine) else "behind: run `db upgrade`"
+            print(f"{where}: revision {have or 'none'} (head {migrate.head_revision()}), {state}")
+        else:
+            roles.grant_read_only(engine, args.role)
+            print(f"{where}: role {args.role} may SELECT the tables and views, nothing else")
+            print(f"add a login: CREATE ROLE <name> LOGIN PASSWORD '...' IN ROLE {args.role};")
     return 0
 
 

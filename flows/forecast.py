@@ -41,7 +41,9 @@ def forecast_stage(
         evaluation = backtest(settings, features, as_of, candidate, decision)
         forecasts = forecast(settings, evaluation, features, as_of)
         drift = drift_metrics(settings, evaluation.champion or candidate, features, as_of)
-        written = publish_results(settings, run.id, as_of, candidate, evaluation, forecasts, drift)
+        written = publish_results(
+            settings, run.id, as_of, candidate, evaluation, forecasts, drift, features
+        )
         run.details = run_summary(
             as_of, decision, candidate, evaluation, written, drift, forecasts, settings.series_ids
         )

@@ -11,7 +11,7 @@ from typing import Any
 from prefect.runtime import flow_run
 
 from pipeline_lib.config import Settings
-from tasks.publish import finish_run, start_run
+from tasks.publish import finish_run, prepare_database, start_run
 
 
 @dataclass
@@ -30,6 +30,7 @@ def recorded_run(settings: Settings, flow: str, as_of: dt.date) -> Iterator[RunR
     parent = flow_run.get_parent_flow_run_id()
     context = {"parent_run_id": str(parent)} if parent else {}
     record = RunRecord(current_run_id())
+    prepare_database(settings)
     start_run(settings, record.id, flow, as_of, context or None)
     try:
         yield record

@@ -209,8 +209,18 @@ class Settings(BaseSettings):
     )
 
     data_dir: str = Field(default="data", description="data folder, any fsspec URL")
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default a SQLite file in the data folder"
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default a SQLite file in the data folder. A secret: it "
+        "may hold a password, so it is masked wherever the settings are shown",
+    )
+    database_auto_upgrade: bool = Field(
+        default=True,
+        description="upgrade the SQL schema at the start of a run; off: fail if it is behind "
+        "and let a deploy step run `forecast-pipeline db upgrade`",
+    )
+    actuals_restate_days: int = Field(
+        default=31, ge=0, description="days before the newest stored actual rewritten nightly"
     )
     horizon: int = Field(default=14, ge=1, le=366)
     start_date: dt.date = Field(default=SAMPLE_START, description="first date ever ingested")
@@ -256,8 +266,8 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        if self.database_url:
-            return self.database_url
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         local = self.data_dir.removeprefix("file://")
         return f"sqlite:///{local}/pipeline.db"
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import Engine
 
 from pipeline_lib import db, paths, registry
@@ -16,15 +15,45 @@ from pipeline_lib.champion import Evaluation, baseline_records
 from pipeline_lib.config import Settings
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision
+from pipeline_lib.schema import DATE, SERIES_ID, Y
 from pipeline_lib.store import atomic_write_bytes
 
 
-@lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    """A new engine for ``url``, with the schema created (idempotent); one per call."""
-    engine = db.make_engine(url)
-    db.create_schema(engine)
-    return engine
+def prepare_database(url: str, auto_upgrade: bool = True) -> dict[str, Any]:
+    """Make sure the schema is current before a run writes (upgrading it unless told not to);
+    what was done, for the run's log."""
+    with db.engine_scope(url) as engine:
+        result = db.ensure_current(engine, auto_upgrade=auto_upgrade)
+    if result is None:
+        return {"upgraded": False}
+    return {
+        "upgraded": True,
+        "from_revision": result.from_revision,
+        "to_revision": result.to_revision,
+        "recognised_as": result.stamped,
+        "views_replaced": result.views_replaced,
+    }
+
+
+def actuals_frame(
+    conn: Connection, features: pd.DataFrame, as_of: dt.date, restate_days: int
+) -> pd.DataFrame:
+    """The observed targets to (re)write tonight: per series, every date from ``restate_days``
+    before its newest stored actual (all of them for a series with none), up to ``as_of``, so
+    late corrections of recent days reach the table without rewriting the whole history."""
+    table = db.actuals
+    newest = dict(
+        conn.execute(
+            select(table.c.series_id, func.max(table.c.target_date)).group_by(table.c.series_id)
+        ).all()
+    )
+    df = features.loc[features[Y].notna(), [SERIES_ID, DATE, Y]]
+    dates = pd.to_datetime(df[DATE]).dt.date
+    since = df[SERIES_ID].map(
+        lambda s: newest[s] - dt.timedelta(days=restate_days) if s in newest else dt.date.min
+    )
+    keep = (dates >= since) & (dates <= as_of)
+    return df.loc[keep].rename(columns={DATE: "target_date", Y: "actual"})
 
 
 def model_record(
@@ -58,15 +87,23 @@ def publish_results(
     evaluation: Evaluation,
     forecasts: pd.DataFrame,
     drift: pd.DataFrame,
+    features: pd.DataFrame,
 ) -> dict[str, int]:
     """Register the models, set their champion/challenger status and write tonight's
-    forecasts, backtest rows and drift metrics, in ONE transaction: a BI query sees all of the
-    run or none of it. Then record the night's selection in the model folder. Idempotent."""
+    forecasts, backtest rows, drift metrics and actuals, in ONE transaction (retried whole on a
+    deadlock): a BI query sees all of the run or none of it. Then record the night's selection
+    in the model folder. Idempotent."""
     selection = evaluation.selection
     statuses = selection.statuses()
-    with engine.begin() as conn:
+
+    def write(conn: Connection) -> dict[str, int]:
         for record in baseline_records(settings):
             db.upsert_model_version(conn, record)
+        known = {r[0] for r in conn.execute(select(db.model_versions.c.version))}
+        champion = evaluation.champion
+        if champion is not None and champion.version not in known:  # e.g. a new database
+            db.upsert_model_version(conn, model_record(champion, settings.data_dir, "champion"))
+            known.add(champion.version)
         db.upsert_model_version(
             conn,
             model_record(
@@ -76,17 +113,19 @@ def publish_results(
                 evaluation.model_metrics(candidate.version),
             ),
         )
-        known = {r[0] for r in conn.execute(select(db.model_versions.c.version))}
-        champion = evaluation.champion
-        if champion is not None and champion.version not in known:  # e.g. a new database
-            db.upsert_model_version(conn, model_record(champion, settings.data_dir, "champion"))
-            known.add(champion.version)
+        known.add(candidate.version)
         db.set_model_statuses(conn, {v: s for v, s in statuses.items() if v in known})
-        n_forecasts = db.write_forecasts(conn, forecasts, run_id)
-        n_backtest = db.write_backtest_results(conn, evaluation.rows, run_id, as_of)
-        n_drift = db.write_drift_metrics(conn, drift, run_id)
+        observed = actuals_frame(conn, features, as_of, settings.actuals_restate_days)
+        return {
+            "forecasts": db.write_forecasts(conn, forecasts, run_id),
+            "backtest_results": db.write_backtest_results(conn, evaluation.rows, run_id, as_of),
+            "drift_metrics": db.write_drift_metrics(conn, drift, run_id),
+            "actuals": db.write_actuals(conn, observed, run_id),
+        }
+
+    written = db.run_in_transaction(engine, write)
     registry.save_selection(paths.models_dir(settings.data_dir), selection)
-    return {"forecasts": n_forecasts, "backtest_results": n_backtest, "drift_metrics": n_drift}
+    return written
 
 
 def write_run_report(data_dir: str, run_id: str, as_of: dt.date, summary: dict[str, Any]) -> str:

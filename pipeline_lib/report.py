@@ -8,7 +8,6 @@ import pandas as pd
 from sqlalchemy import select
 
 from pipeline_lib import db
-from pipeline_lib.publish import engine_for
 
 
 def forecast_table(
@@ -26,7 +25,7 @@ def forecast_table(
         t.c.yhat_lower,
         t.c.yhat_upper,
     ).where(t.c.forecast_date == as_of)
-    with engine_for(db_url).connect() as conn:
+    with db.engine_scope(db_url) as engine, engine.connect() as conn:
         df = pd.DataFrame(conn.execute(query).mappings().all())
     if df.empty:
         return df

@@ -2,6 +2,86 @@
 -- Generated from pipeline_lib/db/tables.py by `python -m pipeline_lib.db.ddl`; do not edit.
 -- The BI views are in sql/views.sql.
 
+CREATE TABLE model_versions (
+    version VARCHAR(64) NOT NULL,
+    parent_version VARCHAR(64),
+    kind VARCHAR(16) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    train_start DATE,
+    train_end DATE,
+    data_fingerprint VARCHAR(128),
+    hyperparameters TEXT,
+    metrics TEXT,
+    path TEXT,
+    CONSTRAINT pk_model_versions PRIMARY KEY (version),
+    CONSTRAINT ck_model_versions_kind CHECK (kind IN ('full', 'finetune', 'baseline'))
+);
+CREATE INDEX ix_model_versions_status ON model_versions (status);
+COMMENT ON TABLE model_versions IS 'Registered model versions and their lineage';
+COMMENT ON COLUMN model_versions.version IS 'model version id';
+COMMENT ON COLUMN model_versions.parent_version IS 'version fine-tuned from, null for full';
+COMMENT ON COLUMN model_versions.kind IS 'full, finetune or baseline';
+COMMENT ON COLUMN model_versions.status IS 'champion, challenger (lost its contest), retired (replaced), or baseline';
+COMMENT ON COLUMN model_versions.created_at IS 'when the model was registered (UTC)';
+COMMENT ON COLUMN model_versions.train_start IS 'first date of the training window';
+COMMENT ON COLUMN model_versions.train_end IS 'last date of the training window';
+COMMENT ON COLUMN model_versions.data_fingerprint IS 'hash of the training data';
+COMMENT ON COLUMN model_versions.hyperparameters IS 'hyper-parameters, JSON text';
+COMMENT ON COLUMN model_versions.metrics IS 'backtest metrics, JSON text';
+COMMENT ON COLUMN model_versions.path IS 'checkpoint location';
+
+CREATE TABLE pipeline_runs (
+    run_id VARCHAR(64) NOT NULL,
+    flow VARCHAR(64) NOT NULL,
+    as_of DATE NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    finished_at TIMESTAMP WITH TIME ZONE,
+    message TEXT,
+    details TEXT,
+    CONSTRAINT pk_pipeline_runs PRIMARY KEY (run_id),
+    CONSTRAINT ck_pipeline_runs_status CHECK (status IN ('running', 'succeeded', 'failed'))
+);
+CREATE INDEX ix_pipeline_runs_as_of_flow ON pipeline_runs (as_of, flow);
+COMMENT ON TABLE pipeline_runs IS 'One row per pipeline run, for audit and monitoring';
+COMMENT ON COLUMN pipeline_runs.run_id IS 'run id (e.g. the flow run id)';
+COMMENT ON COLUMN pipeline_runs.flow IS 'flow name';
+COMMENT ON COLUMN pipeline_runs.as_of IS 'forecast date the run is for';
+COMMENT ON COLUMN pipeline_runs.status IS 'running, succeeded or failed';
+COMMENT ON COLUMN pipeline_runs.started_at IS 'start time (UTC)';
+COMMENT ON COLUMN pipeline_runs.finished_at IS 'end time (UTC), null while running';
+COMMENT ON COLUMN pipeline_runs.message IS 'outcome message, e.g. the error';
+COMMENT ON COLUMN pipeline_runs.details IS 'run details, JSON text';
+
+CREATE TABLE schema_state (
+    key VARCHAR(64) NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_schema_state PRIMARY KEY (key)
+);
+COMMENT ON TABLE schema_state IS 'Schema bookkeeping for `forecast-pipeline db upgrade`: the BI views'' checksum';
+COMMENT ON COLUMN schema_state.key IS 'what is recorded, e.g. views_sha256';
+COMMENT ON COLUMN schema_state.value IS 'its value';
+COMMENT ON COLUMN schema_state.updated_at IS 'when it was last set (UTC)';
+
+CREATE TABLE actuals (
+    series_id VARCHAR(64) NOT NULL,
+    target_date DATE NOT NULL,
+    actual FLOAT NOT NULL,
+    run_id VARCHAR(64) NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_actuals PRIMARY KEY (series_id, target_date),
+    CONSTRAINT fk_actuals_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id)
+);
+CREATE INDEX ix_actuals_target_date ON actuals (target_date);
+COMMENT ON TABLE actuals IS 'Actuals: the observed target per series and date, for forecast accuracy';
+COMMENT ON COLUMN actuals.series_id IS 'series observed';
+COMMENT ON COLUMN actuals.target_date IS 'the day observed';
+COMMENT ON COLUMN actuals.actual IS 'observed value of the series'' target';
+COMMENT ON COLUMN actuals.run_id IS 'pipeline_runs.run_id that last wrote it';
+COMMENT ON COLUMN actuals.updated_at IS 'when the row was last written (UTC)';
+
 CREATE TABLE backtest_results (
     backtest_date DATE NOT NULL,
     model_version VARCHAR(64) NOT NULL,
@@ -24,7 +104,9 @@ CREATE TABLE backtest_results (
     covered BOOLEAN NOT NULL,
     run_id VARCHAR(64) NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    CONSTRAINT pk_backtest_results PRIMARY KEY (backtest_date, model_version, series_id, forecast_date, target_date)
+    CONSTRAINT pk_backtest_results PRIMARY KEY (backtest_date, model_version, series_id, forecast_date, target_date),
+    CONSTRAINT fk_backtest_results_model_version_model_versions FOREIGN KEY(model_version) REFERENCES model_versions (version),
+    CONSTRAINT fk_backtest_results_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id)
 );
 CREATE INDEX ix_backtest_results_model_version_series_id ON backtest_results (model_version, series_id);
 COMMENT ON TABLE backtest_results IS 'Backtest forecasts with actuals and per-row metric terms, same shape as forecasts';
@@ -60,8 +142,10 @@ CREATE TABLE drift_metrics (
     is_drift BOOLEAN NOT NULL,
     run_id VARCHAR(64) NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    CONSTRAINT pk_drift_metrics PRIMARY KEY (forecast_date, series_id, feature, metric)
+    CONSTRAINT pk_drift_metrics PRIMARY KEY (forecast_date, series_id, feature, metric),
+    CONSTRAINT fk_drift_metrics_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id)
 );
+CREATE INDEX ix_drift_metrics_series_id_forecast_date ON drift_metrics (series_id, forecast_date);
 COMMENT ON TABLE drift_metrics IS 'Drift metrics between a reference and a recent window, with breach flags';
 COMMENT ON COLUMN drift_metrics.forecast_date IS 'as-of date of the check';
 COMMENT ON COLUMN drift_metrics.series_id IS 'series checked';
@@ -85,9 +169,13 @@ CREATE TABLE forecasts (
     model_version VARCHAR(64) NOT NULL,
     run_id VARCHAR(64) NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    CONSTRAINT pk_forecasts PRIMARY KEY (series_id, forecast_date, target_date)
+    CONSTRAINT pk_forecasts PRIMARY KEY (series_id, forecast_date, target_date),
+    CONSTRAINT fk_forecasts_model_version_model_versions FOREIGN KEY(model_version) REFERENCES model_versions (version),
+    CONSTRAINT fk_forecasts_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id)
 );
-CREATE INDEX ix_forecasts_series_id_target_date ON forecasts (series_id, target_date);
+CREATE INDEX ix_forecasts_forecast_date ON forecasts (forecast_date);
+CREATE INDEX ix_forecasts_model_version ON forecasts (model_version);
+CREATE INDEX ix_forecasts_series_id_target_date_forecast_date ON forecasts (series_id, target_date, forecast_date);
 COMMENT ON TABLE forecasts IS 'Forecasts: one row per series, forecast date and target date';
 COMMENT ON COLUMN forecasts.series_id IS 'series forecast';
 COMMENT ON COLUMN forecasts.forecast_date IS 'as-of date: data up to this day';
@@ -100,56 +188,6 @@ COMMENT ON COLUMN forecasts.model IS 'model that produced the row: lstm, or the 
 COMMENT ON COLUMN forecasts.model_version IS 'model_versions.version used';
 COMMENT ON COLUMN forecasts.run_id IS 'pipeline_runs.run_id that wrote it';
 COMMENT ON COLUMN forecasts.created_at IS 'when the row was written (UTC)';
-
-CREATE TABLE model_versions (
-    version VARCHAR(64) NOT NULL,
-    parent_version VARCHAR(64),
-    kind VARCHAR(16) NOT NULL,
-    status VARCHAR(16) NOT NULL,
-    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    train_start DATE,
-    train_end DATE,
-    data_fingerprint VARCHAR(128),
-    hyperparameters TEXT,
-    metrics TEXT,
-    path TEXT,
-    CONSTRAINT pk_model_versions PRIMARY KEY (version),
-    CONSTRAINT ck_model_versions_kind CHECK (kind IN ('full', 'finetune', 'baseline'))
-);
-COMMENT ON TABLE model_versions IS 'Registered model versions and their lineage';
-COMMENT ON COLUMN model_versions.version IS 'model version id';
-COMMENT ON COLUMN model_versions.parent_version IS 'version fine-tuned from, null for full';
-COMMENT ON COLUMN model_versions.kind IS 'full or finetune';
-COMMENT ON COLUMN model_versions.status IS 'champion, challenger (lost its contest), retired (replaced), or baseline';
-COMMENT ON COLUMN model_versions.created_at IS 'when the model was registered (UTC)';
-COMMENT ON COLUMN model_versions.train_start IS 'first date of the training window';
-COMMENT ON COLUMN model_versions.train_end IS 'last date of the training window';
-COMMENT ON COLUMN model_versions.data_fingerprint IS 'hash of the training data';
-COMMENT ON COLUMN model_versions.hyperparameters IS 'hyper-parameters, JSON text';
-COMMENT ON COLUMN model_versions.metrics IS 'backtest metrics, JSON text';
-COMMENT ON COLUMN model_versions.path IS 'checkpoint location';
-
-CREATE TABLE pipeline_runs (
-    run_id VARCHAR(64) NOT NULL,
-    flow VARCHAR(64) NOT NULL,
-    as_of DATE NOT NULL,
-    status VARCHAR(16) NOT NULL,
-    started_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    finished_at TIMESTAMP WITH TIME ZONE,
-    message TEXT,
-    details TEXT,
-    CONSTRAINT pk_pipeline_runs PRIMARY KEY (run_id),
-    CONSTRAINT ck_pipeline_runs_status CHECK (status IN ('running', 'succeeded', 'failed'))
-);
-COMMENT ON TABLE pipeline_runs IS 'One row per pipeline run, for audit and monitoring';
-COMMENT ON COLUMN pipeline_runs.run_id IS 'run id (e.g. the flow run id)';
-COMMENT ON COLUMN pipeline_runs.flow IS 'flow name';
-COMMENT ON COLUMN pipeline_runs.as_of IS 'forecast date the run is for';
-COMMENT ON COLUMN pipeline_runs.status IS 'running, succeeded or failed';
-COMMENT ON COLUMN pipeline_runs.started_at IS 'start time (UTC)';
-COMMENT ON COLUMN pipeline_runs.finished_at IS 'end time (UTC), null while running';
-COMMENT ON COLUMN pipeline_runs.message IS 'outcome message, e.g. the error';
-COMMENT ON COLUMN pipeline_runs.details IS 'run details, JSON text';
 
 CREATE TABLE validation_results (
     run_id VARCHAR(64) NOT NULL,
@@ -164,7 +202,8 @@ CREATE TABLE validation_results (
     failed_warning INTEGER NOT NULL,
     failed_expectations TEXT,
     validated_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    CONSTRAINT pk_validation_results PRIMARY KEY (run_id, dataset, batch)
+    CONSTRAINT pk_validation_results PRIMARY KEY (run_id, dataset, batch),
+    CONSTRAINT fk_validation_results_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id)
 );
 CREATE INDEX ix_validation_results_as_of_dataset ON validation_results (as_of, dataset);
 COMMENT ON TABLE validation_results IS 'Validation results: one row per run and batch, failed batches included';

@@ -1,6 +1,7 @@
 -- Views for BI tools. Portable SQL: runs on SQLite (>= 3.25) and PostgreSQL.
--- Applied by pipeline_lib.db.create_schema after the tables exist; safe to run again.
--- Statements end with ';' at the end of a line.
+-- `forecast-pipeline db upgrade` (and each run, unless database_auto_upgrade is off) drops and
+-- recreates them when this file changes; they are never edited in place. Statements end with
+-- ';' at the end of a line; a view is created after the views it reads.
 
 -- The most recent forecast for each series and target date: the row whose forecast_date is
 -- the latest among all forecasts made for that target date.
@@ -50,3 +51,123 @@ SELECT
     AVG(CAST(CASE WHEN covered THEN 1 ELSE 0 END AS DOUBLE PRECISION)) AS coverage
 FROM backtest_results
 GROUP BY backtest_date, model, model_version, series_id;
+
+-- Every forecast whose target date has an actual, with its errors: error = actual - yhat
+-- (positive: the forecast was too low), absolute error, and percentage errors relative to the
+-- actual (null when the actual is 0); covered: the actual fell inside the interval.
+DROP VIEW IF EXISTS forecast_accuracy;
+DROP VIEW IF EXISTS forecast_errors;
+CREATE VIEW forecast_errors AS
+SELECT
+    f.series_id,
+    f.forecast_date,
+    f.target_date,
+    f.horizon,
+    f.model,
+    f.model_version,
+    f.yhat,
+    f.yhat_lower,
+    f.yhat_upper,
+    a.actual,
+    a.actual - f.yhat AS error,
+    ABS(a.actual - f.yhat) AS abs_error,
+    100.0 * (a.actual - f.yhat) / NULLIF(a.actual, 0) AS pct_error,
+    100.0 * ABS(a.actual - f.yhat) / NULLIF(ABS(a.actual), 0) AS abs_pct_error,
+    CASE
+        WHEN f.yhat_lower IS NULL OR f.yhat_upper IS NULL THEN NULL
+        WHEN a.actual BETWEEN f.yhat_lower AND f.yhat_upper THEN 1
+        ELSE 0
+    END AS covered
+FROM forecasts AS f
+JOIN actuals AS a
+    ON a.series_id = f.series_id AND a.target_date = f.target_date;
+
+-- Forecast accuracy by series, model and horizon, over every forecast with an actual:
+-- MAE, MAPE (%), bias (mean error), MSE (RMSE = its root) and interval coverage.
+CREATE VIEW forecast_accuracy AS
+SELECT
+    series_id,
+    model,
+    horizon,
+    COUNT(*) AS n,
+    MIN(target_date) AS first_target_date,
+    MAX(target_date) AS last_target_date,
+    AVG(abs_error) AS mae,
+    AVG(abs_pct_error) AS mape,
+    AVG(error) AS bias,
+    AVG(error * error) AS mse,
+    AVG(CAST(covered AS DOUBLE PRECISION)) AS coverage
+FROM forecast_errors
+GROUP BY series_id, model, horizon;
+
+-- Drift flags raised by each series' most recent drift check.
+DROP VIEW IF EXISTS current_drift_alerts;
+CREATE VIEW current_drift_alerts AS
+SELECT
+    d.series_id,
+    d.forecast_date,
+    d.feature,
+    d.metric,
+    d.value,
+    d.threshold,
+    d.run_id,
+    d.created_at
+FROM drift_metrics AS d
+JOIN (
+    SELECT series_id, MAX(forecast_date) AS forecast_date
+    FROM drift_metrics
+    GROUP BY series_id
+) AS newest
+    ON newest.series_id = d.series_id AND newest.forecast_date = d.forecast_date
+WHERE d.is_drift;
+
+-- Every model version with its lineage, the forecasts published from it, and its most recent
+-- backtest (MAE, MASE, interval coverage over that night's backtest rows).
+DROP VIEW IF EXISTS model_history;
+CREATE VIEW model_history AS
+SELECT
+    m.version,
+    m.kind,
+    m.status,
+    m.parent_version,
+    m.created_at,
+    m.train_start,
+    m.train_end,
+    m.data_fingerprint,
+    p.first_forecast_date,
+    p.last_forecast_date,
+    p.series_published,
+    p.forecast_rows,
+    b.backtest_date AS last_backtest_date,
+    b.backtest_mae,
+    b.backtest_mase,
+    b.backtest_coverage
+FROM model_versions AS m
+LEFT JOIN (
+    SELECT
+        model_version,
+        MIN(forecast_date) AS first_forecast_date,
+        MAX(forecast_date) AS last_forecast_date,
+        COUNT(DISTINCT series_id) AS series_published,
+        COUNT(*) AS forecast_rows
+    FROM forecasts
+    GROUP BY model_version
+) AS p
+    ON p.model_version = m.version
+LEFT JOIN (
+    SELECT
+        r.model_version,
+        r.backtest_date,
+        AVG(r.abs_error) AS backtest_mae,
+        AVG(r.scaled_error) AS backtest_mase,
+        AVG(CAST(CASE WHEN r.covered THEN 1 ELSE 0 END AS DOUBLE PRECISION)) AS backtest_coverage
+    FROM backtest_results AS r
+    JOIN (
+        SELECT model_version, MAX(backtest_date) AS backtest_date
+        FROM backtest_results
+        GROUP BY model_version
+    ) AS newest
+        ON newest.model_version = r.model_version AND newest.backtest_date = r.backtest_date
+    GROUP BY r.model_version, r.backtest_date
+) AS b
+    ON b.model_version = m.version;

@@ -7,7 +7,7 @@ import datetime as dt
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline_lib import curate, gate, ingest, publish
+from pipeline_lib import curate, db, gate, ingest
 from pipeline_lib.config import Settings
 from pipeline_lib.ingest import Batch
 from pipeline_lib.sources import Source, SourceError
@@ -40,14 +40,15 @@ def ingest_source(
 def validate_batches(
     settings: Settings, batches: list[Batch], as_of: dt.date, run_id: str
 ) -> list[ValidationReport]:
-    return gate.check_batches(
-        settings.data_dir,
-        batches,
-        as_of,
-        thresholds=settings.validation,
-        engine=publish.engine_for(settings.db_url),
-        run_id=run_id,
-    )
+    with db.engine_scope(settings.db_url) as engine:
+        return gate.check_batches(
+            settings.data_dir,
+            batches,
+            as_of,
+            thresholds=settings.validation,
+            engine=engine,
+            run_id=run_id,
+        )
 
 
 @task(name="commit-curated", cache_policy=NO_CACHE, tags=["curated-write"])

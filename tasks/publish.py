@@ -17,18 +17,25 @@ from pipeline_lib.model.trained import TrainedModel
 _SQL = dict(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE, tags=["sql-write"])
 
 
+@task(name="prepare-database", **_SQL)
+def prepare_database(settings: Settings) -> dict[str, Any]:
+    return publish.prepare_database(settings.db_url, settings.database_auto_upgrade)
+
+
 @task(name="start-run", **_SQL)
 def start_run(
     settings: Settings, run_id: str, flow: str, as_of: dt.date, details: dict[str, Any] | None
 ) -> None:
-    db.start_run(publish.engine_for(settings.db_url), run_id, flow, as_of, details)
+    with db.engine_scope(settings.db_url) as engine:
+        db.start_run(engine, run_id, flow, as_of, details)
 
 
 @task(name="finish-run", **_SQL)
 def finish_run(
     settings: Settings, run_id: str, status: str, message: str | None, details: dict[str, Any]
 ) -> None:
-    db.finish_run(publish.engine_for(settings.db_url), run_id, status, message, details)
+    with db.engine_scope(settings.db_url) as engine:
+        db.finish_run(engine, run_id, status, message, details)
 
 
 @task(name="publish-results", **_SQL)
@@ -40,11 +47,12 @@ def publish_results(
     evaluation: Evaluation,
     forecasts: pd.DataFrame,
     drift: pd.DataFrame,
+    features: pd.DataFrame,
 ) -> dict[str, int]:
-    engine = publish.engine_for(settings.db_url)
-    return publish.publish_results(
-        engine, settings, run_id, as_of, candidate, evaluation, forecasts, drift
-    )
+    with db.engine_scope(settings.db_url) as engine:
+        return publish.publish_results(
+            engine, settings, run_id, as_of, candidate, evaluation, forecasts, drift, features
+        )
 
 
 @task(name="write-run-report", cache_policy=NO_CACHE)

@@ -1,20 +1,25 @@
 """SQL tables and idempotent writers, on SQLite and PostgreSQL (SQLAlchemy Core)."""
 
-from pipeline_lib.db.engine import create_schema, make_engine
+from pipeline_lib.db.engine import engine_scope, make_engine, safe_url
+from pipeline_lib.db.migrate import create_schema, ensure_current, upgrade
 from pipeline_lib.db.tables import (
+    actuals,
     backtest_results,
     drift_metrics,
     forecasts,
     metadata,
     model_versions,
     pipeline_runs,
+    schema_state,
     validation_results,
 )
+from pipeline_lib.db.upsert import run_in_transaction
 from pipeline_lib.db.writers import (
     finish_run,
     set_model_statuses,
     start_run,
     upsert_model_version,
+    write_actuals,
     write_backtest_results,
     write_drift_metrics,
     write_forecasts,
@@ -22,19 +27,27 @@ from pipeline_lib.db.writers import (
 )
 
 __all__ = [
+    "actuals",
     "backtest_results",
     "create_schema",
     "drift_metrics",
+    "engine_scope",
+    "ensure_current",
     "finish_run",
     "forecasts",
     "make_engine",
     "metadata",
     "model_versions",
     "pipeline_runs",
+    "run_in_transaction",
+    "safe_url",
+    "schema_state",
     "set_model_statuses",
     "start_run",
+    "upgrade",
     "upsert_model_version",
     "validation_results",
+    "write_actuals",
     "write_backtest_results",
     "write_drift_metrics",
     "write_forecasts",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -41,6 +42,22 @@ def _tz() -> DateTime:
     return DateTime(timezone=True)
 
 
+def _run_id(comment: str = "pipeline_runs.run_id that wrote it") -> Column:
+    return Column(
+        "run_id", String(64), ForeignKey("pipeline_runs.run_id"), nullable=False, comment=comment
+    )
+
+
+def _model_version(comment: str) -> Column:
+    return Column(
+        "model_version",
+        String(64),
+        ForeignKey("model_versions.version"),
+        nullable=False,
+        comment=comment,
+    )
+
+
 forecasts = Table(
     "forecasts",
     metadata,
@@ -58,10 +75,13 @@ forecasts = Table(
         server_default="lstm",
         comment="model that produced the row: lstm, or the baseline that beat it on backtest",
     ),
-    Column("model_version", String(64), nullable=False, comment="model_versions.version used"),
-    Column("run_id", String(64), nullable=False, comment="pipeline_runs.run_id that wrote it"),
+    _model_version("model_versions.version used"),
+    _run_id(),
     Column("created_at", _tz(), nullable=False, comment="when the row was written (UTC)"),
-    Index(None, "series_id", "target_date"),
+    # latest_forecasts and the accuracy views: one series' target dates, newest forecast first
+    Index(None, "series_id", "target_date", "forecast_date"),
+    Index(None, "forecast_date"),  # tonight's forecasts
+    Index(None, "model_version"),  # model history
     comment="Forecasts: one row per series, forecast date and target date",
 )
 
@@ -69,7 +89,13 @@ backtest_results = Table(
     "backtest_results",
     metadata,
     Column("backtest_date", Date, primary_key=True, comment="run date (as-of) of the backtest"),
-    Column("model_version", String(64), primary_key=True, comment="model_versions.version"),
+    Column(
+        "model_version",
+        String(64),
+        ForeignKey("model_versions.version"),
+        primary_key=True,
+        comment="model_versions.version",
+    ),
     Column("series_id", String(64), primary_key=True, comment="series forecast"),
     Column("forecast_date", Date, primary_key=True, comment="window origin: data up to this day"),
     Column("target_date", Date, primary_key=True, comment="the day forecast"),
@@ -92,7 +118,7 @@ backtest_results = Table(
         nullable=False,
         comment="actual within [yhat_lower, yhat_upper]; mean = coverage",
     ),
-    Column("run_id", String(64), nullable=False, comment="pipeline_runs.run_id that wrote it"),
+    _run_id(),
     Column("created_at", _tz(), nullable=False, comment="when the row was written (UTC)"),
     Index(None, "model_version", "series_id"),
     comment="Backtest forecasts with actuals and per-row metric terms, same shape as forecasts",
@@ -108,8 +134,9 @@ drift_metrics = Table(
     Column("value", Float, comment="metric value"),
     Column("threshold", Float, comment="threshold applied, null when not a flag by itself"),
     Column("is_drift", Boolean(create_constraint=False), nullable=False, comment="breach flag"),
-    Column("run_id", String(64), nullable=False, comment="pipeline_runs.run_id that wrote it"),
+    _run_id(),
     Column("created_at", _tz(), nullable=False, comment="when the row was written (UTC)"),
+    Index(None, "series_id", "forecast_date"),  # current_drift_alerts: a series' newest check
     comment="Drift metrics between a reference and a recent window, with breach flags",
 )
 
@@ -117,8 +144,9 @@ model_versions = Table(
     "model_versions",
     metadata,
     Column("version", String(64), primary_key=True, comment="model version id"),
+    # No foreign key: a database newer than the model folder may lack a fine-tune's parent.
     Column("parent_version", String(64), comment="version fine-tuned from, null for full"),
-    Column("kind", String(16), nullable=False, comment="full or finetune"),
+    Column("kind", String(16), nullable=False, comment="full, finetune or baseline"),
     Column(
         "status",
         String(16),
@@ -133,6 +161,7 @@ model_versions = Table(
     Column("metrics", Text, comment="backtest metrics, JSON text"),
     Column("path", Text, comment="checkpoint location"),
     CheckConstraint("kind IN ('full', 'finetune', 'baseline')", name="kind"),
+    Index(None, "status"),
     comment="Registered model versions and their lineage",
 )
 
@@ -148,13 +177,32 @@ pipeline_runs = Table(
     Column("message", Text, comment="outcome message, e.g. the error"),
     Column("details", Text, comment="run details, JSON text"),
     CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+    Index(None, "as_of", "flow"),
     comment="One row per pipeline run, for audit and monitoring",
+)
+
+actuals = Table(
+    "actuals",
+    metadata,
+    Column("series_id", String(64), primary_key=True, comment="series observed"),
+    Column("target_date", Date, primary_key=True, comment="the day observed"),
+    Column("actual", Float, nullable=False, comment="observed value of the series' target"),
+    _run_id("pipeline_runs.run_id that last wrote it"),
+    Column("updated_at", _tz(), nullable=False, comment="when the row was last written (UTC)"),
+    Index(None, "target_date"),
+    comment="Actuals: the observed target per series and date, for forecast accuracy",
 )
 
 validation_results = Table(
     "validation_results",
     metadata,
-    Column("run_id", String(64), primary_key=True, comment="pipeline_runs.run_id that validated"),
+    Column(
+        "run_id",
+        String(64),
+        ForeignKey("pipeline_runs.run_id"),
+        primary_key=True,
+        comment="pipeline_runs.run_id that validated",
+    ),
     Column("dataset", String(32), primary_key=True, comment="prices, weather or features"),
     Column("batch", String(128), primary_key=True, comment="batch name, e.g. prices-SP500"),
     Column("as_of", Date, nullable=False, comment="forecast date the batch was validated for"),
@@ -177,4 +225,13 @@ validation_results = Table(
     Column("validated_at", _tz(), nullable=False, comment="when the result was written (UTC)"),
     Index(None, "as_of", "dataset"),
     comment="Validation results: one row per run and batch, failed batches included",
+)
+
+schema_state = Table(
+    "schema_state",
+    metadata,
+    Column("key", String(64), primary_key=True, comment="what is recorded, e.g. views_sha256"),
+    Column("value", Text, nullable=False, comment="its value"),
+    Column("updated_at", _tz(), nullable=False, comment="when it was last set (UTC)"),
+    comment="Schema bookkeeping for `forecast-pipeline db upgrade`: the BI views' checksum",
 )

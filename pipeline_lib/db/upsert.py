@@ -1,13 +1,77 @@
-"""Dialect-aware upserts (INSERT ... ON CONFLICT) and keyed replaces, for SQLite and PostgreSQL."""
+"""Idempotent writes for SQLite and PostgreSQL: upserts, keyed replaces, and a COPY bulk path.
+
+Two shapes of write:
+
+- **upsert**: ``INSERT ... ON CONFLICT (primary key) DO UPDATE`` (rows sorted by key, so two
+  writers lock rows in the same order). Large writes on PostgreSQL COPY the rows into a
+  temporary staging table, then upsert from it in one statement.
+- **replace**: every row sharing a *scope* key (e.g. series and forecast date) with the new rows
+  is deleted, then the new rows are inserted, so stale rows (an old horizon) never linger. On
+  PostgreSQL the writer first takes transaction-scoped advisory locks on the scopes (sorted,
+  so two writers cannot deadlock), which makes two runs replacing the same scope at once queue
+  rather than interleave; large writes then COPY straight into the table (nothing can conflict
+  once the scope is deleted under the lock), which is as fast as a raw COPY. SQLite
+  transactions start with ``BEGIN IMMEDIATE`` (see engine.py), so writers queue on the lock.
+
+Values reach the database as bound parameters or through COPY; identifiers come from the
+Table objects only.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import io
+import logging
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from tenacity import (
+    before_sleep_log,
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+log = logging.getLogger(__name__)
+
+BULK_ROWS = 5_000  # from this many rows, PostgreSQL writes go through COPY
+LOCK_BUCKETS = 64  # advisory locks per table: scopes hash into this many
+# SQLSTATEs worth retrying the whole transaction for: deadlock, serialization, lock timeout
+_RETRY_SQLSTATES = {"40P01", "40001", "55P03"}
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A deadlock, serialization failure or lock timeout (PostgreSQL), or a locked SQLite."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return sqlstate in _RETRY_SQLSTATES or "database is locked" in str(exc.orig)
+
+
+def run_in_transaction(engine: Engine, work: Callable[[Connection], T], attempts: int = 5) -> T:
+    """``work(conn)`` in one transaction, retried whole on a deadlock or lock timeout."""
+    runner = retry(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=0.2, max=5),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+
+    def once() -> T:
+        with engine.begin() as conn:
+            return work(conn)
+
+    return runner(once)()
 
 
 @contextmanager
@@ -15,7 +79,8 @@ def transaction(bind: Engine | Connection) -> Iterator[Connection]:
     """A connection in a transaction: a new one for an Engine, the caller's for a Connection.
 
     Writers take either, so a caller can group several writes into one transaction
-    (``with engine.begin() as conn: write_a(conn, ...); write_b(conn, ...)``).
+    (``with engine.begin() as conn: write_a(conn, ...); write_b(conn, ...)``); a caller that
+    wants retries on deadlock uses :func:`run_in_transaction`.
     """
     if isinstance(bind, Connection):
         yield bind
@@ -24,51 +89,215 @@ def transaction(bind: Engine | Connection) -> Iterator[Connection]:
             yield conn
 
 
+def _insert(conn: Connection, table: Table) -> Any:
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upserts are implemented for sqlite and postgresql, not {name}")
+
+
+def _keys(table: Table) -> list[str]:
+    return [c.name for c in table.primary_key.columns]
+
+
 def upsert_rows(
     conn: Connection,
     table: Table,
     rows: Sequence[Mapping[str, Any]],
     update_columns: Sequence[str] | None = None,
 ) -> None:
-    """INSERT ... ON CONFLICT (primary key) DO UPDATE, for SQLite and PostgreSQL."""
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE, rows in key order."""
     if not rows:
         return
-    name = conn.dialect.name
-    if name == "postgresql":
-        stmt: Any = postgresql.insert(table)
-    elif name == "sqlite":
-        stmt = sqlite.insert(table)
-    else:
-        raise NotImplementedError(f"upserts are implemented for sqlite and postgresql, not {name}")
-    keys = [c.name for c in table.primary_key.columns]
+    stmt = _insert(conn, table)
+    keys = _keys(table)
     columns = update_columns if update_columns is not None else list(rows[0])
     set_ = {c: stmt.excluded[c] for c in columns if c not in keys}
     if set_:
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_=set_)
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    conn.execute(stmt, list(rows))
+    ordered = sorted(rows, key=lambda r: tuple(_sortable(r[k]) for k in keys))
+    conn.execute(stmt, ordered)
+
+
+def _sortable(value: Any) -> tuple[bool, Any]:
+    return (value is None, value)
+
+
+def check_rows(table: Table, data: pa.Table) -> None:
+    """Raise ValueError naming the column and rows when a NOT NULL column holds nulls, or the
+    rows repeat a primary key."""
+    for column in table.columns:
+        if column.nullable or column.name not in data.column_names:
+            continue
+        values = data[column.name]
+        if values.null_count:
+            where = [i for i, null in enumerate(values.is_null().to_pylist()) if null][:5]
+            raise ValueError(
+                f"{table.name}.{column.name} must not be null; {values.null_count} rows have "
+                f"none, e.g. rows {where}"
+            )
+    keys = _keys(table)
+    counts = data.group_by(keys).aggregate([([], "count_all")])
+    dupes = counts.filter(pc.greater(counts["count_all"], 1))
+    if dupes.num_rows:
+        raise ValueError(
+            f"{table.name}: {dupes.num_rows} primary keys {keys} repeat in one write "
+            "(duplicate keys), e.g. "
+            f"{dupes.select(keys).slice(0, 3).to_pylist()}"
+        )
+
+
+def check_references(conn: Connection, table: Table, data: pa.Table) -> None:
+    """Raise LookupError naming the values of a foreign key column that its parent table lacks
+    (e.g. a run id never started), before the database refuses the write less clearly."""
+    for fk in table.foreign_keys:
+        column = fk.parent.name
+        if column not in data.column_names:
+            continue
+        wanted = sorted(set(data[column].drop_null().to_pylist()))
+        if not wanted:
+            continue
+        parent = fk.column
+        found = {
+            r[0]
+            for r in conn.execute(
+                select(parent).where(parent.in_(bindparam("values", expanding=True))),
+                {"values": wanted},
+            )
+        }
+        missing = [w for w in wanted if w not in found]
+        if missing:
+            raise LookupError(
+                f"{table.name}.{column}: {missing[:5]} not in {parent.table.name}.{parent.name}"
+                f" ({len(missing)} missing); write those first (start_run, upsert_model_version)"
+            )
 
 
 def replace_rows(
-    bind: Engine | Connection, table: Table, rows: list[dict[str, Any]], scope: Sequence[str]
+    bind: Engine | Connection,
+    table: Table,
+    data: pa.Table,
+    scope: Sequence[str],
+    bulk_rows: int = BULK_ROWS,
 ) -> int:
-    """Delete the rows sharing a ``scope`` key with ``rows``, upsert ``rows``; one transaction."""
-    keys = [c.name for c in table.primary_key.columns]
-    seen: set[tuple[Any, ...]] = set()
-    for row in rows:
-        if any(row[k] is None for k in keys):
-            raise ValueError(f"{table.name}: key columns {keys} must not be null: {row}")
-        key = tuple(row[k] for k in keys)
-        if key in seen:
-            raise ValueError(f"{table.name}: duplicate key {dict(zip(keys, key, strict=True))}")
-        seen.add(key)
-    scopes = sorted({tuple(row[c] for c in scope) for row in rows})
-    delete = table.delete().where(and_(*(table.c[c] == bindparam(f"k_{c}") for c in scope)))
+    """Delete the rows sharing a ``scope`` key with ``data``, insert ``data``; one transaction.
+
+    ``data`` holds the table's columns (see :mod:`pipeline_lib.db.frames`). Returns its rows.
+    """
+    check_rows(table, data)
+    distinct = data.select(list(scope)).group_by(list(scope)).aggregate([])
+    scopes = sorted(zip(*(distinct[c].to_pylist() for c in scope), strict=True))
     with transaction(bind) as conn:
-        if scopes:
-            conn.execute(
-                delete, [{f"k_{c}": s for c, s in zip(scope, k, strict=True)} for k in scopes]
-            )
-        upsert_rows(conn, table, rows)
-    return len(rows)
+        check_references(conn, table, data)
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            _lock_scopes(conn, table, scopes)
+        if _copies(conn) and data.num_rows >= bulk_rows:
+            _delete_scopes_pg(conn, table, scope, scopes)
+            _copy(conn, table.name, table, data)
+        else:
+            if scopes:
+                where = and_(*(table.c[c] == bindparam(f"k_{c}") for c in scope))
+                conn.execute(
+                    table.delete().where(where),
+                    [{f"k_{c}": v for c, v in zip(scope, s, strict=True)} for s in scopes],
+                )
+            if data.num_rows:
+                conn.execute(table.insert(), data.to_pylist())
+    return data.num_rows
+
+
+def upsert_table(
+    bind: Engine | Connection, table: Table, data: pa.Table, bulk_rows: int = BULK_ROWS
+) -> int:
+    """Upsert ``data`` on the primary key; on PostgreSQL large writes go through a staging
+    table filled by COPY. Returns the number of rows."""
+    check_rows(table, data)
+    with transaction(bind) as conn:
+        check_references(conn, table, data)
+        if _copies(conn) and data.num_rows >= bulk_rows:
+            _staged_upsert_pg(conn, table, data)
+        else:
+            upsert_rows(conn, table, data.to_pylist())
+    return data.num_rows
+
+
+def _copies(conn: Connection) -> bool:
+    """PostgreSQL through psycopg 3, whose cursors stream COPY; other drivers take the row path."""
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def _lock_scopes(conn: Connection, table: Table, scopes: Sequence[tuple[Any, ...]]) -> None:
+    """Transaction-scoped advisory locks on the scopes' hash buckets, in ascending order."""
+    table_key = _int32(zlib.crc32(table.name.encode()))
+    buckets = sorted({zlib.crc32(repr(s).encode()) % LOCK_BUCKETS for s in scopes})
+    lock = text("SELECT pg_advisory_xact_lock(:t, :b)")
+    for bucket in buckets:
+        conn.execute(lock, {"t": table_key, "b": bucket})
+
+
+def _int32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _quote(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def _delete_scopes_pg(
+    conn: Connection, table: Table, scope: Sequence[str], scopes: Sequence[tuple[Any, ...]]
+) -> None:
+    """One DELETE joined to the scope keys, passed as arrays (bound parameters)."""
+    if not scopes:
+        return
+    dialect = conn.dialect
+    arrays = ", ".join(
+        f"CAST(:k{i} AS {table.c[c].type.compile(dialect)}[])" for i, c in enumerate(scope)
+    )
+    aliases = ", ".join(f"s{i}" for i in range(len(scope)))
+    match = " AND ".join(f"t.{_quote(conn, c)} = s.s{i}" for i, c in enumerate(scope))
+    sql = f"DELETE FROM {_quote(conn, table.name)} AS t USING unnest({arrays}) AS s({aliases}) "
+    params = {f"k{i}": [s[i] for s in scopes] for i in range(len(scope))}
+    conn.execute(text(sql + f"WHERE {match}"), params)
+
+
+def _copy(conn: Connection, target: str, table: Table, data: pa.Table) -> None:
+    """COPY ``data`` into ``target`` (quoted name) as CSV, in batches of 100,000 rows."""
+    columns = ", ".join(_quote(conn, c) for c in data.column_names)
+    cursor = conn.connection.driver_connection.cursor()  # psycopg 3: COPY FROM STDIN
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    try:
+        with cursor.copy(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for batch in data.to_batches(max_chunksize=100_000):
+                buffer = io.BytesIO()
+                pa_csv.write_csv(batch, buffer, options)
+                copy.write(buffer.getbuffer())
+    finally:
+        cursor.close()
+
+
+def _staged_upsert_pg(conn: Connection, table: Table, data: pa.Table) -> None:
+    stage = _quote(conn, f"stage_{table.name}")
+    name = _quote(conn, table.name)
+    conn.execute(text(f"CREATE TEMPORARY TABLE {stage} (LIKE {name}) ON COMMIT DROP"))
+    _copy(conn, stage, table, data)
+    keys = _keys(table)
+    columns = [_quote(conn, c) for c in data.column_names]
+    updates = [
+        f"{q} = EXCLUDED.{q}"
+        for c, q in zip(data.column_names, columns, strict=True)
+        if c not in keys
+    ]
+    key_list = ", ".join(_quote(conn, k) for k in keys)
+    action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
+    conn.execute(
+        text(
+            f"INSERT INTO {name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {stage} "
+            f"ORDER BY {key_list} ON CONFLICT ({key_list}) {action}"
+        )
+    )
+    conn.execute(text(f"DROP TABLE {stage}"))

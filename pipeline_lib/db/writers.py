@@ -16,12 +16,16 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Connection, Engine, update
 
 from pipeline_lib.db import values as v
-from pipeline_lib.db.engine import create_schema, make_engine
+from pipeline_lib.db.engine import make_engine
+from pipeline_lib.db.frames import to_arrow
+from pipeline_lib.db.migrate import create_schema
 from pipeline_lib.db.tables import (
     MODEL_KINDS,
+    actuals,
     backtest_results,
     drift_metrics,
     forecasts,
@@ -29,7 +33,14 @@ from pipeline_lib.db.tables import (
     pipeline_runs,
     validation_results,
 )
-from pipeline_lib.db.upsert import replace_rows, transaction, upsert_rows
+from pipeline_lib.db.upsert import (
+    BULK_ROWS,
+    check_references,
+    replace_rows,
+    transaction,
+    upsert_rows,
+    upsert_table,
+)
 
 if TYPE_CHECKING:
     from pipeline_lib.validation.report import ExpectationFailure, ValidationReport
@@ -41,45 +52,13 @@ __all__ = [
     "start_run",
     "set_model_statuses",
     "upsert_model_version",
+    "write_actuals",
     "write_backtest_results",
     "write_drift_metrics",
     "write_forecasts",
     "write_validation_results",
 ]
 
-FORECAST_CONVERTERS: dict[str, v.Converter] = {
-    "series_id": v.to_str,
-    "forecast_date": v.to_date,
-    "target_date": v.to_date,
-    "horizon": v.to_int,
-    "yhat": v.to_float,
-    "yhat_lower": v.to_float,
-    "yhat_upper": v.to_float,
-    "model": v.to_str,
-    "model_version": v.to_str,
-}
-BACKTEST_CONVERTERS: dict[str, v.Converter] = {
-    "backtest_date": v.to_date,
-    **FORECAST_CONVERTERS,
-    "actual": v.to_float,
-    "abs_error": v.to_float,
-    "squared_error": v.to_float,
-    "scaled_error": v.to_float,
-    "smape": v.to_float,
-    "pinball_lower": v.to_float,
-    "pinball_median": v.to_float,
-    "pinball_upper": v.to_float,
-    "covered": v.to_bool,
-}
-DRIFT_CONVERTERS: dict[str, v.Converter] = {
-    "forecast_date": v.to_date,
-    "series_id": v.to_str,
-    "feature": v.to_str,
-    "metric": v.to_str,
-    "value": v.to_float,
-    "threshold": v.to_float,
-    "is_drift": v.to_bool,
-}
 MODEL_VERSION_CONVERTERS: dict[str, v.Converter] = {
     "version": v.to_str,
     "parent_version": v.to_str,
@@ -95,22 +74,27 @@ MODEL_VERSION_CONVERTERS: dict[str, v.Converter] = {
 }
 
 
-def write_forecasts(bind: Engine | Connection, df: pd.DataFrame, run_id: str) -> int:
+def write_forecasts(
+    bind: Engine | Connection, df: pd.DataFrame, run_id: str, bulk_rows: int = BULK_ROWS
+) -> int:
     """Write forecasts, replacing the rows of every (series_id, forecast_date) in ``df``.
 
     ``df`` has the columns series_id, forecast_date, target_date, horizon, yhat, yhat_lower,
-    yhat_upper and model_version, and optionally ``model`` (default ``lstm``). Returns the
-    number of rows written.
+    yhat_upper and model_version, and optionally ``model`` (default ``lstm``). From
+    ``bulk_rows`` rows PostgreSQL gets them by COPY. Returns the number of rows written.
     """
     if "model" not in df.columns:
         df = df.assign(model="lstm")
-    now = v.utcnow()
-    rows = [{**r, "run_id": run_id, "created_at": now} for r in v.records(df, FORECAST_CONVERTERS)]
-    return replace_rows(bind, forecasts, rows, scope=["series_id", "forecast_date"])
+    data = to_arrow(forecasts, df, {"run_id": run_id, "created_at": v.utcnow()})
+    return replace_rows(bind, forecasts, data, ["series_id", "forecast_date"], bulk_rows)
 
 
 def write_backtest_results(
-    bind: Engine | Connection, df: pd.DataFrame, run_id: str, backtest_date: dt.date
+    bind: Engine | Connection,
+    df: pd.DataFrame,
+    run_id: str,
+    backtest_date: dt.date,
+    bulk_rows: int = BULK_ROWS,
 ) -> int:
     """Write one night's backtest rows, replacing every row of ``backtest_date``.
 
@@ -118,16 +102,13 @@ def write_backtest_results(
     columns, ``model``, ``model_version``, ``actual`` and the metric terms). Returns the number
     of rows written.
     """
-    df = df.assign(backtest_date=backtest_date)
-    now = v.utcnow()
-    rows = [{**r, "run_id": run_id, "created_at": now} for r in v.records(df, BACKTEST_CONVERTERS)]
-    if rows:  # replaces every row of backtest_date
-        return replace_rows(bind, backtest_results, rows, scope=["backtest_date"])
+    constants = {"backtest_date": backtest_date, "run_id": run_id, "created_at": v.utcnow()}
+    data = to_arrow(backtest_results, df, constants)
     with transaction(bind) as conn:  # no rows tonight: nothing of a former run may linger
         conn.execute(
             backtest_results.delete().where(backtest_results.c.backtest_date == backtest_date)
         )
-    return 0
+        return replace_rows(conn, backtest_results, data, ["backtest_date"], bulk_rows)
 
 
 def set_model_statuses(bind: Engine | Connection, statuses: Mapping[str, str]) -> None:
@@ -144,16 +125,24 @@ def write_drift_metrics(
 
     ``df`` has the columns series_id, feature, metric, value, threshold, is_drift and
     forecast_date (or pass ``forecast_date`` to set it for all rows, as for the output of
-    :func:`pipeline_lib.drift.drift_table`). Returns the number of rows written.
+    :func:`pipeline_lib.drift.drift_table`); a missing ``is_drift`` is false. Returns the
+    number of rows written.
     """
     if forecast_date is not None:
         df = df.assign(forecast_date=forecast_date)
-    now = v.utcnow()
-    rows = [{**r, "run_id": run_id, "created_at": now} for r in v.records(df, DRIFT_CONVERTERS)]
-    for row in rows:
-        if row["is_drift"] is None:
-            row["is_drift"] = False
-    return replace_rows(bind, drift_metrics, rows, scope=["forecast_date", "series_id"])
+    if "is_drift" in df.columns:
+        df = df.assign(is_drift=df["is_drift"].astype("boolean").fillna(False))
+    data = to_arrow(drift_metrics, df, {"run_id": run_id, "created_at": v.utcnow()})
+    return replace_rows(bind, drift_metrics, data, ["forecast_date", "series_id"])
+
+
+def write_actuals(
+    bind: Engine | Connection, df: pd.DataFrame, run_id: str, bulk_rows: int = BULK_ROWS
+) -> int:
+    """Upsert observed targets: ``df`` has series_id, target_date and actual. A restated value
+    replaces the stored one. Returns the number of rows written."""
+    data = to_arrow(actuals, df, {"run_id": run_id, "updated_at": v.utcnow()})
+    return upsert_table(bind, actuals, data, bulk_rows)
 
 
 def upsert_model_version(bind: Engine | Connection, record: Mapping[str, Any]) -> None:
@@ -263,6 +252,7 @@ def write_validation_results(
     if len(set(keys)) != len(keys):
         raise ValueError(f"validation_results: duplicate (dataset, batch) in one run: {keys}")
     with transaction(bind) as conn:
+        check_references(conn, validation_results, pa.Table.from_pylist(rows))
         upsert_rows(conn, validation_results, rows)
     return len(rows)
 

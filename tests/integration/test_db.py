@@ -10,24 +10,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, Table, create_engine, inspect, select, text
+from sqlalchemy import Engine, Table, inspect, select, text
 
 from pipeline_lib.db import (
+    actuals,
     create_schema,
     drift_metrics,
     finish_run,
     forecasts,
     make_engine,
-    metadata,
     model_versions,
     pipeline_runs,
     start_run,
     upsert_model_version,
+    write_actuals,
     write_drift_metrics,
     write_forecasts,
 )
 from pipeline_lib.db.ddl import render_ddl
-from pipeline_lib.db.engine import split_sql
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "sql" / "schema.sql"
 D1, D2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
@@ -57,9 +57,23 @@ def rows(engine: Engine, table: Table, *order: Any) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(select(table).order_by(*order))]
 
 
+RUNS = ("run-a", "run-b", "run-c")
+
+
+@pytest.fixture
+def bare(db_engine: Engine) -> Engine:
+    """The schema and no rows."""
+    create_schema(db_engine)
+    return db_engine
+
+
 @pytest.fixture
 def engine(db_engine: Engine) -> Engine:
+    """The schema, the runs ``RUNS`` and model version ``v1`` that the rows refer to."""
     create_schema(db_engine)
+    for run in RUNS:
+        start_run(db_engine, run, "nightly", D1)
+    upsert_model_version(db_engine, {"version": "v1", "kind": "full", "status": "champion"})
     return db_engine
 
 
@@ -96,7 +110,7 @@ def test_forecast_dates_and_series_coexist(engine: Engine) -> None:
 
 def test_write_forecasts_rejects_duplicate_keys(engine: Engine) -> None:
     df = forecast_frame(D1)
-    with pytest.raises(ValueError, match="duplicate key"):
+    with pytest.raises(ValueError, match="duplicate keys"):
         write_forecasts(engine, pd.concat([df, df]), "run-a")
     assert rows(engine, forecasts) == []
 
@@ -148,7 +162,8 @@ def test_drift_metrics_replace_per_date_and_series(engine: Engine) -> None:
     assert {r["threshold"] for r in d1} == {0.2, None}
 
 
-def test_start_and_finish_run(engine: Engine) -> None:
+def test_start_and_finish_run(bare: Engine) -> None:
+    engine = bare
     start_run(engine, "r1", "nightly", D1, details={"series": ["SP500"]})
     start_run(engine, "r1", "nightly", D1)  # a retry restarts it
     (run,) = rows(engine, pipeline_runs)
@@ -164,7 +179,8 @@ def test_start_and_finish_run(engine: Engine) -> None:
         finish_run(engine, "r1", "done")
 
 
-def test_upsert_model_version(engine: Engine) -> None:
+def test_upsert_model_version(bare: Engine) -> None:
+    engine = bare
     record = {
         "version": "v1",
         "kind": "full",
@@ -208,31 +224,109 @@ def test_schema_sql_is_generated_from_the_metadata() -> None:
     )
 
 
+def awkward_frame(series: str) -> pd.DataFrame:
+    """Values that trip CSV and float formatting: many digits, tiny and huge, NaN, and a
+    model_version with a comma and quotes."""
+    df = forecast_frame(D1, horizons=6, series=series)
+    df["yhat"] = [0.1 + 0.2, 1e-300, 123456789.123456789, -2.5e20, 1 / 3, 7.0]
+    df["yhat_upper"] = [np.nan, 1.0, 2.0, np.nan, 3.0, 4.0]
+    return df.assign(model_version="v1", model='naive,"seasonal"')
+
+
+def test_the_copy_path_writes_exactly_what_the_row_path_writes(engine: Engine) -> None:
+    """bulk_rows=1 sends the rows by COPY on PostgreSQL (SQLite always takes the row path)."""
+    write_forecasts(engine, awkward_frame("BY_ROWS"), "run-a", bulk_rows=10**9)
+    write_forecasts(engine, awkward_frame("BY_COPY"), "run-a", bulk_rows=1)
+    got = pd.DataFrame(rows(engine, forecasts, forecasts.c.series_id, forecasts.c.target_date))
+    by_rows, by_copy = (
+        got[got.series_id == s].drop(columns=["series_id", "created_at"]).reset_index(drop=True)
+        for s in ("BY_ROWS", "BY_COPY")
+    )
+    pd.testing.assert_frame_equal(by_copy, by_rows)
+    assert by_copy["yhat"].tolist() == awkward_frame("x")["yhat"].tolist()  # bit for bit
+    assert by_copy["model"].iloc[0] == 'naive,"seasonal"'
+    assert by_copy["yhat_upper"].isna().sum() == 2
+    written_at = pd.to_datetime(got["created_at"], utc=True)  # SQLite: naive, in UTC
+    assert (written_at > pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=5)).all()
+    # a rerun by COPY with fewer horizons replaces the scope: no stale horizon is left
+    write_forecasts(engine, forecast_frame(D1, horizons=2, series="BY_COPY"), "run-b", bulk_rows=1)
+    again = [r for r in rows(engine, forecasts) if r["series_id"] == "BY_COPY"]
+    assert [r["horizon"] for r in again] == [1, 2] and {r["run_id"] for r in again} == {"run-b"}
+
+
+def test_actuals_are_upserted_and_restated_by_either_path(engine: Engine) -> None:
+    days = pd.date_range("2024-01-01", periods=5, freq="D")
+    first = pd.DataFrame({"series_id": "SP500", "target_date": days, "actual": np.arange(5.0)})
+    assert write_actuals(engine, first, "run-a") == 5
+    restated = first.iloc[3:].assign(actual=[30.0, 40.0])  # late corrections of two days
+    assert write_actuals(engine, restated, "run-b", bulk_rows=1) == 2  # staging table + upsert
+    stored = rows(engine, actuals, actuals.c.target_date)
+    assert [r["actual"] for r in stored] == [0.0, 1.0, 2.0, 30.0, 40.0]
+    assert [r["run_id"] for r in stored] == ["run-a"] * 3 + ["run-b"] * 2
+
+
+def test_bad_frames_are_refused_with_the_column_and_rows_and_nothing_is_written(
+    engine: Engine,
+) -> None:
+    good = forecast_frame(D1)
+    with pytest.raises(ValueError, match=r"forecasts: missing columns \['yhat'\]"):
+        write_forecasts(engine, good.drop(columns="yhat"), "run-a")
+    with pytest.raises(ValueError, match=r"forecasts\.yhat: cannot convert rows \[\(1, 'abc'\)\]"):
+        write_forecasts(engine, good.assign(yhat=[1.0, "abc", 3.0]), "run-a")
+    with pytest.raises(ValueError, match=r"forecasts\.target_date must not be null.*rows \[2\]"):
+        write_forecasts(engine, good.assign(target_date=[D1, D2, None]), "run-a")
+    with pytest.raises(LookupError, match=r"forecasts\.run_id: \['never-started'\] not in"):
+        write_forecasts(engine, good, "never-started", bulk_rows=1)
+    with pytest.raises(LookupError, match=r"forecasts\.model_version: \['v7'\] not in"):
+        write_forecasts(engine, good.assign(model_version="v7"), "run-a")
+    assert rows(engine, forecasts) == []
+
+
+def test_a_transaction_that_deadlocks_is_retried_whole(engine: Engine) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline_lib.db import run_in_transaction
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    attempts = []
+
+    def work(conn: Any) -> int:
+        attempts.append(1)
+        write_forecasts(conn, forecast_frame(D1), "run-a")
+        if len(attempts) < 3:
+            raise OperationalError("INSERT ...", {}, Deadlock("deadlock detected"))
+        return len(attempts)
+
+    assert run_in_transaction(engine, work) == 3
+    assert len(rows(engine, forecasts)) == 3  # the failed attempts were rolled back
+
+
 @pytest.mark.postgres
-def test_schema_sql_matches_create_all_on_postgres(pg_url: str, pg_admin_url: str) -> None:
-    from_metadata = create_engine(pg_url)
-    metadata.create_all(from_metadata)
-    with from_metadata.begin() as conn:
-        conn.execute(text("CREATE SCHEMA from_sql"))
-        conn.execute(text("SET LOCAL search_path TO from_sql"))
-        for statement in split_sql(SCHEMA_SQL.read_text(encoding="utf-8")):
-            conn.execute(text(statement))
-    insp = inspect(from_metadata)
-    for table in metadata.sorted_tables:
-        expected = [
-            (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table.name)
-        ]
-        got = [
-            (c["name"], str(c["type"]), c["nullable"])
-            for c in insp.get_columns(table.name, schema="from_sql")
-        ]
-        assert got == expected, table.name
-        assert (
-            insp.get_pk_constraint(table.name, schema="from_sql")["constrained_columns"]
-            == insp.get_pk_constraint(table.name)["constrained_columns"]
-        )
-        assert sorted(i["name"] for i in insp.get_indexes(table.name, schema="from_sql")) == sorted(
-            i["name"] for i in insp.get_indexes(table.name)
-        )
-    assert sorted(insp.get_table_names(schema="from_sql")) == sorted(metadata.tables)
-    from_metadata.dispose()
+def test_the_database_password_is_never_logged_or_printed(
+    pg_url: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, monkeypatch
+) -> None:
+    """Trust authentication ignores the password, so a URL can carry one and still connect."""
+    from sqlalchemy.engine import make_url
+
+    from flows.cli import main
+    from pipeline_lib.config import load_settings
+    from pipeline_lib.db.migrate import SchemaOutOfDate, ensure_current
+
+    password = "s3cr3t-Pa55word"
+    url = make_url(pg_url).set(password=password).render_as_string(hide_password=False)
+    monkeypatch.setenv("PIPELINE_DATABASE_URL", url)
+    caplog.set_level("DEBUG")
+    settings = load_settings()
+    assert settings.db_url == url and password not in repr(settings)
+    assert password not in settings.model_dump_json()
+    engine = make_engine(url)
+    with pytest.raises(SchemaOutOfDate) as refused:
+        ensure_current(engine, auto_upgrade=False)
+    engine.dispose()
+    assert main(["db", "upgrade"]) == 0 and main(["db", "current"]) == 0
+    out, err = capsys.readouterr()
+    assert "upgraded empty -> 0004" in out and "***" in out
+    everything = out + err + caplog.text + str(refused.value)
+    assert password not in everything

@@ -44,8 +44,17 @@ def _night(settings, as_of: dt.date):
     return candidate, decision, evaluation, forecasts, drift
 
 
+def _publish(engine: Engine, settings, run_id: str, as_of: dt.date, night) -> dict[str, int]:
+    """Publish a night as the forecast flow does: its run is started first."""
+    candidate, _, evaluation, forecasts, drift = night
+    db.start_run(engine, run_id, "forecast", as_of)
+    return publish_results(
+        engine, settings, run_id, as_of, candidate, evaluation, forecasts, drift, FEATURES
+    )
+
+
 def _counts(engine: Engine) -> dict[str, int]:
-    tables = (db.forecasts, db.drift_metrics, db.model_versions, db.backtest_results)
+    tables = (db.forecasts, db.drift_metrics, db.model_versions, db.backtest_results, db.actuals)
     with engine.connect() as conn:
         return {
             t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in tables
@@ -54,22 +63,30 @@ def _counts(engine: Engine) -> dict[str, int]:
 
 def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    candidate, decision, evaluation, forecasts, drift = _night(settings, AS_OF)
+    night = _night(settings, AS_OF)
+    candidate, decision, evaluation, forecasts, drift = night
     assert decision.action == "full" and evaluation.selection.champion == candidate.version
     assert set(forecasts["model"]) <= {"lstm", "naive", "seasonal_naive"}
     assert set(forecasts["series_id"]) == {"S0", "S1"}
     db.create_schema(db_engine)
-    written = publish_results(
-        db_engine, settings, "run-1", AS_OF, candidate, evaluation, forecasts, drift
-    )
+    written = _publish(db_engine, settings, "run-1", AS_OF, night)
     n_backtest = len(evaluation.rows)
-    assert written == {"forecasts": 6, "backtest_results": n_backtest, "drift_metrics": len(drift)}
-    publish_results(db_engine, settings, "run-2", AS_OF, candidate, evaluation, forecasts, drift)
+    observed = FEATURES[pd.to_datetime(FEATURES["date"]).dt.date <= AS_OF]
+    assert written == {
+        "forecasts": 6,
+        "backtest_results": n_backtest,
+        "drift_metrics": len(drift),
+        "actuals": len(observed),  # a new table gets the whole history
+    }
+    rerun = _publish(db_engine, settings, "run-2", AS_OF, night)
+    recent = pd.to_datetime(observed["date"]).dt.date >= AS_OF - dt.timedelta(days=31)
+    assert rerun["actuals"] == recent.sum()  # then only each series' last 31 days
     assert _counts(db_engine) == {
         "forecasts": 6,
         "drift_metrics": len(drift),
         "model_versions": 3,  # the LSTM and two baselines
         "backtest_results": n_backtest,
+        "actuals": len(observed),
     }
     with db_engine.connect() as conn:
         statuses = dict(
@@ -103,39 +120,62 @@ def test_the_next_night_contests_the_champion(db_engine: Engine, tmp_path: Path)
     settings = _settings(tmp_path)
     db.create_schema(db_engine)
     first = _night(settings, dt.date(2020, 12, 15))
-    publish_results(db_engine, settings, "run-1", dt.date(2020, 12, 15), *first[:1], *first[2:])
-    candidate, decision, evaluation, forecasts, drift = _night(settings, AS_OF)
+    _publish(db_engine, settings, "run-1", dt.date(2020, 12, 15), first)
+    night = _night(settings, AS_OF)
+    candidate, decision, evaluation, forecasts, drift = night
     assert decision.action == "finetune" and decision.base_version == first[0].version
     sel = evaluation.selection
     assert sel.previous_champion == first[0].version and sel.challenger == candidate.version
     assert set(sel.mase) == {first[0].version, candidate.version}
     assert sel.champion == (candidate.version if sel.promoted else first[0].version)
-    publish_results(db_engine, settings, "run-2", AS_OF, candidate, evaluation, forecasts, drift)
+    _publish(db_engine, settings, "run-2", AS_OF, night)
     with db_engine.connect() as conn:
         statuses = dict(
             conn.execute(select(db.model_versions.c.version, db.model_versions.c.status)).all()
         )
         versions = set(conn.execute(select(db.backtest_results.c.model_version)).scalars())
+        errors = pd.DataFrame(conn.execute(text("SELECT * FROM forecast_errors")).mappings().all())
+        accuracy = pd.DataFrame(
+            conn.execute(text("SELECT * FROM forecast_accuracy")).mappings().all()
+        )
+        history = pd.DataFrame(conn.execute(text("SELECT * FROM model_history")).mappings().all())
     assert statuses[sel.champion] == "champion"
     loser = first[0].version if sel.promoted else candidate.version
     assert statuses[loser] == ("retired" if sel.promoted else "challenger")
     assert {first[0].version, candidate.version} <= versions
+    # the first night's forecasts now have actuals: the accuracy views score them
+    day = dt.date(2020, 12, 15)  # (SQLite views give dates as text)
+    assert set(pd.to_datetime(errors["forecast_date"]).dt.date) == {day} and len(errors) == 6
+    assert errors["abs_error"].to_numpy() == pytest.approx(
+        (errors["actual"] - errors["yhat"]).abs().to_numpy()
+    )
+    assert sorted(accuracy["horizon"]) == [1, 1, 2, 2, 3, 3] and (accuracy["n"] == 1).all()
+    assert accuracy["mae"].sum() == pytest.approx(errors["abs_error"].sum())
+    first_row = history.set_index("version").loc[first[0].version]
+    assert pd.Timestamp(first_row["last_backtest_date"]).date() == AS_OF
+    published = history.dropna(subset=["first_forecast_date"])
+    assert published["forecast_rows"].sum() == 12  # two nights of 2 series x 3 horizons
 
 
 def test_failed_publish_writes_nothing(db_engine: Engine, tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    candidate, _, evaluation, forecasts, drift = _night(settings, AS_OF)
+    candidate, decision, evaluation, forecasts, drift = _night(settings, AS_OF)
     db.create_schema(db_engine)
     broken = pd.concat([drift, drift.iloc[:1]])  # a duplicate key: the drift write must fail
-    with pytest.raises(ValueError, match="duplicate key"):
-        publish_results(
-            db_engine, settings, "run-1", AS_OF, candidate, evaluation, forecasts, broken
+    with pytest.raises(ValueError, match="duplicate keys"):
+        _publish(
+            db_engine,
+            settings,
+            "run-1",
+            AS_OF,
+            (candidate, decision, evaluation, forecasts, broken),
         )
     assert _counts(db_engine) == {
         "forecasts": 0,
         "drift_metrics": 0,
         "model_versions": 0,
         "backtest_results": 0,
+        "actuals": 0,
     }
     models = paths.models_dir(settings.data_dir)
     assert registry.latest_selection(models, AS_OF + dt.timedelta(days=1)) is None

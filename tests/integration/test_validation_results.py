@@ -50,6 +50,8 @@ def _rows(engine: Engine) -> list[dict]:
 
 def test_results_written_for_every_batch_before_failing(db_engine: Engine, tmp_path: Path) -> None:
     db.create_schema(db_engine)
+    for run in ("run-1", "run-2"):  # the ingest flow starts its run before validating
+        db.start_run(db_engine, run, "ingest", AS_OF)
     data_dir = str(tmp_path / "data")
     for _ in range(2):  # a retry of the same run rewrites the same rows
         with pytest.raises(ValidationFailed) as info:

@@ -1,0 +1,210 @@
+"""Alembic migrations on SQLite and PostgreSQL: a new database, databases made before
+migrations existed (one per earlier schema), a no-op rerun, the views, and sql/schema.sql."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, inspect, text
+
+from pipeline_lib.db import migrate
+from pipeline_lib.db.engine import read_views_sql, split_sql
+from pipeline_lib.db.tables import metadata
+
+ROOT = Path(__file__).resolve().parents[2]
+VIEWS = {"latest_forecasts", "backtest_accuracy", "forecast_errors", "forecast_accuracy"}
+VIEWS |= {"current_drift_alerts", "model_history"}
+
+
+def differences(engine: Engine) -> list[Any]:
+    """What autogenerate would change to reach the metadata (tables, columns, types,
+    nullability, keys, indexes, comments): nothing, when migrations and metadata agree."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, metadata)
+
+
+def revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return migrate.current_revision(conn)
+
+
+def to_revision(engine: Engine, target: str) -> None:
+    """Run the revisions up to ``target`` only, then forget Alembic: a database as an
+    earlier release (which had no migrations) created it."""
+    with engine.begin() as conn:
+        migrate._alembic(conn, "upgrade", target)
+        conn.execute(text("DROP TABLE alembic_version"))
+
+
+def test_a_new_database_is_created_at_head_and_a_rerun_changes_nothing(
+    db_engine: Engine,
+) -> None:
+    first = migrate.upgrade(db_engine)
+    assert (first.from_revision, first.to_revision, first.stamped) == (None, "0004", None)
+    assert first.changed and first.views_replaced
+    assert differences(db_engine) == []
+    insp = inspect(db_engine)
+    assert VIEWS <= set(insp.get_view_names())
+    checks = [
+        c["name"]
+        for t in ("model_versions", "pipeline_runs")
+        for c in insp.get_check_constraints(t)
+    ]
+    assert checks == ["ck_model_versions_kind", "ck_pipeline_runs_status"]
+    assert migrate.is_current(db_engine)
+    again = migrate.upgrade(db_engine)
+    assert not again.changed and not again.views_replaced
+    assert migrate.ensure_current(db_engine) is None
+
+
+@pytest.mark.parametrize("legacy", ["0001", "0002", "0003"])
+def test_a_database_from_before_migrations_is_recognised_and_upgraded_with_its_rows(
+    db_engine: Engine, legacy: str
+) -> None:
+    to_revision(db_engine, legacy)
+    with db_engine.begin() as conn:  # a night as that release wrote it
+        conn.execute(
+            text(
+                "INSERT INTO pipeline_runs (run_id, flow, as_of, status, started_at) "
+                "VALUES ('r1', 'nightly', '2024-01-02', 'succeeded', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (version, kind, status, created_at) "
+                "VALUES ('v1', 'full', 'champion', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO forecasts (series_id, forecast_date, target_date, horizon, yhat, "
+                "model_version, run_id, created_at) VALUES ('SP500', '2024-01-02', "
+                "'2024-01-03', 1, 4700.5, 'v1', 'r1', CURRENT_TIMESTAMP)"
+            )
+        )
+    result = migrate.upgrade(db_engine)
+    assert (result.from_revision, result.stamped, result.to_revision) == (None, legacy, "0004")
+    assert revision(db_engine) == "0004"
+    assert differences(db_engine) == []
+    with db_engine.connect() as conn:
+        row = conn.execute(text("SELECT model, yhat, model_version FROM forecasts")).one()
+        latest = conn.execute(text("SELECT series_id, yhat FROM latest_forecasts")).all()
+    assert tuple(row) == ("lstm", 4700.5, "v1")  # rows written before 0003 came from the LSTM
+    assert [tuple(r) for r in latest] == [("SP500", 4700.5)]
+
+
+def test_rows_that_would_break_a_new_foreign_key_stop_the_upgrade_and_change_nothing(
+    db_engine: Engine,
+) -> None:
+    to_revision(db_engine, "0003")
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (version, kind, status, created_at) "
+                "VALUES ('v1', 'full', 'champion', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO forecasts (series_id, forecast_date, target_date, horizon, yhat, "
+                "model_version, run_id, created_at) VALUES ('SP500', '2024-01-02', "
+                "'2024-01-03', 1, 4700.5, 'v1', 'ghost-run', CURRENT_TIMESTAMP)"
+            )
+        )
+    with pytest.raises(RuntimeError, match=r"forecasts\.run_id -> pipeline_runs.*ghost-run"):
+        migrate.upgrade(db_engine)
+    assert revision(db_engine) is None  # not even the stamp was kept
+    tables = set(inspect(db_engine).get_table_names())
+    assert "actuals" not in tables and "alembic_version" not in tables
+
+
+def test_views_are_replaced_when_sql_views_changes(db_engine: Engine) -> None:
+    migrate.upgrade(db_engine)
+    with db_engine.begin() as conn:  # as if views.sql had changed since the last upgrade
+        conn.execute(text("UPDATE schema_state SET value = 'old' WHERE key = 'views_sha256'"))
+        conn.execute(text("DROP VIEW model_history"))
+    assert not migrate.is_current(db_engine)
+    result = migrate.ensure_current(db_engine)
+    assert result is not None and result.views_replaced and result.from_revision == "0004"
+    assert "model_history" in inspect(db_engine).get_view_names()
+    assert migrate.is_current(db_engine)
+
+
+def test_without_auto_upgrade_a_stale_database_is_refused_with_the_fix(db_engine: Engine) -> None:
+    with pytest.raises(migrate.SchemaOutOfDate, match="forecast-pipeline db upgrade"):
+        migrate.ensure_current(db_engine, auto_upgrade=False)
+    assert inspect(db_engine).get_table_names() == []
+
+
+def test_every_revision_downgrades_and_upgrades_again(db_engine: Engine) -> None:
+    migrate.upgrade(db_engine)
+    with db_engine.begin() as conn:
+        for name in reversed(migrate.view_names(read_views_sql())):
+            conn.execute(text(f"DROP VIEW {name}"))
+        migrate._alembic(conn, "downgrade", "base")
+    assert set(inspect(db_engine).get_table_names()) <= {"alembic_version"}
+    migrate.upgrade(db_engine)
+    assert differences(db_engine) == []
+
+
+def test_offline_sql_renders_the_whole_upgrade_for_review() -> None:
+    sql = migrate.upgrade_sql("postgresql://reviewer@localhost/forecasts")
+    assert "CREATE TABLE actuals" in sql and "fk_forecasts_run_id_pipeline_runs" in sql
+    assert "CREATE VIEW model_history" in sql
+
+
+@pytest.mark.postgres
+def test_sql_schema_file_builds_what_the_migrations_build(pg_url: str) -> None:
+    """sql/schema.sql and sql/views.sql, run by hand, give the tables, keys, indexes, comments
+    and views that `forecast-pipeline db upgrade` gives."""
+    engine = create_engine(pg_url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SCHEMA from_sql"))
+        conn.execute(text("SET LOCAL search_path TO from_sql"))
+        for path in ("sql/schema.sql", "sql/views.sql"):
+            for statement in split_sql((ROOT / path).read_text(encoding="utf-8")):
+                conn.execute(text(statement))
+    insp = inspect(engine)
+
+    def shape(schema: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"views": sorted(insp.get_view_names(schema=schema))}
+        for table in sorted(metadata.tables):
+            out[table] = {
+                "columns": sorted(  # by name: a column added by a revision comes last
+                    (c["name"], str(c["type"]), c["nullable"], c.get("comment"))
+                    for c in insp.get_columns(table, schema=schema)
+                ),
+                "pk": insp.get_pk_constraint(table, schema=schema),
+                "fks": sorted(
+                    (f["name"], tuple(f["constrained_columns"]), f["referred_table"])
+                    for f in insp.get_foreign_keys(table, schema=schema)
+                ),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]))
+                    for i in insp.get_indexes(table, schema=schema)
+                ),
+                "checks": sorted(c["name"] for c in insp.get_check_constraints(table, schema)),
+                "comment": insp.get_table_comment(table, schema=schema)["text"],
+            }
+        return out
+
+    assert shape("from_sql") == shape(None)
+    assert set(insp.get_table_names(schema="from_sql")) == set(metadata.tables)
+    engine.dispose()
+
+
+def test_sqlite_database_keeps_foreign_keys_on_for_the_pipeline(tmp_path: Path) -> None:
+    from pipeline_lib.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    engine.dispose()
