@@ -114,6 +114,16 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
 
     latest = _table(db, "latest_forecasts")
     assert not latest.duplicated(["series_id", "target_date"]).any()
+    # actuals arrive with each night; the accuracy views score what was forecast before
+    observed = _table(db, "actuals")
+    assert not observed.duplicated(["series_id", "target_date"]).any()
+    assert set(observed["series_id"]) == set(SERIES)
+    newest = pd.to_datetime(observed["target_date"]).dt.date.max()
+    assert dt.date(2015, 7, 2) <= newest <= dt.date(2015, 7, 3)
+    errors = _table(db, "forecast_errors")
+    assert as_of in set(pd.to_datetime(errors["forecast_date"]).dt.date)
+    assert (pd.to_datetime(errors["target_date"]).dt.date <= newest).all()
+    assert len(_table(db, "forecast_accuracy")) > 0
 
     # rerunning the backfill changes nothing
     backfill(start=dt.date(2015, 7, 1), end=dt.date(2015, 7, 3), config_file=str(cfg))
