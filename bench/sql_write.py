@@ -46,19 +46,7 @@ from sqlalchemy.engine import make_url
 from pipeline_lib import db
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-COLUMNS = [
-    "series_id",
-    "forecast_date",
-    "target_date",
-    "horizon",
-    "yhat",
-    "yhat_lower",
-    "yhat_upper",
-    "model",
-    "model_version",
-    "run_id",
-    "created_at",
-]
+COLUMNS = [c.name for c in db.forecasts.columns]
 
 
 def forecast_rows(n_series: int, n_days: int, horizons: int, seed: int = 0) -> pd.DataFrame:

@@ -41,6 +41,27 @@ def to_revision(engine: Engine, target: str) -> None:
         conn.execute(text("DROP TABLE alembic_version"))
 
 
+def legacy_night(engine: Engine, run_id: str, start_run: bool = True) -> None:
+    """A night's rows as an earlier release wrote them (no forecasts.model, no foreign keys);
+    without ``start_run`` its forecast names a run that pipeline_runs lacks."""
+    statements = [
+        "INSERT INTO model_versions (version, kind, status, created_at) "
+        "VALUES ('v1', 'full', 'champion', CURRENT_TIMESTAMP)",
+        "INSERT INTO forecasts (series_id, forecast_date, target_date, horizon, yhat, "
+        "model_version, run_id, created_at) VALUES ('SP500', '2024-01-02', '2024-01-03', 1, "
+        "4700.5, 'v1', :run_id, CURRENT_TIMESTAMP)",
+    ]
+    if start_run:
+        statements.insert(
+            0,
+            "INSERT INTO pipeline_runs (run_id, flow, as_of, status, started_at) "
+            "VALUES (:run_id, 'nightly', '2024-01-02', 'succeeded', CURRENT_TIMESTAMP)",
+        )
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement), {"run_id": run_id} if ":run_id" in statement else {})
+
+
 def test_a_new_database_is_created_at_head_and_a_rerun_changes_nothing(
     db_engine: Engine,
 ) -> None:
@@ -67,26 +88,7 @@ def test_a_database_from_before_migrations_is_recognised_and_upgraded_with_its_r
     db_engine: Engine, legacy: str
 ) -> None:
     to_revision(db_engine, legacy)
-    with db_engine.begin() as conn:  # a night as that release wrote it
-        conn.execute(
-            text(
-                "INSERT INTO pipeline_runs (run_id, flow, as_of, status, started_at) "
-                "VALUES ('r1', 'nightly', '2024-01-02', 'succeeded', CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO model_versions (version, kind, status, created_at) "
-                "VALUES ('v1', 'full', 'champion', CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO forecasts (series_id, forecast_date, target_date, horizon, yhat, "
-                "model_version, run_id, created_at) VALUES ('SP500', '2024-01-02', "
-                "'2024-01-03', 1, 4700.5, 'v1', 'r1', CURRENT_TIMESTAMP)"
-            )
-        )
+    legacy_night(db_engine, run_id="r1")
     result = migrate.upgrade(db_engine)
     assert (result.from_revision, result.stamped, result.to_revision) == (None, legacy, "0004")
     assert revision(db_engine) == "0004"
@@ -102,20 +104,7 @@ def test_rows_that_would_break_a_new_foreign_key_stop_the_upgrade_and_change_not
     db_engine: Engine,
 ) -> None:
     to_revision(db_engine, "0003")
-    with db_engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO model_versions (version, kind, status, created_at) "
-                "VALUES ('v1', 'full', 'champion', CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO forecasts (series_id, forecast_date, target_date, horizon, yhat, "
-                "model_version, run_id, created_at) VALUES ('SP500', '2024-01-02', "
-                "'2024-01-03', 1, 4700.5, 'v1', 'ghost-run', CURRENT_TIMESTAMP)"
-            )
-        )
+    legacy_night(db_engine, run_id="ghost-run", start_run=False)
     with pytest.raises(RuntimeError, match=r"forecasts\.run_id -> pipeline_runs.*ghost-run"):
         migrate.upgrade(db_engine)
     assert revision(db_engine) is None  # not even the stamp was kept
