@@ -140,9 +140,9 @@ def print_summary(settings: Any, summary: dict[str, Any]) -> None:
     print(forecast_table(settings.db_url, as_of).to_string())
     print()
     print(f"rows written: {summary['written']}; drift flags: {summary['drift_flags']}")
-    from sqlalchemy.engine import make_url
+    from pipeline_lib.db import safe_url
 
-    print(f"SQL database:     {make_url(settings.db_url).render_as_string(hide_password=True)}")
+    print(f"SQL database:     {safe_url(settings.db_url)}")
     for name, url in [
         ("raw payloads", paths.raw_dir(settings.data_dir)),
         ("curated Parquet", paths.curated_dir(settings.data_dir, "")),

@@ -49,9 +49,8 @@ def actuals_frame(
     )
     df = features.loc[features[Y].notna(), [SERIES_ID, DATE, Y]]
     dates = pd.to_datetime(df[DATE]).dt.date
-    since = df[SERIES_ID].map(
-        lambda s: newest[s] - dt.timedelta(days=restate_days) if s in newest else dt.date.min
-    )
+    cutoffs = {s: d - dt.timedelta(days=restate_days) for s, d in newest.items()}
+    since = df[SERIES_ID].map(cutoffs).fillna(dt.date.min)
     keep = (dates >= since) & (dates <= as_of)
     return df.loc[keep].rename(columns={DATE: "target_date", Y: "actual"})
 

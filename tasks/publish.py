@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline_lib import db, publish
@@ -19,7 +19,10 @@ _SQL = dict(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE, tags=
 
 @task(name="prepare-database", **_SQL)
 def prepare_database(settings: Settings) -> dict[str, Any]:
-    return publish.prepare_database(settings.db_url, settings.database_auto_upgrade)
+    done = publish.prepare_database(settings.db_url, settings.database_auto_upgrade)
+    if done["upgraded"]:
+        get_run_logger().info("database schema upgraded: %s", done)
+    return done
 
 
 @task(name="start-run", **_SQL)

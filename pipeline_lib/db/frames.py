@@ -6,7 +6,6 @@ name the table, the column and example rows, so a bad frame is refused before an
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,7 +92,3 @@ def _bad_rows(values: pd.Series, column: Any) -> str:
         if len(bad) >= 3:
             break
     return f"cannot convert rows {bad}" if bad else "cannot convert the column"
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -11,6 +11,7 @@ left alone (one cheap query), so BI queries are never blocked by a no-op upgrade
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 import re
@@ -57,6 +58,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+@functools.cache  # the revision files do not change while the process runs
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
@@ -96,9 +98,8 @@ def is_current(engine: Engine) -> bool:
     """True when the database is at head and its views match ``sql/views.sql``."""
     statements = read_views_sql()
     with engine.connect() as conn:
-        return current_revision(conn) == head_revision() and _stored_checksum(
-            conn
-        ) == views_checksum(statements)
+        at_head = current_revision(conn) == head_revision()
+        return at_head and _stored_checksum(conn) == views_checksum(statements)
 
 
 def upgrade(engine: Engine, *, replace_views: bool = False) -> UpgradeResult:

@@ -42,17 +42,25 @@ def _tz() -> DateTime:
     return DateTime(timezone=True)
 
 
-def _run_id(comment: str = "pipeline_runs.run_id that wrote it") -> Column:
+def _run_id(
+    comment: str = "pipeline_runs.run_id that wrote it", primary_key: bool = False
+) -> Column:
     return Column(
-        "run_id", String(64), ForeignKey("pipeline_runs.run_id"), nullable=False, comment=comment
+        "run_id",
+        String(64),
+        ForeignKey("pipeline_runs.run_id"),
+        primary_key=primary_key,
+        nullable=False,
+        comment=comment,
     )
 
 
-def _model_version(comment: str) -> Column:
+def _model_version(comment: str, primary_key: bool = False) -> Column:
     return Column(
         "model_version",
         String(64),
         ForeignKey("model_versions.version"),
+        primary_key=primary_key,
         nullable=False,
         comment=comment,
     )
@@ -89,13 +97,7 @@ backtest_results = Table(
     "backtest_results",
     metadata,
     Column("backtest_date", Date, primary_key=True, comment="run date (as-of) of the backtest"),
-    Column(
-        "model_version",
-        String(64),
-        ForeignKey("model_versions.version"),
-        primary_key=True,
-        comment="model_versions.version",
-    ),
+    _model_version("model_versions.version", primary_key=True),
     Column("series_id", String(64), primary_key=True, comment="series forecast"),
     Column("forecast_date", Date, primary_key=True, comment="window origin: data up to this day"),
     Column("target_date", Date, primary_key=True, comment="the day forecast"),
@@ -196,13 +198,7 @@ actuals = Table(
 validation_results = Table(
     "validation_results",
     metadata,
-    Column(
-        "run_id",
-        String(64),
-        ForeignKey("pipeline_runs.run_id"),
-        primary_key=True,
-        comment="pipeline_runs.run_id that validated",
-    ),
+    _run_id("pipeline_runs.run_id that validated", primary_key=True),
     Column("dataset", String(32), primary_key=True, comment="prices, weather or features"),
     Column("batch", String(128), primary_key=True, comment="batch name, e.g. prices-SP500"),
     Column("as_of", Date, nullable=False, comment="forecast date the batch was validated for"),

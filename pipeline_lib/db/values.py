@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
@@ -31,18 +31,6 @@ def to_date(value: Any) -> dt.date | None:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
     return pd.Timestamp(value).date()
-
-
-def to_float(value: Any) -> float | None:
-    return None if is_missing(value) else float(value)
-
-
-def to_int(value: Any) -> int | None:
-    return None if is_missing(value) else int(value)
-
-
-def to_bool(value: Any) -> bool | None:
-    return None if is_missing(value) else bool(value)
 
 
 def to_str(value: Any) -> str | None:
@@ -84,15 +72,3 @@ def utcnow() -> dt.datetime:
 
 
 Converter = Callable[[Any], Any]
-
-
-def records(df: pd.DataFrame, converters: Mapping[str, Converter]) -> list[dict[str, Any]]:
-    """Rows of ``df`` as dicts of plain Python values, one converter per column.
-
-    Raises ValueError naming the columns ``df`` lacks.
-    """
-    missing = [c for c in converters if c not in df.columns]
-    if missing:
-        raise ValueError(f"missing columns {missing}; got {list(df.columns)}")
-    columns = {name: [conv(v) for v in df[name].tolist()] for name, conv in converters.items()}
-    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]

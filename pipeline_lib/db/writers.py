@@ -104,11 +104,13 @@ def write_backtest_results(
     """
     constants = {"backtest_date": backtest_date, "run_id": run_id, "created_at": v.utcnow()}
     data = to_arrow(backtest_results, df, constants)
+    if data.num_rows:  # replaces every row of backtest_date
+        return replace_rows(bind, backtest_results, data, ["backtest_date"], bulk_rows)
     with transaction(bind) as conn:  # no rows tonight: nothing of a former run may linger
         conn.execute(
             backtest_results.delete().where(backtest_results.c.backtest_date == backtest_date)
         )
-        return replace_rows(conn, backtest_results, data, ["backtest_date"], bulk_rows)
+    return 0
 
 
 def set_model_statuses(bind: Engine | Connection, statuses: Mapping[str, str]) -> None:

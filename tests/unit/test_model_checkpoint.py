@@ -216,19 +216,17 @@ def test_checkpoint_without_optimizer_state_still_loads(
     assert json.loads((folder / "metadata.json").read_text())["optimizer"] is None
 
 
-def test_load_refuses_tampered_optimizer_state(trained: TrainedModel, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("file", "message"),
+    [("optimizer.safetensors", "optimizer state .* sha256"), ("model.safetensors", "sha256")],
+)
+def test_load_refuses_tampered_files(
+    trained: TrainedModel, tmp_path: Path, file: str, message: str
+) -> None:
     version = save_model(str(tmp_path), trained)
-    path = tmp_path / version / "optimizer.safetensors"
+    path = tmp_path / version / file
     path.write_bytes(path.read_bytes()[:-4] + b"\x00\x00\x00\x00")
-    with pytest.raises(ValueError, match="optimizer state .* sha256"):
-        load_model(str(tmp_path), version)
-
-
-def test_load_refuses_tampered_weights(trained: TrainedModel, tmp_path: Path) -> None:
-    version = save_model(str(tmp_path), trained)
-    path = tmp_path / version / "model.safetensors"
-    path.write_bytes(path.read_bytes()[:-4] + b"\x00\x00\x00\x00")
-    with pytest.raises(ValueError, match="sha256"):
+    with pytest.raises(ValueError, match=message):
         load_model(str(tmp_path), version)
 
 
