@@ -201,6 +201,43 @@ class ValidationConfig(BaseModel):
     jump_zscore: float = Field(default=8.0, gt=0, description="day-over-day change, in std devs")
 
 
+class OrchestrationConfig(BaseModel):
+    """How the deployments run: schedules (``forecast-pipeline deploy`` puts them in
+    deploy/prefect.yaml) and the global concurrency limit every writing run holds."""
+
+    nightly_cron: str = Field(default="30 6 * * 2-6", description="nightly run (cron)")
+    retrain_cron: str = Field(default="0 4 * * 0", description="periodic full retraining (cron)")
+    timezone: str = Field(default="Europe/London", description="IANA zone of both schedules")
+    work_pool: str = Field(default="forecast-pool", description="Prefect work pool of the runs")
+    concurrency_limit: str = Field(
+        default="forecast-pipeline",
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefect global concurrency limit (1 slot) held by nightly, retrain and "
+        "backfill runs, so two runs never write the same partitions or rows at once",
+    )
+    wait_hours: float = Field(
+        default=12, gt=0, description="how long a run waits for that slot before failing"
+    )
+
+    @field_validator("nightly_cron", "retrain_cron")
+    @classmethod
+    def _five_fields(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError(f"a cron needs 5 fields (minute hour day month weekday), got {v!r}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
 class Settings(BaseSettings):
     """Everything a run needs. Build it with :func:`load_settings`."""
 
@@ -234,6 +271,13 @@ class Settings(BaseSettings):
     http: HttpConfig = Field(default_factory=HttpConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    lineage: str = Field(
+        default="",
+        pattern=r"^[a-z0-9-]*$",
+        description="model-selection namespace; empty for the configured series. A backfill "
+        "over a subset of the series sets it, so its champions never replace the nightly's",
+    )
     credentials: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="secrets by name, e.g. PIPELINE_CREDENTIALS__OPEN_METEO_API_KEY; never logged",

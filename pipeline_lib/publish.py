@@ -117,14 +117,33 @@ def publish_results(
         observed = actuals_frame(conn, features, as_of, settings.actuals_restate_days)
         return {
             "forecasts": db.write_forecasts(conn, forecasts, run_id),
-            "backtest_results": db.write_backtest_results(conn, evaluation.rows, run_id, as_of),
+            "backtest_results": db.write_backtest_results(
+                conn, evaluation.rows, run_id, as_of, series_ids=settings.series_ids
+            ),
             "drift_metrics": db.write_drift_metrics(conn, drift, run_id),
             "actuals": db.write_actuals(conn, observed, run_id),
         }
 
     written = db.run_in_transaction(engine, write)
-    registry.save_selection(paths.models_dir(settings.data_dir), selection)
+    registry.save_selection(paths.models_dir(settings.data_dir), selection, settings.lineage)
     return written
+
+
+def settle_statuses(
+    engine: Engine, settings: Settings, start: dt.date, end: dt.date
+) -> dict[str, str]:
+    """After a backfill of ``start``..``end``: the champions its chunks chose, other than the
+    champion of the newest selection of the lineage, become ``retired`` (a later chunk starts a
+    lineage of its own, so nothing else retires the former chunk's champion). Returns what
+    changed."""
+    url = paths.models_dir(settings.data_dir)
+    chosen = registry.selections(url, end + dt.timedelta(days=1), start, settings.lineage)
+    newest = registry.latest_selection(url, dt.date.max, lineage=settings.lineage)
+    keep = newest.champion if newest else None
+    retire = {s.champion: "retired" for s in chosen if s.champion and s.champion != keep}
+    if retire:
+        db.run_in_transaction(engine, lambda conn: db.set_model_statuses(conn, retire))
+    return retire
 
 
 def write_run_report(data_dir: str, run_id: str, as_of: dt.date, summary: dict[str, Any]) -> str:

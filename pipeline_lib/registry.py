@@ -164,16 +164,19 @@ def _per_series(
     return published, series_mase
 
 
-def _folder(models_url: str) -> tuple[Any, str]:
+def _folder(models_url: str, lineage: str = "") -> tuple[Any, str]:
+    """``models/selections``, or ``models/selections/<lineage>`` for a run over a subset of
+    the series (the nightly never reads those)."""
     fs, path = url_to_fs(models_url)
-    return fs, f"{path.rstrip('/')}/{SELECTIONS}"
+    folder = f"{path.rstrip('/')}/{SELECTIONS}"
+    return fs, f"{folder}/{lineage}" if lineage else folder
 
 
-def save_selection(models_url: str, selection: Selection) -> str:
+def save_selection(models_url: str, selection: Selection, lineage: str = "") -> str:
     """Write the night's selection record (atomic; a rerun of the night replaces it, unless the
     rerun reached the same champion and choices: then the first record, with the reason the
     champion won, stays)."""
-    fs, folder = _folder(models_url)
+    fs, folder = _folder(models_url, lineage)
     fs.makedirs(folder, exist_ok=True)
     path = f"{folder}/{selection.as_of}.json"
     url = fs.unstrip_protocol(path)
@@ -185,12 +188,29 @@ def save_selection(models_url: str, selection: Selection) -> str:
     return url
 
 
-def latest_selection(models_url: str, before: dt.date) -> Selection | None:
-    """The newest selection dated strictly before ``before`` (None if there is none)."""
-    fs, folder = _folder(models_url)
+def _dated(
+    models_url: str, before: dt.date, since: dt.date | None, lineage: str
+) -> tuple[Any, list[str]]:
+    fs, folder = _folder(models_url, lineage)
     if not fs.exists(folder):
-        return None
-    dated = sorted(
-        p for p in fs.glob(f"{folder}/*.json") if p.rsplit("/", 1)[-1][:-5] < before.isoformat()
-    )
+        return fs, []
+    low, high = (since.isoformat() if since else ""), before.isoformat()
+    names = sorted(p for p in fs.glob(f"{folder}/*.json"))
+    return fs, [p for p in names if low <= p.rsplit("/", 1)[-1][:-5] < high]
+
+
+def selections(
+    models_url: str, before: dt.date, since: dt.date | None = None, lineage: str = ""
+) -> list[Selection]:
+    """The selections dated strictly before ``before`` (and on or after ``since``), oldest
+    first."""
+    fs, dated = _dated(models_url, before, since, lineage)
+    return [Selection.from_dict(json.loads(fs.cat_file(p))) for p in dated]
+
+
+def latest_selection(
+    models_url: str, before: dt.date, since: dt.date | None = None, lineage: str = ""
+) -> Selection | None:
+    """The newest selection dated strictly before ``before`` (and on or after ``since``)."""
+    fs, dated = _dated(models_url, before, since, lineage)
     return Selection.from_dict(json.loads(fs.cat_file(dated[-1]))) if dated else None

@@ -123,9 +123,16 @@ def train_or_reuse(
     as_of: dt.date,
     force_full: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    lineage_start: dt.date | None = None,
 ) -> tuple[TrainedModel, TrainingDecision]:
     """Apply :func:`decide` and return the model trained tonight, or the reused one (saved in
-    models/). Training targets stop at tonight's backtest hold-out start."""
+    models/). Training targets stop at tonight's backtest hold-out start.
+
+    ``lineage_start``: consider only the models chosen (champion or challenger) by nights
+    from that date on, up to ``as_of`` (a backfill chunk: the first chunk continues the
+    nightly's lineage, each later one starts its own with a full training), so chunks run in
+    parallel see none of each other's models and reach the same ones as one after the other.
+    """
     url = paths.models_dir(settings.data_dir)
     rows = features[features[schema.DATE] <= pd.Timestamp(as_of)]
     newest = None if rows.empty else pd.Timestamp(rows[schema.DATE].max()).date()
@@ -133,11 +140,16 @@ def train_or_reuse(
     needed = settings.model.lookback + settings.horizon  # shorter series cannot be trained on
     series_ids = sorted(str(s) for s in counts.index[counts >= needed])
     fit_end = holdout_plan(settings, rows, as_of).holdout_start
-    previous = registry.latest_selection(url, as_of)
+    models = list_models(url)
+    if lineage_start is not None:
+        chosen = registry.selections(url, as_of, lineage_start, settings.lineage)
+        allowed = {v for s in chosen for v in (s.champion, s.challenger) if v}
+        models = [m for m in models if m["version"] in allowed]
+    previous = registry.latest_selection(url, as_of, lineage_start, settings.lineage)
     champion = previous.champion if previous else None
-    decision = decide(
-        list_models(url), settings, as_of, series_ids, newest, force_full, champion, fit_end
-    )
+    decision = decide(models, settings, as_of, series_ids, newest, force_full, champion, fit_end)
+    if lineage_start is not None and not models:
+        decision = TrainingDecision("full", f"no model chosen since {lineage_start} (backfill)")
     if decision.action == "reuse":
         return load_model(url, decision.base_version), decision
     if decision.action == "full":

@@ -95,8 +95,10 @@ def write_backtest_results(
     run_id: str,
     backtest_date: dt.date,
     bulk_rows: int = BULK_ROWS,
+    series_ids: list[str] | None = None,
 ) -> int:
-    """Write one night's backtest rows, replacing every row of ``backtest_date``.
+    """Write one night's backtest rows, replacing every row of ``backtest_date`` (only of
+    ``series_ids`` when given: a run over a subset of the series leaves the others' rows).
 
     ``df``: the rows of :func:`pipeline_lib.evaluation.backtest.score_backtest` (forecast
     columns, ``model``, ``model_version``, ``actual`` and the metric terms). Returns the number
@@ -104,13 +106,15 @@ def write_backtest_results(
     """
     constants = {"backtest_date": backtest_date, "run_id": run_id, "created_at": v.utcnow()}
     data = to_arrow(backtest_results, df, constants)
-    if data.num_rows:  # replaces every row of backtest_date
-        return replace_rows(bind, backtest_results, data, ["backtest_date"], bulk_rows)
-    with transaction(bind) as conn:  # no rows tonight: nothing of a former run may linger
-        conn.execute(
-            backtest_results.delete().where(backtest_results.c.backtest_date == backtest_date)
-        )
-    return 0
+    t = backtest_results
+    key = ["backtest_date"] if series_ids is None else ["backtest_date", "series_id"]
+    with transaction(bind) as conn:
+        gone = t.c.backtest_date == backtest_date
+        if series_ids is not None:  # series of the run without rows tonight
+            gone &= t.c.series_id.in_(sorted(set(series_ids) - set(df.get("series_id", []))))
+        if series_ids is not None or not data.num_rows:
+            conn.execute(t.delete().where(gone))
+        return replace_rows(conn, t, data, key, bulk_rows) if data.num_rows else 0
 
 
 def set_model_statuses(bind: Engine | Connection, statuses: Mapping[str, str]) -> None:

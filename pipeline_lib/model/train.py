@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import functools
 import math
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +45,21 @@ from pipeline_lib.model.windows import (
 Progress = Callable[[dict[str, Any]], None]
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 OptimizerState = dict[str, Any]  # a torch ``Optimizer.state_dict()``
+
+
+# torch's random generator, deterministic mode and thread count are process-wide: two trainings
+# in threads of one process (a backfill's chunks on the thread pool) would draw from the same
+# generator and stop being reproducible, so they take turns. Processes (Dask) train in parallel.
+_TRAINING = threading.RLock()
+
+
+def _one_at_a_time(fn: Callable[..., TrainedModel]) -> Callable[..., TrainedModel]:
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> TrainedModel:
+        with _TRAINING:
+            return fn(*args, **kwargs)
+
+    return locked
 
 
 def set_seed(seed: int) -> None:
@@ -258,6 +275,7 @@ def _run(
     return _fit_into(trained, train, val, cfg, learning_rate, max_epochs, progress, len(frame))
 
 
+@_one_at_a_time
 def train_full(
     features: pd.DataFrame,
     model_cfg: ModelConfig,
@@ -404,6 +422,7 @@ def finetune_scalers(
     )
 
 
+@_one_at_a_time
 def fine_tune(
     parent: TrainedModel,
     features: pd.DataFrame,

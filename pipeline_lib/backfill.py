@@ -1,0 +1,220 @@
+"""Planning a backfill: the options a user sets in the Prefect UI, their checks, and the chunks.
+
+A backfill replays the nightly logic for every forecast date of ``start..end``. The dates are
+cut into chunks of ``retrain_every_days`` consecutive days; each chunk starts a model lineage of
+its own with a full training on its first date and fine-tunes (or reuses) it on the next ones,
+exactly as the nightly would with that cadence. Chunks share nothing but the data, which is
+ingested and turned into features once, before them, so they can run in parallel and give the
+same models and rows as when run one after the other. Every date sees only data dated on or
+before it and only models trained through it (point-in-time correct).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipeline_lib import paths, registry, tuning
+from pipeline_lib.config import Settings
+from pipeline_lib.db import safe_url
+from pipeline_lib.features.stage import load_features
+
+
+class BackfillOptions(BaseModel):
+    """Options of a backfill (the Prefect UI renders them as a form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retrain_every_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=366,
+        description="Full retraining cadence inside the backfill: the dates are cut into "
+        "chunks of this many days, each starting with a full training. Default: the "
+        "settings' training.retrain_every_days.",
+    )
+    series: list[str] | None = Field(
+        default=None,
+        description="Only these series ids (default: every configured series). A subset "
+        "trains its own models; its champions never replace the nightly's.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Only plan: check the range, list the chunks and dates, write nothing.",
+    )
+    parallel_chunks: int = Field(
+        default=2, ge=1, le=64, description="Chunks run at the same time (workers)."
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description="threads: a thread pool in the flow run's process (trainings take turns). "
+        "dask: prefect-dask's DaskTaskRunner, one process per chunk (pip install "
+        "'forecast-pipeline[dask]').",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="Scheduler of an existing Dask cluster (tcp://host:8786); default: a "
+        "local cluster started for the run.",
+    )
+    recompute: bool = Field(
+        default=False,
+        description="Recompute every date, even those a former run of the same backfill "
+        "finished with the same data and settings (their cached results are skipped).",
+    )
+
+    @field_validator("series")
+    @classmethod
+    def _distinct(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError(f"series must be a non-empty list of distinct ids, got {v}")
+        return v
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive forecast dates and the first date whose model choices they build on: the
+    first chunk continues the nightly's lineage (``lineage_start`` = the first date ever); a
+    later chunk starts its own (``lineage_start`` = its first date, trained in full)."""
+
+    dates: tuple[dt.date, ...]
+    lineage_start: dt.date
+
+    @property
+    def start(self) -> dt.date:
+        return self.dates[0]
+
+    @property
+    def end(self) -> dt.date:
+        return self.dates[-1]
+
+
+@dataclass(frozen=True)
+class BackfillPlan:
+    start: dt.date
+    end: dt.date
+    series: tuple[str, ...]
+    lineage: str
+    retrain_every_days: int
+    chunks: tuple[Chunk, ...]
+
+    @property
+    def dates(self) -> list[dt.date]:
+        return [d for c in self.chunks for d in c.dates]
+
+    def markdown(self) -> str:
+        lines = [
+            f"**Backfill {self.start} to {self.end}**: {len(self.dates)} forecast dates in "
+            f"{len(self.chunks)} chunks of {self.retrain_every_days} days (retraining cadence), "
+            f"series {', '.join(self.series)}"
+            + (f", selections under lineage `{self.lineage}`" if self.lineage else ""),
+            "",
+            "| chunk | first date | last date | dates | models |",
+            "|---:|---|---|---:|---|",
+        ]
+        lines += [
+            f"| {i} | {c.start} | {c.end} | {len(c.dates)} | "
+            + ("continues the champion" if c.lineage_start < c.start else "full training first")
+            + " |"
+            for i, c in enumerate(self.chunks)
+        ]
+        return "\n".join(lines)
+
+
+def today_in(timezone: str) -> dt.date:
+    """Today's date where the schedules run."""
+    return dt.datetime.now(ZoneInfo(timezone)).date()
+
+
+def check_range(start: dt.date, end: dt.date, today: dt.date, first: dt.date) -> None:
+    """Refuse a range a backfill cannot run on, naming the bad bound."""
+    if start > end:
+        raise ValueError(f"backfill start {start} is after its end {end}")
+    if end > today:
+        raise ValueError(
+            f"backfill end {end} is in the future (today is {today}): no data exists for it yet"
+        )
+    if start < first:
+        raise ValueError(f"backfill start {start} is before the first date ingested ({first})")
+
+
+def lineage_of(series: list[str]) -> str:
+    """The selection namespace of a subset of the series: stable for the same set."""
+    digest = hashlib.sha256(json.dumps(sorted(series)).encode()).hexdigest()[:10]
+    return f"subset-{digest}"
+
+
+def scoped_settings(settings: Settings, series: list[str] | None) -> Settings:
+    """``settings`` restricted to ``series`` (None or the configured set: unchanged)."""
+    if series is None or sorted(series) == sorted(settings.series_ids):
+        return settings
+    unknown = sorted(set(series) - set(settings.series_ids))
+    if unknown:
+        raise ValueError(
+            f"unknown series {unknown}: the configured series are {settings.series_ids}"
+        )
+    kept = [s for s in settings.series if s.id in series]
+    return settings.model_copy(update={"series": kept, "lineage": lineage_of(series)})
+
+
+def chunk_dates(start: dt.date, end: dt.date, size: int, first: dt.date) -> list[Chunk]:
+    """``start..end`` cut into chunks of ``size`` consecutive days (the last may be shorter);
+    ``first``: the lineage start of the first chunk."""
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    cuts = [tuple(days[i : i + size]) for i in range(0, len(days), size)]
+    return [Chunk(c, first if i == 0 else c[0]) for i, c in enumerate(cuts)]
+
+
+def plan_backfill(
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    options: BackfillOptions,
+    today: dt.date | None = None,
+) -> BackfillPlan:
+    """Check the range and the options against ``settings`` and cut the dates into chunks."""
+    today = today or today_in(settings.orchestration.timezone)
+    check_range(start, end, today, settings.start_date)
+    scoped = scoped_settings(settings, options.series)
+    every = options.retrain_every_days or settings.training.retrain_every_days
+    return BackfillPlan(
+        start=start,
+        end=end,
+        series=tuple(scoped.series_ids),
+        lineage=scoped.lineage,
+        retrain_every_days=every,
+        chunks=tuple(chunk_dates(start, end, every, settings.start_date)),
+    )
+
+
+def date_fingerprint(
+    settings: Settings, as_of: dt.date, chunk_start: dt.date, lineage_start: dt.date
+) -> str:
+    """What a backfill date's results are a function of: the code's settings (the database by
+    its masked URL), the tuned configuration, the date, its chunk, the model choice the chunk
+    starts from, and the features of every series up to the date. Two runs with the same
+    fingerprint write the same rows, so the second may skip the date."""
+    features = load_features(settings, as_of)
+    before = registry.latest_selection(
+        paths.models_dir(settings.data_dir), chunk_start, lineage_start, settings.lineage
+    )
+    state = {
+        "settings": tuning.apply_best(settings, as_of).model_dump(
+            mode="json", exclude={"database_url", "credentials"}
+        ),
+        "database": safe_url(settings.db_url),
+        "as_of": as_of.isoformat(),
+        "chunk": [chunk_start.isoformat(), lineage_start.isoformat()],
+        "starts_from": before.to_dict() if before else None,
+        "features": hashlib.sha256(
+            pd.util.hash_pandas_object(features, index=False).to_numpy().tobytes()
+        ).hexdigest(),
+        "rows": int(len(features)),
+    }
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()

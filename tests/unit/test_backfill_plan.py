@@ -1,0 +1,83 @@
+"""Planning a backfill: the range checks, the options, the chunks and the series subset."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline_lib.backfill import (
+    BackfillOptions,
+    chunk_dates,
+    lineage_of,
+    plan_backfill,
+    scoped_settings,
+)
+from pipeline_lib.config import Settings
+
+TODAY = dt.date(2015, 12, 31)
+
+
+def _plan(start: str, end: str, **options: object):
+    return plan_backfill(
+        Settings(), dt.date.fromisoformat(start), dt.date.fromisoformat(end),
+        BackfillOptions(**options), today=TODAY,
+    )  # fmt: skip
+
+
+def test_range_is_checked_with_the_bad_bound_named() -> None:
+    with pytest.raises(ValueError, match="start 2015-02-02 is after its end 2015-02-01"):
+        _plan("2015-02-02", "2015-02-01")
+    with pytest.raises(ValueError, match="end 2016-01-01 is in the future"):
+        _plan("2015-12-30", "2016-01-01")
+    with pytest.raises(ValueError, match="before the first date ingested"):
+        _plan("2011-12-31", "2012-01-05")
+    assert _plan("2015-12-31", "2015-12-31").dates == [TODAY]  # one day, today: fine
+
+
+def test_chunks_follow_the_retraining_cadence() -> None:
+    plan = _plan("2015-07-01", "2015-07-10", retrain_every_days=4)
+    assert plan.retrain_every_days == 4
+    assert [(c.start.day, c.end.day) for c in plan.chunks] == [(1, 4), (5, 8), (9, 10)]
+    assert plan.dates == [dt.date(2015, 7, d) for d in range(1, 11)]
+    # the first chunk continues the nightly's lineage; each later one starts its own
+    assert plan.chunks[0].lineage_start == Settings().start_date
+    assert [c.lineage_start for c in plan.chunks[1:]] == [dt.date(2015, 7, 5), dt.date(2015, 7, 9)]
+    assert "| 1 | 2015-07-05 | 2015-07-08 | 4 | full training first |" in plan.markdown()
+    # default cadence: the settings' retrain_every_days
+    assert _plan("2015-07-01", "2015-07-10").retrain_every_days == 28
+
+
+def test_chunks_do_not_depend_on_parallelism() -> None:
+    one = _plan("2015-01-01", "2015-03-01", retrain_every_days=7, parallel_chunks=1)
+    many = _plan("2015-01-01", "2015-03-01", retrain_every_days=7, parallel_chunks=8)
+    assert one.chunks == many.chunks
+    assert chunk_dates(dt.date(2015, 1, 1), dt.date(2015, 1, 1), 7, dt.date(2012, 1, 1))[
+        0
+    ].dates == (dt.date(2015, 1, 1),)
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValidationError, match="retrain_every_days"):
+        BackfillOptions(retrain_every_days=0)
+    with pytest.raises(ValidationError, match="distinct"):
+        BackfillOptions(series=["SP500", "SP500"])
+    with pytest.raises(ValidationError, match="task_runner"):
+        BackfillOptions(task_runner="ray")
+    with pytest.raises(ValidationError, match="extra"):
+        BackfillOptions(dryrun=True)
+
+
+def test_series_subset_gets_its_own_lineage() -> None:
+    settings = Settings()
+    assert scoped_settings(settings, None) is settings
+    assert scoped_settings(settings, list(reversed(settings.series_ids))) is settings
+    subset = scoped_settings(settings, ["WTI", "MSFT"])
+    assert subset.series_ids == ["MSFT", "WTI"]  # configured order
+    assert subset.lineage == lineage_of(["MSFT", "WTI"]) == lineage_of(["WTI", "MSFT"])
+    assert subset.lineage.startswith("subset-") and settings.lineage == ""
+    with pytest.raises(ValueError, match=r"unknown series \['GOLD'\]"):
+        scoped_settings(settings, ["GOLD", "WTI"])
+    plan = _plan("2015-07-01", "2015-07-02", series=["WTI"])
+    assert plan.series == ("WTI",) and plan.lineage == lineage_of(["WTI"])
