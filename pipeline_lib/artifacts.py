@@ -1,0 +1,264 @@
+"""What a run shows people: markdown summaries of its forecasts, validation, drift and backtest,
+and a PNG plot of recent actuals with the forecasts. Plain strings and bytes, no Prefect: the
+tasks in ``tasks/artifacts.py`` publish them as Prefect artifacts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipeline_lib import paths, schema
+from pipeline_lib.champion import Evaluation
+from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION, baseline_version
+from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL
+from pipeline_lib.store.fs import atomic_write_bytes
+from pipeline_lib.validation.report import ValidationReport
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+HORIZONS = (1, 5, 14)  # shown in the forecast table, with the last horizon of each run
+MAX_DRIFT_ROWS = 200  # flagged drift rows listed; the rest are counted
+
+
+def markdown_table(header: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table; ``|`` in a cell is escaped, newlines become spaces."""
+
+    def line(cells: Sequence[object]) -> str:
+        text = [str(c).replace("|", "\\|").replace("\n", " ") for c in cells]
+        return "| " + " | ".join(text) + " |"
+
+    out = [line(header), "|" + "---|" * len(header)]
+    return "\n".join(out + [line(r) for r in rows])
+
+
+def _number(value: object, fmt: str = ",.2f") -> str:
+    """``value`` formatted, or ``-`` for None, NaN and infinities."""
+    if value is None or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        return "-"
+    return format(float(value), fmt)  # type: ignore[arg-type]
+
+
+def _day(value: object) -> str:
+    return pd.Timestamp(value).date().isoformat()  # type: ignore[arg-type]
+
+
+def forecasts_markdown(
+    forecasts: pd.DataFrame, horizons: Sequence[int] = HORIZONS, plot_url: str | None = None
+) -> str:
+    """One row per series: the model it came from, and ``median [lower, upper]`` at
+    ``horizons`` and the last horizon. ``forecasts``: ``champion.published_forecasts``."""
+    if forecasts.empty:
+        return "No forecasts were published."
+    last = int(forecasts["horizon"].max())
+    shown = sorted({int(h) for h in horizons if h <= last} | {last})
+    header = ["series", "model", "model version", *[_horizon_label(forecasts, h) for h in shown]]
+    rows = []
+    for sid, part in forecasts.groupby(schema.SERIES_ID, sort=True):
+        by_h = part.set_index("horizon")
+        cells = [_interval(by_h.loc[h]) if h in by_h.index else "-" for h in shown]
+        first = part.iloc[0]
+        rows.append([sid, first.get(MODEL, "-"), first.get(MODEL_VERSION, "-"), *cells])
+    as_of = ", ".join(sorted({_day(d) for d in forecasts["forecast_date"]}))
+    text = (
+        f"**Forecasts as of {as_of}**: median [lower, upper] at horizons {shown[0]}..{last}, "
+        "each series from the model that won its backtest.\n\n" + markdown_table(header, rows)
+    )
+    if plot_url:
+        text += f"\n\nPlot of recent actuals and the forecasts: `{plot_url}`"
+    return text
+
+
+def _horizon_label(forecasts: pd.DataFrame, h: int) -> str:
+    dates = {_day(d) for d in forecasts.loc[forecasts["horizon"] == h, "target_date"]}
+    return f"h={h} ({dates.pop()})" if len(dates) == 1 else f"h={h}"
+
+
+def _interval(row: pd.Series) -> str:
+    return f"{_number(row.yhat)} [{_number(row.yhat_lower)}, {_number(row.yhat_upper)}]"
+
+
+def validation_markdown(
+    reports: Sequence[ValidationReport], quarantine_paths: Mapping[str, str] | None = None
+) -> str:
+    """Per batch: rows, verdict, expectations met, the failed expectations and warnings by
+    name; then every failure and warning in full. ``quarantine_paths``: see
+    :class:`pipeline_lib.validation.report.ValidationFailed`."""
+    if not reports:
+        return "No batches were validated."
+    failed = [r for r in reports if not r.success]
+    as_of = ", ".join(sorted({r.as_of for r in reports}))
+    header = ["batch", "source", "rows", "verdict", "met", "failed", "warnings"]
+    rows = [
+        [
+            r.key,
+            r.source or "-",
+            r.row_count,
+            "passed" if r.success else "**FAILED**",
+            f"{r.successful}/{r.evaluated}",
+            ", ".join(f.check for f in r.failures) or "-",
+            ", ".join(w.check for w in r.warnings) or "-",
+        ]
+        for r in reports
+    ]
+    text = (
+        f"**Validation as of {as_of}**: {len(reports)} batch(es), {len(failed)} failed.\n\n"
+        + markdown_table(header, rows)
+    )
+    details = [r for r in reports if r.failures or r.warnings or r.skipped]
+    if details:
+        lines = [r.summary() for r in details]
+        where = quarantine_paths or {}
+        lines += [f"{key} quarantined in {path}" for key, path in sorted(where.items())]
+        text += "\n\n```text\n" + "\n".join(lines) + "\n```"
+    return text
+
+
+def drift_markdown(drift: pd.DataFrame, max_rows: int = MAX_DRIFT_ROWS) -> str:
+    """The flagged rows of ``monitor.drift_metrics`` and a line that counts checks and flags."""
+    if drift.empty:
+        return "**Drift**: no drift metrics were computed: no drift flags."
+    flagged = drift.loc[drift["is_drift"].astype(bool)]
+    pairs = drift[[schema.SERIES_ID, "feature"]].drop_duplicates()
+    flagged_pairs = flagged[[schema.SERIES_ID, "feature"]].drop_duplicates()
+    when = ""
+    if "forecast_date" in drift:
+        when = " as of " + ", ".join(sorted({_day(d) for d in drift["forecast_date"]}))
+    head = f"**Drift{when}**: {len(drift)} metrics on {len(pairs)} series-feature pairs"
+    if flagged.empty:
+        return f"{head}: no drift flags."
+    head += f"; {len(flagged)} flagged, on {len(flagged_pairs)} pairs."
+    rows = [
+        [r.series_id, r.feature, r.metric, _number(r.value, ".4g"), _number(r.threshold, ".4g")]
+        for r in flagged.head(max_rows).itertuples()
+    ]
+    table = markdown_table(["series", "feature", "metric", "value", "threshold"], rows)
+    more = f"\n\n... and {len(flagged) - max_rows} more." if len(flagged) > max_rows else ""
+    return f"{head}\n\n{table}{more}"
+
+
+def backtest_markdown(evaluation: Evaluation) -> str:
+    """The night's contest (champion, challenger, promoted, why) and per series the published
+    model's all-horizon MASE, sMAPE and coverage next to every model's MASE."""
+    sel, plan = evaluation.selection, evaluation.plan
+    facts = [
+        ["champion", sel.champion or "none"],
+        ["previous champion", sel.previous_champion or "none"],
+        ["challenger", sel.challenger or "none"],
+        ["promoted", "yes" if sel.promoted else "no"],
+        ["reason", sel.reason],
+        *[[f"MASE of {v}", _number(m, ".4f")] for v, m in sel.mase.items()],
+    ]
+    text = (
+        f"**Backtest as of {plan.as_of.isoformat()}**: {plan.n_windows} windows (origins) "
+        f"from {plan.holdout_start or '-'}, horizons 1..{plan.horizon}.\n\n"
+        + markdown_table(["selection", ""], facts)
+        + "\n\nPer series, all horizons (MASE: lower is better, 1 = the naive forecast's "
+        "in-sample error):\n\n" + _series_table(evaluation)
+    )
+    if evaluation.notes:
+        text += "\n\nNotes:\n" + "\n".join(f"- {n}" for n in evaluation.notes)
+    return text
+
+
+def _series_table(evaluation: Evaluation) -> str:
+    sel = evaluation.selection
+    models = sorted({m for s in sel.series_mase.values() for m in s}, key=lambda m: (m != LSTM, m))
+    summary = evaluation.summary.loc[evaluation.summary["horizon"] == ALL_HORIZONS]
+    scores = summary.set_index([MODEL_VERSION, schema.SERIES_ID])
+    header = ["series", "published", "MASE", "sMAPE", "coverage", *[f"MASE {m}" for m in models]]
+    rows = []
+    for sid, by_model in sorted(sel.series_mase.items()):
+        model = sel.published.get(sid)
+        version = sel.champion if model == LSTM else baseline_version(model or "")
+        own = scores.loc[(version, sid)] if (version, sid) in scores.index else {}
+        rows.append(
+            [
+                sid,
+                model or "none",
+                _number(own.get("mase"), ".3f"),
+                _number(own.get("smape"), ".2f"),
+                _number(own.get("coverage"), ".2f"),
+                *[_number(by_model.get(m), ".3f") for m in models],
+            ]
+        )
+    return markdown_table(header, rows)
+
+
+def plot_forecasts(
+    features: pd.DataFrame, forecasts: pd.DataFrame, as_of: dt.date, recent_days: int = 90
+) -> bytes:
+    """A PNG: per series, the last ``recent_days`` of actuals up to ``as_of``, the median
+    forecast and its lower..upper band, and a dashed line at ``as_of``. The same inputs give
+    the same bytes (no version or date in the file)."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, safe in threads
+
+    series = sorted(forecasts[schema.SERIES_ID].unique())
+    if not series:
+        raise ValueError("no forecasts to plot")
+    ncols = 1 if len(series) == 1 else 2
+    nrows = math.ceil(len(series) / ncols)
+    fig = Figure(figsize=(6.4 * ncols, 2.8 * nrows), dpi=100, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    end = pd.Timestamp(as_of)
+    dates = pd.to_datetime(features[schema.DATE])
+    recent = features.loc[(dates > end - pd.Timedelta(days=recent_days)) & (dates <= end)]
+    for ax, sid in zip(axes, series, strict=False):
+        _panel(ax, sid, recent, forecasts.loc[forecasts[schema.SERIES_ID] == sid], end)
+    for ax in axes[len(series) :]:
+        ax.set_axis_off()
+    axes[0].legend(loc="upper left", fontsize="small")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _panel(
+    ax: Axes, sid: str, recent: pd.DataFrame, forecast: pd.DataFrame, as_of: pd.Timestamp
+) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    actual = recent.loc[recent[schema.SERIES_ID] == sid].sort_values(schema.DATE)
+    forecast = forecast.sort_values("horizon")
+    target = _times(forecast["target_date"])
+    observed = _times(actual[schema.DATE])
+    ax.plot(observed, actual[schema.Y].to_numpy(float), color="0.2", lw=1.0, label="actual")
+    low, high = forecast["yhat_lower"].to_numpy(float), forecast["yhat_upper"].to_numpy(float)
+    ax.fill_between(target, low, high, color="C0", alpha=0.25, lw=0, label="interval")
+    ax.plot(target, forecast["yhat"].to_numpy(float), color="C0", lw=1.5, label="forecast")
+    ax.axvline(as_of.to_datetime64(), color="0.5", ls="--", lw=0.8)
+    models = ", ".join(sorted(set(forecast[MODEL]))) if MODEL in forecast else ""
+    ax.set_title(f"{sid} ({models})" if models else sid, fontsize="medium")
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.grid(True, lw=0.3)
+
+
+def _times(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values).to_numpy("datetime64[ns]")
+
+
+def plot_url(data_dir: str, run_id: str, as_of: dt.date) -> str:
+    """``<data dir>/reports/plots/<as of>/forecast-<run id>.png``."""
+    return paths.reports_dir(data_dir, "plots", as_of.isoformat(), f"forecast-{run_id}.png")
+
+
+def save_plot(data_dir: str, run_id: str, as_of: dt.date, png: bytes) -> str:
+    """Write the plot under the data folder (atomic); returns its path or URL."""
+    url = plot_url(data_dir, run_id, as_of)
+    atomic_write_bytes(url, png)
+    return url
+
+
+def link_for(url: str) -> str:
+    """A link to open ``url`` from a browser: a ``file://`` URI for a local path."""
+    return url if "://" in url else Path(url).resolve().as_uri()

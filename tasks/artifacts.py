@@ -1,0 +1,82 @@
+"""Run artifacts in Prefect: forecasts, backtest and drift as markdown, the forecast plot as a
+link to its file in the data folder, and the validation summary.
+
+Keys are fixed (lowercase letters, digits and dashes, as Prefect requires), so each key's
+history in the UI is one artifact per run; every artifact is also attached to its flow run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from pipeline_lib import artifacts
+from pipeline_lib.champion import Evaluation
+from pipeline_lib.config import Settings
+from pipeline_lib.validation.report import ValidationReport
+
+FORECASTS_KEY = "forecasts"
+BACKTEST_KEY = "backtest-metrics"
+DRIFT_KEY = "drift-flags"
+PLOT_KEY = "forecast-plot"
+VALIDATION_KEY = "validation-summary"
+
+
+@task(name="publish-forecast-artifacts", cache_policy=NO_CACHE)
+def publish_forecast_artifacts(
+    settings: Settings,
+    run_id: str,
+    as_of: dt.date,
+    forecasts: pd.DataFrame,
+    evaluation: Evaluation,
+    drift: pd.DataFrame,
+    features: pd.DataFrame,
+) -> str | None:
+    """Save the forecast plot in the data folder and publish the run's artifacts; returns the
+    plot's path or URL (None when there is no forecast to plot)."""
+    plot = None
+    if not forecasts.empty:
+        png = artifacts.plot_forecasts(features, forecasts, as_of)
+        plot = artifacts.save_plot(settings.data_dir, run_id, as_of, png)
+        create_link_artifact(
+            link=artifacts.link_for(plot),
+            link_text=f"forecast plot as of {as_of} (PNG)",
+            key=PLOT_KEY,
+            description=f"Recent actuals, forecasts and their interval as of {as_of}",
+        )
+    create_markdown_artifact(
+        markdown=artifacts.forecasts_markdown(forecasts, plot_url=plot),
+        key=FORECASTS_KEY,
+        description=f"Forecasts as of {as_of}",
+    )
+    create_markdown_artifact(
+        markdown=artifacts.backtest_markdown(evaluation),
+        key=BACKTEST_KEY,
+        description=f"Backtest and champion selection as of {as_of}",
+    )
+    create_markdown_artifact(
+        markdown=artifacts.drift_markdown(drift),
+        key=DRIFT_KEY,
+        description=f"Drift flags as of {as_of}",
+    )
+    return plot
+
+
+@task(name="publish-validation-artifact", cache_policy=NO_CACHE)
+def publish_validation_artifact(
+    reports: Sequence[ValidationReport],
+    as_of: dt.date,
+    quarantine_paths: Mapping[str, str] | None = None,
+) -> None:
+    """Publish the validation summary of every batch (failed ones too, with their quarantine
+    folders when given)."""
+    create_markdown_artifact(
+        markdown=artifacts.validation_markdown(reports, quarantine_paths),
+        key=VALIDATION_KEY,
+        description=f"Validation of the batches as of {as_of}",
+    )

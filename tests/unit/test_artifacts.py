@@ -1,0 +1,264 @@
+"""Run artifacts: markdown of forecasts, validation, drift and backtest; the forecast plot."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from pipeline_lib import artifacts
+from pipeline_lib.champion import Evaluation
+from pipeline_lib.evaluation.backtest import BacktestPlan
+from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.registry import Selection
+from pipeline_lib.validation.report import ExpectationFailure, ValidationReport
+
+AS_OF = dt.date(2020, 12, 31)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(text: str, first_cell: str) -> str:
+    """The markdown table line whose first cell is ``first_cell``."""
+    return next(line for line in text.splitlines() if line.startswith(f"| {first_cell} |"))
+
+
+@pytest.fixture
+def forecasts() -> pd.DataFrame:
+    """Two series, horizons 1..3 from 2020-12-31 (business days)."""
+    targets = pd.to_datetime(["2021-01-01", "2021-01-04", "2021-01-05"])
+    rows = []
+    for sid, level, model, version in (
+        ("A", 100.0, "naive", "baseline-naive"),
+        ("B", 2000.0, "lstm", "v1"),
+    ):
+        for h, target in enumerate(targets, start=1):
+            rows.append(
+                {
+                    "series_id": sid,
+                    "forecast_date": pd.Timestamp(AS_OF),
+                    "target_date": target,
+                    "horizon": h,
+                    "yhat": level + h,
+                    "yhat_lower": level + h - 5 * h,
+                    "yhat_upper": level + h + 5 * h,
+                    "model": model,
+                    "model_version": version,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def features() -> pd.DataFrame:
+    """Random walks S0 and S1 through 2020-12-31 (and a few days past it)."""
+    return random_walk_features(n_series=2, n_days=280, start=dt.date(2020, 1, 1))
+
+
+@pytest.fixture
+def features_forecasts(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """The forecasts above, for the series of ``features``."""
+    return forecasts.replace({"series_id": {"A": "S0", "B": "S1"}})
+
+
+def test_markdown_table_escapes_pipes_and_newlines() -> None:
+    table = artifacts.markdown_table(["a", "b|c"], [["x|y", "two\nlines"]])
+    assert table.splitlines() == ["| a | b\\|c |", "|---|---|", "| x\\|y | two lines |"]
+
+
+def test_forecasts_markdown_has_a_row_per_series(forecasts: pd.DataFrame) -> None:
+    before = forecasts.copy()
+    text = artifacts.forecasts_markdown(forecasts, plot_url="data/reports/plots/x.png")
+    # the horizons asked for that exist (1) and the last one (3); 2 is left out
+    header = text.splitlines()[2]
+    assert "h=1 (2021-01-01)" in header and "h=3 (2021-01-05)" in header and "h=2" not in header
+    assert _row(text, "A") == (
+        "| A | naive | baseline-naive | 101.00 [96.00, 106.00] | 103.00 [88.00, 118.00] |"
+    )
+    assert _row(text, "B") == (
+        "| B | lstm | v1 | 2,001.00 [1,996.00, 2,006.00] | 2,003.00 [1,988.00, 2,018.00] |"
+    )
+    assert "as of 2020-12-31" in text and "`data/reports/plots/x.png`" in text
+    pd.testing.assert_frame_equal(forecasts, before)
+
+
+def test_forecasts_markdown_without_forecasts() -> None:
+    assert artifacts.forecasts_markdown(pd.DataFrame()) == "No forecasts were published."
+
+
+def _failure(check: str, severity: str) -> ExpectationFailure:
+    return ExpectationFailure(
+        check=check,
+        expectation_type="expect_column_values_to_be_between",
+        columns=["close"],
+        severity=severity,
+        risk="ranges",
+        expected="close > 0",
+        unexpected_count=1,
+        rows=[{"series_id": "SP500", "date": "2015-07-01", "close": -3.5}],
+    )
+
+
+@pytest.fixture
+def reports() -> list[ValidationReport]:
+    ok = ValidationReport("weather", "weather-seattle", "2015-07-02", 2, True, 12, 11)
+    ok.warnings.append(_failure("freshness", "warning"))
+    bad = ValidationReport("prices", "prices-SP500", "2015-07-02", 2, False, 20, 18)
+    bad.failures.append(_failure("close_positive", "critical"))
+    bad.warnings.append(_failure("close_jump", "warning"))
+    bad.source = "file drop: 2015-07-02.csv"
+    return [ok, bad]
+
+
+def test_validation_markdown_names_the_failures(reports: list[ValidationReport]) -> None:
+    quarantine = {"prices/prices-SP500": "data/quarantine/prices/prices-SP500-x"}
+    text = artifacts.validation_markdown(reports, quarantine)
+    assert "2 batch(es), 1 failed" in text
+    assert _row(text, "weather/weather-seattle") == (
+        "| weather/weather-seattle | - | 2 | passed | 11/12 | - | freshness |"
+    )
+    assert _row(text, "prices/prices-SP500") == (
+        "| prices/prices-SP500 | file drop: 2015-07-02.csv | 2 | **FAILED** | 18/20 "
+        "| close_positive | close_jump |"
+    )
+    # the failures in full: columns, rule, offending rows, and where the batch went
+    assert "critical close_positive (close)" in text and "close=-3.5" in text
+    assert "prices/prices-SP500 quarantined in data/quarantine/prices/prices-SP500-x" in text
+
+
+def test_validation_markdown_without_batches() -> None:
+    assert artifacts.validation_markdown([]) == "No batches were validated."
+
+
+def _drift(flags: dict[tuple[str, str], bool]) -> pd.DataFrame:
+    rows = []
+    for (sid, feature), flag in flags.items():
+        rows += [
+            (sid, feature, "psi", 0.35 if flag else 0.05, 0.2, flag),
+            (sid, feature, "ks_statistic", 0.4, np.nan, False),
+            (sid, feature, "ks_pvalue", 0.2, 0.01, False),
+        ]
+    columns = ["series_id", "feature", "metric", "value", "threshold", "is_drift"]
+    return pd.DataFrame(rows, columns=columns).assign(forecast_date=AS_OF)
+
+
+def test_drift_markdown_lists_the_flagged_rows() -> None:
+    drift = _drift({("A", "y"): True, ("A", "log_return"): False, ("B", "y"): False})
+    text = artifacts.drift_markdown(drift)
+    assert "as of 2020-12-31" in text
+    assert "9 metrics on 3 series-feature pairs; 1 flagged, on 1 pairs." in text
+    assert _row(text, "A") == "| A | y | psi | 0.35 | 0.2 |"
+    assert text.count("\n| A |") == 1 and "| B |" not in text
+    assert "no drift flags" not in text
+
+
+def test_drift_markdown_without_flags() -> None:
+    text = artifacts.drift_markdown(_drift({("A", "y"): False}))
+    assert "3 metrics on 1 series-feature pairs: no drift flags." in text
+    assert "|" not in text
+    assert "no drift flags" in artifacts.drift_markdown(_drift({}))
+
+
+def test_drift_markdown_caps_the_rows() -> None:
+    drift = _drift({("A", f"f{i}"): True for i in range(5)})
+    text = artifacts.drift_markdown(drift, max_rows=2)
+    assert text.count("| A |") == 2 and "... and 3 more." in text
+
+
+@pytest.fixture
+def evaluation() -> Evaluation:
+    """A night where the LSTM v2 was promoted over v1 and won series A by the margin."""
+    origins = {s: np.array(["2020-12-16", "2020-12-18"], dtype="datetime64[ns]") for s in "AB"}
+    plan = BacktestPlan(AS_OF, 3, origins)
+    scores = {
+        ("v2", "lstm"): {"A": (0.80, 1.1, 0.9), "B": (1.30, 2.2, 0.7)},
+        ("baseline-naive", "naive"): {"A": (1.00, 1.4, 0.8), "B": (1.00, 1.9, 0.6)},
+    }
+    summary = pd.DataFrame(
+        [
+            {"model": m, "model_version": v, "series_id": s, "horizon": h, "mase": mase}
+            | {"smape": smape, "coverage": cov}
+            for (v, m), by_series in scores.items()
+            for s, (mase, smape, cov) in by_series.items()
+            for h in ("1", "ALL")
+        ]
+    )
+    selection = Selection(
+        as_of=AS_OF.isoformat(),
+        champion="v2",
+        previous_champion="v1",
+        challenger="v2",
+        promoted=True,
+        reason="challenger MASE 1.0500 < champion 1.2000 on 2 series",
+        mase={"v1": 1.2, "v2": 1.05},
+        published={"A": "lstm", "B": "naive"},
+        series_mase={"A": {"lstm": 0.8, "naive": 1.0}, "B": {"lstm": 1.3, "naive": 1.0}},
+    )
+    notes = ["v0 was trained on the hold-out"]
+    return Evaluation(plan, pd.DataFrame(), summary, selection, None, notes)
+
+
+def test_backtest_markdown_shows_the_contest_and_the_model_in_use(evaluation: Evaluation) -> None:
+    text = artifacts.backtest_markdown(evaluation)
+    assert "4 windows (origins) from 2020-12-16, horizons 1..3" in text
+    for line in (
+        "| champion | v2 |",
+        "| previous champion | v1 |",
+        "| promoted | yes |",
+        "| reason | challenger MASE 1.0500 < champion 1.2000 on 2 series |",
+        "| MASE of v1 | 1.2000 |",
+    ):
+        assert line in text
+    header = next(line for line in text.splitlines() if line.startswith("| series |"))
+    assert header.endswith("| MASE lstm | MASE naive |")
+    # the published model's own all-horizon figures, then every model's MASE
+    assert _row(text, "A") == "| A | lstm | 0.800 | 1.10 | 0.90 | 0.800 | 1.000 |"
+    assert _row(text, "B") == "| B | naive | 1.000 | 1.90 | 0.60 | 1.300 | 1.000 |"
+    assert "- v0 was trained on the hold-out" in text
+
+
+def test_plot_is_a_deterministic_png(
+    features: pd.DataFrame, features_forecasts: pd.DataFrame
+) -> None:
+    before = features.copy()
+    png = artifacts.plot_forecasts(features, features_forecasts, AS_OF, recent_days=60)
+    assert png.startswith(PNG_SIGNATURE)
+    assert artifacts.plot_forecasts(features, features_forecasts, AS_OF, recent_days=60) == png
+    assert b"Matplotlib" not in png  # no version string in the file
+    pd.testing.assert_frame_equal(features, before)
+    # rows after the forecast date are not drawn; a longer history is
+    visible = features[features["date"] <= pd.Timestamp(AS_OF)]
+    assert artifacts.plot_forecasts(visible, features_forecasts, AS_OF, recent_days=60) == png
+    assert artifacts.plot_forecasts(features, features_forecasts, AS_OF, recent_days=120) != png
+
+
+def test_plot_needs_a_forecast(features: pd.DataFrame, forecasts: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="no forecasts"):
+        artifacts.plot_forecasts(features, forecasts.iloc[:0], AS_OF)
+
+
+def test_save_plot_writes_a_readable_png_under_the_data_dir(
+    tmp_path: Path, features: pd.DataFrame, features_forecasts: pd.DataFrame
+) -> None:
+    png = artifacts.plot_forecasts(features, features_forecasts, AS_OF)
+    data_dir = tmp_path / "data"
+    url = artifacts.save_plot(str(data_dir), "run-1", AS_OF, png)
+    path = Path(url)
+    assert path == data_dir / "reports" / "plots" / "2020-12-31" / "forecast-run-1.png"
+    assert path.read_bytes() == png
+    image = imread(path)
+    assert image.shape[0] > 100 and image.shape[1] > 100  # pixels: it decodes
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
+    assert artifacts.link_for(url) == path.resolve().as_uri()
+
+
+def test_save_plot_on_an_fsspec_url() -> None:
+    url = artifacts.save_plot("memory://artifacts-test", "r2", AS_OF, PNG_SIGNATURE + b"x")
+    assert url == "memory://artifacts-test/reports/plots/2020-12-31/forecast-r2.png"
+    with fsspec.open(url, "rb") as f:
+        assert f.read() == PNG_SIGNATURE + b"x"
+    assert artifacts.link_for(url) == url
