@@ -1,38 +1,176 @@
-"""The backfill flow: the nightly logic replayed for each date of a range, point-in-time correct."""
+"""The backfill flow: the nightly logic replayed for each date of a range, point-in-time correct,
+in chunks that run in parallel (see pipeline_lib.backfill for the plan and why it is safe)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from importlib.metadata import version
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+from prefect.context import TaskRunContext
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.forecast import forecast_stage
 from flows.ingest import ingest
+from flows.slot import exclusive
+from pipeline_lib.backfill import (
+    BackfillOptions,
+    BackfillPlan,
+    date_fingerprint,
+    plan_backfill,
+    scoped_settings,
+)
+from pipeline_lib.config import load_settings
+from tasks.model import refresh
+from tasks.publish import settle_model_statuses
 
 
-def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
-    if start > end:
-        raise ValueError(f"backfill start {start} is after its end {end}")
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+def _date_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Same code, settings, data and chunk: same results (see date_fingerprint)."""
+    settings = scoped_settings(load_settings(parameters["config_file"]), parameters["series"])
+    state = date_fingerprint(
+        settings, parameters["as_of"], parameters["chunk_start"], parameters["lineage_start"]
+    )
+    return f"forecast-date-{version('forecast-pipeline')}-{state}"
+
+
+@task(
+    name="forecast-date",
+    task_run_name="forecast-{as_of}",
+    cache_key_fn=_date_key,
+    persist_result=True,
+    result_serializer="json",
+    retries=1,
+    retry_delay_seconds=30,
+    tags=["backfill"],
+)
+def forecast_date(
+    as_of: dt.date,
+    chunk_start: dt.date,
+    lineage_start: dt.date,
+    config_file: str | None,
+    series: list[str] | None,
+) -> dict[str, Any]:
+    """One date of a chunk (a forecast subflow run); its result is cached, so a rerun of the
+    backfill after a failure skips the dates already done."""
+    # imported here, not at the top: Dask ships this function to its workers by value, and a
+    # flow pickled by value loses its module's imports (its parameter types)
+    from flows.forecast import forecast_stage
+
+    details = forecast_stage(
+        as_of=as_of,
+        config_file=config_file,
+        series=series,
+        lineage_start=lineage_start,
+        refresh_features=False,
+    )
+    keep = ("as_of", "model_version", "champion", "written", "drift_flags", "unforecast_series")
+    return {**{k: details[k] for k in keep}, "training": details["training"]["action"]}
+
+
+def chunk_runner(options: BackfillOptions) -> TaskRunner:
+    """A thread pool in this process, or Dask (a cluster at ``dask_address``, else a local one
+    with a process per chunk)."""
+    if options.task_runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=options.parallel_chunks)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:
+        raise RuntimeError(
+            "task_runner='dask' needs prefect-dask: pip install 'forecast-pipeline[dask]'"
+        ) from exc
+    if options.dask_address:
+        return DaskTaskRunner(address=options.dask_address)
+    workers = {"n_workers": options.parallel_chunks, "threads_per_worker": 1, "processes": True}
+    return DaskTaskRunner(cluster_kwargs=workers)
+
+
+def run_chunks(
+    plan: BackfillPlan, options: BackfillOptions, config_file: str | None
+) -> list[dict[str, Any]]:
+    """Submit every date, each after the previous date of its chunk, first dates first (so a
+    thread never waits on work queued behind it); report progress as dates complete."""
+    date_task = forecast_date.with_options(refresh_cache=options.recompute)
+    total = len(plan.dates)
+    progress = create_progress_artifact(
+        0.0, key="backfill-progress", description=f"backfill {plan.start} to {plan.end}"
+    )
+    logger = get_run_logger()
+    done: dict[dt.date, dict[str, Any]] = {}
+    failed: list[str] = []
+    with chunk_runner(options) as runner:
+        futures: dict[PrefectFuture[Any], dt.date] = {}
+        previous: dict[int, PrefectFuture[Any]] = {}
+        for step in range(max(len(c.dates) for c in plan.chunks)):
+            for i, chunk in enumerate(plan.chunks):
+                if step >= len(chunk.dates):
+                    continue
+                parameters = {
+                    "as_of": chunk.dates[step],
+                    "chunk_start": chunk.start,
+                    "lineage_start": chunk.lineage_start,
+                    "config_file": config_file,
+                    "series": options.series,
+                }
+                wait = [previous[i]] if i in previous else None
+                previous[i] = runner.submit(date_task, parameters, wait_for=wait)
+                futures[previous[i]] = chunk.dates[step]
+        for future in as_completed(list(futures)):
+            future.wait()  # sets the final state (state alone may read a stale one from the API)
+            day, state = futures[future], future.state
+            if state.is_completed():
+                done[day] = {**future.result(), "cached": state.name == "Cached"}
+            else:
+                failed.append(f"{day} ({state.name}: {state.message})")
+            update_progress_artifact(progress, 100.0 * (len(done) + len(failed)) / total)
+            logger.info("%s: %s (%d of %d dates)", day, state.name, len(done) + len(failed), total)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {total} backfill dates did not finish: {failed}")
+    return [done[d] for d in sorted(done)]
 
 
 @flow(name="backfill", log_prints=True)
 def backfill(
     start: dt.date,
     end: dt.date,
+    options: BackfillOptions | None = None,
     config_file: str | None = None,
-) -> list[dict[str, Any]]:
-    """Ingest exactly ``start``..``end``, then forecast as of each date of it, oldest first.
+) -> dict[str, Any]:
+    """Replay the nightly for every forecast date of ``start``..``end``, safe to rerun.
 
-    Each date sees only data dated on or before it, and only models trained through it; every
-    write is an idempotent replace, so a backfill is safe to rerun.
+    Ingests exactly the range, rebuilds the features once, then forecasts each date in chunks
+    of ``retrain_every_days`` days run in parallel, each starting with a full training. Each
+    date sees only data dated on or before it, and only models trained through it.
 
     Args:
         start: The first forecast date.
-        end: The last forecast date (inclusive).
+        end: The last forecast date (inclusive; not after today).
+        options: Retraining cadence, series subset, dry run, parallelism, task runner.
         config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
     """
-    days = date_range(start, end)
-    ingest(as_of=end, config_file=config_file, start=start)
-    return [forecast_stage(as_of=day, config_file=config_file) for day in days]
+    options = options or BackfillOptions()
+    settings = load_settings(config_file)
+    plan = plan_backfill(settings, start, end, options)
+    create_markdown_artifact(plan.markdown(), key="backfill-plan", description="chunks and dates")
+    summary: dict[str, Any] = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "dates": len(plan.dates),
+        "chunks": [[c.start.isoformat(), c.end.isoformat()] for c in plan.chunks],
+        "dry_run": options.dry_run,
+    }
+    if options.dry_run:
+        return summary
+    scoped = scoped_settings(settings, options.series)
+    with exclusive(settings, f"backfill {start} to {end}"):
+        ingest(as_of=end, config_file=config_file, start=start, series=options.series)
+        refresh(scoped, end)
+        results = run_chunks(plan, options, config_file)
+        settle_model_statuses(scoped, start, end)
+    return {**summary, "results": results, "cached": sum(r["cached"] for r in results)}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 # Quiet, patient defaults for Prefect's local ephemeral API (a user's own settings win).
@@ -31,6 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--start", type=_date, required=True)
     backfill.add_argument("--end", type=_date, required=True)
     backfill.add_argument("--config", default=None, help="TOML settings file")
+    backfill.add_argument(
+        "--retrain-every-days", type=int, default=None, help="full retraining cadence (chunk)"
+    )
+    backfill.add_argument("--series", nargs="+", default=None, help="only these series ids")
+    backfill.add_argument("--dry-run", action="store_true", help="only plan, write nothing")
+    backfill.add_argument("--parallel", type=int, default=2, help="chunks at the same time")
+    backfill.add_argument("--task-runner", choices=["threads", "dask"], default="threads")
+    backfill.add_argument("--dask-address", default=None, help="scheduler of a Dask cluster")
+    backfill.add_argument(
+        "--recompute", action="store_true", help="ignore the cached results of former runs"
+    )
     tune = sub.add_parser("tune", help="hyper-parameter search on the backtest (Optuna)")
     tune.add_argument("--as-of", type=_date, default=None, help="backtest date (default today)")
     tune.add_argument("--trials", type=int, default=None, help="configurations to try")
@@ -52,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grant.add_argument("--role", default="forecast_bi", help="role name (default forecast_bi)")
     grant.add_argument("--config", default=None, help="TOML settings file")
+    deploy = sub.add_parser(
+        "deploy", help="create the work pool and concurrency limit, deploy deploy/prefect.yaml"
+    )
+    deploy.add_argument("--config", default=None, help="TOML settings file")
+    deploy.add_argument(
+        "--name", action="append", default=None, help="only this deployment (repeatable)"
+    )
     demo = sub.add_parser("demo", help="the nightly run on the bundled sample data")
     demo.add_argument("--config", default=None, help="TOML settings file (default: the sample)")
     return parser
@@ -65,13 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "db":
         return database_command(args, settings)
     if args.command == "backfill":
-        if args.start > args.end:
-            sys.exit(f"--start {args.start} is after --end {args.end}")
-        from flows.backfill import backfill
-
-        summaries = backfill(start=args.start, end=args.end, config_file=args.config)
-        print(f"backfill done: {len(summaries)} forecast dates, {args.start} to {args.end}")
-        return 0
+        return backfill_command(args)
+    if args.command == "deploy":
+        return deploy_command(args, settings)
 
     if args.command == "tune":
         from flows.tune import tune
@@ -89,6 +105,80 @@ def main(argv: list[str] | None = None) -> int:
     as_of = SAMPLE_END if args.command == "demo" else args.as_of
     summary = nightly(as_of=as_of, config_file=args.config, retrain=getattr(args, "retrain", False))
     print_summary(settings, summary)
+    return 0
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def deploy_environment(settings: Any, root: Path = REPO) -> dict[str, str]:
+    """The ``{{ $PIPELINE_... }}`` values of deploy/prefect.yaml, from the settings."""
+    cfg = settings.orchestration
+    return {
+        "PIPELINE_REPO_DIR": str(root),
+        "PIPELINE_ORCHESTRATION__WORK_POOL": cfg.work_pool,
+        "PIPELINE_ORCHESTRATION__NIGHTLY_CRON": cfg.nightly_cron,
+        "PIPELINE_ORCHESTRATION__RETRAIN_CRON": cfg.retrain_cron,
+        "PIPELINE_ORCHESTRATION__TIMEZONE": cfg.timezone,
+    }
+
+
+def deploy_command(args: argparse.Namespace, settings: Any) -> int:
+    """The work pool (process type) and the global concurrency limit when missing, then
+    ``prefect deploy`` of deploy/prefect.yaml, on the API of PREFECT_API_URL."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.slot import ensure_limit
+
+    pool = settings.orchestration.work_pool
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            prefect = [sys.executable, "-m", "prefect"]
+            subprocess.run([*prefect, "work-pool", "create", pool, "--type", "process"], check=True)
+    problem = ensure_limit(settings.orchestration.concurrency_limit)
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+    names = [f"--name={n}" for n in args.name] if args.name else ["--all"]
+    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy"]
+    command += ["--prefect-file", str(REPO / "deploy" / "prefect.yaml"), *names]
+    env = {**os.environ, **deploy_environment(settings)}
+    return subprocess.run(command, cwd=REPO, env=env).returncode
+
+
+def backfill_command(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from flows.backfill import backfill
+    from pipeline_lib.backfill import BackfillOptions, plan_backfill
+    from pipeline_lib.config import load_settings
+
+    if args.start > args.end:
+        sys.exit(f"--start {args.start} is after --end {args.end}")
+    try:
+        options = BackfillOptions(
+            retrain_every_days=args.retrain_every_days,
+            series=args.series,
+            dry_run=args.dry_run,
+            parallel_chunks=args.parallel,
+            task_runner=args.task_runner,
+            dask_address=args.dask_address,
+            recompute=args.recompute,
+        )
+        plan_backfill(load_settings(args.config), args.start, args.end, options)
+    except ValidationError as exc:
+        sys.exit(f"bad backfill options: {exc}")
+    except ValueError as exc:  # the range or the series, before Prefect starts
+        sys.exit(str(exc))
+    done = backfill(start=args.start, end=args.end, options=options, config_file=args.config)
+    what = "planned" if done["dry_run"] else "done"
+    print(f"backfill {what}: {done['dates']} forecast dates in {len(done['chunks'])} chunks")
+    for first, last in done["chunks"]:
+        print(f"  {first} .. {last}")
+    if not done["dry_run"]:
+        print(f"dates skipped (same data and settings as a former run): {done['cached']}")
     return 0
 
 

@@ -9,8 +9,10 @@ from typing import Any
 from prefect import flow
 
 from flows.runs import recorded_run
+from pipeline_lib.backfill import scoped_settings
 from pipeline_lib.config import load_settings
 from pipeline_lib.publish import run_summary
+from tasks.artifacts import publish_forecast_artifacts
 from tasks.model import (
     backtest,
     build_features,
@@ -24,7 +26,12 @@ from tasks.publish import publish_results, write_run_report
 
 @flow(name="forecast", log_prints=True)
 def forecast_stage(
-    as_of: dt.date, config_file: str | None = None, retrain: bool = False
+    as_of: dt.date,
+    config_file: str | None = None,
+    retrain: bool = False,
+    series: list[str] | None = None,
+    lineage_start: dt.date | None = None,
+    refresh_features: bool = True,
 ) -> dict[str, Any]:
     """Forecast every configured series from curated data dated on or before ``as_of``.
 
@@ -32,20 +39,27 @@ def forecast_stage(
         as_of: The forecast date; only data dated on or before it is used.
         config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
         retrain: Force a full retraining instead of fine-tuning the current model.
+        series: Only these series (a backfill's subset); default every configured one.
+        lineage_start: Only models chosen from this date on count (a backfill's chunk).
+        refresh_features: Rebuild the stored features first (a backfill does it once).
     """
-    settings = load_settings(config_file)
+    settings = scoped_settings(load_settings(config_file), series)
     with recorded_run(settings, "forecast", as_of) as run:
         settings = tuned_settings(settings, as_of)
-        features = build_features(settings, as_of)
-        candidate, decision = train_model(settings, features, as_of, retrain)
+        features = build_features(settings, as_of, refresh_features)
+        candidate, decision = train_model(settings, features, as_of, retrain, lineage_start)
         evaluation = backtest(settings, features, as_of, candidate, decision)
         forecasts = forecast(settings, evaluation, features, as_of)
         drift = drift_metrics(settings, evaluation.champion or candidate, features, as_of)
         written = publish_results(
             settings, run.id, as_of, candidate, evaluation, forecasts, drift, features
         )
+        plot = publish_forecast_artifacts(
+            settings, run.id, as_of, forecasts, evaluation, drift, features
+        )
         run.details = run_summary(
             as_of, decision, candidate, evaluation, written, drift, forecasts, settings.series_ids
         )
+        run.details["plot"] = plot
         run.details["report"] = write_run_report(settings, run.id, as_of, run.details)
     return run.details

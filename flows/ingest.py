@@ -8,14 +8,20 @@ from typing import Any
 from prefect import flow
 
 from flows.runs import recorded_run
+from pipeline_lib.backfill import scoped_settings
 from pipeline_lib.config import load_settings
 from pipeline_lib.ingest import sources_for
+from pipeline_lib.validation import ValidationFailed
+from tasks.artifacts import publish_validation_artifact
 from tasks.ingest import commit_curated, ingest_source, validate_batches
 
 
 @flow(name="ingest", log_prints=True)
 def ingest(
-    as_of: dt.date, config_file: str | None = None, start: dt.date | None = None
+    as_of: dt.date,
+    config_file: str | None = None,
+    start: dt.date | None = None,
+    series: list[str] | None = None,
 ) -> dict[str, Any]:
     """Bring curated data up to ``as_of``: nothing is committed unless every batch passes.
 
@@ -25,12 +31,18 @@ def ingest(
         as_of: Newest date to take.
         config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
         start: For a backfill: ask the sources for exactly ``start``..``as_of``.
+        series: Only these series (a backfill's subset); default every configured one.
     """
-    settings = load_settings(config_file)
+    settings = scoped_settings(load_settings(config_file), series)
     with recorded_run(settings, "ingest", as_of) as run:
         fetches = [ingest_source.submit(settings, s, as_of, start) for s in sources_for(settings)]
         batches = [f.result() for f in fetches]
-        reports = validate_batches(settings, batches, as_of, run.id)
+        try:
+            reports = validate_batches(settings, batches, as_of, run.id)
+        except ValidationFailed as exc:  # the summary shows what failed, then the run fails
+            publish_validation_artifact(exc.reports, as_of, exc.quarantine_paths)
+            raise
+        publish_validation_artifact(reports, as_of)
         run.details = {
             "rows": commit_curated(settings, batches),
             "warnings": {r.key: [w.check for w in r.warnings] for r in reports if r.warnings},

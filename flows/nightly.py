@@ -9,6 +9,9 @@ from prefect import flow
 
 from flows.forecast import forecast_stage
 from flows.ingest import ingest
+from flows.slot import exclusive
+from pipeline_lib.backfill import today_in
+from pipeline_lib.config import load_settings
 
 
 @flow(name="nightly", log_prints=True)
@@ -20,11 +23,14 @@ def nightly(
     """Ingest, validate, store, features, train or fine-tune, forecast, drift, SQL.
 
     Args:
-        as_of: The forecast date; only data dated on or before it is used. Default: today.
+        as_of: The forecast date; only data dated on or before it is used. Default: today in
+            the schedules' time zone (``orchestration.timezone``).
         config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
         retrain: Force a full retraining instead of fine-tuning the current model.
     """
-    as_of = as_of or dt.date.today()
-    ingested = ingest(as_of=as_of, config_file=config_file)
-    summary = forecast_stage(as_of=as_of, config_file=config_file, retrain=retrain)
+    settings = load_settings(config_file)
+    as_of = as_of or today_in(settings.orchestration.timezone)
+    with exclusive(settings, f"nightly {as_of}"):
+        ingested = ingest(as_of=as_of, config_file=config_file)
+        summary = forecast_stage(as_of=as_of, config_file=config_file, retrain=retrain)
     return {**summary, "ingested_rows": ingested["rows"], "ingest_warnings": ingested["warnings"]}

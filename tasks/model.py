@@ -14,15 +14,25 @@ from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.model.trained import TrainedModel
 
 
+@task(name="refresh-features", cache_policy=NO_CACHE, tags=["features-write"])
+def refresh(settings: Settings, as_of: dt.date) -> int:
+    return refresh_features(settings, as_of)
+
+
 @task(name="build-features", cache_policy=NO_CACHE, tags=["features-write"])
-def build_features(settings: Settings, as_of: dt.date) -> pd.DataFrame:
-    refresh_features(settings, as_of)
+def build_features(settings: Settings, as_of: dt.date, refresh: bool = True) -> pd.DataFrame:
+    if refresh:
+        refresh_features(settings, as_of)
     return load_features(settings, as_of)
 
 
 @task(name="train-or-fine-tune", cache_policy=NO_CACHE, tags=["train"])
 def train_model(
-    settings: Settings, features: pd.DataFrame, as_of: dt.date, force_full: bool = False
+    settings: Settings,
+    features: pd.DataFrame,
+    as_of: dt.date,
+    force_full: bool = False,
+    lineage_start: dt.date | None = None,
 ) -> tuple[TrainedModel, retrain.TrainingDecision]:
     logger = get_run_logger()
 
@@ -33,7 +43,9 @@ def train_model(
             p,
         )
 
-    trained, decision = retrain.train_or_reuse(settings, features, as_of, force_full, progress)
+    trained, decision = retrain.train_or_reuse(
+        settings, features, as_of, force_full, progress, lineage_start
+    )
     logger.info("model %s: %s (%s)", trained.version, decision.action, decision.reason)
     return trained, decision
 

@@ -63,3 +63,12 @@ def write_run_report(
     settings: Settings, run_id: str, as_of: dt.date, summary: dict[str, Any]
 ) -> str:
     return publish.write_run_report(settings.data_dir, run_id, as_of, summary)
+
+
+@task(name="settle-model-statuses", **_SQL)
+def settle_model_statuses(settings: Settings, start: dt.date, end: dt.date) -> dict[str, str]:
+    with db.engine_scope(settings.db_url) as engine:
+        retired = publish.settle_statuses(engine, settings, start, end)
+    if retired:
+        get_run_logger().info("champions of earlier backfill chunks retired: %s", retired)
+    return retired

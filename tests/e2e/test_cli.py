@@ -34,3 +34,20 @@ def test_cli_rejects_a_reversed_range(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.toml", tmp_path / "data")
     with pytest.raises(SystemExit, match="after --end"):
         main(["backfill", "--start", "2015-02-01", "--end", "2015-01-01", "--config", str(cfg)])
+
+
+def test_cli_backfill_dry_run_plans_and_writes_nothing(
+    prefect_api: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    cfg = write_config(tmp_path / "c.toml", data)
+    args = ["backfill", "--start", "2015-07-01", "--end", "2015-07-10", "--config", str(cfg)]
+    assert main([*args, "--dry-run", "--retrain-every-days", "4", "--series", "WTI"]) == 0
+    out = capsys.readouterr().out
+    assert "backfill planned: 10 forecast dates in 3 chunks" in out
+    assert "2015-07-05 .. 2015-07-08" in out
+    assert not data.exists()  # nothing ingested, no database, no model
+    with pytest.raises(SystemExit, match="unknown series"):
+        main([*args, "--dry-run", "--series", "GOLD"])
+    with pytest.raises(SystemExit, match="retrain_every_days"):
+        main([*args, "--dry-run", "--retrain-every-days", "0"])

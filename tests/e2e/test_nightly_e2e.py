@@ -83,9 +83,11 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     assert len(checks) == 2 * (len(SERIES) + 1) and checks["success"].all()
     assert (data / "reports" / "data_docs" / "index.html").is_file()
 
-    summaries = backfill(start=dt.date(2015, 7, 1), end=dt.date(2015, 7, 3), config_file=str(cfg))
+    done = backfill(start=dt.date(2015, 7, 1), end=dt.date(2015, 7, 3), config_file=str(cfg))
+    summaries = done["results"]
     assert [s["as_of"] for s in summaries] == ["2015-07-01", "2015-07-02", "2015-07-03"]
-    actions = [s["training"]["action"] for s in summaries]
+    # one chunk (cadence 28 days): it continues the nightly's champion
+    actions = [s["training"] for s in summaries]
     assert actions[:2] == ["finetune", "finetune"] and actions[2] == "reuse"  # 3 July: no trading
 
     fc = _table(db, "forecasts")

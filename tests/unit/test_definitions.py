@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 from prefect import Flow
 
-from flows.backfill import backfill, date_range
+from flows.backfill import backfill
 from flows.cli import build_parser
 from flows.nightly import nightly
 
@@ -24,18 +25,45 @@ def test_flows_have_typed_documented_parameters() -> None:
     assert {"format": "date", "type": "string"} in props["as_of"]["anyOf"]
     assert all(p.get("description") for p in props.values())
     assert backfill.parameters.required == ["start", "end"]
+    # the UI renders the options as a form: every field typed, with a description and default
+    options = backfill.parameters.definitions["BackfillOptions"]["properties"]
+    assert {"retrain_every_days", "series", "dry_run", "parallel_chunks", "task_runner"} <= set(
+        options
+    )
+    assert all(p.get("description") and "default" in p for p in options.values())
+    assert options["task_runner"]["enum"] == ["threads", "dask"]
 
 
 def test_deployments_point_at_flows() -> None:
     spec = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text())
-    names = {d["name"] for d in spec["deployments"]}
-    assert {"nightly", "backfill"} <= names
+    by_name = {d["name"]: d for d in spec["deployments"]}
+    assert set(by_name) == {"nightly", "retrain", "backfill"}
     for deployment in spec["deployments"]:
         path, func = deployment["entrypoint"].split(":")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-        assert isinstance(getattr(module, func), Flow)
-    nightly_spec = next(d for d in spec["deployments"] if d["name"] == "nightly")
-    assert nightly_spec["schedules"][0]["cron"] and nightly_spec["schedules"][0]["timezone"]
+        flow = getattr(module, func)
+        assert isinstance(flow, Flow)
+        assert set(deployment.get("parameters", {})) <= set(flow.parameters.properties)
+    assert "schedules" not in by_name["backfill"]  # started from the UI
+    assert by_name["retrain"]["parameters"] == {"retrain": True}
+    for name in ("nightly", "retrain"):
+        (schedule,) = by_name[name]["schedules"]
+        assert schedule["cron"] and schedule["timezone"]
+
+
+def test_deployment_placeholders_are_settings() -> None:
+    """Every {{ $PIPELINE_... }} of prefect.yaml is a setting (forecast-pipeline deploy sets
+    them from the settings), so the schedule and pool are configured in one place."""
+    from flows.cli import deploy_environment
+    from pipeline_lib.config import Settings
+
+    text = (ROOT / "deploy" / "prefect.yaml").read_text()
+    used = set(re.findall(r"\{\{ \$(PIPELINE_[A-Z_]+) \}\}", text))
+    env = deploy_environment(Settings(), ROOT)
+    assert used == set(env)
+    assert env["PIPELINE_ORCHESTRATION__NIGHTLY_CRON"] == "30 6 * * 2-6"
+    assert env["PIPELINE_ORCHESTRATION__TIMEZONE"] == "Europe/London"
+    assert env["PIPELINE_REPO_DIR"] == str(ROOT)
 
 
 def test_cli_parses_its_commands() -> None:
@@ -44,19 +72,14 @@ def test_cli_parses_its_commands() -> None:
     assert args.as_of == dt.date(2015, 6, 30) and args.config == "x.toml"
     args = parser.parse_args(["backfill", "--start", "2015-01-01", "--end", "2015-01-05"])
     assert (args.start, args.end) == (dt.date(2015, 1, 1), dt.date(2015, 1, 5))
+    args = parser.parse_args(
+        ["backfill", "--start", "2015-01-01", "--end", "2015-01-05", "--series", "A", "B"]
+        + ["--dry-run", "--retrain-every-days", "7", "--task-runner", "dask"]
+    )
+    assert args.series == ["A", "B"] and args.dry_run and args.retrain_every_days == 7
     assert parser.parse_args(["demo"]).command == "demo"
     with pytest.raises(SystemExit):
         parser.parse_args(["nightly", "--as-of", "30/06/2015"])
-
-
-def test_backfill_range() -> None:
-    assert date_range(dt.date(2015, 1, 30), dt.date(2015, 2, 1)) == [
-        dt.date(2015, 1, 30),
-        dt.date(2015, 1, 31),
-        dt.date(2015, 2, 1),
-    ]
-    with pytest.raises(ValueError, match="after its end"):
-        date_range(dt.date(2015, 2, 2), dt.date(2015, 2, 1))
 
 
 def test_library_never_imports_prefect() -> None:
