@@ -172,5 +172,5 @@ def backfill(
         ingest(as_of=end, config_file=config_file, start=start, series=options.series)
         refresh(scoped, end)
         results = run_chunks(plan, options, config_file)
-        settle_model_statuses(scoped, start, end)
+        settle_model_statuses(scoped)
     return {**summary, "results": results, "cached": sum(r["cached"] for r in results)}

@@ -129,21 +129,28 @@ def publish_results(
     return written
 
 
-def settle_statuses(
-    engine: Engine, settings: Settings, start: dt.date, end: dt.date
-) -> dict[str, str]:
-    """After a backfill of ``start``..``end``: the champions its chunks chose, other than the
-    champion of the newest selection of the lineage, become ``retired`` (a later chunk starts a
-    lineage of its own, so nothing else retires the former chunk's champion). Returns what
-    changed."""
+def settle_statuses(engine: Engine, settings: Settings) -> dict[str, str]:
+    """After a backfill: one ``champion`` per lineage, the champion of its newest selection.
+
+    Any other LSTM marked ``champion`` becomes ``retired``: a later chunk of a backfill starts
+    a lineage of its own, and a backfill over dates another one already ran replaces its
+    selections, so nothing else retires those champions. Returns what changed."""
     url = paths.models_dir(settings.data_dir)
-    chosen = registry.selections(url, end + dt.timedelta(days=1), start, settings.lineage)
-    newest = registry.latest_selection(url, dt.date.max, lineage=settings.lineage)
-    keep = newest.champion if newest else None
-    retire = {s.champion: "retired" for s in chosen if s.champion and s.champion != keep}
-    if retire:
-        db.run_in_transaction(engine, lambda conn: db.set_model_statuses(conn, retire))
-    return retire
+    newest = [
+        registry.latest_selection(url, dt.date.max, lineage=n) for n in registry.lineages(url)
+    ]
+    keep = {s.champion for s in newest if s and s.champion}
+    if not keep:  # no selection at all: nothing to settle against
+        return {}
+
+    def settle(conn: Connection) -> dict[str, str]:
+        t = db.model_versions
+        marked = conn.execute(select(t.c.version).where(t.c.status == "champion")).scalars()
+        retire = {v: "retired" for v in marked if v not in keep}
+        db.set_model_statuses(conn, retire)
+        return retire
+
+    return db.run_in_transaction(engine, settle)
 
 
 def write_run_report(data_dir: str, run_id: str, as_of: dt.date, summary: dict[str, Any]) -> str:

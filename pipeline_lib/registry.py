@@ -172,6 +172,17 @@ def _folder(models_url: str, lineage: str = "") -> tuple[Any, str]:
     return fs, f"{folder}/{lineage}" if lineage else folder
 
 
+def lineages(models_url: str) -> list[str]:
+    """The selection namespaces in use: ``""`` (the configured series) and each subset's."""
+    fs, folder = _folder(models_url)
+    subs = (
+        [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)]
+        if fs.exists(folder)
+        else []
+    )
+    return ["", *sorted(s for s in subs if fs.isdir(f"{folder}/{s}"))]
+
+
 def save_selection(models_url: str, selection: Selection, lineage: str = "") -> str:
     """Write the night's selection record (atomic; a rerun of the night replaces it, unless the
     rerun reached the same champion and choices: then the first record, with the reason the

@@ -66,9 +66,9 @@ def write_run_report(
 
 
 @task(name="settle-model-statuses", **_SQL)
-def settle_model_statuses(settings: Settings, start: dt.date, end: dt.date) -> dict[str, str]:
+def settle_model_statuses(settings: Settings) -> dict[str, str]:
     with db.engine_scope(settings.db_url) as engine:
-        retired = publish.settle_statuses(engine, settings, start, end)
+        retired = publish.settle_statuses(engine, settings)
     if retired:
-        get_run_logger().info("champions of earlier backfill chunks retired: %s", retired)
+        get_run_logger().info("former champions retired: %s", retired)
     return retired
