@@ -163,12 +163,67 @@ class TuningConfig(BaseModel):
 
 
 class DriftConfig(BaseModel):
+    """Drift thresholds: input drift (pipeline_lib.drift), prediction drift and performance
+    decay (pipeline_lib.decay). Every metric row carries its threshold and flag.
+
+    At ~63 recent business days against ~3 years of reference, the input-drift defaults flag
+    1-4% of stationary, serially independent series (returns) and flag a 1-std mean shift
+    every time; persistent features and volatility clustering are flagged far more often
+    (their windows hold fewer independent values). ``python bench/drift_false_alarms.py``
+    prints the rates.
+    """
+
     # ~63 business days against 5 bins: on stationary data PSI > 0.2 about 2% of the time
     # (10 bins and 30 days flagged most stable features; see pipeline_lib.drift).
     recent_days: int = Field(default=90, ge=5, description="size of the recent window, in days")
     psi_bins: int = Field(default=5, ge=2)
     psi_threshold: float = 0.2
     ks_pvalue_threshold: float = 0.01
+    wasserstein_threshold: float = Field(
+        default=0.4,
+        gt=0,
+        description="wasserstein_std: Wasserstein distance over the reference std; a pure mean "
+        "shift of d std gives d",
+    )
+    mean_shift_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        description="|mean_recent - mean_ref| / std_ref above this is drift",
+    )
+    std_ratio_threshold: float = Field(
+        default=1.5,
+        gt=1,
+        description="std_recent / std_ref outside [1/t, t] is drift",
+    )
+    prediction_shift_threshold: float = Field(
+        default=3.0,
+        gt=0,
+        description="prediction drift: tonight's forecast (mean over horizons) more than this "
+        "many std of the reference nights' forecasts from their mean (one night is one value)",
+    )
+    # A calibrated naive forecast of a random walk (bench/drift_false_alarms.py): with 90 days
+    # coverage_gap flags ~19% of the nights (all horizons), with 180 days ~6%; mase_ratio ~17-21%
+    # either way (~13% against a 150-origin backtest): nearby nights' errors overlap. Act on
+    # flags that repeat.
+    decay_window_days: int = Field(
+        default=180, ge=1, description="performance decay: target dates in the last N days"
+    )
+    # at 30 the binomial noise of an 80% coverage (0.073) is below the 0.10 threshold
+    min_realised: int = Field(
+        default=30,
+        ge=1,
+        description="performance decay: fewer realised forecasts in a series (or horizon) "
+        "and no rows for it",
+    )
+    mase_ratio_threshold: float = Field(
+        default=1.2, gt=0, description="live MASE / backtest MASE above this is decay"
+    )
+    coverage_gap_threshold: float = Field(
+        default=0.10,
+        gt=0,
+        le=1,
+        description="|live interval coverage - nominal level| above this is decay",
+    )
 
 
 class HttpConfig(BaseModel):

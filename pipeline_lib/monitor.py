@@ -38,5 +38,8 @@ def drift_metrics(
         psi_bins=cfg.psi_bins,
         psi_threshold=cfg.psi_threshold,
         ks_pvalue_threshold=cfg.ks_pvalue_threshold,
+        wasserstein_threshold=cfg.wasserstein_threshold,
+        mean_shift_threshold=cfg.mean_shift_threshold,
+        std_ratio_threshold=cfg.std_ratio_threshold,
     )
     return table.assign(forecast_date=as_of)
