@@ -50,7 +50,9 @@ def forecast_stage(
         candidate, decision = train_model(settings, features, as_of, retrain, lineage_start)
         evaluation = backtest(settings, features, as_of, candidate, decision)
         forecasts = forecast(settings, evaluation, features, as_of)
-        drift = drift_metrics(settings, evaluation.champion or candidate, features, as_of)
+        drift = drift_metrics(
+            settings, evaluation.champion or candidate, features, forecasts, as_of
+        )
         written = publish_results(
             settings, run.id, as_of, candidate, evaluation, forecasts, drift, features
         )

@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline_lib import champion, monitor, retrain, tuning
+from pipeline_lib import champion, db, monitor, retrain, tuning
 from pipeline_lib.config import Settings
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.model.trained import TrainedModel
@@ -76,9 +76,30 @@ def forecast(
 
 @task(name="drift-metrics", cache_policy=NO_CACHE)
 def drift_metrics(
-    settings: Settings, trained: TrainedModel, features: pd.DataFrame, as_of: dt.date
+    settings: Settings,
+    trained: TrainedModel,
+    features: pd.DataFrame,
+    tonight: pd.DataFrame,
+    as_of: dt.date,
 ) -> pd.DataFrame:
-    return monitor.drift_metrics(features, trained.train_start, as_of, settings.drift)
+    """Input drift, decay of the forecasts published before tonight, prediction drift."""
+    cfg = settings.drift
+    first = min(trained.train_start, as_of - dt.timedelta(days=cfg.decay_window_days * 2))
+    with db.engine_scope(settings.db_url) as engine:
+        published = db.read_forecasts(
+            engine, settings.series_ids, first, as_of - dt.timedelta(days=1)
+        )
+        backtest = db.read_latest_backtest(engine, settings.series_ids, as_of)
+    return monitor.monitoring_rows(
+        features,
+        tonight,
+        published,
+        backtest,
+        trained.train_start,
+        as_of,
+        cfg,
+        list(settings.model.quantiles),
+    )
 
 
 @task(name="apply-tuned-settings", cache_policy=NO_CACHE)

@@ -2,6 +2,7 @@
 
 from pipeline_lib.db.engine import engine_scope, make_engine, safe_url
 from pipeline_lib.db.migrate import create_schema, ensure_current, upgrade
+from pipeline_lib.db.readers import read_forecasts, read_latest_backtest
 from pipeline_lib.db.tables import (
     actuals,
     backtest_results,
@@ -39,6 +40,8 @@ __all__ = [
     "metadata",
     "model_versions",
     "pipeline_runs",
+    "read_forecasts",
+    "read_latest_backtest",
     "run_in_transaction",
     "safe_url",
     "schema_state",
