@@ -160,23 +160,14 @@ def decay_metrics(
     live = live.join(expected, on=[schema.SERIES_ID, MODEL, "horizon"])
     scales = _backtest_scales(backtest) if mase_scale is None else dict(mase_scale)
     thresholds = (mase_ratio_threshold, coverage_gap_threshold, nominal_coverage, min_realised)
-    rows: list[dict[str, object]] = []
+    rows: list[tuple[object, ...]] = []
     for series, frame in live.groupby(schema.SERIES_ID, sort=True):
         scale = float(scales.get(series, np.nan))
         groups = [(ERROR_FEATURE, frame)]
         groups += [(horizon_feature(h), part) for h, part in frame.groupby("horizon", sort=True)]
         for feature, part in groups:
             for metric, value, threshold, flag in _decay_group(part, scale, *thresholds):
-                rows.append(
-                    {
-                        schema.SERIES_ID: series,
-                        "feature": feature,
-                        "metric": metric,
-                        "value": value,
-                        "threshold": threshold,
-                        "is_drift": flag,
-                    }
-                )
+                rows.append((series, feature, metric, value, threshold, flag))
     return drift_frame(rows)
 
 
@@ -286,7 +277,7 @@ def prediction_drift(
         feature = PREDICTION_CHANGE_FEATURE
         cur, ref = _predicted_change(cur, actuals), _predicted_change(ref, actuals)
     cur, ref = _nightly(cur), _nightly(ref)
-    rows: list[dict[str, object]] = []
+    rows: list[tuple[object, ...]] = []
     for series, now in cur.groupby(schema.SERIES_ID, sort=True):
         cur_v = now["yhat"].to_numpy(np.float64)
         ref_v = ref.loc[ref[schema.SERIES_ID] == series, "yhat"].to_numpy(np.float64)
@@ -303,16 +294,7 @@ def prediction_drift(
             wasserstein_threshold=wasserstein_threshold,
             mean_shift_threshold=shift_threshold,
         ):
-            rows.append(
-                {
-                    schema.SERIES_ID: series,
-                    "feature": feature,
-                    "metric": metric,
-                    "value": value,
-                    "threshold": threshold,
-                    "is_drift": flag,
-                }
-            )
+            rows.append((series, feature, metric, value, threshold, flag))
     return drift_frame(rows)
 
 

@@ -202,7 +202,7 @@ def drift_table(
     ref_df, rec_df = _window(features, reference), _window(features, recent)
     ref_by = dict(list(ref_df.groupby(SERIES_ID, sort=False)))
     rec_by = dict(list(rec_df.groupby(SERIES_ID, sort=False)))
-    rows: list[dict[str, object]] = []
+    rows: list[tuple[object, ...]] = []
     for series in sorted(features[SERIES_ID].dropna().unique()):
         if series not in ref_by or series not in rec_by:
             continue
@@ -222,16 +222,7 @@ def drift_table(
                 mean_shift_threshold=mean_shift_threshold,
                 std_ratio_threshold=std_ratio_threshold,
             ):
-                rows.append(
-                    {
-                        SERIES_ID: series,
-                        "feature": feature,
-                        "metric": metric,
-                        "value": value,
-                        "threshold": threshold,
-                        "is_drift": flag,
-                    }
-                )
+                rows.append((series, feature, metric, value, threshold, flag))
     return drift_frame(rows)
 
 
@@ -240,8 +231,8 @@ def _values(column: pd.Series) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def drift_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    """Rows as a drift table: the ``DRIFT_COLUMNS``, typed (value and threshold float, NaN for
-    none; is_drift bool)."""
+def drift_frame(rows: list[tuple[object, ...]]) -> pd.DataFrame:
+    """Rows (series_id, feature, metric, value, threshold, is_drift) as a drift table: the
+    ``DRIFT_COLUMNS``, typed (value and threshold float, NaN for none; is_drift bool)."""
     out = pd.DataFrame(rows, columns=DRIFT_COLUMNS)
     return out.astype({"value": float, "threshold": float, "is_drift": bool})

@@ -9,17 +9,9 @@ from sqlalchemy import Engine, func, select
 
 from pipeline_lib.db.tables import backtest_results, forecasts
 
-FORECAST_FIELDS = [
-    "series_id",
-    "forecast_date",
-    "target_date",
-    "horizon",
-    "yhat",
-    "yhat_lower",
-    "yhat_upper",
-    "model",
-    "model_version",
-]
+# the forecast columns of pipeline_lib.model.forecast (not imported: it would load torch)
+FORECAST_FIELDS = ["series_id", "forecast_date", "target_date", "horizon", "yhat"]
+FORECAST_FIELDS += ["yhat_lower", "yhat_upper", "model", "model_version"]
 
 
 def read_forecasts(
