@@ -27,7 +27,7 @@ from pipeline_lib.backfill import (
     scoped_settings,
 )
 from pipeline_lib.config import load_settings
-from tasks.model import refresh
+from tasks.model import rebuild_features
 from tasks.publish import settle_model_statuses
 
 
@@ -170,7 +170,7 @@ def backfill(
     scoped = scoped_settings(settings, options.series)
     with exclusive(settings, f"backfill {start} to {end}"):
         ingest(as_of=end, config_file=config_file, start=start, series=options.series)
-        refresh(scoped, end)
+        rebuild_features(scoped, end)
         results = run_chunks(plan, options, config_file)
         settle_model_statuses(scoped)
     return {**summary, "results": results, "cached": sum(r["cached"] for r in results)}

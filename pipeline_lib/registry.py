@@ -206,7 +206,7 @@ def _dated(
     if not fs.exists(folder):
         return fs, []
     low, high = (since.isoformat() if since else ""), before.isoformat()
-    names = sorted(p for p in fs.glob(f"{folder}/*.json"))
+    names = sorted(fs.glob(f"{folder}/*.json"))
     return fs, [p for p in names if low <= p.rsplit("/", 1)[-1][:-5] < high]
 
 

@@ -141,11 +141,13 @@ def train_or_reuse(
     series_ids = sorted(str(s) for s in counts.index[counts >= needed])
     fit_end = holdout_plan(settings, rows, as_of).holdout_start
     models = list_models(url)
-    if lineage_start is not None:
+    if lineage_start is None:
+        previous = registry.latest_selection(url, as_of, lineage=settings.lineage)
+    else:  # the lineage's selections, read once: their models, and the newest one's champion
         chosen = registry.selections(url, as_of, lineage_start, settings.lineage)
         allowed = {v for s in chosen for v in (s.champion, s.challenger) if v}
         models = [m for m in models if m["version"] in allowed]
-    previous = registry.latest_selection(url, as_of, lineage_start, settings.lineage)
+        previous = chosen[-1] if chosen else None
     champion = previous.champion if previous else None
     decision = decide(models, settings, as_of, series_ids, newest, force_full, champion, fit_end)
     if lineage_start is not None and not models:

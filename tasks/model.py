@@ -15,7 +15,7 @@ from pipeline_lib.model.trained import TrainedModel
 
 
 @task(name="refresh-features", cache_policy=NO_CACHE, tags=["features-write"])
-def refresh(settings: Settings, as_of: dt.date) -> int:
+def rebuild_features(settings: Settings, as_of: dt.date) -> int:
     return refresh_features(settings, as_of)
 
 
