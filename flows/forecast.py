@@ -1,5 +1,6 @@
-"""The forecast stage flow: features, train or fine-tune, backtest against the champion and
-the baselines, forecast from the winners, drift, publish to SQL."""
+"""The forecast stage flow: features, drift and decay against the current model (the
+retraining policy's input), train or fine-tune, backtest against the champion and the
+baselines, forecast from the winners, prediction drift, publish to SQL."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tasks.model import (
     build_features,
     drift_metrics,
     forecast,
+    monitor_drift,
     train_model,
     tuned_settings,
 )
@@ -47,17 +49,18 @@ def forecast_stage(
     with recorded_run(settings, "forecast", as_of) as run:
         settings = tuned_settings(settings, as_of)
         features = build_features(settings, as_of, refresh_features)
-        candidate, decision = train_model(settings, features, as_of, retrain, lineage_start)
+        monitoring, verdict = monitor_drift(settings, features, as_of, lineage_start)
+        candidate, decision = train_model(
+            settings, features, as_of, retrain, lineage_start, verdict
+        )
         evaluation = backtest(settings, features, as_of, candidate, decision)
         forecasts = forecast(settings, evaluation, features, as_of)
-        drift = drift_metrics(
-            settings, evaluation.champion or candidate, features, forecasts, as_of
-        )
+        drift = drift_metrics(settings, monitoring, forecasts)
         written = publish_results(
-            settings, run.id, as_of, candidate, evaluation, forecasts, drift, features
+            settings, run.id, as_of, candidate, decision, evaluation, forecasts, drift, features
         )
         plot = publish_forecast_artifacts(
-            settings, run.id, as_of, forecasts, evaluation, drift, features
+            settings, run.id, as_of, forecasts, decision, evaluation, drift, features
         )
         run.details = run_summary(
             as_of, decision, candidate, evaluation, written, drift, forecasts, settings.series_ids

@@ -1,4 +1,5 @@
-"""What a run shows people: markdown summaries of its forecasts, validation, drift and backtest,
+"""What a run shows people: markdown summaries of its forecasts, validation, training decision,
+drift and backtest,
 and a PNG plot of recent actuals with the forecasts. Plain strings and bytes, no Prefect: the
 tasks in ``tasks/artifacts.py`` publish them as Prefect artifacts.
 """
@@ -19,6 +20,7 @@ from pipeline_lib import paths, schema
 from pipeline_lib.champion import Evaluation
 from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION, baseline_version
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL
+from pipeline_lib.retrain import TrainingDecision
 from pipeline_lib.store.fs import atomic_write_bytes
 from pipeline_lib.validation.report import ValidationReport
 
@@ -143,6 +145,33 @@ def drift_markdown(drift: pd.DataFrame, max_rows: int = MAX_DRIFT_ROWS) -> str:
     table = markdown_table(["series", "feature", "metric", "value", "threshold"], rows)
     more = f"\n\n... and {len(flagged) - max_rows} more." if len(flagged) > max_rows else ""
     return f"{head}\n\n{table}{more}"
+
+
+def decision_markdown(decision: TrainingDecision) -> str:
+    """Tonight's training decision: the action, its trigger and reason, and the drift and
+    decay flags the retraining policy counted."""
+    base = f" from {decision.base_version}" if decision.base_version else ""
+    head = (
+        f"**Training: {decision.action}**{base} (trigger `{decision.trigger}`): {decision.reason}"
+    )
+    verdict = decision.drift
+    if verdict is None:
+        return f"{head}\n\nThe retraining policy was not consulted."
+    said = "calls for a full training" if verdict.retrain else "does not call for a retraining"
+    text = f"{head}\n\n**Retraining policy** {said}: {verdict.reason}"
+    flags = [*verdict.drifted, *verdict.decayed]
+    if flags:
+        rows = [
+            [
+                f.kind,
+                f.series_id,
+                f.feature,
+                ", ".join(f"{m} {_number(v, '.3g')}" for m, v in f.metrics.items()),
+            ]
+            for f in flags
+        ]
+        text += "\n\n" + markdown_table(["counted", "series", "feature", "flagged metrics"], rows)
+    return text
 
 
 def backtest_markdown(evaluation: Evaluation) -> str:

@@ -2,11 +2,16 @@
 against the recent window), performance decay of the published forecasts whose target date has
 passed, and prediction drift of tonight's forecasts against those made in the training window.
 All rows go to ``drift_metrics`` (see :mod:`pipeline_lib.drift` and :mod:`pipeline_lib.decay`).
+
+A night runs it in two steps: :func:`before_training` (input drift and decay, against the
+current model, so the retraining policy can read them) and :func:`with_predictions` (the
+prediction drift of tonight's forecast, added once it exists).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -95,6 +100,65 @@ def prediction_rows(
     )
 
 
+@dataclass(frozen=True)
+class Monitoring:
+    """A night's monitoring before training.
+
+    ``train_start``: the start of the reference model's training window (``model_version``;
+    None when there is no model yet and the reference is the window tonight's full training
+    will use); ``rows``: input drift and decay rows dated ``as_of``; ``published``: the
+    forecasts read from SQL (decay's input; those made by ``reference_end`` are the prediction
+    drift's reference)."""
+
+    as_of: dt.date
+    model_version: str | None
+    train_start: dt.date
+    reference_end: dt.date
+    rows: pd.DataFrame
+    published: pd.DataFrame
+
+
+def before_training(
+    features: pd.DataFrame,
+    published: pd.DataFrame,
+    backtest: pd.DataFrame,
+    train_start: dt.date,
+    as_of: dt.date,
+    cfg: DriftConfig,
+    quantiles: list[float],
+    model_version: str | None = None,
+) -> Monitoring:
+    """Input drift against the training window from ``train_start`` and the decay of
+    ``published`` forecasts (made from the training start to the night before) against
+    ``backtest`` (the newest backtest before tonight)."""
+    reference_end = drift_windows(train_start, as_of, cfg.recent_days)[0][1]
+    parts = [
+        drift_metrics(features, train_start, as_of, cfg).drop(columns="forecast_date"),
+        decay_rows(features, published, backtest, as_of, cfg, quantiles),
+    ]
+    rows = _dated([p for p in parts if not p.empty], as_of)
+    return Monitoring(as_of, model_version, train_start, reference_end, rows, published)
+
+
+def with_predictions(
+    monitoring: Monitoring, tonight: pd.DataFrame, cfg: DriftConfig
+) -> pd.DataFrame:
+    """Every monitoring row of the night: ``monitoring.rows`` and the prediction drift of
+    ``tonight``'s forecasts against those published in the reference window."""
+    made = pd.to_datetime(monitoring.published["forecast_date"])
+    reference = monitoring.published.loc[made <= pd.Timestamp(monitoring.reference_end)]
+    predictions = prediction_rows(tonight, reference, cfg)
+    parts = [p for p in (monitoring.rows, predictions) if not p.empty]
+    return _dated(parts, monitoring.as_of)
+
+
+def _dated(parts: list[pd.DataFrame], as_of: dt.date) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame(columns=[*DRIFT_COLUMNS, "forecast_date"])
+    rows = pd.concat([p[DRIFT_COLUMNS] for p in parts], ignore_index=True)
+    return rows.assign(forecast_date=as_of)
+
+
 def monitoring_rows(
     features: pd.DataFrame,
     tonight: pd.DataFrame,
@@ -105,16 +169,7 @@ def monitoring_rows(
     cfg: DriftConfig,
     quantiles: list[float],
 ) -> pd.DataFrame:
-    """Every monitoring row of a night: input drift, decay and prediction drift, dated
-    ``as_of``. ``published``: forecasts in SQL made from the training start to the night
-    before (the decay's and the prediction drift's reference)."""
-    reference_end = drift_windows(train_start, as_of, cfg.recent_days)[0][1]
-    made = pd.to_datetime(published["forecast_date"])
-    reference = published.loc[made <= pd.Timestamp(reference_end)]
-    parts = [
-        drift_metrics(features, train_start, as_of, cfg).drop(columns="forecast_date"),
-        decay_rows(features, published, backtest, as_of, cfg, quantiles),
-        prediction_rows(tonight, reference, cfg),
-    ]
-    rows = pd.concat([p for p in parts if not p.empty], ignore_index=True)
-    return rows.assign(forecast_date=as_of)
+    """Every monitoring row of a night in one call (:func:`before_training`, then
+    :func:`with_predictions`)."""
+    before = before_training(features, published, backtest, train_start, as_of, cfg, quantiles)
+    return with_predictions(before, tonight, cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import asdict
 from typing import Any
 
 import pandas as pd
@@ -77,21 +78,43 @@ def model_record(
     }
 
 
+def decision_record(
+    decision: TrainingDecision, as_of: dt.date, model_version: str
+) -> dict[str, Any]:
+    """The ``training_decisions`` row of a run (less run_id and created_at)."""
+    verdict = decision.drift
+    flags = [] if verdict is None else [asdict(f) for f in (*verdict.drifted, *verdict.decayed)]
+    return {
+        "forecast_date": as_of,
+        "action": decision.action,
+        "trigger": decision.trigger,
+        "reason": decision.reason,
+        "base_version": decision.base_version,
+        "model_version": model_version,
+        "contested": decision.contest,
+        "drift_retrain": bool(verdict and verdict.retrain),
+        "drifted_pairs": len(verdict.drifted) if verdict else 0,
+        "decayed_series": len(verdict.decayed) if verdict else 0,
+        "flags": flags,
+    }
+
+
 def publish_results(
     engine: Engine,
     settings: Settings,
     run_id: str,
     as_of: dt.date,
     candidate: TrainedModel,
+    decision: TrainingDecision,
     evaluation: Evaluation,
     forecasts: pd.DataFrame,
     drift: pd.DataFrame,
     features: pd.DataFrame,
 ) -> dict[str, int]:
     """Register the models, set their champion/challenger status and write tonight's
-    forecasts, backtest rows, drift metrics and actuals, in ONE transaction (retried whole on a
-    deadlock): a BI query sees all of the run or none of it. Then record the night's selection
-    in the model folder. Idempotent."""
+    training decision, forecasts, backtest rows, drift metrics and actuals, in ONE transaction
+    (retried whole on a deadlock): a BI query sees all of the run or none of it. Then record
+    the night's selection in the model folder. Idempotent."""
     selection = evaluation.selection
     statuses = selection.statuses()
 
@@ -115,7 +138,9 @@ def publish_results(
         known.add(candidate.version)
         db.set_model_statuses(conn, {v: s for v, s in statuses.items() if v in known})
         observed = actuals_frame(conn, features, as_of, settings.actuals_restate_days)
+        record = decision_record(decision, as_of, candidate.version)
         return {
+            "training_decisions": db.write_training_decision(conn, record, run_id),
             "forecasts": db.write_forecasts(conn, forecasts, run_id),
             "backtest_results": db.write_backtest_results(
                 conn, evaluation.rows, run_id, as_of, series_ids=settings.series_ids

@@ -9,6 +9,12 @@ reuses the model when no data is newer than the model; otherwise it fine-tunes t
 recent data. Every model trained here stops its training targets at the backtest hold-out
 start (``fit_end``), so it can be scored out of sample. Point-in-time correct: only models
 trained through the run date or earlier are considered.
+
+Drift and decay (``[retrain_policy]``, :mod:`pipeline_lib.policy`) bring the full training
+forward: when the night's verdict triggers and the last full training is at least
+``cooldown_days`` old, the run trains in full instead of fine-tuning. Every decision names
+its ``trigger`` (a short code for BI: no_model, requested, settings_changed, holdout,
+no_new_data, cadence, drift, decay, drift+decay, routine) and carries the verdict.
 """
 
 from __future__ import annotations
@@ -19,14 +25,18 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import pandas as pd
+from sqlalchemy import Engine
 
-from pipeline_lib import paths, registry, schema
+from pipeline_lib import db, paths, registry, schema
 from pipeline_lib.config import ModelConfig, Settings
 from pipeline_lib.evaluation.backtest import BacktestPlan, plan_backtest
 from pipeline_lib.model.checkpoint import list_models, load_model, save_model
 from pipeline_lib.model.train import fine_tune, train_full
 from pipeline_lib.model.trained import MODULE_DEFAULTS, TrainedModel
+from pipeline_lib.monitor import Monitoring, before_training
+from pipeline_lib.policy import DriftVerdict, assess
 
+DRIFT_FLAGS_KEY = "drift_flags"  # in a full model's metrics: the flags it was trained with
 # Every model setting but the quantiles (compared on their own) shapes the network.
 _ARCHITECTURE = tuple(k for k in ModelConfig.model_fields if k != "quantiles")
 
@@ -35,12 +45,15 @@ _ARCHITECTURE = tuple(k for k in ModelConfig.model_fields if k != "quantiles")
 class TrainingDecision:
     """``base_version``: the current model (the champion); ``contest``: whether a new model
     must beat it on the backtest to replace it (False when it no longer fits the settings or
-    cannot be scored out of sample: the new model then replaces it as it is)."""
+    cannot be scored out of sample: the new model then replaces it as it is); ``trigger``:
+    what decided it (module doc); ``drift``: the policy's verdict of the night, if any."""
 
     action: Literal["full", "finetune", "reuse"]
     reason: str
     base_version: str | None = None
     contest: bool = True
+    trigger: str = "routine"
+    drift: DriftVerdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +80,17 @@ def _mismatch(record: dict[str, Any], settings: Settings, series_ids: list[str])
     return f"model settings changed: {', '.join(changed)}" if changed else None
 
 
+def current_model(
+    models: list[dict[str, Any]], as_of: dt.date, champion: str | None
+) -> dict[str, Any] | None:
+    """The current model as of a run: the champion when it is among the models trained
+    through ``as_of``, else the newest of them; None when there is none."""
+    eligible = [m for m in models if m["train_end"] <= as_of.isoformat()]
+    if not eligible:
+        return None
+    return {m["version"]: m for m in eligible}.get(champion or "", eligible[-1])
+
+
 def decide(
     models: list[dict[str, Any]],
     settings: Settings,
@@ -76,23 +100,29 @@ def decide(
     force_full: bool = False,
     champion: str | None = None,
     holdout_start: dt.date | None = None,
+    drift: DriftVerdict | None = None,
 ) -> TrainingDecision:
     """The training action for a run as of ``as_of``; ``models`` as from ``list_models``.
 
     ``champion``: the current champion's version (else the newest eligible model is current);
-    ``holdout_start``: tonight's first backtest origin.
+    ``holdout_start``: tonight's first backtest origin; ``drift``: the night's policy verdict
+    (:func:`pipeline_lib.policy.assess`), applied after every other reason.
     """
-    eligible = [m for m in models if m["train_end"] <= as_of.isoformat()]
-    if not eligible:
-        return TrainingDecision("full", f"no model trained on data up to {as_of}")
-    by_version = {m["version"]: m for m in eligible}
-    current = by_version.get(champion or "", eligible[-1])
+    current = current_model(models, as_of, champion)
+    if current is None:
+        return TrainingDecision(
+            "full", f"no model trained on data up to {as_of}", trigger="no_model", drift=drift
+        )
     version = current["version"]
     if force_full:
-        return TrainingDecision("full", "full retraining requested", version)
+        return TrainingDecision(
+            "full", "full retraining requested", version, trigger="requested", drift=drift
+        )
     mismatch = _mismatch(current, settings, series_ids)
     if mismatch:
-        return TrainingDecision("full", mismatch, version, contest=False)
+        return TrainingDecision(
+            "full", mismatch, version, contest=False, trigger="settings_changed", drift=drift
+        )
     target_end = current.get("fit_end") or current["train_end"]
     if holdout_start is not None and target_end > holdout_start.isoformat():
         return TrainingDecision(
@@ -101,10 +131,19 @@ def decide(
             f"backtest (from {holdout_start})",
             version,
             contest=False,
+            trigger="holdout",
+            drift=drift,
         )
     trained_through = dt.date.fromisoformat(current["train_end"])
     if newest_data is None or newest_data <= trained_through:
-        return TrainingDecision("reuse", f"no data newer than model {version}", version)
+        return TrainingDecision(
+            "reuse",
+            f"no data newer than model {version}",
+            version,
+            trigger="no_new_data",
+            drift=drift,
+        )
+    eligible = [m for m in models if m["train_end"] <= as_of.isoformat()]
     last_full = _last_full(eligible, current)
     age = (as_of - dt.date.fromisoformat(last_full["train_end"])).days
     if age >= settings.training.retrain_every_days:
@@ -113,26 +152,50 @@ def decide(
             f"last full training ({last_full['version']}) is {age} days old "
             f"(retrain_every_days={settings.training.retrain_every_days})",
             version,
+            trigger="cadence",
+            drift=drift,
         )
-    return TrainingDecision("finetune", f"new data since {trained_through}", version)
+    routine = f"new data since {trained_through}"
+    if drift is not None and drift.retrain:
+        cooldown = settings.retrain_policy.cooldown_days
+        if age >= cooldown:
+            return TrainingDecision(
+                "full", drift.reason, version, trigger=drift.trigger, drift=drift
+            )
+        routine += (
+            f"; {drift.trigger} would retrain, but the last full training "
+            f"({last_full['version']}) is only {age} days old (cooldown_days={cooldown}): "
+            f"{drift.reason}"
+        )
+    elif drift is not None and (drift.drifted or drift.decayed):
+        routine += f"; retraining policy: {drift.reason}"
+    return TrainingDecision("finetune", routine, version, drift=drift)
 
 
-def train_or_reuse(
+@dataclass(frozen=True)
+class Situation:
+    """What a night's decision reads: the rows up to the run, the series long enough to
+    train on, the newest data date, the hold-out start, the models that count and the
+    champion of the newest selection that counts."""
+
+    rows: pd.DataFrame
+    series_ids: list[str]
+    newest: dt.date | None
+    fit_end: dt.date
+    models: list[dict[str, Any]]
+    champion: str | None
+
+    def current(self, as_of: dt.date) -> dict[str, Any] | None:
+        return current_model(self.models, as_of, self.champion)
+
+
+def situation(
     settings: Settings,
     features: pd.DataFrame,
     as_of: dt.date,
-    force_full: bool = False,
-    progress: Callable[[dict[str, Any]], None] | None = None,
     lineage_start: dt.date | None = None,
-) -> tuple[TrainedModel, TrainingDecision]:
-    """Apply :func:`decide` and return the model trained tonight, or the reused one (saved in
-    models/). Training targets stop at tonight's backtest hold-out start.
-
-    ``lineage_start``: consider only the models chosen (champion or challenger) by nights
-    from that date on, up to ``as_of`` (a backfill chunk: the first chunk continues the
-    nightly's lineage, each later one starts its own with a full training), so chunks run in
-    parallel see none of each other's models and reach the same ones as one after the other.
-    """
+) -> Situation:
+    """The night's :class:`Situation`; ``lineage_start`` as in :func:`train_or_reuse`."""
     url = paths.models_dir(settings.data_dir)
     rows = features[features[schema.DATE] <= pd.Timestamp(as_of)]
     newest = None if rows.empty else pd.Timestamp(rows[schema.DATE].max()).date()
@@ -149,20 +212,103 @@ def train_or_reuse(
         models = [m for m in models if m["version"] in allowed]
         previous = chosen[-1] if chosen else None
     champion = previous.champion if previous else None
-    decision = decide(models, settings, as_of, series_ids, newest, force_full, champion, fit_end)
-    if lineage_start is not None and not models:
-        decision = TrainingDecision("full", f"no model chosen since {lineage_start} (backfill)")
+    return Situation(rows, series_ids, newest, fit_end, models, champion)
+
+
+def train_or_reuse(
+    settings: Settings,
+    features: pd.DataFrame,
+    as_of: dt.date,
+    force_full: bool = False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    lineage_start: dt.date | None = None,
+    drift: DriftVerdict | None = None,
+) -> tuple[TrainedModel, TrainingDecision]:
+    """Apply :func:`decide` and return the model trained tonight, or the reused one (saved in
+    models/). Training targets stop at tonight's backtest hold-out start.
+
+    ``lineage_start``: consider only the models chosen (champion or challenger) by nights
+    from that date on, up to ``as_of`` (a backfill chunk: the first chunk continues the
+    nightly's lineage, each later one starts its own with a full training), so chunks run in
+    parallel see none of each other's models and reach the same ones as one after the other.
+    ``drift``: the night's retraining-policy verdict.
+    """
+    url = paths.models_dir(settings.data_dir)
+    now = situation(settings, features, as_of, lineage_start)
+    decision = decide(
+        now.models,
+        settings,
+        as_of,
+        now.series_ids,
+        now.newest,
+        force_full,
+        now.champion,
+        now.fit_end,
+        drift,
+    )
+    if lineage_start is not None and not now.models:
+        decision = TrainingDecision(
+            "full",
+            f"no model chosen since {lineage_start} (backfill)",
+            trigger="no_model",
+            drift=drift,
+        )
     if decision.action == "reuse":
         return load_model(url, decision.base_version), decision
+    rows, fit_end = now.rows, now.fit_end
     if decision.action == "full":
         trained = train_full(
             rows, settings.model, settings.training, settings.horizon, as_of, progress, fit_end
         )
+        # the flags this training answers: later nights count only flags not among them
+        trained.metrics[DRIFT_FLAGS_KEY] = drift.keys() if drift is not None else []
     else:
         parent = load_model(url, decision.base_version)
         trained = fine_tune(parent, rows, settings.training, as_of, progress, fit_end)
     save_model(url, trained)
     return trained, decision
+
+
+def monitor_night(
+    settings: Settings,
+    engine: Engine,
+    features: pd.DataFrame,
+    as_of: dt.date,
+    lineage_start: dt.date | None = None,
+) -> tuple[Monitoring, DriftVerdict]:
+    """Before training: input drift against the current model's training window (the window
+    tonight's full training will use when there is no model yet) and the decay of the
+    forecasts published before tonight, read from SQL; and the retraining policy's verdict.
+
+    A backfill chunk (``lineage_start``) reads only the forecasts and backtests of its own
+    nights, so its result does not depend on the chunks running beside it.
+    """
+    cfg = settings.drift
+    now = situation(settings, features, as_of, lineage_start)
+    current, known = now.current(as_of), []
+    if current is None:
+        version = None
+        train_start = as_of - dt.timedelta(days=settings.training.train_window_days - 1)
+    else:
+        version, train_start = current["version"], dt.date.fromisoformat(current["train_start"])
+        eligible = [m for m in now.models if m["train_end"] <= as_of.isoformat()]
+        known = known_flags(_last_full(eligible, current))
+    first = min(train_start, as_of - dt.timedelta(days=cfg.decay_window_days * 2))
+    if lineage_start is not None:
+        first = max(first, lineage_start)
+    published = db.read_forecasts(engine, settings.series_ids, first, as_of - dt.timedelta(days=1))
+    backtest = db.read_latest_backtest(engine, settings.series_ids, as_of, lineage_start)
+    monitoring = before_training(
+        features, published, backtest, train_start, as_of, cfg,
+        list(settings.model.quantiles), version,
+    )  # fmt: skip
+    return monitoring, assess(monitoring.rows, settings.retrain_policy, known)
+
+
+def known_flags(record: dict[str, Any]) -> list[list[str]]:
+    """The drift and decay flags present when a full model was trained (its metrics'
+    ``drift_flags``; none for a model trained before they were recorded)."""
+    return list(record.get("metrics", {}).get(DRIFT_FLAGS_KEY, []))
 
 
 def holdout_plan(settings: Settings, features: pd.DataFrame, as_of: dt.date) -> BacktestPlan:

@@ -189,6 +189,41 @@ COMMENT ON COLUMN forecasts.model_version IS 'model_versions.version used';
 COMMENT ON COLUMN forecasts.run_id IS 'pipeline_runs.run_id that wrote it';
 COMMENT ON COLUMN forecasts.created_at IS 'when the row was written (UTC)';
 
+CREATE TABLE training_decisions (
+    run_id VARCHAR(64) NOT NULL,
+    forecast_date DATE NOT NULL,
+    action VARCHAR(16) NOT NULL,
+    trigger VARCHAR(32) NOT NULL,
+    reason TEXT NOT NULL,
+    base_version VARCHAR(64),
+    model_version VARCHAR(64) NOT NULL,
+    contested BOOLEAN NOT NULL,
+    drift_retrain BOOLEAN NOT NULL,
+    drifted_pairs INTEGER NOT NULL,
+    decayed_series INTEGER NOT NULL,
+    flags TEXT,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_training_decisions PRIMARY KEY (run_id),
+    CONSTRAINT ck_training_decisions_action CHECK (action IN ('full', 'finetune', 'reuse')),
+    CONSTRAINT fk_training_decisions_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id),
+    CONSTRAINT fk_training_decisions_model_version_model_versions FOREIGN KEY(model_version) REFERENCES model_versions (version)
+);
+CREATE INDEX ix_training_decisions_forecast_date ON training_decisions (forecast_date);
+COMMENT ON TABLE training_decisions IS 'The retraining decision of every forecast run, with the drift and decay behind it';
+COMMENT ON COLUMN training_decisions.run_id IS 'pipeline_runs.run_id of the forecast run that decided';
+COMMENT ON COLUMN training_decisions.forecast_date IS 'as-of date of the run';
+COMMENT ON COLUMN training_decisions.action IS 'full, finetune or reuse';
+COMMENT ON COLUMN training_decisions.trigger IS 'what decided it: no_model, requested, settings_changed, holdout, no_new_data, cadence, drift, decay, drift+decay or routine (a fine-tune)';
+COMMENT ON COLUMN training_decisions.reason IS 'the decision in words';
+COMMENT ON COLUMN training_decisions.base_version IS 'the current model before the run, if any';
+COMMENT ON COLUMN training_decisions.model_version IS 'model trained (or reused) by the run';
+COMMENT ON COLUMN training_decisions.contested IS 'the new model had to beat the champion on the backtest';
+COMMENT ON COLUMN training_decisions.drift_retrain IS 'the retraining policy called for a full training (the cooldown, the cadence or another reason may have decided instead)';
+COMMENT ON COLUMN training_decisions.drifted_pairs IS 'watched (series, feature) pairs whose input-drift metrics agreed';
+COMMENT ON COLUMN training_decisions.decayed_series IS 'series whose forecast decay (all horizons) was flagged';
+COMMENT ON COLUMN training_decisions.flags IS 'JSON list of the counted flags: kind, series_id, feature, metrics';
+COMMENT ON COLUMN training_decisions.created_at IS 'when the row was written (UTC)';
+
 CREATE TABLE validation_results (
     run_id VARCHAR(64) NOT NULL,
     dataset VARCHAR(32) NOT NULL,

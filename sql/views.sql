@@ -100,7 +100,8 @@ SELECT
 FROM forecast_errors
 GROUP BY series_id, model, horizon;
 
--- Drift flags raised by each series' most recent drift check.
+-- Drift flags raised by each series' most recent drift check: one row per thresholded metric
+-- that breached (descriptive rows such as ks_statistic or mae carry a flag but no threshold).
 DROP VIEW IF EXISTS current_drift_alerts;
 CREATE VIEW current_drift_alerts AS
 SELECT
@@ -119,7 +120,7 @@ JOIN (
     GROUP BY series_id
 ) AS newest
     ON newest.series_id = d.series_id AND newest.forecast_date = d.forecast_date
-WHERE d.is_drift;
+WHERE d.is_drift AND d.threshold IS NOT NULL;
 
 -- Every model version with its lineage, the forecasts published from it, and its most recent
 -- backtest (MAE, MASE, interval coverage over that night's backtest rows).

@@ -1,5 +1,5 @@
-"""Run artifacts in Prefect: forecasts, backtest and drift as markdown, the forecast plot as a
-link to its file in the data folder, and the validation summary.
+"""Run artifacts in Prefect: forecasts, the training decision, backtest and drift as markdown,
+the forecast plot as a link to its file in the data folder, and the validation summary.
 
 Keys are fixed (lowercase letters, digits and dashes, as Prefect requires), so each key's
 history in the UI is one artifact per run; every artifact is also attached to its flow run.
@@ -18,11 +18,13 @@ from prefect.cache_policies import NO_CACHE
 from pipeline_lib import artifacts
 from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
+from pipeline_lib.retrain import TrainingDecision
 from pipeline_lib.validation.report import ValidationReport
 
 FORECASTS_KEY = "forecasts"
 BACKTEST_KEY = "backtest-metrics"
 DRIFT_KEY = "drift-flags"
+DECISION_KEY = "training-decision"
 PLOT_KEY = "forecast-plot"
 VALIDATION_KEY = "validation-summary"
 
@@ -33,6 +35,7 @@ def publish_forecast_artifacts(
     run_id: str,
     as_of: dt.date,
     forecasts: pd.DataFrame,
+    decision: TrainingDecision,
     evaluation: Evaluation,
     drift: pd.DataFrame,
     features: pd.DataFrame,
@@ -53,6 +56,11 @@ def publish_forecast_artifacts(
         markdown=artifacts.forecasts_markdown(forecasts, plot_url=plot),
         key=FORECASTS_KEY,
         description=f"Forecasts as of {as_of}",
+    )
+    create_markdown_artifact(
+        markdown=artifacts.decision_markdown(decision),
+        key=DECISION_KEY,
+        description=f"Training decision as of {as_of}, with the drift and decay behind it",
     )
     create_markdown_artifact(
         markdown=artifacts.backtest_markdown(evaluation),

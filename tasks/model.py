@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline_lib import champion, db, monitor, retrain, tuning
+from pipeline_lib import champion, db, monitor, policy, retrain, tuning
 from pipeline_lib.config import Settings
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.model.trained import TrainedModel
@@ -33,6 +33,7 @@ def train_model(
     as_of: dt.date,
     force_full: bool = False,
     lineage_start: dt.date | None = None,
+    drift: policy.DriftVerdict | None = None,
 ) -> tuple[TrainedModel, retrain.TrainingDecision]:
     logger = get_run_logger()
 
@@ -44,9 +45,12 @@ def train_model(
         )
 
     trained, decision = retrain.train_or_reuse(
-        settings, features, as_of, force_full, progress, lineage_start
+        settings, features, as_of, force_full, progress, lineage_start, drift
     )
-    logger.info("model %s: %s (%s)", trained.version, decision.action, decision.reason)
+    logger.info(
+        "model %s: %s, trigger %s (%s)",
+        trained.version, decision.action, decision.trigger, decision.reason,
+    )  # fmt: skip
     return trained, decision
 
 
@@ -74,32 +78,36 @@ def forecast(
     return champion.published_forecasts(settings, evaluation, features, as_of)
 
 
-@task(name="drift-metrics", cache_policy=NO_CACHE)
-def drift_metrics(
+@task(name="monitor-drift-and-decay", cache_policy=NO_CACHE)
+def monitor_drift(
     settings: Settings,
-    trained: TrainedModel,
     features: pd.DataFrame,
-    tonight: pd.DataFrame,
     as_of: dt.date,
-) -> pd.DataFrame:
-    """Input drift, decay of the forecasts published before tonight, prediction drift."""
-    cfg = settings.drift
-    first = min(trained.train_start, as_of - dt.timedelta(days=cfg.decay_window_days * 2))
+    lineage_start: dt.date | None = None,
+) -> tuple[monitor.Monitoring, policy.DriftVerdict]:
+    """Before training: input drift against the current model's training window, decay of
+    the forecasts published before tonight, and the retraining policy's verdict on them."""
     with db.engine_scope(settings.db_url) as engine:
-        published = db.read_forecasts(
-            engine, settings.series_ids, first, as_of - dt.timedelta(days=1)
+        monitoring, verdict = retrain.monitor_night(
+            settings, engine, features, as_of, lineage_start
         )
-        backtest = db.read_latest_backtest(engine, settings.series_ids, as_of)
-    return monitor.monitoring_rows(
-        features,
-        tonight,
-        published,
-        backtest,
-        trained.train_start,
-        as_of,
-        cfg,
-        list(settings.model.quantiles),
-    )
+    logger = get_run_logger()
+    flags = int(monitoring.rows["is_drift"].astype(bool).sum()) if len(monitoring.rows) else 0
+    logger.info(
+        "monitoring against %s (training window from %s): %d rows, %d flags",
+        monitoring.model_version or "tonight's training window", monitoring.train_start,
+        len(monitoring.rows), flags,
+    )  # fmt: skip
+    logger.info("retraining policy: %s", verdict.reason)
+    return monitoring, verdict
+
+
+@task(name="prediction-drift", cache_policy=NO_CACHE)
+def drift_metrics(
+    settings: Settings, monitoring: monitor.Monitoring, tonight: pd.DataFrame
+) -> pd.DataFrame:
+    """Every drift row of the night: the monitoring's and tonight's prediction drift."""
+    return monitor.with_predictions(monitoring, tonight, settings.drift)
 
 
 @task(name="apply-tuned-settings", cache_policy=NO_CACHE)

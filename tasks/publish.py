@@ -13,6 +13,7 @@ from pipeline_lib import db, publish
 from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
 from pipeline_lib.model.trained import TrainedModel
+from pipeline_lib.retrain import TrainingDecision
 
 _SQL = dict(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE, tags=["sql-write"])
 
@@ -47,6 +48,7 @@ def publish_results(
     run_id: str,
     as_of: dt.date,
     candidate: TrainedModel,
+    decision: TrainingDecision,
     evaluation: Evaluation,
     forecasts: pd.DataFrame,
     drift: pd.DataFrame,
@@ -54,8 +56,9 @@ def publish_results(
 ) -> dict[str, int]:
     with db.engine_scope(settings.db_url) as engine:
         return publish.publish_results(
-            engine, settings, run_id, as_of, candidate, evaluation, forecasts, drift, features
-        )
+            engine, settings, run_id, as_of, candidate, decision, evaluation, forecasts, drift,
+            features,
+        )  # fmt: skip
 
 
 @task(name="write-run-report", cache_policy=NO_CACHE)

@@ -12,6 +12,7 @@ from pipeline_lib.db.tables import (
     model_versions,
     pipeline_runs,
     schema_state,
+    training_decisions,
     validation_results,
 )
 from pipeline_lib.db.upsert import run_in_transaction
@@ -24,6 +25,7 @@ from pipeline_lib.db.writers import (
     write_backtest_results,
     write_drift_metrics,
     write_forecasts,
+    write_training_decision,
     write_validation_results,
 )
 
@@ -47,6 +49,7 @@ __all__ = [
     "schema_state",
     "set_model_statuses",
     "start_run",
+    "training_decisions",
     "upgrade",
     "upsert_model_version",
     "validation_results",
@@ -54,5 +57,6 @@ __all__ = [
     "write_backtest_results",
     "write_drift_metrics",
     "write_forecasts",
+    "write_training_decision",
     "write_validation_results",
 ]

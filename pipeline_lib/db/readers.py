@@ -33,11 +33,15 @@ def read_forecasts(
         return pd.DataFrame(rows.mappings().all(), columns=FORECAST_FIELDS)
 
 
-def read_latest_backtest(engine: Engine, series_ids: list[str], before: dt.date) -> pd.DataFrame:
-    """The rows of the newest backtest dated before ``before`` (every model), for
-    ``series_ids``; empty when there is none."""
+def read_latest_backtest(
+    engine: Engine, series_ids: list[str], before: dt.date, since: dt.date | None = None
+) -> pd.DataFrame:
+    """The rows of the newest backtest dated before ``before`` (and on or after ``since``,
+    when given), every model, for ``series_ids``; empty when there is none."""
     t = backtest_results
     newest = select(func.max(t.c.backtest_date)).where(t.c.backtest_date < before)
+    if since is not None:
+        newest = newest.where(t.c.backtest_date >= since)
     columns = [c.name for c in t.columns]
     with engine.connect() as conn:
         date = conn.execute(newest).scalar()

@@ -35,6 +35,7 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 MODEL_KINDS = ("full", "finetune", "baseline")
+TRAINING_ACTIONS = ("full", "finetune", "reuse")
 RUN_STATUSES = ("running", "succeeded", "failed")
 
 
@@ -181,6 +182,56 @@ pipeline_runs = Table(
     CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
     Index(None, "as_of", "flow"),
     comment="One row per pipeline run, for audit and monitoring",
+)
+
+training_decisions = Table(
+    "training_decisions",
+    metadata,
+    _run_id("pipeline_runs.run_id of the forecast run that decided", primary_key=True),
+    Column("forecast_date", Date, nullable=False, comment="as-of date of the run"),
+    Column("action", String(16), nullable=False, comment="full, finetune or reuse"),
+    Column(
+        "trigger",
+        String(32),
+        nullable=False,
+        comment="what decided it: no_model, requested, settings_changed, holdout, no_new_data, "
+        "cadence, drift, decay, drift+decay or routine (a fine-tune)",
+    ),
+    Column("reason", Text, nullable=False, comment="the decision in words"),
+    Column("base_version", String(64), comment="the current model before the run, if any"),
+    _model_version("model trained (or reused) by the run"),
+    Column(
+        "contested",
+        Boolean(create_constraint=False),
+        nullable=False,
+        comment="the new model had to beat the champion on the backtest",
+    ),
+    Column(
+        "drift_retrain",
+        Boolean(create_constraint=False),
+        nullable=False,
+        comment="the retraining policy called for a full training (the cooldown, the cadence "
+        "or another reason may have decided instead)",
+    ),
+    Column(
+        "drifted_pairs",
+        Integer,
+        nullable=False,
+        comment="watched (series, feature) pairs whose input-drift metrics agreed",
+    ),
+    Column(
+        "decayed_series",
+        Integer,
+        nullable=False,
+        comment="series whose forecast decay (all horizons) was flagged",
+    ),
+    Column(
+        "flags", Text, comment="JSON list of the counted flags: kind, series_id, feature, metrics"
+    ),
+    Column("created_at", _tz(), nullable=False, comment="when the row was written (UTC)"),
+    CheckConstraint("action IN ('full', 'finetune', 'reuse')", name="action"),
+    Index(None, "forecast_date"),
+    comment="The retraining decision of every forecast run, with the drift and decay behind it",
 )
 
 actuals = Table(

@@ -25,12 +25,14 @@ from pipeline_lib.db.frames import to_arrow
 from pipeline_lib.db.migrate import create_schema
 from pipeline_lib.db.tables import (
     MODEL_KINDS,
+    TRAINING_ACTIONS,
     actuals,
     backtest_results,
     drift_metrics,
     forecasts,
     model_versions,
     pipeline_runs,
+    training_decisions,
     validation_results,
 )
 from pipeline_lib.db.upsert import (
@@ -56,6 +58,7 @@ __all__ = [
     "write_backtest_results",
     "write_drift_metrics",
     "write_forecasts",
+    "write_training_decision",
     "write_validation_results",
 ]
 
@@ -140,6 +143,44 @@ def write_drift_metrics(
         df = df.assign(is_drift=df["is_drift"].astype("boolean").fillna(False))
     data = to_arrow(drift_metrics, df, {"run_id": run_id, "created_at": v.utcnow()})
     return replace_rows(bind, drift_metrics, data, ["forecast_date", "series_id"])
+
+
+TRAINING_DECISION_CONVERTERS: dict[str, v.Converter] = {
+    "forecast_date": v.to_date,
+    "action": v.to_str,
+    "trigger": v.to_str,
+    "reason": v.to_str,
+    "base_version": v.to_str,
+    "model_version": v.to_str,
+    "contested": bool,
+    "drift_retrain": bool,
+    "drifted_pairs": int,
+    "decayed_series": int,
+    "flags": v.to_json,
+}
+
+
+def write_training_decision(
+    bind: Engine | Connection, record: Mapping[str, Any], run_id: str
+) -> int:
+    """Upsert a run's retraining decision (one row per run; ``record`` has every column of
+    ``training_decisions`` but run_id and created_at; ``flags`` may be a list, stored as
+    JSON text). Returns 1."""
+    fields = set(TRAINING_DECISION_CONVERTERS)
+    if set(record) != fields:
+        raise ValueError(
+            f"a training decision needs exactly {sorted(fields)}; missing "
+            f"{sorted(fields - set(record))}, unknown {sorted(set(record) - fields)}"
+        )
+    if record["action"] not in TRAINING_ACTIONS:
+        raise ValueError(f"action must be one of {TRAINING_ACTIONS}, got {record['action']!r}")
+    row = {k: TRAINING_DECISION_CONVERTERS[k](val) for k, val in record.items()}
+    row.update(run_id=run_id, created_at=v.utcnow())
+    keys = pa.table({"run_id": [run_id], "model_version": [row["model_version"]]})
+    with transaction(bind) as conn:
+        check_references(conn, training_decisions, keys)
+        upsert_rows(conn, training_decisions, [row])
+    return 1
 
 
 def write_actuals(

@@ -18,11 +18,16 @@ def random_walk_features(
     frequency: str = "B",
     seed: int = 0,
     weekly_signal: float = 0.0,
+    shift_series: tuple[int, ...] = (),
+    shift_from: dt.date | None = None,
+    shift_mean: float = 0.0,
 ) -> pd.DataFrame:
     """A features frame (``schema.FEATURE_COLUMNS``) of random walks, one per series.
 
     ``weekly_signal`` adds a learnable day-of-week pattern to the returns. The first series has
-    no weather and no volume (all NaN), like a close-only series without a location.
+    no weather and no volume (all NaN), like a close-only series without a location. A planted
+    drift: the series numbered in ``shift_series`` get ``shift_mean`` added to their daily log
+    returns (std 0.01) from ``shift_from`` on; the draws are the same as without it.
     """
     rng = np.random.default_rng(seed)
     dates = pd.date_range(pd.Timestamp(start), periods=n_days, freq=frequency).as_unit("ns")
@@ -30,6 +35,8 @@ def random_walk_features(
     frames = []
     for i in range(n_series):
         steps = rng.normal(0, 0.01, n_days) + weekly_signal * cal["dow_sin"].to_numpy()
+        if i in shift_series and shift_from is not None:
+            steps = steps + shift_mean * (dates >= pd.Timestamp(shift_from))
         y = 100.0 * (i + 1) * np.exp(np.cumsum(steps))
         frame = pd.DataFrame({schema.SERIES_ID: f"S{i}", schema.DATE: dates, schema.Y: y})
         close = pd.Series(y)

@@ -18,7 +18,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.runtime import flow_run
 
-from pipeline_lib import champion, retrain
+from pipeline_lib import champion, policy, retrain, schema
 from pipeline_lib.config import SeriesConfig, Settings, load_settings
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.monitor import drift_metrics
@@ -46,11 +46,20 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> dict:
         backtest={"last_n": 5, "step": 2, "baselines": ["naive", "seasonal_naive"]},
         drift={"recent_days": 60},
     )
-    candidate, decision = retrain.train_or_reuse(settings, FEATURES, AS_OF)
+    train_start = AS_OF - dt.timedelta(days=settings.training.train_window_days - 1)
+    drift = drift_metrics(FEATURES, train_start, AS_OF, settings.drift)
+    # every feature watched and one flag enough, so the decision's artifact lists flags
+    watch_all = settings.retrain_policy.model_copy(
+        update={"watch_features": [schema.Y, *schema.PAST_FEATURES], "min_agreeing_metrics": 1}
+    )
+    verdict = policy.assess(drift, watch_all)
+    candidate, decision = retrain.train_or_reuse(settings, FEATURES, AS_OF, drift=verdict)
     evaluation = champion.evaluate(settings, FEATURES, AS_OF, candidate, decision)
     forecasts = champion.published_forecasts(settings, evaluation, FEATURES, AS_OF)
-    drift = drift_metrics(FEATURES, candidate.train_start, AS_OF, settings.drift)
-    return dict(settings=settings, evaluation=evaluation, forecasts=forecasts, drift=drift)
+    return dict(
+        settings=settings, evaluation=evaluation, forecasts=forecasts, drift=drift,
+        decision=decision,
+    )  # fmt: skip
 
 
 def _artifacts(flow_run_id: str) -> dict[str, str]:
@@ -65,27 +74,33 @@ def _artifacts(flow_run_id: str) -> dict[str, str]:
 def forecast_artifacts_flow(
     settings: Settings,
     forecasts: pd.DataFrame,
+    decision: retrain.TrainingDecision,
     evaluation: champion.Evaluation,
     drift: pd.DataFrame,
 ) -> tuple[str, str | None]:
     run_id = str(flow_run.get_id())
     plot = publish_forecast_artifacts(
-        settings, run_id, AS_OF, forecasts, evaluation, drift, FEATURES
+        settings, run_id, AS_OF, forecasts, decision, evaluation, drift, FEATURES
     )
     return run_id, plot
 
 
 def test_keys_follow_prefects_rule() -> None:
     keys = [v for k, v in vars(artifact_tasks).items() if k.endswith("_KEY")]
-    assert len(keys) == 5 and len(set(keys)) == 5
+    assert len(keys) == 6 and len(set(keys)) == 6
     assert all(re.fullmatch(r"[a-z0-9-]+", k) for k in keys)
 
 
 def test_forecast_artifacts_are_created(prefect_api: None, night: dict) -> None:
     forecasts, evaluation = night["forecasts"], night["evaluation"]
-    run_id, plot = forecast_artifacts_flow(night["settings"], forecasts, evaluation, night["drift"])
+    decision = night["decision"]
+    run_id, plot = forecast_artifacts_flow(
+        night["settings"], forecasts, decision, evaluation, night["drift"]
+    )
     found = _artifacts(run_id)
-    assert set(found) == {"forecasts", "backtest-metrics", "drift-flags", "forecast-plot"}
+    assert set(found) == {
+        "forecasts", "training-decision", "backtest-metrics", "drift-flags", "forecast-plot"
+    }  # fmt: skip
 
     # the plot: saved in the data folder, linked from the run
     path = Path(plot)
@@ -107,6 +122,14 @@ def test_forecast_artifacts_are_created(prefect_api: None, night: dict) -> None:
     for sid, model in selection.published.items():
         mase = selection.series_mase[sid][model]
         assert f"| {sid} | {model} | {mase:.3f} |" in found["backtest-metrics"]
+
+    # the training decision: action, trigger, reason and the flags the policy counted
+    text = found["training-decision"]
+    assert text.startswith("**Training: full** (trigger `no_model`): no model trained on data")
+    assert decision.drift is not None and decision.drift.drifted
+    assert f"**Retraining policy** calls for a full training: {decision.drift.reason}" in text
+    for flag in decision.drift.drifted:
+        assert f"| input_drift | {flag.series_id} | {flag.feature} |" in text
 
     # drift: the flags counted
     flags = int(night["drift"]["is_drift"].sum())

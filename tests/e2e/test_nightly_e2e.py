@@ -90,6 +90,15 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     # one chunk (cadence 28 days): it continues the nightly's champion
     actions = [s["training"] for s in summaries]
     assert actions[:2] == ["finetune", "finetune"] and actions[2] == "reuse"  # 3 July: no trading
+    # every forecast run's decision is a row, with what triggered it and the policy's counts
+    decisions = _table(db, "training_decisions").sort_values("created_at")
+    assert list(decisions["action"]) == ["full", "reuse", "finetune", "finetune", "reuse"]
+    assert list(decisions["trigger"]) == [
+        "no_model", "no_new_data", "routine", "routine", "no_new_data",
+    ]  # fmt: skip
+    forecast_runs = runs.loc[runs["flow"] == "forecast", "run_id"]
+    assert set(forecast_runs) < set(decisions["run_id"])
+    assert (decisions["drifted_pairs"] >= 0).all() and decisions["reason"].str.len().gt(0).all()
 
     fc = _table(db, "forecasts")
     assert not fc.duplicated(["series_id", "forecast_date", "target_date"]).any()

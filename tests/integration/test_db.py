@@ -162,6 +162,21 @@ def test_drift_metrics_replace_per_date_and_series(engine: Engine) -> None:
     assert {r["threshold"] for r in d1} == {0.2, None}
 
 
+def test_current_drift_alerts_lists_the_breached_thresholds_of_the_newest_check(
+    engine: Engine,
+) -> None:
+    write_drift_metrics(engine, drift_frame(True), "run-a", forecast_date=D1)
+    write_drift_metrics(engine, drift_frame(True, ("log_return",)), "run-b", forecast_date=D2)
+    with engine.connect() as conn:
+        alerts = conn.execute(
+            text("SELECT series_id, forecast_date, feature, metric FROM current_drift_alerts")
+        ).all()
+    # the newest check only (D2), and psi but not ks_statistic (flagged, no threshold)
+    assert [(r[0], str(r[1]), r[2], r[3]) for r in alerts] == [
+        ("SP500", str(D2), "log_return", "psi")
+    ]
+
+
 def test_start_and_finish_run(bare: Engine) -> None:
     engine = bare
     start_run(engine, "r1", "nightly", D1, details={"series": ["SP500"]})
@@ -327,6 +342,6 @@ def test_the_database_password_is_never_logged_or_printed(
     engine.dispose()
     assert main(["db", "upgrade"]) == 0 and main(["db", "current"]) == 0
     out, err = capsys.readouterr()
-    assert "upgraded empty -> 0004" in out and "***" in out
+    assert "upgraded empty -> 0005" in out and "***" in out
     everything = out + err + caplog.text + str(refused.value)
     assert password not in everything

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from pipeline_lib import champion, db, monitor, retrain, schema
+from pipeline_lib import champion, db, monitor, policy, retrain, schema
 from pipeline_lib.config import SeriesConfig, load_settings
 from pipeline_lib.evaluation.backtest import baseline_version
 from pipeline_lib.model.testing import random_walk_features
@@ -91,8 +91,8 @@ def test_decay_of_published_forecasts_reaches_drift_metrics(
     db.start_run(db_engine, "night", "forecast", BACKTESTED)
     empty = pd.DataFrame(columns=[*monitor.DRIFT_COLUMNS, "forecast_date"])
     publish_results(
-        db_engine, settings, "night", BACKTESTED, candidate, evaluation, forecasts, empty,
-        FEATURES,
+        db_engine, settings, "night", BACKTESTED, candidate, decision, evaluation, forecasts,
+        empty, FEATURES,
     )  # fmt: skip
     db.start_run(db_engine, "live", "forecast", AS_OF)
 
@@ -114,6 +114,13 @@ def test_decay_of_published_forecasts_reaches_drift_metrics(
         assert ratio["value"] > settings.drift.mase_ratio_threshold and ratio["is_drift"]
         gap = _value(decayed, sid, "coverage_gap")
         assert gap["value"] < -settings.drift.coverage_gap_threshold and gap["is_drift"]
+
+    # the retraining policy counts both series as decayed: a full retraining is due
+    assert policy.assess(honest, settings.retrain_policy).decayed == []
+    verdict = policy.assess(decayed, settings.retrain_policy)
+    assert [f.series_id for f in verdict.decayed] == ["S0", "S1"]
+    assert verdict.retrain and "decay" in verdict.trigger.split("+")
+    assert set(verdict.decayed[0].metrics) == {"mase_ratio", "coverage_gap"}
 
     # every row is stored with its threshold (NULL for descriptive rows) and flag
     assert db.write_drift_metrics(db_engine, decayed, "live") == len(decayed)

@@ -46,15 +46,19 @@ def _night(settings, as_of: dt.date):
 
 def _publish(engine: Engine, settings, run_id: str, as_of: dt.date, night) -> dict[str, int]:
     """Publish a night as the forecast flow does: its run is started first."""
-    candidate, _, evaluation, forecasts, drift = night
+    candidate, decision, evaluation, forecasts, drift = night
     db.start_run(engine, run_id, "forecast", as_of)
     return publish_results(
-        engine, settings, run_id, as_of, candidate, evaluation, forecasts, drift, FEATURES
-    )
+        engine, settings, run_id, as_of, candidate, decision, evaluation, forecasts, drift,
+        FEATURES,
+    )  # fmt: skip
 
 
 def _counts(engine: Engine) -> dict[str, int]:
-    tables = (db.forecasts, db.drift_metrics, db.model_versions, db.backtest_results, db.actuals)
+    tables = (
+        db.training_decisions, db.forecasts, db.drift_metrics, db.model_versions,
+        db.backtest_results, db.actuals,
+    )  # fmt: skip
     with engine.connect() as conn:
         return {
             t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in tables
@@ -73,6 +77,7 @@ def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path
     n_backtest = len(evaluation.rows)
     observed = FEATURES[pd.to_datetime(FEATURES["date"]).dt.date <= AS_OF]
     assert written == {
+        "training_decisions": 1,
         "forecasts": 6,
         "backtest_results": n_backtest,
         "drift_metrics": len(drift),
@@ -82,6 +87,7 @@ def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path
     recent = pd.to_datetime(observed["date"]).dt.date >= AS_OF - dt.timedelta(days=31)
     assert rerun["actuals"] == recent.sum()  # then only each series' last 31 days
     assert _counts(db_engine) == {
+        "training_decisions": 2,  # one per run: the decisions are an audit trail
         "forecasts": 6,
         "drift_metrics": len(drift),
         "model_versions": 3,  # the LSTM and two baselines
@@ -96,6 +102,14 @@ def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path
         accuracy = pd.DataFrame(
             conn.execute(text("SELECT * FROM backtest_accuracy")).mappings().all()
         )
+        decided = conn.execute(
+            select(db.training_decisions).where(db.training_decisions.c.run_id == "run-1")
+        ).one()
+    assert (decided.action, decided.trigger, decided.model_version) == (
+        "full", "no_model", candidate.version,
+    )  # fmt: skip
+    assert decided.forecast_date == AS_OF and decided.reason == decision.reason
+    assert not decided.drift_retrain and decided.base_version is None
     assert statuses == {
         candidate.version: "champion",
         "baseline-naive": "baseline",
@@ -171,6 +185,7 @@ def test_failed_publish_writes_nothing(db_engine: Engine, tmp_path: Path) -> Non
             (candidate, decision, evaluation, forecasts, broken),
         )
     assert _counts(db_engine) == {
+        "training_decisions": 0,
         "forecasts": 0,
         "drift_metrics": 0,
         "model_versions": 0,

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from pipeline_lib.config import load_settings
+from pipeline_lib.policy import DriftVerdict
 from pipeline_lib.retrain import decide
 
 SETTINGS = load_settings(data_dir="/tmp/unused", training={"retrain_every_days": 28})
@@ -88,3 +89,43 @@ def test_config_changes_and_requests_force_full_training() -> None:
     assert "lookback" in _decide(bigger, "2015-06-02").reason
     gru = [_model("m1", "2015-06-01", hyperparameters={"cell": "gru"})]
     assert "cell" in _decide(gru, "2015-06-02").reason
+
+
+def _verdict(retrain: bool, trigger: str = "drift") -> DriftVerdict:
+    return DriftVerdict(retrain, "planted", trigger if retrain else "")
+
+
+def test_drift_brings_the_full_training_forward_after_the_cooldown() -> None:
+    models = [_model("m1", "2015-06-01"), _model("m2", "2015-06-03", "finetune", "m1")]
+    cooldown = SETTINGS.retrain_policy.cooldown_days  # counted from the full training, m1
+    early = dt.date(2015, 6, 1) + dt.timedelta(days=cooldown - 1)
+    late = dt.date(2015, 6, 1) + dt.timedelta(days=cooldown)
+
+    held = _decide(models, early.isoformat(), drift=_verdict(True))
+    assert (held.action, held.trigger, held.base_version) == ("finetune", "routine", "m2")
+    assert f"only {cooldown - 1} days old (cooldown_days={cooldown}): planted" in held.reason
+
+    full = _decide(models, late.isoformat(), drift=_verdict(True, "drift+decay"))
+    assert (full.action, full.trigger, full.reason) == ("full", "drift+decay", "planted")
+    assert full.contest and full.base_version == "m2" and full.drift.retrain
+
+    quiet = _decide(models, late.isoformat(), drift=_verdict(False))
+    assert (quiet.action, quiet.trigger) == ("finetune", "routine")
+
+
+def test_the_cadence_and_missing_data_win_over_drift() -> None:
+    models = [_model("m1", "2015-06-01")]
+    cadence = _decide(models, "2015-06-29", drift=_verdict(True))
+    assert (cadence.action, cadence.trigger) == ("full", "cadence")
+    stale = _decide(models, "2015-06-20", newest="2015-06-01", drift=_verdict(True))
+    assert (stale.action, stale.trigger) == ("reuse", "no_new_data")
+    assert stale.drift is not None  # the verdict is recorded whatever decided
+
+
+def test_every_decision_names_its_trigger() -> None:
+    models = [_model("m1", "2015-06-01")]
+    assert _decide([], "2015-06-30").trigger == "no_model"
+    assert _decide(models, "2015-06-10", force_full=True).trigger == "requested"
+    assert _decide(models, "2015-06-10", series=["A"]).trigger == "settings_changed"
+    inside = _decide(models, "2015-06-10", holdout_start=dt.date(2015, 5, 20))
+    assert (inside.trigger, inside.contest) == ("holdout", False)
