@@ -203,8 +203,8 @@ class DriftConfig(BaseModel):
     )
     # A calibrated naive forecast of a random walk (bench/drift_false_alarms.py): with 90 days
     # coverage_gap flags ~19% of the nights (all horizons), with 180 days ~6%; mase_ratio ~17-21%
-    # either way (~13% against a 150-origin backtest): nearby nights' errors overlap. Act on
-    # flags that repeat.
+    # either way (~13% against a 150-origin backtest): nearby nights' errors overlap. The
+    # retraining policy counts a flag once (RetrainPolicyConfig).
     decay_window_days: int = Field(
         default=180, ge=1, description="performance decay: target dates in the last N days"
     )

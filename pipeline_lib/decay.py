@@ -17,8 +17,8 @@ last ``window_days`` up to the as-of date and has an actual (:func:`realised_err
 - the errors of one horizon on consecutive nights overlap, and all horizons of a target date
   share its surprise, so the estimates are noisier than their counts suggest: on a calibrated
   naive forecast of a random walk, at the defaults, ``mase_ratio`` flags about one night in
-  six and ``coverage_gap`` one in sixteen (all horizons; ``bench/drift_false_alarms.py``). A
-  retraining policy should act on flags that repeat, not on one night's.
+  six and ``coverage_gap`` one in sixteen (all horizons; ``bench/drift_false_alarms.py``). The
+  retraining policy (:mod:`pipeline_lib.policy`) counts a series' flag once, not every night.
 - metrics, in this order: ``n_realised`` (count, never a flag); ``mae``; ``mase``, the MAE
   over the series' scale; ``backtest_mase``, what the backtest of the same models says for the
   same horizons; ``mase_ratio`` = mase / backtest_mase, flagged above ``mase_ratio_threshold``
