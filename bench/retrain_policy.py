@@ -1,10 +1,10 @@
 """The retraining policy's false alarms and detection, and what it does on the bundled data.
 
 Usage: ``python bench/retrain_policy.py [--seeds 400] [--decay-seeds 200] [--no-sample]``
-(about 3.5 min on 2 cores, most of it the bundled-sample replay). The policy is ``[retrain_policy]`` at its defaults (pipeline_lib.policy):
-a watched (series, feature) drifts when 3 of its 5 thresholded metrics agree, a series decays
-when its all-horizons mase_ratio or coverage_gap is flagged, and a night triggers at 1 drifted
-pair or 2 decayed series.
+(about 3.5 min on 2 cores, most of it the bundled-sample replay). The policy is
+``[retrain_policy]`` at its defaults (pipeline_lib.policy): a watched (series, feature) drifts
+when 3 of its 5 thresholded metrics agree, a series decays when its all-horizons mase_ratio or
+coverage_gap is flagged, and a night triggers at 1 new drifted pair or 2 new decayed series.
 
 1. Input drift, synthetic (as ``bench/drift_false_alarms.py``: 756 business days of reference,
    63 recent): for each stationary log-return process, the share of series whose log return
