@@ -89,12 +89,7 @@ def drift_rates(kind: str, n_series: int, cfg: DriftConfig, seed: int) -> pd.Dat
         list(columns),
         (dates[0].date(), dates[N_REF - 1].date()),
         (dates[N_REF].date(), dates[-1].date()),
-        psi_bins=cfg.psi_bins,
-        psi_threshold=cfg.psi_threshold,
-        ks_pvalue_threshold=cfg.ks_pvalue_threshold,
-        wasserstein_threshold=cfg.wasserstein_threshold,
-        mean_shift_threshold=cfg.mean_shift_threshold,
-        std_ratio_threshold=cfg.std_ratio_threshold,
+        **cfg.table_options(),
     )
     rates = out.pivot_table(index="feature", columns="metric", values="is_drift", aggfunc="mean")
     pairs = out.groupby(["series_id", "feature"])["is_drift"].any()

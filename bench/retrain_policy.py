@@ -58,17 +58,6 @@ CHANGES = [("stationary", 0.0, 1.0), ("mean + 0.5 std", 0.5, 1.0), ("mean + 1 st
            ("std x 1.5", 0.0, 1.5), ("std x 2", 0.0, 2.0)]  # fmt: skip
 
 
-def _drift_kwargs(cfg: DriftConfig) -> dict[str, float]:
-    return dict(
-        psi_bins=cfg.psi_bins,
-        psi_threshold=cfg.psi_threshold,
-        ks_pvalue_threshold=cfg.ks_pvalue_threshold,
-        wasserstein_threshold=cfg.wasserstein_threshold,
-        mean_shift_threshold=cfg.mean_shift_threshold,
-        std_ratio_threshold=cfg.std_ratio_threshold,
-    )
-
-
 def _panel_rate(flagged: np.ndarray, count: int) -> float:
     """Share of consecutive panels of PANEL series with at least ``count`` flagged."""
     n = flagged.size // PANEL * PANEL
@@ -97,7 +86,7 @@ def input_rates(kind: str, n_series: int, seed: int, cfg: DriftConfig, pol: Retr
         )
         rows = drift_table(
             features, ["log_return"], (dates[0].date(), dates[N_REF - 1].date()),
-            (dates[N_REF].date(), dates[-1].date()), **_drift_kwargs(cfg),
+            (dates[N_REF].date(), dates[-1].date()), **cfg.table_options(),
         )  # fmt: skip
         drifted = {f.series_id for f in policy.drifted_pairs(rows, pol)}
         flagged = np.isin(ids, list(drifted))
@@ -147,7 +136,7 @@ def sample_nights(pol: RetrainPolicyConfig) -> None:
         train_start = last_full - dt.timedelta(days=settings.training.train_window_days - 1)
         reference, recent = drift_windows(train_start, night, cfg.recent_days)
         features_in = [schema.Y, "temp_mean", *pol.watch_features]
-        drifted = drift_table(features, features_in, reference, recent, **_drift_kwargs(cfg))
+        drifted = drift_table(features, features_in, reference, recent, **cfg.table_options())
         published = live.loc[(made < night) & (made >= night - dt.timedelta(days=400))]
         plan = plan_backtest(features, night, settings.horizon, settings.backtest, min_train)
         upto = history.loc[history[schema.DATE] <= pd.Timestamp(night)]

@@ -225,6 +225,17 @@ class DriftConfig(BaseModel):
         description="|live interval coverage - nominal level| above this is decay",
     )
 
+    def table_options(self) -> dict[str, float]:
+        """The keyword arguments of ``pipeline_lib.drift.drift_table`` these settings give."""
+        return {
+            "psi_bins": self.psi_bins,
+            "psi_threshold": self.psi_threshold,
+            "ks_pvalue_threshold": self.ks_pvalue_threshold,
+            "wasserstein_threshold": self.wasserstein_threshold,
+            "mean_shift_threshold": self.mean_shift_threshold,
+            "std_ratio_threshold": self.std_ratio_threshold,
+        }
+
 
 class RetrainPolicyConfig(BaseModel):
     """When drift and decay flags bring the full retraining forward (pipeline_lib.policy).

@@ -39,18 +39,7 @@ def drift_metrics(
     """Drift rows (series_id, feature, metric, value, threshold, is_drift, forecast_date)."""
     reference, recent = drift_windows(train_start, as_of, cfg.recent_days)
     rows = features[features[schema.DATE] <= pd.Timestamp(as_of)]
-    table = drift_table(
-        rows,
-        DRIFT_FEATURES,
-        reference,
-        recent,
-        psi_bins=cfg.psi_bins,
-        psi_threshold=cfg.psi_threshold,
-        ks_pvalue_threshold=cfg.ks_pvalue_threshold,
-        wasserstein_threshold=cfg.wasserstein_threshold,
-        mean_shift_threshold=cfg.mean_shift_threshold,
-        std_ratio_threshold=cfg.std_ratio_threshold,
-    )
+    table = drift_table(rows, DRIFT_FEATURES, reference, recent, **cfg.table_options())
     return table.assign(forecast_date=as_of)
 
 
