@@ -20,6 +20,7 @@ from tasks.model import (
     drift_metrics,
     forecast,
     monitor_drift,
+    night_situation,
     train_model,
     tuned_settings,
 )
@@ -49,9 +50,10 @@ def forecast_stage(
     with recorded_run(settings, "forecast", as_of) as run:
         settings = tuned_settings(settings, as_of)
         features = build_features(settings, as_of, refresh_features)
-        monitoring, verdict = monitor_drift(settings, features, as_of, lineage_start)
+        now = night_situation(settings, features, as_of, lineage_start)
+        monitoring, verdict = monitor_drift(settings, now, as_of, lineage_start)
         candidate, decision = train_model(
-            settings, features, as_of, retrain, lineage_start, verdict
+            settings, features, as_of, retrain, lineage_start, verdict, now
         )
         evaluation = backtest(settings, features, as_of, candidate, decision)
         forecasts = forecast(settings, evaluation, features, as_of)

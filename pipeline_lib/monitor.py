@@ -122,7 +122,7 @@ def before_training(
     ``backtest`` (the newest backtest before tonight)."""
     reference_end = drift_windows(train_start, as_of, cfg.recent_days)[0][1]
     parts = [
-        drift_metrics(features, train_start, as_of, cfg).drop(columns="forecast_date"),
+        drift_metrics(features, train_start, as_of, cfg),
         decay_rows(features, published, backtest, as_of, cfg, quantiles),
     ]
     rows = _dated([p for p in parts if not p.empty], as_of)
@@ -146,19 +146,3 @@ def _dated(parts: list[pd.DataFrame], as_of: dt.date) -> pd.DataFrame:
         return pd.DataFrame(columns=[*DRIFT_COLUMNS, "forecast_date"])
     rows = pd.concat([p[DRIFT_COLUMNS] for p in parts], ignore_index=True)
     return rows.assign(forecast_date=as_of)
-
-
-def monitoring_rows(
-    features: pd.DataFrame,
-    tonight: pd.DataFrame,
-    published: pd.DataFrame,
-    backtest: pd.DataFrame,
-    train_start: dt.date,
-    as_of: dt.date,
-    cfg: DriftConfig,
-    quantiles: list[float],
-) -> pd.DataFrame:
-    """Every monitoring row of a night in one call (:func:`before_training`, then
-    :func:`with_predictions`)."""
-    before = before_training(features, published, backtest, train_start, as_of, cfg, quantiles)
-    return with_predictions(before, tonight, cfg)

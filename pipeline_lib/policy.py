@@ -101,8 +101,7 @@ def drifted_pairs(rows: pd.DataFrame, cfg: RetrainPolicyConfig) -> list[Flag]:
     flags = []
     for (series, feature), group in watched.groupby([schema.SERIES_ID, "feature"], sort=True):
         if len(group) >= cfg.min_agreeing_metrics:
-            metrics = {m: float(v) for m, v in zip(group["metric"], group["value"], strict=True)}
-            flags.append(Flag("input_drift", str(series), str(feature), metrics))
+            flags.append(Flag("input_drift", str(series), str(feature), _metrics(group)))
     return flags
 
 
@@ -116,14 +115,14 @@ def decayed_series(rows: pd.DataFrame, cfg: RetrainPolicyConfig) -> list[Flag]:
         & rows["is_drift"].astype(bool)
     ]
     return [
-        Flag(
-            "decay",
-            str(series),
-            ERROR_FEATURE,
-            {m: float(v) for m, v in zip(group["metric"], group["value"], strict=True)},
-        )
+        Flag("decay", str(series), ERROR_FEATURE, _metrics(group))
         for series, group in hit.groupby(schema.SERIES_ID, sort=True)
     ]
+
+
+def _metrics(group: pd.DataFrame) -> dict[str, float]:
+    """A flag group's flagged metrics and their values."""
+    return {m: float(v) for m, v in zip(group["metric"], group["value"], strict=True)}
 
 
 def assess(

@@ -85,10 +85,15 @@ def current_model(
 ) -> dict[str, Any] | None:
     """The current model as of a run: the champion when it is among the models trained
     through ``as_of``, else the newest of them; None when there is none."""
-    eligible = [m for m in models if m["train_end"] <= as_of.isoformat()]
+    eligible = _eligible(models, as_of)
     if not eligible:
         return None
     return {m["version"]: m for m in eligible}.get(champion or "", eligible[-1])
+
+
+def _eligible(models: list[dict[str, Any]], as_of: dt.date) -> list[dict[str, Any]]:
+    """The models trained through ``as_of`` (point in time)."""
+    return [m for m in models if m["train_end"] <= as_of.isoformat()]
 
 
 def decide(
@@ -143,8 +148,7 @@ def decide(
             trigger="no_new_data",
             drift=drift,
         )
-    eligible = [m for m in models if m["train_end"] <= as_of.isoformat()]
-    last_full = _last_full(eligible, current)
+    last_full = _last_full(_eligible(models, as_of), current)
     age = (as_of - dt.date.fromisoformat(last_full["train_end"])).days
     if age >= settings.training.retrain_every_days:
         return TrainingDecision(
@@ -223,6 +227,7 @@ def train_or_reuse(
     progress: Callable[[dict[str, Any]], None] | None = None,
     lineage_start: dt.date | None = None,
     drift: DriftVerdict | None = None,
+    now: Situation | None = None,
 ) -> tuple[TrainedModel, TrainingDecision]:
     """Apply :func:`decide` and return the model trained tonight, or the reused one (saved in
     models/). Training targets stop at tonight's backtest hold-out start.
@@ -231,10 +236,12 @@ def train_or_reuse(
     from that date on, up to ``as_of`` (a backfill chunk: the first chunk continues the
     nightly's lineage, each later one starts its own with a full training), so chunks run in
     parallel see none of each other's models and reach the same ones as one after the other.
-    ``drift``: the night's retraining-policy verdict.
+    ``drift``: the night's retraining-policy verdict; ``now``: the night's :func:`situation`
+    when the caller has it already (the monitoring read it), else it is read here.
     """
     url = paths.models_dir(settings.data_dir)
-    now = situation(settings, features, as_of, lineage_start)
+    if now is None:
+        now = situation(settings, features, as_of, lineage_start)
     decision = decide(
         now.models,
         settings,
@@ -272,34 +279,33 @@ def train_or_reuse(
 def monitor_night(
     settings: Settings,
     engine: Engine,
-    features: pd.DataFrame,
+    now: Situation,
     as_of: dt.date,
     lineage_start: dt.date | None = None,
 ) -> tuple[Monitoring, DriftVerdict]:
     """Before training: input drift against the current model's training window (the window
     tonight's full training will use when there is no model yet) and the decay of the
     forecasts published before tonight, read from SQL; and the retraining policy's verdict.
+    ``now``: the night's :func:`situation` (the same one :func:`train_or_reuse` is given).
 
     A backfill chunk (``lineage_start``) reads only the forecasts and backtests of its own
     nights, so its result does not depend on the chunks running beside it.
     """
     cfg = settings.drift
-    now = situation(settings, features, as_of, lineage_start)
     current, known = now.current(as_of), []
     if current is None:
         version = None
         train_start = as_of - dt.timedelta(days=settings.training.train_window_days - 1)
     else:
         version, train_start = current["version"], dt.date.fromisoformat(current["train_start"])
-        eligible = [m for m in now.models if m["train_end"] <= as_of.isoformat()]
-        known = known_flags(_last_full(eligible, current))
+        known = known_flags(_last_full(_eligible(now.models, as_of), current))
     first = min(train_start, as_of - dt.timedelta(days=cfg.decay_window_days * 2))
     if lineage_start is not None:
         first = max(first, lineage_start)
     published = db.read_forecasts(engine, settings.series_ids, first, as_of - dt.timedelta(days=1))
     backtest = db.read_latest_backtest(engine, settings.series_ids, as_of, lineage_start)
     monitoring = before_training(
-        features, published, backtest, train_start, as_of, cfg,
+        now.rows, published, backtest, train_start, as_of, cfg,
         list(settings.model.quantiles), version,
     )  # fmt: skip
     return monitoring, assess(monitoring.rows, settings.retrain_policy, known)

@@ -34,6 +34,7 @@ def train_model(
     force_full: bool = False,
     lineage_start: dt.date | None = None,
     drift: policy.DriftVerdict | None = None,
+    now: retrain.Situation | None = None,
 ) -> tuple[TrainedModel, retrain.TrainingDecision]:
     logger = get_run_logger()
 
@@ -45,7 +46,7 @@ def train_model(
         )
 
     trained, decision = retrain.train_or_reuse(
-        settings, features, as_of, force_full, progress, lineage_start, drift
+        settings, features, as_of, force_full, progress, lineage_start, drift, now
     )
     logger.info(
         "model %s: %s, trigger %s (%s)",
@@ -78,19 +79,28 @@ def forecast(
     return champion.published_forecasts(settings, evaluation, features, as_of)
 
 
+@task(name="read-models", cache_policy=NO_CACHE)
+def night_situation(
+    settings: Settings,
+    features: pd.DataFrame,
+    as_of: dt.date,
+    lineage_start: dt.date | None = None,
+) -> retrain.Situation:
+    """The models, champion, series and hold-out the night's monitoring and training read."""
+    return retrain.situation(settings, features, as_of, lineage_start)
+
+
 @task(name="monitor-drift-and-decay", cache_policy=NO_CACHE)
 def monitor_drift(
     settings: Settings,
-    features: pd.DataFrame,
+    now: retrain.Situation,
     as_of: dt.date,
     lineage_start: dt.date | None = None,
 ) -> tuple[monitor.Monitoring, policy.DriftVerdict]:
     """Before training: input drift against the current model's training window, decay of
     the forecasts published before tonight, and the retraining policy's verdict on them."""
     with db.engine_scope(settings.db_url) as engine:
-        monitoring, verdict = retrain.monitor_night(
-            settings, engine, features, as_of, lineage_start
-        )
+        monitoring, verdict = retrain.monitor_night(settings, engine, now, as_of, lineage_start)
     logger = get_run_logger()
     flags = int(monitoring.rows["is_drift"].astype(bool).sum()) if len(monitoring.rows) else 0
     logger.info(

@@ -67,10 +67,11 @@ def _monitor(engine: Engine, settings, train_start: dt.date) -> pd.DataFrame:
     backtest = db.read_latest_backtest(engine, settings.series_ids, AS_OF)
     assert set(backtest["backtest_date"]) == {BACKTESTED}
     tonight = published.loc[published["forecast_date"] == published["forecast_date"].max()]
-    return monitor.monitoring_rows(
-        FEATURES, tonight, published, backtest, train_start, AS_OF, settings.drift,
+    before = monitor.before_training(
+        FEATURES, published, backtest, train_start, AS_OF, settings.drift,
         list(settings.model.quantiles),
     )  # fmt: skip
+    return monitor.with_predictions(before, tonight, settings.drift)
 
 
 def _value(rows: pd.DataFrame, sid: str, metric: str) -> pd.Series:

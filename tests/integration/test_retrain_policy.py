@@ -51,8 +51,11 @@ def _night(settings, features: pd.DataFrame, as_of: dt.date, run_id: str):
     """One night as flows/forecast.py runs it."""
     with db.engine_scope(settings.db_url) as engine:
         db.create_schema(engine)
-        monitoring, verdict = retrain.monitor_night(settings, engine, features, as_of)
-        candidate, decision = retrain.train_or_reuse(settings, features, as_of, drift=verdict)
+        now = retrain.situation(settings, features, as_of)
+        monitoring, verdict = retrain.monitor_night(settings, engine, now, as_of)
+        candidate, decision = retrain.train_or_reuse(
+            settings, features, as_of, drift=verdict, now=now
+        )
         evaluation = champion.evaluate(settings, features, as_of, candidate, decision)
         forecasts = champion.published_forecasts(settings, evaluation, features, as_of)
         db.start_run(engine, run_id, "forecast", as_of)
