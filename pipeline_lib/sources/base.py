@@ -8,11 +8,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pipeline_lib.errors import PipelineError
+
 CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
 
 
-class SourceError(Exception):
+class SourceError(PipelineError):  # an Exception as before; printed by the CLI
     """A source could not deliver data (unknown symbol, missing path, unreachable service)."""
 
 

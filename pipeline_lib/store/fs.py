@@ -12,6 +12,8 @@ import uuid
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from pipeline_lib.errors import storage_errors
+
 TEMP_PREFIX = "."  # pyarrow dataset readers skip names starting with "." or "_"
 
 
@@ -42,20 +44,25 @@ def atomic_write_bytes(url: str, data: bytes) -> str:
 
     The bytes go to a hidden temporary name in the same folder, which is then renamed onto
     the final name. If anything fails, the temporary file is removed and the old file, if
-    any, is left untouched. Returns the path written (inside its filesystem).
+    any, is left untouched. Returns the path written (inside its filesystem). A full or
+    read-only disk raises a StorageError naming ``url`` (:func:`storage_errors`).
     """
     fs, path = filesystem(url)
     parent = posixpath.dirname(path)
     base = posixpath.basename(path)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
     tmp = f"{parent}/{TEMP_PREFIX}{base}.{uuid.uuid4().hex[:12]}.tmp" if parent else f".{base}.tmp"
-    try:
-        with fs.open(tmp, "wb") as f:
-            f.write(data)
-        _move(fs, tmp, path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
+    with storage_errors("writing", str(url)):
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        try:
+            with fs.open(tmp, "wb") as f:
+                f.write(data)
+            _move(fs, tmp, path)
+        except BaseException:
+            try:
+                if fs.exists(tmp):
+                    fs.rm(tmp)
+            except OSError:  # e.g. the disk went read-only: the original error matters
+                pass
+            raise
     return path

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline_lib import schema
+from pipeline_lib.errors import PipelineError
 
 MAX_ROWS = 5  # offending rows kept per failed expectation
 _KEY_LABELS = {schema.SERIES_ID: "series", schema.LOCATION: "location"}
@@ -59,6 +60,7 @@ class ValidationReport:
     warnings: list[ExpectationFailure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # checks not run: their column is missing
     source: str = ""  # where the rows came from, e.g. "file drop: b.csv"
+    notes: list[str] = field(default_factory=list)  # for the run's notes, e.g. rows revised
     gx_result: dict[str, Any] = field(default_factory=dict, repr=False)  # GX's own result JSON
 
     @property
@@ -93,7 +95,7 @@ def format_row(row: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-class ValidationFailed(Exception):
+class ValidationFailed(PipelineError):  # an Exception as before; printed by the CLI
     """Raised when at least one batch failed a critical expectation.
 
     ``reports`` holds every report of the run (failed or not); ``quarantine_paths`` maps

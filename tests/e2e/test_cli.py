@@ -12,6 +12,17 @@ from tests.e2e.conftest import write_config
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _prefect_console_outside_capsys() -> None:
+    """Prefect's console handler keeps the sys.stderr of the moment its logging is set up.
+    Set up under a test's capsys (the first ``main(["nightly", ...])``), it wrote to that
+    test's closed capture afterwards, and in a flow that logs its prints the logging errors
+    recursed until the next test's run failed."""
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()
+
+
 def test_cli_nightly_prints_table_and_paths(
     prefect_api: None,
     tmp_path: Path,
