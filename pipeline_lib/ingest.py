@@ -23,7 +23,7 @@ from pipeline_lib.sources import (
     price_source,
     weather_source,
 )
-from pipeline_lib.sources.parse import IGNORED_COLUMNS
+from pipeline_lib.sources.parse import IGNORED_COLUMNS, NO_ROWS
 from pipeline_lib.store import land_raw, watermarks
 from pipeline_lib.store.manifest import FileStamp, read_manifest
 
@@ -146,12 +146,16 @@ def ingest_source(
 
 
 def _notes(payloads: list[Payload], frames: list[pd.DataFrame]) -> list[str]:
-    """Columns a payload had that the schema does not take: kept in raw/, said once here."""
+    """Columns a payload had that the schema does not take (kept in raw/), and files without
+    rows (accepted: nothing to commit, but a header-only file is often a failed export)."""
     notes = []
     for payload, frame in zip(payloads, frames, strict=True):
         ignored = frame.attrs.get(IGNORED_COLUMNS)
         if ignored:
             notes.append(f"{payload.describe()}: columns not in the schema ignored: {ignored}")
+            log.warning(notes[-1])
+        if frame.attrs.get(NO_ROWS):
+            notes.append(f"{payload.describe()}: no rows ({frame.attrs[NO_ROWS]})")
             log.warning(notes[-1])
     return notes
 

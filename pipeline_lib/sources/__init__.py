@@ -7,6 +7,8 @@ Pick a source from config with :func:`price_source` / :func:`weather_source`. Ki
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pipeline_lib import schema
 from pipeline_lib.config import Location, SeriesConfig, Settings, SourceSpec
 from pipeline_lib.sources.base import CSV, PARQUET, ParseError, Payload, Source, SourceError
@@ -21,7 +23,7 @@ from pipeline_lib.sources.yahoo import YahooChartSource
 _DATASETS = {"open_meteo": schema.WEATHER, "stooq": schema.PRICES, "yahoo_chart": schema.PRICES}
 _OPTIONS = {
     "sample": {"symbol"},
-    "file": {"path", "columns"},
+    "file": {"path", "columns", "date_format"},
     "open_meteo": {"daily", "archive_url", "forecast_url", "credential", "archive_lag_days"},
     "stooq": {"symbol", "base_url"},
     "yahoo_chart": {"symbol", "base_url"},
@@ -40,6 +42,26 @@ def _credential(spec: SourceSpec, settings: Settings, where: str) -> str | None:
             f"(set PIPELINE_CREDENTIALS__{str(name).upper()})"
         )
     return found.get_secret_value()
+
+
+def _date_format(spec: SourceSpec, where: str) -> str | None:
+    """``options.date_format`` checked now, so a typo fails before anything is fetched."""
+    pattern = spec.options.get("date_format")
+    if pattern is None:
+        return None
+    valid = isinstance(pattern, str) and "%" in pattern
+    try:  # a pattern that cannot read back what it writes would refuse every file
+        sample = dt.datetime(2001, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+        if valid:
+            dt.datetime.strptime(sample.strftime(pattern), pattern)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise SourceError(
+            f"{where}: options.date_format {pattern!r} is not a strftime pattern such as "
+            '"%d/%m/%Y" (day first) or "%m/%d/%Y" (month first)'
+        )
+    return pattern
 
 
 def _build(
@@ -69,6 +91,7 @@ def _build(
             path,
             columns=opts.get("columns"),
             max_bytes=settings.ingest.max_file_bytes,
+            date_format=_date_format(spec, where),
         )
     if spec.kind in _DATASETS and _DATASETS[spec.kind] != dataset:
         raise SourceError(f"{where}: kind '{spec.kind}' serves {_DATASETS[spec.kind]} only")

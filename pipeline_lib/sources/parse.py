@@ -1,14 +1,20 @@
 """Turn a payload's bytes into the curated schema, with errors a person can act on.
 
-Only the shape is checked here (columns, types, dates). Business rules (negative prices,
-duplicate days, high < low) are the validation stage's job, so such rows are kept.
-Dates come out as ``datetime64[ns]`` at midnight, values as ``float64``.
+Only the shape is checked here (columns, field counts, types, dates). Business rules
+(negative prices, duplicate days, high < low) are the validation stage's job, so such rows are
+kept. Dates come out as ``datetime64[ns]`` at midnight, values as ``float64``.
+
+Date strings must be ISO 8601 (``YYYY-MM-DD``, optionally with a time and a UTC offset; the
+calendar day is kept as written) unless the source declares a ``date_format`` (a strftime
+pattern such as ``"%d/%m/%Y"``): guessing is how ``01/02/2016`` became 2 January.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
+import re
 import warnings
 from collections.abc import Mapping
 
@@ -31,6 +37,14 @@ _PRICE_REQUIRED = [schema.DATE, schema.TARGET]
 _WEATHER_REQUIRED = [schema.DATE, "temp_max", "temp_min", "precipitation", "wind_speed"]
 _MAX_SHOWN = 5
 IGNORED_COLUMNS = "ignored_columns"  # attrs key: the payload's columns not in the schema
+NO_ROWS = "no_rows"  # attrs key: why a file gave no rows (e.g. "header only"), for the run's notes
+
+# ISO 8601 dates, optionally with a time and an offset: the first 10 characters are the day.
+_ISO_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
+# Numeric day/month/year (or month/day/year) dates, the ones that can be read two ways.
+_DMY = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?![\d/.\-])")
 
 
 def _fail(payload: Payload, problem: str) -> ParseError:
@@ -64,16 +78,53 @@ def _read_raw(payload: Payload) -> pd.DataFrame:
             f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
             f"(near {snippet!r}); save the file as UTF-8",
         ) from None
+    _check_field_counts(text, payload)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             return pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True, index_col=False)
-    except pd.errors.ParserWarning:
-        raise _fail(payload, "some rows have more fields than the header line") from None
+    except pd.errors.ParserWarning as exc:  # a backstop: _check_field_counts should catch these
+        raise _fail(payload, f"not a well-formed CSV file: {exc}") from None
     except pd.errors.EmptyDataError:
         raise _fail(payload, "the file is empty (no header line)") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise _fail(payload, f"not a well-formed CSV file: {exc}") from None
+
+
+def _check_field_counts(text: str, payload: Payload) -> None:
+    """Refuse lines with another number of fields than the header line, naming them.
+
+    pandas fills a short line's missing fields with nulls, so a row cut in the middle (a
+    truncated download) would pass as a row with missing values. Quoted fields are read as
+    pandas reads them; blank lines are not rows. Line numbers count the file's lines from 1.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    header: tuple[int, int] | None = None  # (line, fields)
+    wrong: list[tuple[int, int]] = []
+    last = end = 0
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num  # a quoted field may span lines
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header is None:
+                header = (start, len(row))
+            elif len(row) != header[1]:
+                wrong.append((start, len(row)))
+            last = start
+    except csv.Error as exc:
+        raise _fail(payload, f"not a well-formed CSV file: line {reader.line_num}: {exc}") from None
+    if header is None or not wrong:
+        return
+    shown = ", ".join(f"line {line} has {count}" for line, count in wrong[:_MAX_SHOWN])
+    more = f" and {len(wrong) - _MAX_SHOWN} more lines" if len(wrong) > _MAX_SHOWN else ""
+    problem = (
+        f"wrong number of fields: {shown}{more}, but the header line (line {header[0]}) has "
+        f"{header[1]}; every line needs one field per column"
+    )
+    if wrong[-1][0] == last and not text.endswith(("\n", "\r")):
+        problem += f"; the file seems cut off: its last line (line {last}) has no newline"
+    raise _fail(payload, problem)
 
 
 def _rename(raw: pd.DataFrame, columns: Mapping[str, str] | None, payload: Payload) -> pd.DataFrame:
@@ -121,20 +172,97 @@ def _to_float(df: pd.DataFrame, col: str, payload: Payload) -> pd.Series:
     return out.astype("float64")
 
 
-def _to_dates(df: pd.DataFrame, payload: Payload) -> pd.Series:
+def _candidates(text: pd.Series) -> tuple[str, str]:
+    """The day-first and month-first patterns the column's first numeric date suggests."""
+    for value in text.dropna():
+        found = _DMY.match(value)
+        if found:
+            sep, year = found[2], "%Y" if len(found[4]) == 4 else "%y"
+            return f"%d{sep}%m{sep}{year}", f"%m{sep}%d{sep}{year}"
+    return "%d/%m/%Y", "%m/%d/%Y"
+
+
+def _ambiguous(value: str) -> bool:
+    """Whether a numeric date reads as two different days, day first and month first."""
+    found = _DMY.match(value)
+    if found is None:
+        return False
+    first, second = int(found[1]), int(found[3])
+    return first != second and 1 <= first <= 12 and 1 <= second <= 12
+
+
+def _iso_dates(text: pd.Series, raw: pd.Series, payload: Payload) -> pd.Series:
+    """ISO 8601 dates (a time and an offset allowed), at midnight of the day as written."""
+    non_iso = (~text.str.fullmatch(_ISO_DATE.pattern)).fillna(False).astype(bool)
+    if non_iso.any():
+        day_first, month_first = _candidates(text[non_iso])
+        formats = f'date_format = "{day_first}" (day first) or "{month_first}" (month first)'
+        ambiguous = (non_iso & text.map(_ambiguous, na_action="ignore")).fillna(False)
+        if ambiguous.any():
+            raise _fail(
+                payload,
+                "column 'date' has ambiguous dates (not ISO 8601 YYYY-MM-DD; day first and "
+                f"month first give different days) {_offending(raw, ambiguous.astype(bool))}; "
+                f"declare the format in the source's options: {formats}",
+            )
+        raise _fail(
+            payload,
+            f"column 'date' has dates not in ISO 8601 form (YYYY-MM-DD) {_offending(raw, non_iso)}"
+            f"; write them as YYYY-MM-DD or declare the format in the source's options, e.g. "
+            f"{formats}",
+        )
+    # utc: the offsets may differ row to row; only validity is read here, the day from the text
+    whole = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    invalid = (text.notna() & whole.isna()).astype(bool)
+    if invalid.any():
+        raise _fail(
+            payload,
+            f"column 'date' has unparsable dates {_offending(raw, invalid)}; they have the "
+            "ISO 8601 form but name no real day or time",
+        )
+    return pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d")
+
+
+def _declared_dates(
+    text: pd.Series, raw: pd.Series, date_format: str, payload: Payload
+) -> pd.Series:
+    """Dates read with the source's ``date_format``; every value must match it."""
+
+    def read(value: str) -> dt.datetime | None:
+        try:
+            # the calendar day as written, whatever the offset
+            return dt.datetime.strptime(value, date_format).replace(tzinfo=None)
+        except ValueError:
+            return None
+
+    parsed = {value: read(value) for value in text.dropna().unique()}
+    days = [None if pd.isna(v) else parsed[v] for v in text]
+    bad = pd.Series([d is None for d in days], index=text.index) & text.notna()
+    if bad.any():
+        raise _fail(
+            payload,
+            f"column 'date' has dates that do not match the source's date_format "
+            f'"{date_format}" {_offending(raw, bad.astype(bool))}; fix those rows or the '
+            "date_format option",
+        )
+    return pd.Series(days, index=text.index, dtype="datetime64[us]")
+
+
+def _to_dates(df: pd.DataFrame, payload: Payload, date_format: str | None = None) -> pd.Series:
+    """The date column, typed: ISO 8601 text unless ``date_format`` is declared."""
     raw = df[schema.DATE]
     if pd.api.types.is_datetime64_any_dtype(raw):
         out = raw
     else:
         values = raw.map(lambda v: v.isoformat() if isinstance(v, dt.date) else v)
         text = values.astype("string").str.strip()
-        try:
-            out = pd.to_datetime(text, errors="coerce")
-        except (ValueError, TypeError) as exc:
-            raise _fail(payload, f"column 'date' could not be read as dates ({exc})") from None
-        bad = (out.isna()).fillna(True).astype(bool)
-        if bad.any():
-            raise _fail(payload, f"column 'date' has unparsable dates {_offending(raw, bad)}")
+        text = text.mask(text == "", None)
+        if text.isna().any():
+            raise _fail(payload, f"column 'date' has empty dates {_offending(raw, text.isna())}")
+        if date_format:
+            out = _declared_dates(text, raw, date_format, payload)
+        else:
+            out = _iso_dates(text, raw, payload)
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_localize(None)  # keep the calendar day as written
     if out.isna().any():
@@ -149,7 +277,11 @@ def _to_dates(df: pd.DataFrame, payload: Payload) -> pd.Series:
     return out.dt.normalize().astype("datetime64[ns]")
 
 
-def parse_payload(payload: Payload, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+def parse_payload(
+    payload: Payload,
+    columns: Mapping[str, str] | None = None,
+    date_format: str | None = None,
+) -> pd.DataFrame:
     """The payload's rows in the curated schema of its data set.
 
     prices -> ``schema.PRICE_COLUMNS`` (``series_id`` = payload.key; ``date`` and ``close``
@@ -157,7 +289,10 @@ def parse_payload(payload: Payload, columns: Mapping[str, str] | None = None) ->
     ``schema.WEATHER_COLUMNS`` (``location`` = payload.key; ``temp_mean`` derived as
     (temp_max + temp_min) / 2 when absent). Column names match ignoring case; ``columns``
     maps the file's names to ours (default: ``payload.request["columns"]`` if recorded).
-    Extra columns are dropped and listed in ``attrs["ignored_columns"]``.
+    Date strings are ISO 8601 unless ``date_format`` (default: ``payload.request["date_format"]``
+    if recorded) declares a strftime pattern every value must match.
+    Extra columns are dropped and listed in ``attrs["ignored_columns"]``; a file without rows
+    says why in ``attrs["no_rows"]`` (e.g. "header only").
     Raises :class:`ParseError` naming the file and the problem.
     """
     if payload.dataset == schema.PRICES:
@@ -170,11 +305,13 @@ def parse_payload(payload: Payload, columns: Mapping[str, str] | None = None) ->
         raise _fail(payload, f"unknown data set '{payload.dataset}' (expected prices or weather)")
     if columns is None:
         columns = payload.request.get("columns") or None
+    if date_format is None:
+        date_format = payload.request.get("date_format") or None
     df = _rename(_read_raw(payload), columns, payload)
     _check_columns(df, required, payload)
     out = pd.DataFrame(index=df.index)
     out[key_col] = pd.Series([payload.key] * len(df), index=df.index, dtype="str")
-    out[schema.DATE] = _to_dates(df, payload)
+    out[schema.DATE] = _to_dates(df, payload, date_format)
     for col in [c for c in out_cols if c not in (key_col, schema.DATE)]:
         if col in df.columns:
             out[col] = _to_float(df, col, payload)
@@ -184,7 +321,18 @@ def parse_payload(payload: Payload, columns: Mapping[str, str] | None = None) ->
             out[col] = pd.Series(float("nan"), index=df.index, dtype="float64")
     out = out[out_cols].reset_index(drop=True)
     out.attrs[IGNORED_COLUMNS] = [str(c) for c in df.columns if c not in out_cols]
+    if out.empty and (reason := _no_rows(payload)):
+        out.attrs[NO_ROWS] = reason
     return out
+
+
+def _no_rows(payload: Payload) -> str | None:
+    """Why a file gave no rows, for the run's notes; None for answers that may well be empty."""
+    if payload.media_type == JSON or (payload.source == "stooq" and is_no_data(payload.content)):
+        return None  # an API's answer for days without data
+    if payload.media_type == PARQUET or payload.name.lower().endswith(".parquet"):
+        return "a Parquet file without rows"
+    return "header only"
 
 
 def filter_dates(df: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
