@@ -46,6 +46,9 @@ def ingest(
         run.details = {
             "rows": commit_curated(settings, batches),
             "warnings": {r.key: [w.check for w in r.warnings] for r in reports if r.warnings},
-            "notes": [note for batch in batches for note in batch.notes],
+            "notes": [
+                *(note for batch in batches for note in batch.notes),
+                *(note for report in reports for note in report.notes),  # e.g. rows revised
+            ],
         }
     return run.details

@@ -92,7 +92,8 @@ def validation_markdown(
     reports: Sequence[ValidationReport], quarantine_paths: Mapping[str, str] | None = None
 ) -> str:
     """Per batch: rows, verdict, expectations met, the failed expectations and warnings by
-    name; then every failure and warning in full. ``quarantine_paths``: see
+    name; then the reports' notes (the rows revised, with old and new values), and every
+    failure and warning in full. ``quarantine_paths``: see
     :class:`pipeline_lib.validation.report.ValidationFailed`."""
     if not reports:
         return "No batches were validated."
@@ -115,6 +116,9 @@ def validation_markdown(
         f"**Validation as of {as_of}**: {len(reports)} batch(es), {len(failed)} failed.\n\n"
         + markdown_table(header, rows)
     )
+    notes = [note for r in reports for note in r.notes]
+    if notes:
+        text += "\n\nNotes:\n" + "\n".join(f"- {note}" for note in notes)
     details = [r for r in reports if r.failures or r.warnings or r.skipped]
     if details:
         lines = [r.summary() for r in details]

@@ -3,7 +3,8 @@
 A batch that fails a critical expectation is quarantined with its report, and the run stops
 with :class:`ValidationFailed` naming the failed expectations, offending rows and quarantine
 folder; curated data is untouched because nothing was committed yet. Warnings (freshness, gaps,
-jumps, suspicious values) are reported and the run goes on. Every report is kept as JSON under
+jumps, suspicious values, revisions of curated rows) are reported and the run goes on; revisions
+are also in each report's ``notes``, for the run's notes. Every report is kept as JSON under
 ``reports/validation/<as_of>/``, added to the GX Data Docs site, and, given an engine, written
 to the ``validation_results`` table, failed batches included, before the run fails.
 """
@@ -31,7 +32,7 @@ from pipeline_lib.validation.validate import KEYS, check_freshness, validate_bat
 
 log = logging.getLogger(__name__)
 
-HISTORY_DAYS = 400  # curated history read for the gap and jump checks (about a year)
+HISTORY_DAYS = 400  # curated history read for the continuity checks and revisions (about a year)
 
 
 def check_batches(
@@ -46,7 +47,8 @@ def check_batches(
     """Validate each batch, keep its report, gate the run.
 
     ``history`` maps a batch name (or a data set) to recent curated rows; by default they are read
-    from curated data (the last ``HISTORY_DAYS`` days before ``as_of``). A batch with no rows
+    from curated data (the last ``HISTORY_DAYS`` days before ``as_of``, reaching further back to
+    the batch's first date, so every revised row is seen). A batch with no rows
     gets a freshness-only report on its curated data. ``thresholds`` defaults to
     ``ValidationConfig()``. With ``engine``, every report is written to ``validation_results``
     under ``run_id`` (default: a random id) before :class:`ValidationFailed` is raised.
@@ -92,6 +94,10 @@ def _history(
         key = KEYS[batch.dataset]
         return past[past[key] == batch.key] if key in past.columns else past
     start = as_of - dt.timedelta(days=HISTORY_DAYS)
+    if "date" in batch.data.columns:  # a batch reaching further back (a re-delivered file)
+        first = pd.to_datetime(batch.data["date"], errors="coerce").min()
+        if pd.notna(first):
+            start = min(start, first.date())
     past = read_curated(data_dir, batch.dataset, [batch.key], as_of)
     return past[past["date"] >= pd.Timestamp(start)] if not past.empty else past
 

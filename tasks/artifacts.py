@@ -82,7 +82,7 @@ def publish_validation_artifact(
     quarantine_paths: Mapping[str, str] | None = None,
 ) -> None:
     """Publish the validation summary of every batch (failed ones too, with their quarantine
-    folders when given)."""
+    folders when given), the rows revised among its notes."""
     create_markdown_artifact(
         markdown=artifacts.validation_markdown(reports, quarantine_paths),
         key=VALIDATION_KEY,

@@ -10,6 +10,18 @@ set on batch rows only: history rows were judged by the runs that committed them
 - ``jump_zscore``: the day-over-day change (log change of close; change of temp_mean) as a
   z-score against the key's other changes (history + batch, leave-one-out, so one spike does not
   hide itself); null with fewer than ``MIN_CHANGES`` other changes.
+- ``jump_robust_z``: how absurd a row's value is against the rows before it, in robust standard
+  deviations (``1.4826 * MAD`` around the median, at least the 90th percentile of the absolute
+  deviations / 1.645) of the key's day-over-day changes (history + batch: these barely move for
+  one spike, so it cannot hide itself): the smaller of its change from the previous row and
+  from the row before that (on a key's first two rows the next rows stand in). Taking the
+  smaller blames the spike itself, not the next row that comes back to normal (far from the
+  spike, near the row before it); a level shift (a unit change from one day on) is far from
+  both and is flagged on its first day. Rows with a null value are skipped. Null with fewer
+  than ``MIN_CHANGES`` changes or a zero scale (a flat series).
+- ``jump_factor`` (prices only; null for weather, where values can be zero or negative): the
+  same smaller-of-two change as a factor ``>= 1``, ``max(close / previous, previous / close)``;
+  needs one previous row only, so it works on a short history.
 
 Never raises on bad data: unparseable dates and values give nulls, which the checks skip (the
 critical type and range checks report them).
@@ -27,8 +39,17 @@ from pipeline_lib import schema
 STALENESS = "staleness_days"
 GAP = "gap_days"
 JUMP = "jump_zscore"
-DERIVED = [STALENESS, GAP, JUMP]
+ABSURD_Z = "jump_robust_z"
+FACTOR = "jump_factor"
+DERIVED = [STALENESS, GAP, JUMP, ABSURD_Z, FACTOR]
 MIN_CHANGES = 10  # other changes needed before a z-score means anything
+MAD_SCALE = 1.4826  # MAD * this estimates the standard deviation of normal data
+# ... and so does the 90th percentile of |change - median| / 1.645. The robust scale is the larger
+# of the two: a series whose changes are very regular (price ticks, a sawtooth) has a MAD near
+# zero, and its ordinary, recurring larger changes would look absurd by the MAD alone. Up to 10%
+# of absurd changes still leave the percentile alone, so one spike cannot hide itself.
+TAIL_QUANTILE, TAIL_SCALE = 0.9, 1.645
+MAX_LOG_FACTOR = 700.0  # exp() of more overflows: such a factor is shown as e^700
 
 _KEY = {schema.PRICES: schema.SERIES_ID, schema.WEATHER: schema.LOCATION}
 _VALUE = {schema.PRICES: schema.TARGET, schema.WEATHER: "temp_mean"}
@@ -62,13 +83,15 @@ def add_derived(
     business = _BUSINESS_DAYS[dataset]
     rows[GAP] = _gaps(rows, key, business)
     rows[JUMP] = _jump_zscores(rows, key, log=dataset == schema.PRICES)
+    rows[ABSURD_Z], rows[FACTOR] = _absurd(rows, key, log=dataset == schema.PRICES)
     rows[STALENESS] = _staleness(rows, key, as_of, business)
     derived = rows.loc[rows["_batch"], [key, schema.DATE, *DERIVED]]
     keys = pd.DataFrame({key: out[key], schema.DATE: _dates(out[schema.DATE])})
     merged = keys.merge(derived, on=[key, schema.DATE], how="left")  # one row per batch row
     for name in DERIVED:
         out[name] = merged[name].to_numpy(dtype="float64")
-    out[JUMP] = out[JUMP].round(2)  # readable in reports; far finer than any threshold
+    for name in (JUMP, ABSURD_Z, FACTOR):  # readable in reports; far finer than any threshold
+        out[name] = out[name].round(2)
     return out
 
 
@@ -133,6 +156,49 @@ def _jump_zscores(rows: pd.DataFrame, key: str, log: bool) -> pd.Series:
     z = ((change - mean) / std).abs()
     enough = (others >= MIN_CHANGES) & (std > 0)
     return z.where(enough)
+
+
+def _absurd(rows: pd.DataFrame, key: str, log: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the robust z (``jump_robust_z``) and, with ``log`` (prices), the factor
+    (``jump_factor``) of the smaller of its changes from two other rows (see ``_two_sides``).
+    Rows without a usable value (null; for prices, not positive) are left out."""
+    z = np.full(len(rows), np.nan)
+    factor = np.full(len(rows), np.nan)
+    values = rows["_value"].to_numpy()
+    usable = values > 0 if log else np.isfinite(values)
+    if not usable.any():
+        return z, factor
+    level = pd.Series(np.log(values[usable]) if log else values[usable])
+    keys = pd.Series(rows[key].to_numpy()[usable])
+    by_key = level.groupby(keys, sort=False)
+    apart = {lag: level - by_key.shift(lag) for lag in (1, 2, -1, -2)}  # lag -1: the next row
+    step = apart[1]  # the day-over-day changes
+    median = step.groupby(keys, sort=False).transform("median")
+    spread = (step - median).abs().groupby(keys, sort=False)
+    scale = np.fmax(  # both estimate the std dev of normal changes; see TAIL_SCALE
+        MAD_SCALE * spread.transform("median"),
+        spread.transform("quantile", TAIL_QUANTILE) / TAIL_SCALE,
+    )
+    enough = (step.groupby(keys, sort=False).transform("count") >= MIN_CHANGES) & (scale > 0)
+    robust = {lag: (d - lag * median).abs() / scale for lag, d in apart.items()}
+    z[usable] = _two_sides(robust).where(enough).to_numpy()
+    if log:
+        logs = _two_sides({lag: d.abs() for lag, d in apart.items()})
+        factor[usable] = np.exp(logs.clip(upper=MAX_LOG_FACTOR)).to_numpy()
+    return z, factor
+
+
+def _two_sides(by_lag: dict[int, pd.Series]) -> pd.Series:
+    """The smaller of a row's distances to the previous row and to the one before it, so the
+    row that comes back to normal after a spike is not blamed (it is near the row before the
+    spike). On a key's first two rows the next rows stand in for the missing ones: the first
+    row is compared with the next two, the second with the previous and the next."""
+    prev1, prev2, next1, next2 = by_lag[1], by_lag[2], by_lag[-1], by_lag[-2]
+    has_prev = prev1.notna()
+    first = prev1.where(has_prev, next1)
+    second = prev2.where(has_prev, next2)
+    second = second.where(second.notna() | ~has_prev, next1)
+    return np.fmin(first, second)  # one alone where the key has no other row to compare with
 
 
 def _staleness(rows: pd.DataFrame, key: str, as_of: dt.date, business: bool) -> np.ndarray:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.config import ValidationConfig
-from pipeline_lib.validation.derived import DERIVED, GAP, JUMP, STALENESS
+from pipeline_lib.validation.derived import ABSURD_Z, DERIVED, FACTOR, GAP, JUMP, STALENESS
 
 CRITICAL = "critical"
 WARNING = "warning"
@@ -108,7 +108,8 @@ def _freshness(t: ValidationConfig) -> gxe.Expectation:
 
 
 def _continuity(t: ValidationConfig, change: str) -> list[gxe.Expectation]:
-    """Freshness, gaps and jumps on the derived columns (warnings: real data has them too)."""
+    """Freshness, gaps and jumps on the derived columns (warnings: real data has them too), and
+    the absurd change (critical)."""
     return [
         _freshness(t),
         # continuity (warning): a hole in the history (outage, a partial backfill, a batch that
@@ -120,6 +121,14 @@ def _continuity(t: ValidationConfig, change: str) -> list[gxe.Expectation]:
         # currency change or a bad tick more often than a real move; it distorts scaling and
         # training. jump_zscore is |change| in standard deviations of the key's other changes.
         _between(f"{change}_no_jump", "outliers", WARNING, JUMP, max_value=t.jump_zscore),
+        # outliers: a change no market or weather makes (a close of 1e12 in a stock near 50, a
+        # mistyped or rescaled value) would be curated, trained on and forecast from.
+        # jump_robust_z is the row's change in robust std devs (median, MAD-based scale) of the
+        # key's changes, the smaller of its change from the previous row and the one before, so
+        # the absurd row is named, not the next one that comes back to normal.
+        _between(
+            f"{change}_not_absurd", "outliers", CRITICAL, ABSURD_Z, max_value=t.absurd_jump_robust_z
+        ),
     ]
 
 
@@ -151,6 +160,16 @@ def prices_suite(as_of: dt.date, thresholds: ValidationConfig | None = None) -> 
         _a_ge_b("open_ge_low", "consistency", WARNING, "open", "low"),
         _a_ge_b("close_ge_low", "consistency", WARNING, "close", "low"),
         *_continuity(t, "close"),
+        # outliers: a day-on-day factor beyond absurd_jump_factor (up or down) is a unit,
+        # currency or typing error, whatever the history (it needs one previous row only).
+        # jump_factor is max(close / previous, previous / close), on the same smaller change.
+        _between(
+            "close_factor_not_absurd",
+            "outliers",
+            CRITICAL,
+            FACTOR,
+            max_value=t.absurd_jump_factor,
+        ),
     ]
     return gx.ExpectationSuite(name=schema.PRICES, expectations=exps)
 

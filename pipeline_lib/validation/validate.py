@@ -21,6 +21,12 @@ from pipeline_lib.config import ValidationConfig
 from pipeline_lib.validation.derived import DERIVED, add_derived, has_derived, newest_rows
 from pipeline_lib.validation.report import MAX_ROWS, ExpectationFailure, ValidationReport
 from pipeline_lib.validation.results import check_of, columns_of, failure_of, jsonable
+from pipeline_lib.validation.revisions import (
+    find_revisions,
+    has_revisions,
+    revision_check,
+    revision_note,
+)
 
 if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition
@@ -63,8 +69,10 @@ def validate_batch(
 ) -> ValidationReport:
     """Validate ``df`` against the suite of ``dataset`` (prices, weather, features) on ``as_of``.
 
-    ``history``: recent curated rows of the same keys; the gap and jump warnings look across it
-    into the batch (without it they see the batch alone). ``thresholds`` sets the warnings
+    ``history``: recent curated rows of the same keys; the gap, jump and absurd-change checks
+    look across it into the batch (without it they see the batch alone), and batch rows that
+    change its values are revisions (:mod:`revisions`: a ``revisions`` warning and a note in
+    ``notes``, critical beyond the allowed share). ``thresholds`` sets the warnings and limits
     (default ``ValidationConfig()``). Never raises on bad data and never changes ``df``: a
     missing column fails the schema check (expectations on it are listed as skipped), an empty
     frame fails ``not_empty``.
@@ -83,7 +91,18 @@ def validate_batch(
         data = add_derived(data, dataset, as_of, history)  # a copy: the caller's df stays as is
     else:
         data = data.copy()
-    return _run(data, suite, dataset, as_of, batch_name, len(df), pre)
+    post: list[ExpectationFailure] = []
+    notes: list[str] = []
+    if has_revisions(dataset):
+        revisions = find_revisions(df.loc[:, ~df.columns.duplicated()], history, dataset, as_of)
+        revised = revision_check(revisions, history, dataset, as_of, thresholds)
+        if revised is not None:
+            post.append(revised)
+            refused = revised.severity == "critical"
+            notes.append(revision_note(batch_name, revisions, dataset, refused))
+    report = _run(data, suite, dataset, as_of, batch_name, len(df), pre, post)
+    report.notes = notes
+    return report
 
 
 def check_freshness(
@@ -113,8 +132,11 @@ def _run(
     batch_name: str,
     row_count: int,
     pre: list[ExpectationFailure],
+    post: list[ExpectationFailure] | None = None,
 ) -> ValidationReport:
-    """Run the runnable part of ``suite`` on ``data`` (GX's own copy) and build the report."""
+    """Run the runnable part of ``suite`` on ``data`` (GX's own copy) and build the report.
+
+    ``pre`` and ``post``: failed checks made outside GX, listed before and after its results."""
     import great_expectations as gx
 
     present = set(map(str, data.columns))
@@ -136,10 +158,11 @@ def _run(
         result = batch.validate(run_suite, result_format=result_format)
 
     results = sorted(result.results, key=lambda r: order[check_of(r.expectation_config)])
-    failed = pre + [failure_of(r) for r in results if not r.success]
+    post = post or []
+    failed = pre + [failure_of(r) for r in results if not r.success] + post
     gx_json = result.to_json_dict()
     gx_json.get("meta", {}).get("batch_markers", {}).pop("ge_load_time", None)  # determinism
-    evaluated = len(results) + len(pre)
+    evaluated = len(results) + len(pre) + len(post)
     return ValidationReport(
         dataset=dataset,
         batch_name=batch_name,

@@ -130,6 +130,27 @@ def test_validation_markdown_names_the_failures(reports: list[ValidationReport])
     assert "prices/prices-SP500 quarantined in data/quarantine/prices/prices-SP500-x" in text
 
 
+def test_validation_markdown_lists_revisions(reports: list[ValidationReport]) -> None:
+    prices = reports[1]
+    prices.warnings.append(
+        ExpectationFailure(
+            check="revisions",
+            expectation_type="curated_values_unchanged",
+            columns=["close"],
+            severity="warning",
+            risk="revisions",
+            unexpected_count=1,
+            rows=[{"series_id": "SP500", "date": "2015-06-03", "close": "10.8 -> 11.34"}],
+            details="1 of 250 curated rows revised (0.4%): applied",
+        )
+    )
+    prices.notes.append("prices-SP500: 1 row revised: 2015-06-03 close 10.8 -> 11.34")
+    text = artifacts.validation_markdown(reports)
+    assert _row(text, "prices/prices-SP500").endswith("| close_positive | close_jump, revisions |")
+    assert "Notes:\n- prices-SP500: 1 row revised: 2015-06-03 close 10.8 -> 11.34" in text
+    assert "warning  revisions (close)" in text and "close=10.8 -> 11.34" in text
+
+
 def test_validation_markdown_without_batches() -> None:
     assert artifacts.validation_markdown([]) == "No batches were validated."
 

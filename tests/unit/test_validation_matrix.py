@@ -85,11 +85,22 @@ def _high_below_low(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _jump(df: pd.DataFrame) -> pd.DataFrame:
-    """The last SP500 day 60% up, its whole OHLC range with it (so it stays consistent)."""
+    """The last SP500 day 20% up (20 std devs: moderate, a warning), its whole OHLC range with
+    it (so it stays consistent)."""
     df = df.copy()
     row = (df.series_id == "SP500") & (df.date == pd.Timestamp(AS_OF))
-    df.loc[row, ["open", "high", "low", "close"]] *= 1.6
+    df.loc[row, ["open", "high", "low", "close"]] *= 1.2
     return df
+
+
+def _hot(df: pd.DataFrame) -> pd.DataFrame:
+    """Seattle at 55 °C on 29 May (a °F-like slip, yet within the physical range)."""
+    row = (df.location == "seattle") & (df.date == pd.Timestamp("2013-05-29"))
+    return df.assign(
+        temp_max=df["temp_max"].where(~row, 58.0),
+        temp_min=df["temp_min"].where(~row, 52.0),
+        temp_mean=df["temp_mean"].where(~row, 55.0),
+    )
 
 
 def _future(df: pd.DataFrame) -> pd.DataFrame:
@@ -231,7 +242,7 @@ CASES = {
         ["gap_days"],
         "series SP500 2013-05-27 gap_days=10",
     ),
-    "sudden_jump": (
+    "sudden_jump": (  # moderate: a warning only, not absurd
         schema.PRICES,
         _jump,
         AS_OF,
@@ -239,6 +250,28 @@ CASES = {
         [("close_no_jump", "warning")],
         ["jump_zscore"],
         "series SP500 2013-05-31 jump_zscore=",
+    ),
+    "absurd_close": (  # a close of 1e12 for a day in a series near 90; the next day is normal
+        schema.PRICES,
+        _set(WTI_29, "close", 1e12),
+        AS_OF,
+        None,
+        [
+            ("close_not_absurd", "critical"),
+            ("close_factor_not_absurd", "critical"),
+            ("close_no_jump", "warning"),  # leave-one-out z of the spike and of the day after
+        ],
+        ["jump_robust_z"],
+        "series WTI 2013-05-29 jump_robust_z=",
+    ),
+    "absurd_temperature": (
+        schema.WEATHER,
+        _hot,
+        AS_OF,
+        None,
+        [("temp_mean_not_absurd", "critical"), ("temp_mean_no_jump", "warning")],
+        ["jump_robust_z"],
+        "location seattle 2013-05-29 jump_robust_z=",
     ),
 }
 
@@ -314,3 +347,145 @@ def test_gap_inside_the_batch_without_history() -> None:
     assert [(w.check, w.rows[0]["date"], w.rows[0]["gap_days"]) for w in report.warnings] == [
         ("no_long_gap", "2013-05-16", 6.0)
     ]
+
+
+def test_absurd_close_names_the_spike_not_the_day_after() -> None:
+    """A close of 1e12 in a stock near 50: critical, naming its day only (the day after, back
+    near 50, is far from the spike but not from the day before it)."""
+    dates = pd.bdate_range("2013-01-01", AS_OF)
+    rng = np.random.default_rng(3)
+    close = (50 * np.exp(np.cumsum(rng.normal(0, 0.015, len(dates))))).round(2)
+    stock = pd.DataFrame({"series_id": "ACME", "date": dates, "close": close}).reindex(
+        columns=schema.PRICE_COLUMNS
+    )
+    batch, history = _split(stock)
+    report = validate(_set({"date": pd.Timestamp("2013-05-29")}, "close", 1e12)(batch),
+                      schema.PRICES, AS_OF, "acme", history=history)  # fmt: skip
+    assert not report.success
+    absurd = {f.check: f for f in report.failures}
+    assert sorted(absurd) == ["close_factor_not_absurd", "close_not_absurd"], report.summary()
+    for failure in absurd.values():
+        assert failure.unexpected_count == 1
+        assert [r["date"] for r in failure.rows] == ["2013-05-29"]
+    assert absurd["close_factor_not_absurd"].rows[0]["jump_factor"] > 1e10
+    text = _summary(report)
+    assert "close_not_absurd (jump_robust_z)" in text and "series ACME 2013-05-29" in text
+    # the last day absurd (nothing after it to come back): named too
+    last = validate(_set({"date": pd.Timestamp(AS_OF)}, "close", 1e12)(batch),
+                    schema.PRICES, AS_OF, "acme", history=history)  # fmt: skip
+    assert [(f.check, f.rows[0]["date"]) for f in last.failures] == [
+        ("close_not_absurd", "2013-05-31"),
+        ("close_factor_not_absurd", "2013-05-31"),
+    ]
+
+
+def test_factor_of_200_with_little_history_is_critical() -> None:
+    """Four changes are too few for a robust z, but a factor of 200 day on day (up, or down to
+    1/200) needs no history: critical, naming the row."""
+    wti = _split(PRICES)[0].query("series_id == 'WTI'")
+    level = float(wti["close"].iloc[1])
+    for value, factor in ((level * 200, 200.0), (level / 200, 200.0)):
+        report = validate(_set(WTI_29, "close", value)(wti), schema.PRICES, AS_OF, "short")
+        assert [f.check for f in report.failures] == ["close_factor_not_absurd"], report.summary()
+        (row,) = report.failures[0].rows
+        assert row["date"] == "2013-05-29" and row["jump_factor"] == pytest.approx(factor, 0.05)
+    moderate = validate(_set(WTI_29, "close", level * 1.5)(wti), schema.PRICES, AS_OF, "short")
+    assert moderate.success and moderate.warnings == [], moderate.summary()
+    # a new series whose very first row is off: that row is named, not the normal one after it
+    first = {"series_id": "WTI", "date": BATCH_START}
+    report = validate(_set(first, "close", level * 200)(wti), schema.PRICES, AS_OF, "short")
+    assert [(f.check, [r["date"] for r in f.rows]) for f in report.failures] == [
+        ("close_factor_not_absurd", ["2013-05-27"])
+    ], report.summary()
+
+
+def test_absurd_thresholds_are_configurable() -> None:
+    batch, history = _split(PRICES)
+    jumped = _jump(batch)  # 20%: about 20 robust std devs, a factor of 1.2
+    assert validate(jumped, schema.PRICES, AS_OF, "j", history).success
+    by_z = validate(
+        jumped, schema.PRICES, AS_OF, "j", history, ValidationConfig(absurd_jump_robust_z=10)
+    )
+    assert [f.check for f in by_z.failures] == ["close_not_absurd"]
+    by_factor = validate(
+        jumped, schema.PRICES, AS_OF, "j", history, ValidationConfig(absurd_jump_factor=1.1)
+    )
+    assert [f.check for f in by_factor.failures] == ["close_factor_not_absurd"]
+
+
+def _revise(history: pd.DataFrame, day: str, factor: float = 1.05) -> pd.DataFrame:
+    """The curated SP500 row of ``day`` again, its prices ``factor`` times as high."""
+    row = history[(history.series_id == "SP500") & (history.date == pd.Timestamp(day))].copy()
+    row[["open", "high", "low", "close"]] *= factor
+    return row
+
+
+def test_revision_is_applied_and_recorded() -> None:
+    """A curated day delivered again 5% higher: a warning naming the row, old and new values,
+    and a note for the run; the batch passes (late corrections are real)."""
+    batch, history = _split(PRICES)
+    revised = pd.concat([_revise(history, "2013-05-22"), batch], ignore_index=True)
+    report = validate(revised, schema.PRICES, AS_OF, "prices-SP500", history=history)
+    assert report.success and [w.check for w in report.warnings] == ["revisions"], report.summary()
+    (warning,) = report.warnings
+    old = history.set_index(["series_id", "date"]).loc[("SP500", pd.Timestamp("2013-05-22"))]
+    assert (warning.severity, warning.risk, warning.unexpected_count) == ("warning", "revisions", 1)
+    assert warning.columns == ["open", "high", "low", "close"]
+    assert warning.rows == [
+        {
+            "series_id": "SP500",
+            "date": "2013-05-22",
+            **{c: f"{old[c]:.10g} -> {old[c] * 1.05:.10g}" for c in warning.columns},
+        }
+    ]
+    curated = len(history[history.series_id == "SP500"])
+    assert f"1 of {curated} curated rows revised" in warning.details
+    assert report.notes == [
+        f"prices-SP500: 1 row revised: 2013-05-22 open {old['open']:.10g} -> "
+        f"{old['open'] * 1.05:.10g}, high {old['high']:.10g} -> {old['high'] * 1.05:.10g}, "
+        f"low {old['low']:.10g} -> {old['low'] * 1.05:.10g}, "
+        f"close {old['close']:.10g} -> {old['close'] * 1.05:.10g}"
+    ]
+    assert f"series SP500 2013-05-22 open={old['open']:.10g} -> " in report.summary()
+
+
+def test_identical_rows_again_are_no_revision() -> None:
+    """Nightly sources fetch the last days again and files come twice: equal values (nulls
+    included, as in WTI's close-only rows, and float noise) are no revision."""
+    batch, history = _split(PRICES)
+    again = history[history.date >= pd.Timestamp("2013-05-20")].copy()
+    again["close"] *= 1 + 1e-9
+    report = validate(pd.concat([again, batch]), schema.PRICES, AS_OF, "again", history=history)
+    assert report.success and report.warnings == [] and report.notes == [], report.summary()
+
+
+def test_revising_most_of_the_history_is_refused() -> None:
+    """Every curated SP500 day 5% higher: far more than 5% of the rows (and 5 rows), critical,
+    naming the first rows; the note says it was refused."""
+    batch, history = _split(PRICES)
+    sp500 = history[history.series_id == "SP500"].copy()
+    sp500[["open", "high", "low", "close"]] *= 1.05
+    report = validate(pd.concat([sp500, batch]), schema.PRICES, AS_OF, "all", history=history)
+    assert not report.success and [f.check for f in report.failures] == ["revisions"]
+    (failure,) = report.failures
+    assert failure.unexpected_count == len(sp500)
+    assert failure.rows[0]["date"] == "2013-01-01" and len(failure.rows) == 5
+    assert f"{len(sp500)} of {len(sp500)} curated rows revised (100.0%)" in failure.details
+    text = _summary(report)
+    assert "revisions (open, high, low, close)" in text and "series SP500 2013-01-01" in text
+    assert "max_revision_share" in text
+    assert report.notes[0].startswith(f"all: {len(sp500)} rows revised (refused: over the limit)")
+    assert report.notes[0].endswith(f"; and {len(sp500) - 3} more")
+
+
+def test_revision_limits_are_configurable() -> None:
+    batch, history = _split(PRICES)
+    days = ["2013-05-20", "2013-05-21", "2013-05-22", "2013-05-23", "2013-05-24"]
+    five = pd.concat([*(_revise(history, d) for d in days), batch], ignore_index=True)
+    # 5 of ~100 rows: within the 5 rows always allowed
+    assert validate(five, schema.PRICES, AS_OF, "five", history).success
+    strict = ValidationConfig(revision_rows_always_allowed=2, max_revision_share=0.01)
+    report = validate(five, schema.PRICES, AS_OF, "five", history, strict)
+    assert [(f.check, f.unexpected_count) for f in report.failures] == [("revisions", 5)]
+    loose = ValidationConfig(revision_rows_always_allowed=2, max_revision_share=0.1)
+    assert validate(five, schema.PRICES, AS_OF, "five", history, loose).success
