@@ -41,14 +41,14 @@ CREATE TABLE pipeline_runs (
     message TEXT,
     details TEXT,
     CONSTRAINT pk_pipeline_runs PRIMARY KEY (run_id),
-    CONSTRAINT ck_pipeline_runs_status CHECK (status IN ('running', 'succeeded', 'failed'))
+    CONSTRAINT ck_pipeline_runs_status CHECK (status IN ('running', 'succeeded', 'failed', 'crashed'))
 );
 CREATE INDEX ix_pipeline_runs_as_of_flow ON pipeline_runs (as_of, flow);
 COMMENT ON TABLE pipeline_runs IS 'One row per pipeline run, for audit and monitoring';
 COMMENT ON COLUMN pipeline_runs.run_id IS 'run id (e.g. the flow run id)';
 COMMENT ON COLUMN pipeline_runs.flow IS 'flow name';
 COMMENT ON COLUMN pipeline_runs.as_of IS 'forecast date the run is for';
-COMMENT ON COLUMN pipeline_runs.status IS 'running, succeeded or failed';
+COMMENT ON COLUMN pipeline_runs.status IS 'running, succeeded, failed, or crashed (its process died; found by a later run)';
 COMMENT ON COLUMN pipeline_runs.started_at IS 'start time (UTC)';
 COMMENT ON COLUMN pipeline_runs.finished_at IS 'end time (UTC), null while running';
 COMMENT ON COLUMN pipeline_runs.message IS 'outcome message, e.g. the error';

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from pipeline_lib import db, publish
 from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
+from pipeline_lib.lease import Holder
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision
 
@@ -40,6 +41,19 @@ def finish_run(
 ) -> None:
     with db.engine_scope(settings.db_url) as engine:
         db.finish_run(engine, run_id, status, message, details)
+
+
+@task(name="mark-crashed-runs", **_SQL)
+def mark_crashed(settings: Settings, dead: Holder, found_by: Holder) -> list[str]:
+    """The runs a holder of the writer lease left ``running`` when it died: now ``crashed``."""
+    since = dt.datetime.fromisoformat(dead.since)
+    message = (
+        f"crashed: the process of {dead.describe()} ended without finishing the run "
+        f"(found by {found_by.what}, run {found_by.run_id}, at {found_by.since})"
+    )
+    publish.prepare_database(settings.db_url, settings.database_auto_upgrade)
+    with db.engine_scope(settings.db_url) as engine:
+        return db.mark_crashed(engine, since, message)
 
 
 @task(name="publish-results", **_SQL)

@@ -1,6 +1,6 @@
 """SQL tables and idempotent writers, on SQLite and PostgreSQL (SQLAlchemy Core)."""
 
-from pipeline_lib.db.engine import engine_scope, make_engine, safe_url
+from pipeline_lib.db.engine import driver_url, engine_scope, make_engine, safe_url
 from pipeline_lib.db.migrate import create_schema, ensure_current, upgrade
 from pipeline_lib.db.readers import read_forecasts, read_latest_backtest
 from pipeline_lib.db.tables import (
@@ -18,6 +18,7 @@ from pipeline_lib.db.tables import (
 from pipeline_lib.db.upsert import run_in_transaction
 from pipeline_lib.db.writers import (
     finish_run,
+    mark_crashed,
     set_model_statuses,
     start_run,
     upsert_model_version,
@@ -34,9 +35,11 @@ __all__ = [
     "backtest_results",
     "create_schema",
     "drift_metrics",
+    "driver_url",
     "engine_scope",
     "ensure_current",
     "finish_run",
+    "mark_crashed",
     "forecasts",
     "make_engine",
     "metadata",

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 from pipeline_lib.db.engine import make_engine, read_views_sql, safe_url
 from pipeline_lib.db.tables import schema_state
 from pipeline_lib.db.upsert import upsert_rows
+from pipeline_lib.errors import PipelineError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VIEWS_KEY = "views_sha256"
@@ -34,7 +35,7 @@ VIEWS_KEY = "views_sha256"
 MIGRATION_LOCK = int.from_bytes(b"fcstmig", "big")
 
 
-class SchemaOutOfDate(RuntimeError):
+class SchemaOutOfDate(PipelineError, RuntimeError):
     """The database is behind the code and automatic upgrades are off."""
 
 

@@ -36,7 +36,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 MODEL_KINDS = ("full", "finetune", "baseline")
 TRAINING_ACTIONS = ("full", "finetune", "reuse")
-RUN_STATUSES = ("running", "succeeded", "failed")
+RUN_STATUSES = ("running", "succeeded", "failed", "crashed")
 
 
 def _tz() -> DateTime:
@@ -174,12 +174,17 @@ pipeline_runs = Table(
     Column("run_id", String(64), primary_key=True, comment="run id (e.g. the flow run id)"),
     Column("flow", String(64), nullable=False, comment="flow name"),
     Column("as_of", Date, nullable=False, comment="forecast date the run is for"),
-    Column("status", String(16), nullable=False, comment="running, succeeded or failed"),
+    Column(
+        "status",
+        String(16),
+        nullable=False,
+        comment="running, succeeded, failed, or crashed (its process died; found by a later run)",
+    ),
     Column("started_at", _tz(), nullable=False, comment="start time (UTC)"),
     Column("finished_at", _tz(), comment="end time (UTC), null while running"),
     Column("message", Text, comment="outcome message, e.g. the error"),
     Column("details", Text, comment="run details, JSON text"),
-    CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+    CheckConstraint("status IN ('running', 'succeeded', 'failed', 'crashed')", name="status"),
     Index(None, "as_of", "flow"),
     comment="One row per pipeline run, for audit and monitoring",
 )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, update
+from sqlalchemy import Connection, Engine, select, update
 
 from pipeline_lib.db import values as v
 from pipeline_lib.db.engine import make_engine
@@ -266,6 +266,24 @@ def finish_run(
     with transaction(bind) as conn:
         if conn.execute(stmt).rowcount == 0:
             raise LookupError(f"no pipeline run {run_id!r}; call start_run first")
+
+
+def mark_crashed(bind: Engine | Connection, since: dt.datetime, message: str) -> list[str]:
+    """Mark ``crashed`` every run still ``running`` that started at or after ``since`` (the
+    time a run that died took the writer lease); returns their run ids, oldest first."""
+    running = (pipeline_runs.c.status == "running") & (pipeline_runs.c.started_at >= since)
+    with transaction(bind) as conn:
+        ids = conn.execute(
+            select(pipeline_runs.c.run_id).where(running).order_by(pipeline_runs.c.started_at)
+        ).scalars()
+        ids = [str(i) for i in ids]
+        if ids:
+            conn.execute(
+                update(pipeline_runs)
+                .where(pipeline_runs.c.run_id.in_(ids))
+                .values(status="crashed", finished_at=v.utcnow(), message=message)
+            )
+    return ids
 
 
 def write_validation_results(

@@ -61,7 +61,9 @@ nightly_cron = "{NIGHTLY_CRON}"
 retrain_cron = "{RETRAIN_CRON}"
 timezone = "{TIMEZONE}"
 """
-WAITED = re.compile(r"holds the 'forecast-pipeline' slot \(waited ([0-9.]+) s\)")
+WAITED = re.compile(
+    r"holds the 'forecast-pipeline' slot and the writer lease \(waited ([0-9.]+) s\)"
+)
 # What the Prefect server logs when its scheduler cannot insert runs (SQLAlchemy 2.1).
 SCHEDULER_BUG = "Can't evaluate bulk DML statement"
 
@@ -303,15 +305,21 @@ def test_backfills_on_a_prefect_server_with_a_process_worker(
         ),
     )
 
-    # 3. one backfill, started like the UI does, over 3 dates in 2 chunks
+    # 3. one backfill, started like the UI does, over 3 dates in 2 chunks, while the slot is
+    # held by a run that crashed: a lease taken and never renewed nor released, as a flow run
+    # killed with its worker leaves it (an hour before the server would revoke it)
     first_dates = [dt.date(2015, 7, d) for d in (1, 2, 3)]
     with server.client() as client:
+        client.increment_concurrency_slots_with_lease(
+            names=["forecast-pipeline"], slots=1, mode="concurrency", lease_duration=3600
+        )
         first = _backfill(client, backfill.id, "2015-07-01", "2015-07-03")
         assert first.parameters["start"] == "2015-07-01"
         first = _finished(server, client, first.id)
         assert worker.proc.poll() is None, tail(worker.log)
         first_logs = _logs(client, first.id)
         assert len(_slot_waits(first_logs)) == 1, first_logs
+        assert any("which is no longer running: freed" in x for x in first_logs), first_logs
 
         tables = _tables(pg_url)
         stages = _stage_runs(tables["pipeline_runs"], first.id, first_dates)

@@ -1,0 +1,169 @@
+"""A nightly killed with SIGKILL never blocks the next one, and the next one's rows equal an
+uninterrupted run's; two nightlies started at once on different Prefect APIs never overlap.
+
+Real ``forecast-pipeline nightly`` processes, each with Prefect's local ephemeral API, on the
+bundled data (one series, a short history, a small model), a data folder and a SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+
+from flows.processes import orphaned_servers
+from tests.e2e.conftest import write_config
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+CRASH = Path(__file__).with_name("nightly_crash.py")
+AS_OF = "2015-06-30"
+EXTRA = """
+[backtest]
+last_n = 4
+
+[[series]]
+id = "MSFT"
+source = { kind = "sample", options = { symbol = "MSFT" } }
+weather = { name = "seattle", latitude = 47.6062, longitude = -122.3321 }
+"""
+# Columns that name the run or the moment, not the result.
+VOLATILE = {"run_id", "created_at", "updated_at", "validated_at", "path"}
+TIMES = {"elapsed", "train_seconds"}  # in model metrics
+RESULT_TABLES = [
+    "forecasts", "backtest_results", "drift_metrics", "actuals", "model_versions",
+    "training_decisions",
+]  # fmt: skip
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "PIPELINE_"))}
+    return {**env, "PREFECT_HOME": str(home), "PYTHONPATH": str(REPO)}
+
+
+def _nightly(cfg: Path, home: Path, point: str | None = None) -> subprocess.Popen[bytes]:
+    """Start a nightly; its output goes to a file (an orphaned child would hold a pipe open)."""
+    cli = ["nightly", "--as-of", AS_OF, "--config", str(cfg)]
+    command = [str(CRASH), point, *cli] if point else ["-m", "flows.cli", *cli]
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / f"out-{time.monotonic_ns()}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *command], cwd=REPO, env=_env(home), stdout=log, stderr=log
+        )
+    proc.log = Path(log.name)  # type: ignore[attr-defined]
+    return proc
+
+
+def _finish(proc: subprocess.Popen[bytes], timeout: float = 240) -> str:
+    proc.wait(timeout)
+    return proc.log.read_text()  # type: ignore[attr-defined]
+
+
+def _config(tmp: Path, name: str) -> Path:
+    return write_config(
+        tmp / f"{name}.toml", tmp / name, extra=EXTRA, horizon=5, start_date="2014-09-01"
+    )
+
+
+def _untimed(metrics: str) -> str:
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in TIMES}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+
+    return json.dumps(strip(json.loads(metrics)), sort_keys=True) if metrics else metrics
+
+
+def _tables(data: Path) -> dict[str, pd.DataFrame]:
+    engine = create_engine(f"sqlite:///{data / 'pipeline.db'}")
+    out = {}
+    with engine.connect() as conn:
+        for table in RESULT_TABLES:
+            df = pd.read_sql(text(f"SELECT * FROM {table}"), conn)
+            df = df.drop(columns=[c for c in df.columns if c in VOLATILE])
+            if table == "training_decisions":  # one row per run: the same decision again
+                df = df.drop_duplicates()
+            if table == "model_versions":  # training times are measured, not results
+                df["metrics"] = df["metrics"].map(_untimed)
+            out[table] = df.sort_values(list(df.columns)).reset_index(drop=True)
+        runs = pd.read_sql(text("SELECT * FROM pipeline_runs ORDER BY started_at"), conn)
+    engine.dispose()
+    out["pipeline_runs"] = runs
+    return out
+
+
+def _models(data: Path) -> list[str]:
+    return sorted(p.name for p in (data / "models").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    tmp = tmp_path_factory.mktemp("reference")
+    cfg = _config(tmp, "data")
+    proc = _nightly(cfg, tmp / "home")
+    out = _finish(proc)
+    assert proc.returncode == 0, out
+    return {**_tables(tmp / "data"), "models": pd.DataFrame({"v": _models(tmp / "data")})}
+
+
+def test_killed_nightlies_are_recovered_by_the_next_one(
+    uninterrupted: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """Killed once holding the slot before anything is written, once after everything but the
+    run's end is written: each next run frees the slot, ends the orphaned API server, marks
+    the dead run crashed, and the last one leaves the rows of an uninterrupted run."""
+    cfg, home = _config(tmp_path, "data"), tmp_path / "home"
+    outs = []
+    for point in ("ingest", "published", None):
+        orphans = orphaned_servers(str(home))
+        started = time.monotonic()
+        proc = _nightly(cfg, home, point)
+        outs.append(_finish(proc))
+        assert proc.returncode == (-signal.SIGKILL if point else 0), outs[-1]
+        assert time.monotonic() - started < 180, outs[-1]  # not the 12 h wait for the slot
+        if orphans:  # every run but the first comes after a kill
+            assert "which is no longer running: freed" in outs[-1]  # the dead run's slot
+            assert "died holding the writer lease" in outs[-1]
+            assert all(not Path(f"/proc/{pid}").exists() for pid in orphans), outs[-1]
+        if point:
+            assert orphaned_servers(str(home)), "a killed run leaves its API server behind"
+    assert not orphaned_servers(str(home))
+
+    after = _tables(tmp_path / "data")
+    runs = after.pop("pipeline_runs")
+    # killed at ingest: its ingest run; killed after publishing: its ingest (done) and forecast
+    assert list(runs["status"]) == ["crashed", "succeeded", "crashed", "succeeded", "succeeded"]
+    crashed = runs[runs["status"] == "crashed"]
+    assert crashed["message"].str.startswith("crashed: the process of nightly 2015-06-30").all()
+    for table in RESULT_TABLES:
+        pd.testing.assert_frame_equal(after[table], uninterrupted[table], obj=table)
+    assert _models(tmp_path / "data") == list(uninterrupted["models"]["v"])
+
+
+def test_two_nightlies_started_at_once_on_different_prefect_apis_take_turns(
+    uninterrupted: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    cfg = _config(tmp_path, "data")
+    procs = [_nightly(cfg, tmp_path / f"home-{i}") for i in (1, 2)]
+    outs = [_finish(p) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    waited = [o for o in outs if "waiting for nightly 2015-06-30 (run " in o]
+    assert len(waited) == 1, outs  # one took the lease, the other said whom it waited for
+
+    after = _tables(tmp_path / "data")
+    runs = after.pop("pipeline_runs")
+    assert list(runs["status"]) == ["succeeded"] * 4
+    first_end = pd.to_datetime(runs["finished_at"].iloc[:2]).max()
+    assert pd.to_datetime(runs["started_at"].iloc[2:]).min() >= first_end  # never at once
+    for table in RESULT_TABLES:
+        pd.testing.assert_frame_equal(after[table], uninterrupted[table], obj=table)
