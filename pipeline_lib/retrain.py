@@ -20,6 +20,7 @@ no_new_data, cadence, drift, decay, drift+decay, routine) and carries the verdic
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -35,6 +36,8 @@ from pipeline_lib.model.train import fine_tune, train_full
 from pipeline_lib.model.trained import MODULE_DEFAULTS, TrainedModel
 from pipeline_lib.monitor import Monitoring, before_training
 from pipeline_lib.policy import DriftVerdict, assess
+
+log = logging.getLogger(__name__)
 
 DRIFT_FLAGS_KEY = "drift_flags"  # in a full model's metrics: the flags it was trained with
 # Every model setting but the quantiles (compared on their own) shapes the network.
@@ -92,8 +95,10 @@ def current_model(
 
 
 def _eligible(models: list[dict[str, Any]], as_of: dt.date) -> list[dict[str, Any]]:
-    """The models trained through ``as_of`` (point in time)."""
-    return [m for m in models if m["train_end"] <= as_of.isoformat()]
+    """The models trained by the nights before ``as_of`` (point in time). A model trained
+    tonight (by an earlier run of the same night: a rerun, or a run that was killed) does not
+    count, so a rerun decides as the first run did and reaches the same model."""
+    return [m for m in models if m["train_end"] < as_of.isoformat()]
 
 
 def decide(
@@ -263,16 +268,29 @@ def train_or_reuse(
     if decision.action == "reuse":
         return load_model(url, decision.base_version), decision
     rows, fit_end = now.rows, now.fit_end
+    done = {m["version"] for m in list_models(url)}
+
+    def saved(version: str) -> TrainedModel | None:
+        if version not in done:
+            return None
+        log.info(
+            "model %s was saved by an earlier run of this night: loaded, not retrained", version
+        )
+        return load_model(url, version)
+
     if decision.action == "full":
         trained = train_full(
-            rows, settings.model, settings.training, settings.horizon, as_of, progress, fit_end
-        )
-        # the flags this training answers: later nights count only flags not among them
-        trained.metrics[DRIFT_FLAGS_KEY] = drift.keys() if drift is not None else []
+            rows, settings.model, settings.training, settings.horizon, as_of, progress, fit_end,
+            saved,
+        )  # fmt: skip
     else:
         parent = load_model(url, decision.base_version)
-        trained = fine_tune(parent, rows, settings.training, as_of, progress, fit_end)
-    save_model(url, trained)
+        trained = fine_tune(parent, rows, settings.training, as_of, progress, fit_end, saved)
+    if trained.version not in done:
+        if decision.action == "full":
+            # the flags this training answers: later nights count only flags not among them
+            trained.metrics[DRIFT_FLAGS_KEY] = drift.keys() if drift is not None else []
+        save_model(url, trained)
     return trained, decision
 
 

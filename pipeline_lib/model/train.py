@@ -43,6 +43,9 @@ from pipeline_lib.model.windows import (
 )
 
 Progress = Callable[[dict[str, Any]], None]
+# A model of this version saved before (a rerun of the same night), or None: loaded instead of
+# trained again, since the version is deterministic from everything that shapes the model.
+Saved = Callable[[str], TrainedModel | None]
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 OptimizerState = dict[str, Any]  # a torch ``Optimizer.state_dict()``
 
@@ -284,6 +287,7 @@ def train_full(
     train_end: dt.date,
     progress: Progress | None = None,
     fit_end: dt.date | None = None,
+    saved: Saved | None = None,
 ) -> TrainedModel:
     """Train a new model on the ``train_window_days`` ending ``train_end``.
 
@@ -291,6 +295,7 @@ def train_full(
     whose targets reach past it are not trained on, and the scalers are fitted on rows up to
     it, so forecasts from origins on or after ``fit_end`` are out of sample (the backtest).
     Series with fewer than ``lookback + horizon`` rows in the window are left out.
+    ``saved``: see :data:`Saved`.
     """
     set_seed(train_cfg.seed)
     torch.set_num_threads(train_cfg.num_threads)
@@ -322,6 +327,8 @@ def train_full(
         training_config=train_cfg.model_dump(),
         fit_end=fit_end,
     )
+    if saved is not None and (earlier := saved(trained.version)) is not None:
+        return earlier
     return _run(trained, frame, train_cfg, train_cfg.learning_rate, train_cfg.max_epochs, progress)
 
 
@@ -430,6 +437,7 @@ def fine_tune(
     train_end: dt.date,
     progress: Progress | None = None,
     fit_end: dt.date | None = None,
+    saved: Saved | None = None,
 ) -> TrainedModel:
     """Continue training ``parent`` on recent data, without forgetting the older data.
 
@@ -445,6 +453,7 @@ def fine_tune(
     - Lineage: ``metrics["lineage"]`` records the parent, the window counts, the replay
       fraction, the scalers mode, whether the optimizer state was loaded and the learning rate.
       ``train_start`` is the start of the range, so a fine-tune of this model replays from it.
+    - ``saved``: see :data:`Saved`.
     """
     set_seed(train_cfg.seed)
     torch.set_num_threads(train_cfg.num_threads)
@@ -469,6 +478,8 @@ def fine_tune(
         fit_end=fit_end,
         optimizer_state=None,
     )
+    if saved is not None and (earlier := saved(trained.version)) is not None:
+        return earlier
     split = finetune_windows(_windows(trained, frame), recent_start, train_cfg)
     lr = train_cfg.learning_rate * train_cfg.finetune_lr_factor
     epochs, state = train_cfg.finetune_epochs, parent.optimizer_state

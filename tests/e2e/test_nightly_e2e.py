@@ -69,7 +69,9 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     assert drift1["is_drift"].isin([True, False]).all()
 
     second = nightly(as_of=as_of, config_file=str(cfg))
-    assert second["training"]["action"] == "reuse"
+    # a rerun decides as the first run did and loads the model it saved (not trained again)
+    assert second["training"] == first["training"]
+    assert second["model_version"] == first["model_version"]
     fc2 = _table(db, "forecasts")
     assert len(fc2) == len(fc1)  # replaced, not duplicated
     merged = fc1.merge(fc2, on=["series_id", "forecast_date", "target_date"], suffixes=("", "_2"))
@@ -92,9 +94,9 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     assert actions[:2] == ["finetune", "finetune"] and actions[2] == "reuse"  # 3 July: no trading
     # every forecast run's decision is a row, with what triggered it and the policy's counts
     decisions = _table(db, "training_decisions").sort_values("created_at")
-    assert list(decisions["action"]) == ["full", "reuse", "finetune", "finetune", "reuse"]
+    assert list(decisions["action"]) == ["full", "full", "finetune", "finetune", "reuse"]
     assert list(decisions["trigger"]) == [
-        "no_model", "no_new_data", "routine", "routine", "no_new_data",
+        "no_model", "no_model", "routine", "routine", "no_new_data",
     ]  # fmt: skip
     forecast_runs = runs.loc[runs["flow"] == "forecast", "run_id"]
     assert set(forecast_runs) < set(decisions["run_id"])

@@ -60,7 +60,17 @@ def test_no_new_data_means_reuse() -> None:
     models = [_model("m1", "2015-06-01")]
     decision = _decide(models, "2015-06-03", newest="2015-06-01")
     assert (decision.action, decision.base_version) == ("reuse", "m1")
-    assert _decide(models, "2015-06-01").action == "reuse"  # rerun of the same date
+
+
+def test_a_rerun_of_a_night_decides_as_its_first_run_did() -> None:
+    """Tonight's own model (from an earlier run of the same night, or one that was killed)
+    does not count: the rerun repeats the first run's decision, and training, seeded and
+    versioned by its inputs, reaches the same model (loaded, not trained again)."""
+    first = [_model("m0", "2015-05-29")]
+    tonight = [*first, _model("m1", "2015-06-01", "finetune", "m0")]
+    assert _decide(first, "2015-06-01") == _decide(tonight, "2015-06-01")
+    assert _decide(tonight, "2015-06-01").base_version == "m0"
+    assert _decide([_model("m1", "2015-06-01")], "2015-06-01").action == "full"  # first night
 
 
 def test_cadence_counts_from_the_last_full_training() -> None:
