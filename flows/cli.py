@@ -389,6 +389,8 @@ def print_summary(settings: Any, summary: dict[str, Any]) -> None:
     print(forecast_table(settings.db_url, as_of).to_string())
     print()
     print(f"rows written: {summary['written']}; drift flags: {summary['drift_flags']}")
+    for note in summary.get("ingest_notes", []):
+        print(f"ingest note: {note}")
     from pipeline_lib.db import safe_url
 
     print(f"SQL database:     {safe_url(settings.db_url)}")

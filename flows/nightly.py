@@ -33,4 +33,9 @@ def nightly(
     with exclusive(settings, f"nightly {as_of}"):
         ingested = ingest(as_of=as_of, config_file=config_file)
         summary = forecast_stage(as_of=as_of, config_file=config_file, retrain=retrain)
-    return {**summary, "ingested_rows": ingested["rows"], "ingest_warnings": ingested["warnings"]}
+    return {
+        **summary,
+        "ingested_rows": ingested["rows"],
+        "ingest_warnings": ingested["warnings"],
+        "ingest_notes": ingested["notes"],
+    }

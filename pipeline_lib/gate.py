@@ -63,6 +63,7 @@ def check_batches(
         else:
             report = validate_batch(batch.data, batch.dataset, as_of, batch.name, past, thresholds)
         report.source = batch.origin
+        report.notes = [*batch.notes, *report.notes]  # the ingest's (no rows...) and revisions
         url = paths.reports_dir(data_dir, "validation", as_of.isoformat(), f"{batch.name}.json")
         atomic_write_bytes(url, json.dumps(report.to_dict(), indent=2, default=str).encode())
         if not report.success:

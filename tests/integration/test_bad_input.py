@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline_lib import ingest
+from pipeline_lib import artifacts, gate, ingest
 from pipeline_lib.config import load_settings
 from pipeline_lib.curate import read_curated
 from pipeline_lib.sources import ParseError, SourceError
@@ -293,7 +293,9 @@ def test_header_only_file_is_taken_with_a_note(
         for s in ingest.sources_for(settings)
         if s.dataset == "prices"
     ]
-    assert batch.notes == [note] and batch.data.empty  # the notes go to the run's details
+    assert batch.notes == [note] and batch.data.empty
+    [report] = gate.check_batches(str(data), [batch], AS_OF)  # the run's details and summary
+    assert report.notes == [note] and f"- {note}" in artifacts.validation_markdown([report])
     run_ingest(str(cfg), AS_OF)
     assert note in caplog.text
     for key, df in _curated(data).items():
