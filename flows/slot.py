@@ -13,9 +13,10 @@ The nightly, the periodic retraining and every backfill hold both for their whol
 
 A slot whose run died (``kill -9``, a worker or machine gone) stays taken on the Prefect side:
 its lease lived in the memory of the API server the run talked to. So a waiting run looks every
-``POLL_S`` seconds: when the writer lease is free at two looks in a row, no live run holds the
-slot, and it is freed (the log names the run that died). The killed run's orphaned ephemeral
-API server is ended, and its ``pipeline_runs`` rows still ``running`` are marked ``crashed``.
+``orchestration.slot_check_seconds`` (10): when the writer lease is free at two looks in a row,
+no live run holds the slot, and it is freed (the log names the run that died). The killed
+run's orphaned ephemeral API server is ended, and its ``pipeline_runs`` rows still ``running``
+are marked ``crashed``.
 Pipelines that share one Prefect server but write different data folders need different
 ``concurrency_limit`` names.
 """
@@ -44,8 +45,6 @@ from flows.runs import current_run_id
 from pipeline_lib import lease
 from pipeline_lib.config import Settings
 from tasks.publish import mark_crashed
-
-POLL_S = 10.0  # how often a waiting run looks whether the slot's holder is still alive
 
 
 def ensure_limit(name: str) -> str | None:
@@ -89,7 +88,8 @@ def _take_slot(stack: ExitStack, settings: Settings, what: str, deadline: float)
     free_looks, said = 0, 0.0
     while True:
         try:
-            wait = max(1.0, min(POLL_S, deadline - time.monotonic()))
+            wait = min(settings.orchestration.slot_check_seconds, deadline - time.monotonic())
+            wait = max(1.0, wait)
             stack.enter_context(
                 concurrency(name, occupy=1, timeout_seconds=wait, strict=True, holder=_holder())
             )

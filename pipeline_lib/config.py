@@ -373,6 +373,12 @@ class OrchestrationConfig(BaseModel):
     wait_hours: float = Field(
         default=12, gt=0, description="how long a run waits for that slot before failing"
     )
+    slot_check_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="how often a waiting run looks whether the slot's holder is still alive; "
+        "a slot whose holder died is freed after two looks",
+    )
 
     @field_validator("nightly_cron", "retrain_cron")
     @classmethod

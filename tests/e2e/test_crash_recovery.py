@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 CRASH = Path(__file__).with_name("nightly_crash.py")
 AS_OF = "2015-06-30"
 EXTRA = """
+[orchestration]
+slot_check_seconds = 1
+
 [backtest]
 last_n = 4
 
@@ -51,10 +55,16 @@ def _env(home: Path) -> dict[str, str]:
     return {**env, "PREFECT_HOME": str(home), "PYTHONPATH": str(REPO)}
 
 
-def _nightly(cfg: Path, home: Path, point: str | None = None) -> subprocess.Popen[bytes]:
-    """Start a nightly; its output goes to a file (an orphaned child would hold a pipe open)."""
+def _nightly(
+    cfg: Path, home: Path, point: str | None = None, like: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a nightly; its output goes to a file (an orphaned child would hold a pipe open).
+    ``like``: a Prefect home whose database is copied into a new ``home`` (Prefect's schema
+    migrations take seconds on every fresh home)."""
     cli = ["nightly", "--as-of", AS_OF, "--config", str(cfg)]
     command = [str(CRASH), point, *cli] if point else ["-m", "flows.cli", *cli]
+    if like is not None and not home.exists():
+        shutil.copytree(like, home, ignore=shutil.ignore_patterns("*.log"))
     home.mkdir(parents=True, exist_ok=True)
     with open(home / f"out-{time.monotonic_ns()}.log", "wb") as log:
         proc = subprocess.Popen(
@@ -75,13 +85,17 @@ def _config(tmp: Path, name: str) -> Path:
     )
 
 
-def _untimed(metrics: str) -> str:
+def _untimed(metrics: str | None) -> str | None:
+    """The metrics JSON without training times (baselines have none: null)."""
+
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: strip(v) for k, v in value.items() if k not in TIMES}
         return [strip(v) for v in value] if isinstance(value, list) else value
 
-    return json.dumps(strip(json.loads(metrics)), sort_keys=True) if metrics else metrics
+    if not isinstance(metrics, str):
+        return None
+    return json.dumps(strip(json.loads(metrics)), sort_keys=True)
 
 
 def _tables(data: Path) -> dict[str, pd.DataFrame]:
@@ -107,17 +121,19 @@ def _models(data: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The tables and models of one plain run, and its Prefect home (copied for the others)."""
     tmp = tmp_path_factory.mktemp("reference")
     cfg = _config(tmp, "data")
     proc = _nightly(cfg, tmp / "home")
     out = _finish(proc)
     assert proc.returncode == 0, out
-    return {**_tables(tmp / "data"), "models": pd.DataFrame({"v": _models(tmp / "data")})}
+    models = pd.DataFrame({"v": _models(tmp / "data")})
+    return {**_tables(tmp / "data"), "models": models, "home": tmp / "home"}
 
 
 def test_killed_nightlies_are_recovered_by_the_next_one(
-    uninterrupted: dict[str, pd.DataFrame], tmp_path: Path
+    uninterrupted: dict[str, Any], tmp_path: Path
 ) -> None:
     """Killed once holding the slot before anything is written, once after everything but the
     run's end is written: each next run frees the slot, ends the orphaned API server, marks
@@ -127,7 +143,7 @@ def test_killed_nightlies_are_recovered_by_the_next_one(
     for point in ("ingest", "published", None):
         orphans = orphaned_servers(str(home))
         started = time.monotonic()
-        proc = _nightly(cfg, home, point)
+        proc = _nightly(cfg, home, point, like=uninterrupted["home"])
         outs.append(_finish(proc))
         assert proc.returncode == (-signal.SIGKILL if point else 0), outs[-1]
         assert time.monotonic() - started < 180, outs[-1]  # not the 12 h wait for the slot
@@ -151,10 +167,11 @@ def test_killed_nightlies_are_recovered_by_the_next_one(
 
 
 def test_two_nightlies_started_at_once_on_different_prefect_apis_take_turns(
-    uninterrupted: dict[str, pd.DataFrame], tmp_path: Path
+    uninterrupted: dict[str, Any], tmp_path: Path
 ) -> None:
     cfg = _config(tmp_path, "data")
-    procs = [_nightly(cfg, tmp_path / f"home-{i}") for i in (1, 2)]
+    like = uninterrupted["home"]
+    procs = [_nightly(cfg, tmp_path / f"home-{i}", like=like) for i in (1, 2)]
     outs = [_finish(p) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     waited = [o for o in outs if "waiting for nightly 2015-06-30 (run " in o]
