@@ -23,6 +23,7 @@ Pipelines that share one Prefect server but write different data folders need di
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -82,45 +83,58 @@ def _holder() -> ConcurrencyLeaseHolder | None:
     return ConcurrencyLeaseHolder(type="flow_run", id=run) if run else None
 
 
+def _slot_open(name: str) -> bool:
+    """Whether the limit has a slot free now (a read: nothing is taken)."""
+    with get_client(sync_client=True) as client:
+        found = client.read_global_concurrency_limit_by_name(name)
+    return found.active_slots < found.limit
+
+
 def _take_slot(stack: ExitStack, settings: Settings, what: str, deadline: float) -> None:
-    """Queue on the Prefect slot; free it when the run holding it is gone."""
+    """Queue on the Prefect slot; free it when the run holding it is gone.
+
+    A waiting run reads the limit every ``slot_check_seconds`` and asks for the slot only when
+    one is free (each acquisition that times out costs the API a write and logs an error)."""
     name, logger = settings.orchestration.concurrency_limit, get_run_logger()
-    free_looks, said = 0, 0.0
+    check = settings.orchestration.slot_check_seconds
+    free_looks, said = 0, -math.inf
     while True:
-        try:
-            wait = min(settings.orchestration.slot_check_seconds, deadline - time.monotonic())
-            wait = max(1.0, wait)
-            stack.enter_context(
-                concurrency(name, occupy=1, timeout_seconds=wait, strict=True, holder=_holder())
+        if _slot_open(name):
+            try:
+                stack.enter_context(
+                    concurrency(
+                        name, occupy=1, timeout_seconds=max(1.0, check), strict=True,
+                        holder=_holder(),
+                    )
+                )  # fmt: skip
+                return
+            except AcquireConcurrencySlotTimeoutError:
+                continue  # another waiting run took it first
+        if time.monotonic() >= deadline:
+            raise lease.LeaseTimeout(
+                f"{what}: the {name!r} slot stayed taken for "
+                f"{settings.orchestration.wait_hours} h (orchestration.wait_hours)"
             )
-            return
-        except AcquireConcurrencySlotTimeoutError:
-            if time.monotonic() >= deadline:
-                raise lease.LeaseTimeout(
-                    f"{what}: the {name!r} slot stayed taken for "
-                    f"{settings.orchestration.wait_hours} h (orchestration.wait_hours)"
-                ) from None
-        if lease.is_free(settings.data_dir, settings.db_url):
-            free_looks += 1
-            if free_looks >= 2:
-                dead = lease.read_holder(settings.data_dir)
-                who = dead.describe() if dead else "a run that died before it began writing"
-                taken = free_dead_slot(name)
-                logger.warning(
-                    "%s: the %r slot (%d taken) was held by %s, which is no longer running: freed",
-                    what,
-                    name,
-                    taken,
-                    who,
-                )
-                free_looks = 0
+        if not lease.is_free(settings.data_dir, settings.db_url):
+            free_looks = 0
+            if time.monotonic() - said >= 60:
+                current = lease.read_holder(settings.data_dir)
+                who = current.describe() if current else "another run"
+                logger.info("%s: waiting for the %r slot; %s is writing %s",
+                            what, name, who, settings.data_dir)  # fmt: skip
+                said = time.monotonic()
+        elif (free_looks := free_looks + 1) >= 2:
+            dead = lease.read_holder(settings.data_dir)
+            who = dead.describe() if dead else "a run"
+            taken = free_dead_slot(name)
+            logger.warning(
+                "%s: the %r slot (%d taken) was held by %s, which is no longer running "
+                "(no run holds the writer lease): freed",
+                what, name, taken, who,
+            )  # fmt: skip
+            free_looks = 0
             continue
-        free_looks = 0
-        if time.monotonic() - said >= 60:
-            current = lease.read_holder(settings.data_dir)
-            who = current.describe() if current else "another run"
-            logger.info("%s: waiting for the %r slot, held by %s", what, name, who)
-            said = time.monotonic()
+        time.sleep(check)
 
 
 @contextmanager

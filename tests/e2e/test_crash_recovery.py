@@ -1,5 +1,5 @@
-"""A nightly killed with SIGKILL never blocks the next one, and the next one's rows equal an
-uninterrupted run's; two nightlies started at once on different Prefect APIs never overlap.
+"""A nightly killed with SIGKILL never blocks the next one, and two nightlies started at once on
+different Prefect APIs never overlap; the rows they leave equal an uninterrupted run's.
 
 Real ``forecast-pipeline nightly`` processes, each with Prefect's local ephemeral API, on the
 bundled data (one series, a short history, a small model), a data folder and a SQLite file.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,7 @@ weather = { name = "seattle", latitude = 47.6062, longitude = -122.3321 }
 # Columns that name the run or the moment, not the result.
 VOLATILE = {"run_id", "created_at", "updated_at", "validated_at", "path"}
 TIMES = {"elapsed", "train_seconds"}  # in model metrics
+FREED = "which is no longer running (no run holds the writer lease): freed"
 RESULT_TABLES = [
     "forecasts", "backtest_results", "drift_metrics", "actuals", "model_versions",
     "training_decisions",
@@ -132,55 +134,49 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {**_tables(tmp / "data"), "models": models, "home": tmp / "home"}
 
 
-def test_killed_nightlies_are_recovered_by_the_next_one(
+def test_killed_nightlies_are_recovered_and_two_at_once_take_turns(
     uninterrupted: dict[str, Any], tmp_path: Path
 ) -> None:
     """Killed once holding the slot before anything is written, once after everything but the
-    run's end is written: each next run frees the slot, ends the orphaned API server, marks
-    the dead run crashed, and the last one leaves the rows of an uninterrupted run."""
-    cfg, home = _config(tmp_path, "data"), tmp_path / "home"
-    outs = []
-    for point in ("ingest", "published", None):
+    run's end is written: each next run frees the slot, ends the orphaned API server and marks
+    the dead run crashed. Then two nightlies start at the same instant on different Prefect
+    APIs (the killed runs' home, and another): one waits for the other, saying for whom, and
+    they leave the rows of one uninterrupted run."""
+    cfg, home, like = _config(tmp_path, "data"), tmp_path / "home", uninterrupted["home"]
+    for point in ("ingest", "published"):
         orphans = orphaned_servers(str(home))
-        started = time.monotonic()
-        proc = _nightly(cfg, home, point, like=uninterrupted["home"])
-        outs.append(_finish(proc))
-        assert proc.returncode == (-signal.SIGKILL if point else 0), outs[-1]
-        assert time.monotonic() - started < 180, outs[-1]  # not the 12 h wait for the slot
-        if orphans:  # every run but the first comes after a kill
-            assert "which is no longer running: freed" in outs[-1]  # the dead run's slot
-            assert "died holding the writer lease" in outs[-1]
-            assert all(not Path(f"/proc/{pid}").exists() for pid in orphans), outs[-1]
-        if point:
-            assert orphaned_servers(str(home)), "a killed run leaves its API server behind"
+        proc = _nightly(cfg, home, point, like=like)
+        out = _finish(proc)
+        assert proc.returncode == -signal.SIGKILL, out
+        if orphans:  # after the first kill
+            assert FREED in out  # the dead run's slot
+            assert "died holding the writer lease" in out
+            assert all(not Path(f"/proc/{pid}").exists() for pid in orphans), out
+        assert orphaned_servers(str(home)), "a killed run leaves its API server behind"
+
+    orphans = orphaned_servers(str(home))
+    started = time.monotonic()
+    procs = [_nightly(cfg, home, like=like), _nightly(cfg, tmp_path / "other-home", like=like)]
+    outs = [_finish(p) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert time.monotonic() - started < 240, outs  # not the 12 h wait for the slot
+    assert FREED in outs[0]
+    assert sum("died holding the writer lease" in o for o in outs) == 1, outs
+    # one took the lease; the other said for whom it waited (at the slot of its API, still held
+    # by the killed run, or at the writer lease)
+    waiting = re.compile(r"waiting for (the 'forecast-pipeline' slot; )?nightly 2015-06-30 \(run ")
+    assert sum(bool(waiting.search(o)) for o in outs) == 1, outs
+    assert all(not Path(f"/proc/{pid}").exists() for pid in orphans)
     assert not orphaned_servers(str(home))
 
     after = _tables(tmp_path / "data")
     runs = after.pop("pipeline_runs")
-    # killed at ingest: its ingest run; killed after publishing: its ingest (done) and forecast
-    assert list(runs["status"]) == ["crashed", "succeeded", "crashed", "succeeded", "succeeded"]
+    # killed at ingest: its ingest run; killed after publishing: its forecast run
+    assert list(runs["status"]) == ["crashed", "succeeded", "crashed", *["succeeded"] * 4]
     crashed = runs[runs["status"] == "crashed"]
     assert crashed["message"].str.startswith("crashed: the process of nightly 2015-06-30").all()
+    first_end = pd.to_datetime(runs["finished_at"].iloc[3:5]).max()
+    assert pd.to_datetime(runs["started_at"].iloc[5:]).min() >= first_end  # never at once
     for table in RESULT_TABLES:
         pd.testing.assert_frame_equal(after[table], uninterrupted[table], obj=table)
     assert _models(tmp_path / "data") == list(uninterrupted["models"]["v"])
-
-
-def test_two_nightlies_started_at_once_on_different_prefect_apis_take_turns(
-    uninterrupted: dict[str, Any], tmp_path: Path
-) -> None:
-    cfg = _config(tmp_path, "data")
-    like = uninterrupted["home"]
-    procs = [_nightly(cfg, tmp_path / f"home-{i}", like=like) for i in (1, 2)]
-    outs = [_finish(p) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    waited = [o for o in outs if "waiting for nightly 2015-06-30 (run " in o]
-    assert len(waited) == 1, outs  # one took the lease, the other said whom it waited for
-
-    after = _tables(tmp_path / "data")
-    runs = after.pop("pipeline_runs")
-    assert list(runs["status"]) == ["succeeded"] * 4
-    first_end = pd.to_datetime(runs["finished_at"].iloc[:2]).max()
-    assert pd.to_datetime(runs["started_at"].iloc[2:]).min() >= first_end  # never at once
-    for table in RESULT_TABLES:
-        pd.testing.assert_frame_equal(after[table], uninterrupted[table], obj=table)
