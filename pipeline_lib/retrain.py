@@ -268,15 +268,16 @@ def train_or_reuse(
     if decision.action == "reuse":
         return load_model(url, decision.base_version), decision
     rows, fit_end = now.rows, now.fit_end
-    done = {m["version"] for m in list_models(url)}
+    loaded: list[str] = []
 
     def saved(version: str) -> TrainedModel | None:
-        if version not in done:
+        try:
+            earlier = load_model(url, version)  # complete only once its metadata is written
+        except FileNotFoundError:
             return None
-        log.info(
-            "model %s was saved by an earlier run of this night: loaded, not retrained", version
-        )
-        return load_model(url, version)
+        log.info("model %s was saved by an earlier run tonight: loaded, not retrained", version)
+        loaded.append(version)
+        return earlier
 
     if decision.action == "full":
         trained = train_full(
@@ -286,7 +287,7 @@ def train_or_reuse(
     else:
         parent = load_model(url, decision.base_version)
         trained = fine_tune(parent, rows, settings.training, as_of, progress, fit_end, saved)
-    if trained.version not in done:
+    if not loaded:
         if decision.action == "full":
             # the flags this training answers: later nights count only flags not among them
             trained.metrics[DRIFT_FLAGS_KEY] = drift.keys() if drift is not None else []
