@@ -137,23 +137,21 @@ class _PostgresGuard:
     def try_acquire(self) -> bool:
         engine = create_engine(make_url(self.url), poolclass=NullPool)
         conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        got = False
         try:
             conn.execute(text("SELECT set_config('application_name', :n, false)"),
                          {"n": self.label[:63]})  # fmt: skip
             for name, value in _PG_KEEPALIVE.items():
                 conn.execute(text("SELECT set_config(:k, :v, false)"), {"k": name, "v": str(value)})
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:a, :b)"),
-                               {"a": _PG_KEYS[0], "b": _PG_KEYS[1]}).scalar()  # fmt: skip
-        except BaseException:
-            conn.close()
-            engine.dispose()
-            raise
-        if not got:
-            conn.close()
-            engine.dispose()
-            return False
-        self._conn, self._engine = conn, engine
-        return True
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:a, :b)"),
+                                    {"a": _PG_KEYS[0], "b": _PG_KEYS[1]}).scalar())  # fmt: skip
+        finally:
+            if not got:  # not taken, or failed: the session is not kept
+                conn.close()
+                engine.dispose()
+        if got:
+            self._conn, self._engine = conn, engine
+        return got
 
     def alive(self) -> bool:
         """Whether the session holding the lock still answers."""
