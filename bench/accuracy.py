@@ -25,8 +25,9 @@ with the rows dated on or before it only:
    :func:`pipeline_lib.registry.save_selection` so the next night finds the champion (what
    ``publish.publish_results`` does in production);
 3. :func:`pipeline_lib.champion.published_forecasts`: the forecast the product would publish;
-4. the champion LSTM's forecast of every series (:func:`pipeline_lib.model.forecast.predict`)
-   and each baseline's (``make_baseline(name).fit(rows).predict(night)``).
+4. every model's forecast of every series (:func:`pipeline_lib.champion.model_forecasts`: the
+   champion LSTM, and each baseline as the night's backtest fitted it), and what each selection
+   rule of :mod:`pipeline_lib.selection` would have published from the same evidence.
 
 Scoring: every forecast set is scored with
 :func:`pipeline_lib.evaluation.metrics.score_forecasts` against the feature ``y`` of its target
@@ -72,13 +73,14 @@ from typing import Any
 import pandas as pd
 
 from pipeline_lib import curate, gate, ingest, paths, registry, schema
-from pipeline_lib.champion import evaluate, published_forecasts
+from pipeline_lib.champion import evaluate, model_forecasts, published_forecasts
 from pipeline_lib.config import SAMPLE_END, Settings, load_settings
-from pipeline_lib.evaluation.backtest import LSTM, make_baseline
+from pipeline_lib.evaluation.backtest import LSTM, baseline_version
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts, score_rows
 from pipeline_lib.features.stage import load_features, refresh_features
-from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
+from pipeline_lib.model.forecast import FORECAST_COLUMNS
 from pipeline_lib.retrain import train_or_reuse
+from pipeline_lib.selection import RULES, choose_all, combine
 
 PUBLISHED = "published"
 KEY = [schema.SERIES_ID, "forecast_date", "horizon"]
@@ -177,13 +179,54 @@ def _tagged(frame: pd.DataFrame, model: str, night: dt.date) -> pd.DataFrame:
     return out
 
 
+# rule variants scored beside each rule with the configured settings
+VARIANTS = [
+    ("dm_set_a05", "dm_set", {"alpha": 0.05}),
+    ("dm_set_a25", "dm_set", {"alpha": 0.25}),
+    ("dm_set_m2", "dm_set", {"max_members": 2}),
+    ("dm_set_m5", "dm_set", {"max_members": 5}),
+    ("dm_a25", "dm", {"alpha": 0.25}),
+    ("comb_m2", "combination", {"max_members": 2}),
+]
+
+
+def rule_forecasts(
+    settings: Settings, evaluation: Any, per_model: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """The forecast each selection rule would publish tonight, from the same backtest
+    evidence and the same per-model forecasts: every rule per horizon bucket, and the product's
+    rule before per-bucket choices (``margin`` over all horizons at once, ``margin_all``)."""
+    selection = evaluation.selection
+    versions = {baseline_version(b): b for b in settings.backtest.baselines}
+    if selection.champion:
+        versions[selection.champion] = LSTM
+    rows = evaluation.rows.loc[evaluation.rows["model_version"].isin(list(versions))]
+    rows = rows.assign(**{MODEL: rows["model_version"].map(versions)})
+    cfg, b = settings.selection, settings.backtest
+    common = {
+        "alpha": cfg.alpha,
+        "max_members": cfg.max_members,
+        "reference": b.reference,
+        "min_improvement": b.min_improvement,
+        "step": b.step,
+    }
+    out = {}
+    for rule in RULES:
+        choices = choose_all(rows, settings.horizon, cfg.bucket_ends, rule, **common)
+        out[f"rule:{rule}"] = combine(per_model, choices)
+    for name, rule, changes in VARIANTS:
+        choices = choose_all(rows, settings.horizon, cfg.bucket_ends, rule, **(common | changes))
+        out[f"rule:{name}"] = combine(per_model, choices)
+    choices = choose_all(rows, settings.horizon, [], "margin", **common)
+    out["rule:margin_all"] = combine(per_model, choices)
+    return out
+
+
 def run_night(
     settings: Settings, features: pd.DataFrame, night: dt.date
 ) -> tuple[dict[str, Any], list[pd.DataFrame]]:
     """One night of the product on the rows dated on or before it: its record and forecasts."""
     rows = features.loc[features[schema.DATE] <= pd.Timestamp(night)].reset_index(drop=True)
-    freqs = {s.id: s.frequency for s in settings.series}
-    quantiles = settings.model.quantiles
     started = time.perf_counter()
     trained, decision = train_or_reuse(settings, rows, night)
     train_s = time.perf_counter() - started
@@ -191,11 +234,12 @@ def run_night(
     registry.save_selection(paths.models_dir(settings.data_dir), evaluation.selection)
     published = published_forecasts(settings, evaluation, rows, night)
     forecasts = [_tagged(published, PUBLISHED, night)]
-    if evaluation.champion is not None:
-        forecasts.append(_tagged(predict(evaluation.champion, rows, night, freqs), LSTM, night))
-    for name in settings.backtest.baselines:
-        model = make_baseline(name, quantiles).fit(rows)
-        forecasts.append(_tagged(model.predict(night, settings.horizon, freqs), name, night))
+    per_model = model_forecasts(settings, evaluation, rows, night)
+    for name, part in per_model.groupby(MODEL, sort=True):
+        forecasts.append(_tagged(part, str(name), night))
+    for name, part in rule_forecasts(settings, evaluation, per_model).items():
+        if not part.empty:
+            forecasts.append(_tagged(part, name, night))
     selection = evaluation.selection
     record = {
         "night": night.isoformat(),
@@ -220,9 +264,9 @@ def run_night(
 def score(
     forecasts: pd.DataFrame, features: pd.DataFrame, settings: Settings
 ) -> tuple[pd.DataFrame, pd.DataFrame, int, int]:
-    """Scores on the forecasts every model made (same series, nights and horizons):
-    all-horizon scores per model and series, the MASE per model, series and night, and the
-    number of forecast rows per model kept and left out."""
+    """Scores on the forecasts every model and rule made (same series, nights and horizons):
+    scores per model, series and horizon (1..H and ``ALL``), the all-horizon MASE per model,
+    series and night, and the number of forecast rows per model kept and left out."""
     keys = None
     for _, part in forecasts.groupby(MODEL):
         index = pd.MultiIndex.from_frame(part[KEY])
@@ -233,7 +277,6 @@ def score(
     actuals = features[[schema.SERIES_ID, schema.DATE, schema.Y]]
     season, quantiles = settings.backtest.mase_season, settings.model.quantiles
     scores = score_forecasts(kept, actuals, features, season, quantiles)
-    scores = scores.loc[scores["horizon"] == ALL_HORIZONS]
     rows = score_rows(kept, actuals, features, season, quantiles)
     nightly = (
         rows.groupby([MODEL, schema.SERIES_ID, "forecast_date"])["scaled_error"]
@@ -276,6 +319,44 @@ def _clean(x: Any) -> Any:
     return x
 
 
+SCOPES = {"h1": "1", "all": ALL_HORIZONS}
+STATISTICAL = ("naive", "seasonal_naive", "ets", "arima")  # what statsforecast gives a user
+
+
+def _scope(
+    scores: pd.DataFrame, label: str, singles: list[str], stat: list[str], columns: list[str]
+) -> dict[str, Any]:
+    """Per series and overall, at one horizon scope: each column's MASE, the best statistical
+    baseline, the best single model in hindsight, and the published forecast against both."""
+    part = scores.loc[scores["horizon"].astype(str) == label]
+    mase = part.pivot(index=schema.SERIES_ID, columns=MODEL, values="mase").reindex(columns=columns)
+    per_series = {}
+    for sid, row in mase.iterrows():
+        st, single = row[stat].dropna(), row[singles].dropna()
+        best_stat = float(st.min()) if len(st) else float("nan")
+        best_single = float(single.min()) if len(single) else float("nan")
+        per_series[str(sid)] = {
+            "mase": {m: float(row[m]) for m in columns},
+            "best_statistical": str(st.idxmin()) if len(st) else None,
+            "best_single": str(single.idxmin()) if len(single) else None,
+            "no_worse_than_statistical": {
+                m: bool(float(row[m]) <= best_stat + 1e-12) for m in columns
+            },
+            "ratio_to_best_single": {m: float(row[m]) / best_single for m in columns},
+        }
+    overall = {m: float(mase[m].mean()) for m in columns}
+    best = min(singles, key=lambda m: overall[m] if not math.isnan(overall[m]) else math.inf)
+    return {
+        "per_series": per_series,
+        "overall_mase": overall,
+        "best_single_overall": best,
+        "ratio_to_best_single_overall": {m: overall[m] / overall[best] for m in columns},
+        "no_worse_than_statistical_everywhere": {
+            m: all(s["no_worse_than_statistical"][m] for s in per_series.values()) for m in columns
+        },
+    }
+
+
 def summarise(
     scores: pd.DataFrame,
     nightly: pd.DataFrame,
@@ -283,41 +364,43 @@ def summarise(
     settings: Settings,
 ) -> dict[str, Any]:
     baselines = list(settings.backtest.baselines)
-    models = [*baselines, LSTM, PUBLISHED]
-    mase = scores.pivot(index=schema.SERIES_ID, columns=MODEL, values="mase").reindex(
-        columns=models
-    )
-    per_series: dict[str, dict[str, Any]] = {}
-    published = scores.loc[scores[MODEL] == PUBLISHED].set_index(schema.SERIES_ID)
-    usage = {sid: Counter() for sid in mase.index}
+    singles = [*baselines, LSTM]
+    stat = [m for m in STATISTICAL if m in baselines]
+    rules = sorted(m for m in scores[MODEL].unique() if str(m).startswith("rule:"))
+    columns = [*singles, PUBLISHED, *rules]
+    scopes = {k: _scope(scores, v, singles, stat, columns) for k, v in SCOPES.items()}
+    all_scope = scopes["all"]["per_series"]
+    published = scores.loc[
+        (scores[MODEL] == PUBLISHED) & (scores["horizon"].astype(str) == ALL_HORIZONS)
+    ].set_index(schema.SERIES_ID)
+    usage: dict[str, Counter] = {sid: Counter() for sid in all_scope}
     for r in records:
         for sid in usage:
-            usage[sid][r["published"].get(sid, "none")] += 1
-    for sid, row in mase.iterrows():
-        base = row[baselines].dropna()
-        best = str(base.idxmin()) if len(base) else None
-        best_mase = float(base.min()) if len(base) else float("nan")
-        pub = float(row[PUBLISHED])
-        per_series[str(sid)] = {
-            "mase": {m: float(row[m]) for m in models},
-            "best_baseline": best,
-            "published_no_worse": bool(pub <= best_mase + 1e-12),
-            "published_minus_best": pub - best_mase,
+            for h, m in r["published"].get(sid, {"all": "none"}).items():
+                usage[sid][f"{h}: {m}"] += 1
+    per_series = {
+        sid: {
             "published_smape": float(published.loc[sid, "smape"]),
             "published_coverage": float(published.loc[sid, "coverage"]),
             "n": int(published.loc[sid, "n"]),
             "published_models": dict(usage[sid].most_common()),
-            "nights_vs_best_baseline": nightly_verdicts(nightly, str(sid), best),
+            "nights_vs_best_statistical": nightly_verdicts(
+                nightly, sid, all_scope[sid]["best_statistical"]
+            ),
         }
+        for sid in all_scope
+    }
     train = {
         k: [r["train_seconds"] for r in records if r["action"] == k] for k in ("full", "finetune")
     }
     actions = Counter(r["action"] for r in records)
     return {
-        "models": models,
-        "overall_mase": {m: float(mase[m].mean()) for m in models},
+        "models": columns,
+        "singles": singles,
+        "statistical": stat,
+        "rule": settings.selection.rule,
+        "scopes": scopes,
         "per_series": per_series,
-        "published_no_worse_everywhere": all(s["published_no_worse"] for s in per_series.values()),
         "nights": len(records),
         "actions": dict(actions),
         "promotions": sum(r["promoted"] for r in records),
@@ -333,6 +416,10 @@ def summarise(
     }
 
 
+def _short(name: str) -> str:
+    return name.replace("rule:", "r:").replace("seasonal_naive", "snaive")
+
+
 def report(summary: dict[str, Any], settings: Settings, n_scored: int, n_dropped: int) -> None:
     models = summary["models"]
     q = settings.model.quantiles
@@ -340,42 +427,61 @@ def report(summary: dict[str, Any], settings: Settings, n_scored: int, n_dropped
     width = max(8, *(len(s) for s in summary["per_series"]))
     print()
     print(
-        f"Out-of-sample MASE (season {settings.backtest.mase_season}), all horizons 1.."
-        f"{settings.horizon}, {n_scored} forecast rows per model (scored where an actual exists)"
+        f"Out-of-sample MASE (season {settings.backtest.mase_season}), {n_scored} forecast rows "
+        "per model (scored where an actual exists)"
         + (f" ({n_dropped} rows not made by every model left out)" if n_dropped else "")
     )
-    header = f"{'series':<{width}}" + "".join(f"{m:>16}" for m in models)
-    print(header)
-    print("-" * len(header))
-    for sid, s in summary["per_series"].items():
-        print(f"{sid:<{width}}" + "".join(f"{_fmt(s['mase'][m]):>16}" for m in models))
-    overall = summary["overall_mase"]
-    print(f"{'overall':<{width}}" + "".join(f"{_fmt(overall[m]):>16}" for m in models))
-    print("(overall = mean of the per-series MASE; lstm = each night's champion, every series)")
+    print(
+        f"published = the product's rule ({summary['rule']}); r:<rule> = what each rule would "
+        "have published on the same nights; r:margin_all = the rule before per-bucket choices"
+    )
+    for key, scope in summary["scopes"].items():
+        title = "h=1" if key == "h1" else f"all horizons 1..{settings.horizon}"
+        print(f"\n{title}")
+        header = f"{'series':<{width}}" + "".join(f"{_short(m):>13}" for m in models)
+        print(header)
+        print("-" * len(header))
+        for sid, s in scope["per_series"].items():
+            print(f"{sid:<{width}}" + "".join(f"{_fmt(s['mase'][m]):>13}" for m in models))
+        overall = scope["overall_mase"]
+        print(f"{'overall':<{width}}" + "".join(f"{_fmt(overall[m]):>13}" for m in models))
+        ratio = scope["ratio_to_best_single_overall"]
+        print(
+            f"{'/best':<{width}}"
+            + "".join(f"{_fmt(ratio[m]):>13}" for m in models)
+            + f"   (overall / best single model in hindsight: {scope['best_single_overall']})"
+        )
+        ok = scope["no_worse_than_statistical_everywhere"]
+        print(
+            f"{'<=stat':<{width}}"
+            + "".join(f"{'yes' if ok[m] else 'no':>13}" for m in models)
+            + "   (no worse than the best statistical baseline on every series)"
+        )
+    print(
+        "(overall = mean of the per-series MASE; lstm = each night's champion, every series; "
+        f"statistical baselines: {', '.join(summary['statistical'])})"
+    )
     print()
     header = (
-        f"{'series':<{width}}{'published <= best baseline':>28}{'best baseline':>16}"
-        f"{'difference':>12}{'nights +/=/-':>14}{'sMAPE':>8}{f'{level}% coverage':>14}"
+        f"{'series':<{width}}{'best stat (all h)':>18}{'published - best':>18}"
+        f"{'nights +/=/-':>14}{'sMAPE':>8}{f'{level}% coverage':>14}"
     )
     print(header)
     print("-" * len(header))
+    scope = summary["scopes"]["all"]["per_series"]
     for sid, s in summary["per_series"].items():
-        verdict = "yes" if s["published_no_worse"] else "no"
-        v = s["nights_vs_best_baseline"]
+        best = scope[sid]["best_statistical"]
+        diff = scope[sid]["mase"][PUBLISHED] - scope[sid]["mase"][best] if best else math.nan
+        v = s["nights_vs_best_statistical"]
         nights = f"{v['better']}/{v['same']}/{v['worse']}" if v else "-"
         print(
-            f"{sid:<{width}}{verdict:>28}{s['best_baseline'] or '-':>16}"
-            f"{_fmt(s['published_minus_best'], 3):>12}{nights:>14}"
-            f"{_fmt(s['published_smape'], 2):>8}"
-            f"{_fmt(s['published_coverage'], 3):>14}"
+            f"{sid:<{width}}{best or '-':>18}{_fmt(diff):>18}{nights:>14}"
+            f"{_fmt(s['published_smape'], 2):>8}{_fmt(s['published_coverage'], 3):>14}"
         )
-    everywhere = "yes" if summary["published_no_worse_everywhere"] else "no"
-    print(f"published no worse than the best baseline on every series: {everywhere}")
     print(
-        "(difference = published MASE - best baseline MASE; nights +/=/-: nights the "
-        "published forecast's MASE was below, equal to, above the best baseline's; sMAPE on "
-        "0..200; coverage: share of actuals inside the published interval "
-        f"[q{q[0]:g}, q{q[2]:g}])"
+        "(nights +/=/-: nights the published forecast's MASE was below, equal to, above the best "
+        f"statistical baseline's; sMAPE on 0..200; coverage: share of actuals inside the "
+        f"published interval [q{q[0]:g}, q{q[2]:g}])"
     )
     print()
     t = summary["training_seconds"]
@@ -392,9 +498,9 @@ def report(summary: dict[str, Any], settings: Settings, n_scored: int, n_dropped
         f"{_fmt(t['per_finetune'], 2)}; backtest, selection and forecasts: "
         f"{_fmt(summary['other_seconds'], 1)} s"
     )
-    print("published model, nights per series:")
+    print("published (horizons: model), nights per series:")
     for sid, s in summary["per_series"].items():
-        used = ", ".join(f"{m} {n}" for m, n in s["published_models"].items())
+        used = ", ".join(f"{m} x{n}" for m, n in s["published_models"].items())
         print(f"  {sid:<{width}} {used}")
 
 
@@ -407,7 +513,8 @@ def settings_line(settings: Settings) -> str:
         f"patience={t.patience}, finetune_epochs={t.finetune_epochs}, "
         f"retrain_every_days={t.retrain_every_days}, train_window_days={t.train_window_days}, "
         f"threads={t.num_threads}; backtest: last_n={b.last_n}, step={b.step}, "
-        f"mase_season={b.mase_season}, baselines={list(b.baselines)}"
+        f"mase_season={b.mase_season}, baselines={list(b.baselines)}; selection: "
+        f"{settings.selection.model_dump()}"
     )
 
 

@@ -18,8 +18,8 @@ import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.champion import Evaluation
-from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION, baseline_version
-from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL
+from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION
+from pipeline_lib.evaluation.metrics import MODEL
 from pipeline_lib.retrain import TrainingDecision
 from pipeline_lib.store.fs import atomic_write_bytes
 from pipeline_lib.validation.report import ValidationReport
@@ -62,17 +62,22 @@ def forecasts_markdown(
         return "No forecasts were published."
     last = int(forecasts["horizon"].max())
     shown = sorted({int(h) for h in horizons if h <= last} | {last})
-    header = ["series", "model", "model version", *[_horizon_label(forecasts, h) for h in shown]]
+    header = ["series", "models", "model versions", *[_horizon_label(forecasts, h) for h in shown]]
     rows = []
     for sid, part in forecasts.groupby(schema.SERIES_ID, sort=True):
+        part = part.sort_values("horizon")
         by_h = part.set_index("horizon")
         cells = [_interval(by_h.loc[h]) if h in by_h.index else "-" for h in shown]
-        first = part.iloc[0]
-        rows.append([sid, first.get(MODEL, "-"), first.get(MODEL_VERSION, "-"), *cells])
+        models, versions = (
+            " / ".join(dict.fromkeys(map(str, part[c]))) if c in part else "-"
+            for c in (MODEL, MODEL_VERSION)
+        )
+        rows.append([sid, models, versions, *cells])
     as_of = ", ".join(sorted({_day(d) for d in forecasts["forecast_date"]}))
     text = (
         f"**Forecasts as of {as_of}**: median [lower, upper] at horizons {shown[0]}..{last}, "
-        "each series from the model that won its backtest.\n\n" + markdown_table(header, rows)
+        "each series and horizon bucket from the model or combination its selection chose "
+        "(models in horizon order).\n\n" + markdown_table(header, rows)
     )
     if plot_url:
         text += f"\n\nPlot of recent actuals and the forecasts: `{plot_url}`"
@@ -195,7 +200,11 @@ def backtest_markdown(evaluation: Evaluation) -> str:
         f"from {plan.holdout_start or '-'}, horizons 1..{plan.horizon}.\n\n"
         + markdown_table(["selection", ""], facts)
         + "\n\nPer series, all horizons (MASE: lower is better, 1 = the naive forecast's "
-        "in-sample error):\n\n" + _series_table(evaluation)
+        "in-sample error):\n\n"
+        + _series_table(evaluation)
+        + "\n\nPer series and horizon bucket, what is published and why (MASE on the bucket's "
+        "backtest windows; p: one-sided Diebold-Mariano p-value that a model is worse than the "
+        "best one):\n\n" + _choice_table(evaluation)
     )
     if evaluation.notes:
         text += "\n\nNotes:\n" + "\n".join(f"- {n}" for n in evaluation.notes)
@@ -205,24 +214,45 @@ def backtest_markdown(evaluation: Evaluation) -> str:
 def _series_table(evaluation: Evaluation) -> str:
     sel = evaluation.selection
     models = sorted({m for s in sel.series_mase.values() for m in s}, key=lambda m: (m != LSTM, m))
-    summary = evaluation.summary.loc[evaluation.summary["horizon"] == ALL_HORIZONS]
-    scores = summary.set_index([MODEL_VERSION, schema.SERIES_ID])
-    header = ["series", "published", "MASE", "sMAPE", "coverage", *[f"MASE {m}" for m in models]]
+    header = ["series", "published (horizons: model)", *[f"MASE {m}" for m in models]]
     rows = []
     for sid, by_model in sorted(sel.series_mase.items()):
-        model = sel.published.get(sid)
-        version = sel.champion if model == LSTM else baseline_version(model or "")
-        own = scores.loc[(version, sid)] if (version, sid) in scores.index else {}
+        published = sel.published.get(sid, {})
         rows.append(
             [
                 sid,
-                model or "none",
-                _number(own.get("mase"), ".3f"),
-                _number(own.get("smape"), ".2f"),
-                _number(own.get("coverage"), ".2f"),
+                "; ".join(f"{h}: {m}" for h, m in published.items()) or "none",
                 *[_number(by_model.get(m), ".3f") for m in models],
             ]
         )
+    return markdown_table(header, rows)
+
+
+def _choice_table(evaluation: Evaluation) -> str:
+    """Per series and horizon bucket: what was published, by which rule, on what evidence."""
+    rows = []
+    for sid, choices in sorted(evaluation.selection.series_choices().items()):
+        for c in choices:
+            ev = c.evidence
+            mase, p = ev.get("mase", {}), ev.get("p_worse_than_best", {})
+            others = ", ".join(
+                f"{m} {_number(v, '.3f')} (p {_number(p.get(m), '.2f')})"
+                for m, v in mase.items()
+                if m not in c.weights
+            )
+            rows.append(
+                [
+                    sid,
+                    f"{c.first}-{c.last}",
+                    c.label,
+                    c.rule,
+                    ", ".join(f"{m} {w:.2f}" for m, w in c.weights.items()),
+                    str(ev.get("windows", "-")),
+                    ", ".join(f"{m} {_number(mase.get(m), '.3f')}" for m in c.weights),
+                    others or "-",
+                ]
+            )
+    header = ["series", "horizons", "published", "rule", "weights", "windows", "MASE", "others"]
     return markdown_table(header, rows)
 
 

@@ -8,11 +8,14 @@ backtest itself.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from pipeline_lib import paths, registry, schema
+from pipeline_lib.baselines import Baseline
 from pipeline_lib.config import Settings
 from pipeline_lib.evaluation.backtest import (
     LSTM,
@@ -29,6 +32,7 @@ from pipeline_lib.model.checkpoint import load_model
 from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision, holdout_plan
+from pipeline_lib.selection import Choice, combine
 
 PUBLISHED_COLUMNS = [*FORECAST_COLUMNS, MODEL, MODEL_VERSION]
 
@@ -44,6 +48,7 @@ class Evaluation:
     selection: registry.Selection
     champion: TrainedModel | None
     notes: list[str] = field(default_factory=list)
+    baselines: dict[str, Baseline] = field(default_factory=dict)
 
     def model_metrics(self, version: str) -> dict[str, object]:
         """Backtest figures of one version for its registry record."""
@@ -98,7 +103,10 @@ def evaluate(
             if version == champion:
                 forced = f"champion cannot be scored out of sample: {exc}"
     names = list(settings.backtest.baselines)
-    parts.append(baseline_forecasts(names, features, plan, frequencies, settings.model.quantiles))
+    fitted: dict[str, Baseline] = {}
+    parts.append(
+        baseline_forecasts(names, features, plan, frequencies, settings.model.quantiles, fitted)
+    )
     forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     if forecasts.empty:
         raise ValueError(
@@ -111,38 +119,149 @@ def evaluate(
     challenger = candidate.version if candidate.version in models else None
     cfg = settings.backtest
     selection = registry.select(
-        summary, as_of, champion, challenger, names, forced, cfg.reference, cfg.min_improvement
+        summary,
+        rows,
+        as_of,
+        champion,
+        challenger,
+        names,
+        forced,
+        horizon=settings.horizon,
+        config=settings.selection,
+        reference=cfg.reference,
+        min_improvement=cfg.min_improvement,
+        step=cfg.step,
     )
-    return Evaluation(plan, rows, summary, selection, models.get(selection.champion), notes)
+    winner = models.get(selection.champion) if selection.champion else None
+    return Evaluation(plan, rows, summary, selection, winner, notes, fitted)
 
 
-def published_forecasts(
-    settings: Settings, evaluation: Evaluation, features: pd.DataFrame, as_of: dt.date
+def model_forecasts(
+    settings: Settings,
+    evaluation: Evaluation,
+    features: pd.DataFrame,
+    as_of: dt.date,
+    models: dict[str, set[str]] | None = None,
 ) -> pd.DataFrame:
-    """Tonight's forecast of every series, from the model its backtest chose: the champion
-    LSTM or a baseline. Columns: the forecast columns, ``model`` and ``model_version``."""
+    """Tonight's forecasts of each model (``lstm``: the champion; the baselines as the backtest
+    fitted them), for the series given per model (default: every model, every series).
+    Columns: the forecast columns, ``model`` and ``model_version``."""
     rows = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
     frequencies = {s.id: s.frequency for s in settings.series}
-    by_model: dict[str, list[str]] = {}
-    for series, model in evaluation.selection.published.items():
-        by_model.setdefault(model, []).append(series)
+    if models is None:
+        every = set(settings.series_ids)
+        models = {name: every for name in [LSTM, *settings.backtest.baselines]}
     parts = []
-    for model, series in sorted(by_model.items()):
+    for model, series in sorted(models.items()):
         if model == LSTM:
             if evaluation.champion is None:
                 continue
             out = predict(evaluation.champion, rows, as_of, frequencies)
             version = evaluation.champion.version
         else:
-            baseline = make_baseline(model, settings.model.quantiles).fit(rows)
+            baseline = evaluation.baselines.get(model)
+            if baseline is None:
+                start = evaluation.plan.holdout_start
+                baseline = make_baseline(model, settings.model.quantiles, start).fit(rows)
             out = baseline.predict(as_of, settings.horizon, frequencies)
             version = baseline_version(model)
         out = out.loc[out[schema.SERIES_ID].isin(series), FORECAST_COLUMNS]
         parts.append(out.assign(**{MODEL: model, MODEL_VERSION: version}))
     if not parts:
         return pd.DataFrame(columns=PUBLISHED_COLUMNS)
-    published = pd.concat(parts, ignore_index=True)[PUBLISHED_COLUMNS]
+    return pd.concat(parts, ignore_index=True)[PUBLISHED_COLUMNS]
+
+
+def published_forecasts(
+    settings: Settings, evaluation: Evaluation, features: pd.DataFrame, as_of: dt.date
+) -> pd.DataFrame:
+    """Tonight's forecast of every series: per horizon bucket, the model or the combination
+    its selection chose. Columns: the forecast columns, ``model`` (the model's name or the
+    combination's ``mean(...)`` label) and ``model_version`` (the model's, or the
+    combination's :func:`combination_version`)."""
+    choices = evaluation.selection.series_choices()
+    needed: dict[str, set[str]] = {}
+    for sid, series_choices in choices.items():
+        for c in series_choices:
+            for m in c.weights:
+                needed.setdefault(m, set()).add(sid)
+    per_model = model_forecasts(settings, evaluation, features, as_of, needed)
+    published = combine(per_model, choices)
+    if published.empty:
+        return pd.DataFrame(columns=PUBLISHED_COLUMNS)
+    labels = {c.label: c for cs in choices.values() for c in cs}
+    selection = evaluation.selection
+    published[MODEL_VERSION] = [choice_version(selection, labels[m]) for m in published[MODEL]]
+    published = published[PUBLISHED_COLUMNS]
     return published.sort_values([schema.SERIES_ID, "horizon"], ignore_index=True)
+
+
+def combination_version(weights: dict[str, float], versions: dict[str, str]) -> str:
+    """The ``model_versions`` id of a combination: ``combo-`` and a hash of its members'
+    versions and weights (the same members give the same id)."""
+    members = {versions[m]: round(w, 12) for m, w in weights.items()}
+    text = json.dumps(members, sort_keys=True)
+    return f"combo-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def member_versions(selection: registry.Selection, choice: Choice) -> dict[str, str]:
+    """The ``model_versions`` id of each member of a choice (``lstm``: the night's champion)."""
+    return {
+        m: (selection.champion or "") if m == LSTM else baseline_version(m) for m in choice.weights
+    }
+
+
+def choice_version(selection: registry.Selection, choice: Choice) -> str:
+    """The ``model_versions`` id a choice publishes under: its model's, or its combination's."""
+    versions = member_versions(selection, choice)
+    if len(choice.weights) == 1:
+        return versions[next(iter(choice.weights))]
+    return combination_version(choice.weights, versions)
+
+
+def combination_records(selection: registry.Selection) -> list[dict[str, object]]:
+    """``model_versions`` rows of the night's combinations (kind and status ``combination``;
+    hyper-parameters: the members' weights and versions)."""
+    records: dict[str, dict[str, object]] = {}
+    for choices in selection.series_choices().values():
+        for c in choices:
+            if len(c.weights) == 1:
+                continue
+            version = choice_version(selection, c)
+            records[version] = {
+                "version": version,
+                "parent_version": None,
+                "kind": "combination",
+                "status": "combination",
+                "hyperparameters": {
+                    "members": dict(sorted(c.weights.items())),
+                    "versions": dict(sorted(member_versions(selection, c).items())),
+                },
+                "path": None,
+            }
+    return list(records.values())
+
+
+def selection_records(selection: registry.Selection) -> list[dict[str, object]]:
+    """``model_selections`` rows of the night: per series and horizon bucket, what was
+    published, by which rule, with its weights, member versions and evidence."""
+    as_of = dt.date.fromisoformat(selection.as_of)
+    return [
+        {
+            "forecast_date": as_of,
+            "series_id": sid,
+            "horizon_from": c.first,
+            "horizon_to": c.last,
+            "model": c.label,
+            "model_version": choice_version(selection, c),
+            "rule": c.rule,
+            "weights": c.weights,
+            "member_versions": member_versions(selection, c),
+            "evidence": c.evidence,
+        }
+        for sid, choices in sorted(selection.series_choices().items())
+        for c in choices
+    ]
 
 
 def baseline_records(settings: Settings) -> list[dict[str, object]]:

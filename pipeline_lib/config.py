@@ -111,6 +111,9 @@ class TrainingConfig(BaseModel):
     num_threads: int = Field(default=2, ge=1)
 
 
+BaselineName = Literal["naive", "seasonal_naive", "linear", "ets", "arima"]
+
+
 class BacktestConfig(BaseModel):
     """The nightly rolling-origin backtest that ranks the models.
 
@@ -125,18 +128,20 @@ class BacktestConfig(BaseModel):
     last_n: int = Field(default=40, ge=1, description="forecast dates (origins) per series")
     step: int = Field(default=2, ge=1, description="rows between consecutive origins")
     mase_season: int = Field(default=1, ge=1, description="MASE scale: 1 = naive, 5 = weekly")
-    baselines: list[Literal["naive", "seasonal_naive", "linear"]] = Field(
-        default_factory=lambda: ["naive", "seasonal_naive", "linear"],
-        description="baselines scored and published where they beat the LSTM",
+    baselines: list[BaselineName] = Field(
+        default_factory=lambda: ["naive", "seasonal_naive", "linear", "ets", "arima"],
+        description="baselines scored, and published where the selection picks them; ets and "
+        "arima are statsforecast's AutoETS and AutoARIMA",
     )
-    reference: Literal["naive", "seasonal_naive", "linear"] = Field(
-        default="naive", description="the default model of a series, published unless beaten"
+    reference: BaselineName = Field(
+        default="naive",
+        description="the model the dm and margin selection rules fall back to",
     )
     min_improvement: float = Field(
         default=0.1,
         ge=0,
         lt=1,
-        description="relative MASE gain over the reference a model needs to be published",
+        description="margin rule: relative MASE gain over the reference a model needs",
     )
 
     @model_validator(mode="after")
@@ -144,6 +149,26 @@ class BacktestConfig(BaseModel):
         if self.reference not in self.baselines:
             raise ValueError(f"backtest.reference {self.reference!r} must be in baselines")
         return self
+
+
+class SelectionConfig(BaseModel):
+    """What is published per series and horizon bucket (see pipeline_lib.selection).
+
+    Chosen by the walk-forward figures of bench/accuracy.py (README): per bucket, the mean of
+    the models that a Diebold-Mariano test cannot tell from the best one.
+    """
+
+    rule: Literal["dm_set", "best", "dm", "margin", "combination"] = Field(
+        default="dm_set", description="how the backtest evidence picks the published model"
+    )
+    bucket_ends: list[int] = Field(
+        default_factory=lambda: [1, 5],
+        description="last horizon of each bucket but the last: [1, 5] gives h=1, 2-5, 6-H",
+    )
+    alpha: float = Field(
+        default=0.1, gt=0, lt=1, description="level of the one-sided Diebold-Mariano test"
+    )
+    max_members: int = Field(default=3, ge=1, description="most models in a published combination")
 
 
 class TuningConfig(BaseModel):
@@ -427,6 +452,7 @@ class Settings(BaseSettings):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     retrain_policy: RetrainPolicyConfig = Field(default_factory=RetrainPolicyConfig)

@@ -12,7 +12,12 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import Engine
 
 from pipeline_lib import db, paths, registry
-from pipeline_lib.champion import Evaluation, baseline_records
+from pipeline_lib.champion import (
+    Evaluation,
+    baseline_records,
+    combination_records,
+    selection_records,
+)
 from pipeline_lib.config import Settings
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision
@@ -119,7 +124,7 @@ def publish_results(
     statuses = selection.statuses()
 
     def write(conn: Connection) -> dict[str, int]:
-        for record in baseline_records(settings):
+        for record in [*baseline_records(settings), *combination_records(selection)]:
             db.upsert_model_version(conn, record)
         known = {r[0] for r in conn.execute(select(db.model_versions.c.version))}
         champion = evaluation.champion
@@ -142,6 +147,9 @@ def publish_results(
         return {
             "training_decisions": db.write_training_decision(conn, record, run_id),
             "forecasts": db.write_forecasts(conn, forecasts, run_id),
+            "model_selections": db.write_model_selections(
+                conn, selection_records(selection), run_id
+            ),
             "backtest_results": db.write_backtest_results(
                 conn, evaluation.rows, run_id, as_of, series_ids=settings.series_ids
             ),

@@ -1,23 +1,22 @@
-"""Champion and challenger: which LSTM version is published, and per series, the LSTM or a
-baseline.
+"""Champion and challenger: which LSTM version is published, and per series and horizon
+bucket, which model or combination.
 
 The registry is the checkpoints in ``models/<version>/`` (weights and metadata, see
 ``pipeline_lib.model.checkpoint``), the ``model_versions`` SQL table, and one *selection*
 record per forecast date in ``models/selections/<as_of>.json``: the champion after that
-night, the challenger scored against it, their backtest MASE, and the model published for
-every series. The champion of a night is the one of the newest selection dated before it, so
-backfills are point-in-time correct and a rerun of a night repeats its own decision.
+night, the challenger scored against it, their backtest MASE, and what was published for
+every series and horizon bucket, with the rule and its evidence. The champion of a night is
+the one of the newest selection dated before it, so backfills are point-in-time correct and a
+rerun of a night repeats its own decision.
 
 Rules (:func:`select`): a challenger (a model trained or fine-tuned tonight) becomes champion
 only if its mean all-horizon MASE over the series both models were scored on is lower than the
 champion's, on tonight's backtest; it is promoted without a contest when there is no champion,
 when the champion no longer fits the settings (series, horizon, architecture changed), or when
-the champion cannot be scored out of sample. Per series, the reference baseline (naive by
-default) is published unless the best other model, the champion LSTM or another baseline, has
-a backtest MASE lower than the reference's by more than ``min_improvement`` (relative): a
-backtest of a few weeks of overlapping windows is noisy, and a model that merely edges the
-reference there loses to it out of sample more often than not (bench/accuracy.py). A series
-with no backtest score gets no forecast.
+the champion cannot be scored out of sample. Per series and horizon bucket, the champion LSTM
+and the baselines are then compared on the same backtest windows by the configured rule
+(:mod:`pipeline_lib.selection`; the default publishes the mean of the models a Diebold-Mariano
+test cannot tell from the best one). A series with no backtest score gets no forecast.
 """
 
 from __future__ import annotations
@@ -32,8 +31,10 @@ import pandas as pd
 from fsspec.core import url_to_fs
 
 from pipeline_lib import schema
+from pipeline_lib.config import SelectionConfig
 from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION, baseline_version, overall_mase
-from pipeline_lib.evaluation.metrics import finite_or_none
+from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
+from pipeline_lib.selection import Choice, choose_all
 from pipeline_lib.store.fs import atomic_write_bytes
 
 SELECTIONS = "selections"
@@ -41,7 +42,12 @@ SELECTIONS = "selections"
 
 @dataclass(frozen=True)
 class Selection:
-    """The outcome of one night's champion/challenger contest and per-series choice."""
+    """The outcome of one night's champion/challenger contest and per-series choice.
+
+    ``published``: per series, the label published on each horizon bucket (``"1-1"``,
+    ``"2-5"``, ...); ``choices``: per series, the :class:`pipeline_lib.selection.Choice` of each
+    bucket as a dict (rule, weights, evidence); ``series_mase``: per series, each model's
+    all-horizon backtest MASE."""
 
     as_of: str
     champion: str | None
@@ -50,15 +56,26 @@ class Selection:
     promoted: bool
     reason: str
     mase: dict[str, float] = field(default_factory=dict)
-    published: dict[str, str] = field(default_factory=dict)
+    published: dict[str, dict[str, str]] = field(default_factory=dict)
     series_mase: dict[str, dict[str, float]] = field(default_factory=dict)
+    choices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Selection:
+        record = dict(record)
+        # records written before per-bucket choices: one model per series, every horizon
+        published = record.get("published", {})
+        record["published"] = {
+            sid: ({"all": p} if isinstance(p, str) else p) for sid, p in published.items()
+        }
         return cls(**record)
+
+    def series_choices(self) -> dict[str, list[Choice]]:
+        """``choices`` as :class:`~pipeline_lib.selection.Choice` objects."""
+        return {sid: [Choice.from_dict(c) for c in cs] for sid, cs in self.choices.items()}
 
     def statuses(self) -> dict[str, str]:
         """``model_versions.status`` of the LSTM versions this night decided on."""
@@ -74,23 +91,30 @@ class Selection:
 
 def select(
     summary: pd.DataFrame,
+    rows: pd.DataFrame,
     as_of: dt.date,
     champion: str | None,
     challenger: str | None,
     baselines: list[str],
     forced: str | None = None,
+    *,
+    horizon: int,
+    config: SelectionConfig | None = None,
     reference: str = "naive",
     min_improvement: float = 0.0,
+    step: int = 1,
 ) -> Selection:
-    """Decide tonight's champion and the model published per series.
+    """Decide tonight's champion and what is published per series and horizon bucket.
 
-    ``summary``: the backtest summary of :func:`pipeline_lib.evaluation.backtest.score_backtest`
-    (every LSTM version scored and the baselines). ``champion``: the current champion's version
-    (None: none yet, or it could not be scored); ``challenger``: the version trained tonight
-    (None or equal to ``champion`` when the champion was reused). ``forced``: why the challenger
-    replaces the champion without a contest (e.g. the settings changed). ``reference`` and
-    ``min_improvement``: see :func:`_per_series`.
+    ``summary`` and ``rows``: the backtest summary and per-row scores of
+    :func:`pipeline_lib.evaluation.backtest.score_backtest` (every LSTM version scored and the
+    baselines). ``champion``: the current champion's version (None: none yet, or it could not
+    be scored); ``challenger``: the version trained tonight (None or equal to ``champion`` when
+    the champion was reused). ``forced``: why the challenger replaces the champion without a
+    contest (e.g. the settings changed). ``config``, ``reference``, ``min_improvement``,
+    ``step``: the selection rule and its inputs (see :mod:`pipeline_lib.selection`).
     """
+    config = config or SelectionConfig()
     scores = summary.loc[summary["horizon"] == "ALL"]
     series_of = {v: set(p[schema.SERIES_ID]) for v, p in scores.groupby(MODEL_VERSION)}
     mase: dict[str, float] = {}
@@ -117,7 +141,28 @@ def select(
                 f"challenger MASE {mase[challenger]:.4f} >= champion {mase[champion]:.4f} "
                 f"on {len(common)} series; the champion is kept"
             )
-    published, series_mase = _per_series(scores, winner, baselines, reference, min_improvement)
+    versions = {baseline_version(b): b for b in baselines}
+    if winner:
+        versions[winner] = LSTM
+    contest = rows.loc[rows[MODEL_VERSION].isin(list(versions))]
+    contest = contest.assign(**{MODEL: contest[MODEL_VERSION].map(versions)})
+    choices = choose_all(
+        contest,
+        horizon,
+        config.bucket_ends,
+        config.rule,
+        alpha=config.alpha,
+        max_members=config.max_members,
+        reference=reference,
+        min_improvement=min_improvement,
+        step=step,
+    )
+    series_mase: dict[str, dict[str, float]] = {}
+    for sid, part in scores.loc[scores[MODEL_VERSION].isin(list(versions))].groupby(
+        schema.SERIES_ID, sort=True
+    ):
+        pairs = zip(part[MODEL_VERSION], part["mase"], strict=True)
+        series_mase[str(sid)] = {versions[v]: finite_or_none(m) for v, m in pairs}
     return Selection(
         as_of=as_of.isoformat(),
         champion=winner,
@@ -126,42 +171,12 @@ def select(
         promoted=promoted,
         reason=reason,
         mase={k: finite_or_none(v) for k, v in mase.items()},
-        published=published,
+        published={
+            sid: {f"{c.first}-{c.last}": c.label for c in cs} for sid, cs in choices.items()
+        },
         series_mase=series_mase,
+        choices={sid: [c.to_dict() for c in cs] for sid, cs in choices.items()},
     )
-
-
-def _per_series(
-    scores: pd.DataFrame,
-    champion: str | None,
-    baselines: list[str],
-    reference: str,
-    min_improvement: float,
-) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
-    """Per series: the ``reference`` baseline, unless the best other model (the champion LSTM
-    or another baseline) has a MASE lower by more than ``min_improvement`` (relative)."""
-    versions = {baseline_version(b): b for b in baselines}
-    if champion:
-        versions[champion] = LSTM
-    table = scores.loc[scores[MODEL_VERSION].isin(list(versions))]
-    published: dict[str, str] = {}
-    series_mase: dict[str, dict[str, float]] = {}
-    for sid, part in table.groupby(schema.SERIES_ID, sort=True):
-        pairs = zip(part[MODEL_VERSION], part["mase"], strict=True)
-        by_model = {versions[v]: float(m) for v, m in pairs}
-        series_mase[str(sid)] = {k: finite_or_none(v) for k, v in by_model.items()}
-        ranked = {k: v for k, v in by_model.items() if math.isfinite(v)}
-        if not ranked:
-            continue
-        others = {k: v for k, v in ranked.items() if k != reference}
-        best = min(others.items(), key=lambda kv: (kv[1], kv[0] != LSTM, kv[0]), default=None)
-        if reference not in ranked:
-            published[str(sid)] = best[0] if best else reference
-        elif best is not None and best[1] < (1 - min_improvement) * ranked[reference]:
-            published[str(sid)] = best[0]
-        else:
-            published[str(sid)] = reference
-    return published, series_mase
 
 
 def _folder(models_url: str, lineage: str = "") -> tuple[Any, str]:

@@ -15,19 +15,19 @@ CREATE TABLE model_versions (
     metrics TEXT,
     path TEXT,
     CONSTRAINT pk_model_versions PRIMARY KEY (version),
-    CONSTRAINT ck_model_versions_kind CHECK (kind IN ('full', 'finetune', 'baseline'))
+    CONSTRAINT ck_model_versions_kind CHECK (kind IN ('full', 'finetune', 'baseline', 'combination'))
 );
 CREATE INDEX ix_model_versions_status ON model_versions (status);
 COMMENT ON TABLE model_versions IS 'Registered model versions and their lineage';
 COMMENT ON COLUMN model_versions.version IS 'model version id';
 COMMENT ON COLUMN model_versions.parent_version IS 'version fine-tuned from, null for full';
-COMMENT ON COLUMN model_versions.kind IS 'full, finetune or baseline';
-COMMENT ON COLUMN model_versions.status IS 'champion, challenger (lost its contest), retired (replaced), or baseline';
+COMMENT ON COLUMN model_versions.kind IS 'full, finetune, baseline or combination';
+COMMENT ON COLUMN model_versions.status IS 'champion, challenger (lost its contest), retired (replaced), baseline, or combination (a weighted mean of other versions'' forecasts)';
 COMMENT ON COLUMN model_versions.created_at IS 'when the model was registered (UTC)';
 COMMENT ON COLUMN model_versions.train_start IS 'first date of the training window';
 COMMENT ON COLUMN model_versions.train_end IS 'last date of the training window';
 COMMENT ON COLUMN model_versions.data_fingerprint IS 'hash of the training data';
-COMMENT ON COLUMN model_versions.hyperparameters IS 'hyper-parameters, JSON text';
+COMMENT ON COLUMN model_versions.hyperparameters IS 'hyper-parameters, JSON text; a combination''s: {"members": {model: weight}, "versions": {model: model_version}}';
 COMMENT ON COLUMN model_versions.metrics IS 'backtest metrics, JSON text';
 COMMENT ON COLUMN model_versions.path IS 'checkpoint location';
 
@@ -88,7 +88,7 @@ CREATE TABLE backtest_results (
     series_id VARCHAR(64) NOT NULL,
     forecast_date DATE NOT NULL,
     target_date DATE NOT NULL,
-    model VARCHAR(32) NOT NULL,
+    model VARCHAR(64) NOT NULL,
     horizon INTEGER NOT NULL,
     yhat FLOAT NOT NULL,
     yhat_lower FLOAT,
@@ -115,7 +115,7 @@ COMMENT ON COLUMN backtest_results.model_version IS 'model_versions.version';
 COMMENT ON COLUMN backtest_results.series_id IS 'series forecast';
 COMMENT ON COLUMN backtest_results.forecast_date IS 'window origin: data up to this day';
 COMMENT ON COLUMN backtest_results.target_date IS 'the day forecast';
-COMMENT ON COLUMN backtest_results.model IS 'lstm or a baseline name';
+COMMENT ON COLUMN backtest_results.model IS 'a model (lstm, naive, ets, ...) or a combination mean(a,b,...)';
 COMMENT ON COLUMN backtest_results.horizon IS 'steps ahead of forecast_date';
 COMMENT ON COLUMN backtest_results.yhat IS 'point forecast (median quantile)';
 COMMENT ON COLUMN backtest_results.yhat_lower IS 'lower quantile';
@@ -165,7 +165,7 @@ CREATE TABLE forecasts (
     yhat FLOAT NOT NULL,
     yhat_lower FLOAT,
     yhat_upper FLOAT,
-    model VARCHAR(32) DEFAULT 'lstm' NOT NULL,
+    model VARCHAR(64) DEFAULT 'lstm' NOT NULL,
     model_version VARCHAR(64) NOT NULL,
     run_id VARCHAR(64) NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE NOT NULL,
@@ -184,10 +184,42 @@ COMMENT ON COLUMN forecasts.horizon IS 'steps ahead of forecast_date (1 = next)'
 COMMENT ON COLUMN forecasts.yhat IS 'point forecast (median quantile)';
 COMMENT ON COLUMN forecasts.yhat_lower IS 'lower quantile';
 COMMENT ON COLUMN forecasts.yhat_upper IS 'upper quantile';
-COMMENT ON COLUMN forecasts.model IS 'model that produced the row: lstm, or the baseline that beat it on backtest';
+COMMENT ON COLUMN forecasts.model IS 'what produced the row: a model (lstm, naive, ets, ...) or a combination mean(a,b,...)';
 COMMENT ON COLUMN forecasts.model_version IS 'model_versions.version used';
 COMMENT ON COLUMN forecasts.run_id IS 'pipeline_runs.run_id that wrote it';
 COMMENT ON COLUMN forecasts.created_at IS 'when the row was written (UTC)';
+
+CREATE TABLE model_selections (
+    forecast_date DATE NOT NULL,
+    series_id VARCHAR(64) NOT NULL,
+    horizon_from INTEGER NOT NULL,
+    horizon_to INTEGER NOT NULL,
+    model VARCHAR(64) NOT NULL,
+    model_version VARCHAR(64) NOT NULL,
+    rule VARCHAR(16) NOT NULL,
+    weights TEXT NOT NULL,
+    member_versions TEXT NOT NULL,
+    evidence TEXT,
+    run_id VARCHAR(64) NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_model_selections PRIMARY KEY (forecast_date, series_id, horizon_from),
+    CONSTRAINT fk_model_selections_model_version_model_versions FOREIGN KEY(model_version) REFERENCES model_versions (version),
+    CONSTRAINT fk_model_selections_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id)
+);
+CREATE INDEX ix_model_selections_series_id_forecast_date ON model_selections (series_id, forecast_date);
+COMMENT ON TABLE model_selections IS 'What each night published per series and horizon bucket, by which rule, on what evidence';
+COMMENT ON COLUMN model_selections.forecast_date IS 'as-of date of the night''s choice';
+COMMENT ON COLUMN model_selections.series_id IS 'series the choice is for';
+COMMENT ON COLUMN model_selections.horizon_from IS 'first horizon of the bucket';
+COMMENT ON COLUMN model_selections.horizon_to IS 'last horizon of the bucket';
+COMMENT ON COLUMN model_selections.model IS 'the label published for those horizons (forecasts.model): a model or mean(a,b,...)';
+COMMENT ON COLUMN model_selections.model_version IS 'model_versions.version published: the single model''s, or the combination''s combo-...';
+COMMENT ON COLUMN model_selections.rule IS 'the selection rule that chose it: dm_set, best, dm, margin or combination';
+COMMENT ON COLUMN model_selections.weights IS 'JSON {model: weight}, weights sum to 1';
+COMMENT ON COLUMN model_selections.member_versions IS 'JSON {model: model_versions.version}';
+COMMENT ON COLUMN model_selections.evidence IS 'JSON: the rule''s inputs (each model''s MASE on the bucket, p-values, windows compared, models left out)';
+COMMENT ON COLUMN model_selections.run_id IS 'pipeline_runs.run_id that wrote it';
+COMMENT ON COLUMN model_selections.created_at IS 'when the row was written (UTC)';
 
 CREATE TABLE training_decisions (
     run_id VARCHAR(64) NOT NULL,

@@ -172,3 +172,56 @@ LEFT JOIN (
     GROUP BY r.model_version, r.backtest_date
 ) AS b
     ON b.model_version = m.version;
+
+-- What each series publishes now, per horizon bucket: the model_selections rows of the
+-- series' newest night (all of that night's buckets, and only those: a bucket an older night
+-- had is not carried over when the buckets change). weights and evidence are JSON text.
+DROP VIEW IF EXISTS latest_model_selections;
+CREATE VIEW latest_model_selections AS
+SELECT
+    s.series_id,
+    s.forecast_date,
+    s.horizon_from,
+    s.horizon_to,
+    s.model,
+    s.model_version,
+    s.rule,
+    s.weights,
+    s.member_versions,
+    s.evidence,
+    s.run_id,
+    s.created_at
+FROM model_selections AS s
+JOIN (
+    SELECT series_id, MAX(forecast_date) AS forecast_date
+    FROM model_selections
+    GROUP BY series_id
+) AS newest
+    ON newest.series_id = s.series_id AND newest.forecast_date = s.forecast_date;
+
+-- Every forecast with the choice behind it: the model_selections row of its series and
+-- night whose bucket holds its horizon (the rule, the bucket, the weights of a combination and
+-- the evidence). Forecasts written without a selection (before model_selections existed) have
+-- nulls there.
+DROP VIEW IF EXISTS forecast_choices;
+CREATE VIEW forecast_choices AS
+SELECT
+    f.series_id,
+    f.forecast_date,
+    f.target_date,
+    f.horizon,
+    f.yhat,
+    f.yhat_lower,
+    f.yhat_upper,
+    f.model,
+    f.model_version,
+    s.rule,
+    s.horizon_from,
+    s.horizon_to,
+    s.weights,
+    s.evidence
+FROM forecasts AS f
+LEFT JOIN model_selections AS s
+    ON s.series_id = f.series_id
+    AND s.forecast_date = f.forecast_date
+    AND f.horizon BETWEEN s.horizon_from AND s.horizon_to;

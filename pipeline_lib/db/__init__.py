@@ -9,6 +9,7 @@ from pipeline_lib.db.tables import (
     drift_metrics,
     forecasts,
     metadata,
+    model_selections,
     model_versions,
     pipeline_runs,
     schema_state,
@@ -26,6 +27,7 @@ from pipeline_lib.db.writers import (
     write_backtest_results,
     write_drift_metrics,
     write_forecasts,
+    write_model_selections,
     write_training_decision,
     write_validation_results,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "forecasts",
     "make_engine",
     "metadata",
+    "model_selections",
     "model_versions",
     "pipeline_runs",
     "read_forecasts",
@@ -60,6 +63,7 @@ __all__ = [
     "write_backtest_results",
     "write_drift_metrics",
     "write_forecasts",
+    "write_model_selections",
     "write_training_decision",
     "write_validation_results",
 ]

@@ -34,7 +34,7 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-MODEL_KINDS = ("full", "finetune", "baseline")
+MODEL_KINDS = ("full", "finetune", "baseline", "combination")
 TRAINING_ACTIONS = ("full", "finetune", "reuse")
 RUN_STATUSES = ("running", "succeeded", "failed", "crashed")
 
@@ -79,10 +79,11 @@ forecasts = Table(
     Column("yhat_upper", Float, comment="upper quantile"),
     Column(
         "model",
-        String(32),
+        String(64),
         nullable=False,
         server_default="lstm",
-        comment="model that produced the row: lstm, or the baseline that beat it on backtest",
+        comment="what produced the row: a model (lstm, naive, ets, ...) or a combination "
+        "mean(a,b,...)",
     ),
     _model_version("model_versions.version used"),
     _run_id(),
@@ -102,7 +103,12 @@ backtest_results = Table(
     Column("series_id", String(64), primary_key=True, comment="series forecast"),
     Column("forecast_date", Date, primary_key=True, comment="window origin: data up to this day"),
     Column("target_date", Date, primary_key=True, comment="the day forecast"),
-    Column("model", String(32), nullable=False, comment="lstm or a baseline name"),
+    Column(
+        "model",
+        String(64),
+        nullable=False,
+        comment="a model (lstm, naive, ets, ...) or a combination mean(a,b,...)",
+    ),
     Column("horizon", Integer, nullable=False, comment="steps ahead of forecast_date"),
     Column("yhat", Float, nullable=False, comment="point forecast (median quantile)"),
     Column("yhat_lower", Float, comment="lower quantile"),
@@ -149,21 +155,27 @@ model_versions = Table(
     Column("version", String(64), primary_key=True, comment="model version id"),
     # No foreign key: a database newer than the model folder may lack a fine-tune's parent.
     Column("parent_version", String(64), comment="version fine-tuned from, null for full"),
-    Column("kind", String(16), nullable=False, comment="full, finetune or baseline"),
+    Column("kind", String(16), nullable=False, comment="full, finetune, baseline or combination"),
     Column(
         "status",
         String(16),
         nullable=False,
-        comment="champion, challenger (lost its contest), retired (replaced), or baseline",
+        comment="champion, challenger (lost its contest), retired (replaced), baseline, or "
+        "combination (a weighted mean of other versions' forecasts)",
     ),
     Column("created_at", _tz(), nullable=False, comment="when the model was registered (UTC)"),
     Column("train_start", Date, comment="first date of the training window"),
     Column("train_end", Date, comment="last date of the training window"),
     Column("data_fingerprint", String(128), comment="hash of the training data"),
-    Column("hyperparameters", Text, comment="hyper-parameters, JSON text"),
+    Column(
+        "hyperparameters",
+        Text,
+        comment='hyper-parameters, JSON text; a combination\'s: {"members": {model: weight}, '
+        '"versions": {model: model_version}}',
+    ),
     Column("metrics", Text, comment="backtest metrics, JSON text"),
     Column("path", Text, comment="checkpoint location"),
-    CheckConstraint("kind IN ('full', 'finetune', 'baseline')", name="kind"),
+    CheckConstraint("kind IN ('full', 'finetune', 'baseline', 'combination')", name="kind"),
     Index(None, "status"),
     comment="Registered model versions and their lineage",
 )
@@ -237,6 +249,44 @@ training_decisions = Table(
     CheckConstraint("action IN ('full', 'finetune', 'reuse')", name="action"),
     Index(None, "forecast_date"),
     comment="The retraining decision of every forecast run, with the drift and decay behind it",
+)
+
+model_selections = Table(
+    "model_selections",
+    metadata,
+    Column("forecast_date", Date, primary_key=True, comment="as-of date of the night's choice"),
+    Column("series_id", String(64), primary_key=True, comment="series the choice is for"),
+    Column("horizon_from", Integer, primary_key=True, comment="first horizon of the bucket"),
+    Column("horizon_to", Integer, nullable=False, comment="last horizon of the bucket"),
+    Column(
+        "model",
+        String(64),
+        nullable=False,
+        comment="the label published for those horizons (forecasts.model): a model or "
+        "mean(a,b,...)",
+    ),
+    _model_version(
+        "model_versions.version published: the single model's, or the combination's combo-..."
+    ),
+    Column(
+        "rule",
+        String(16),
+        nullable=False,
+        comment="the selection rule that chose it: dm_set, best, dm, margin or combination",
+    ),
+    Column("weights", Text, nullable=False, comment="JSON {model: weight}, weights sum to 1"),
+    Column("member_versions", Text, nullable=False, comment="JSON {model: model_versions.version}"),
+    Column(
+        "evidence",
+        Text,
+        comment="JSON: the rule's inputs (each model's MASE on the bucket, p-values, windows "
+        "compared, models left out)",
+    ),
+    _run_id(),
+    Column("created_at", _tz(), nullable=False, comment="when the row was written (UTC)"),
+    Index(None, "series_id", "forecast_date"),  # latest_model_selections: a series' newest night
+    comment="What each night published per series and horizon bucket, by which rule, on what "
+    "evidence",
 )
 
 actuals = Table(

@@ -25,12 +25,16 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import schema
-from pipeline_lib.baselines import BASELINES, Baseline
+from pipeline_lib.baselines import BASELINES as SIMPLE_BASELINES
+from pipeline_lib.baselines import Baseline
 from pipeline_lib.config import BacktestConfig
 from pipeline_lib.evaluation.metrics import MODEL, score_forecasts, score_rows
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.model.forecast import predict_at
 from pipeline_lib.model.trained import TrainedModel
+from pipeline_lib.statistical import ARIMA, ETS, StatsForecastBaseline
+
+BASELINES: dict[str, type[Baseline]] = {**SIMPLE_BASELINES, ETS.name: ETS, ARIMA.name: ARIMA}
 
 MODEL_VERSION = "model_version"
 LSTM = "lstm"
@@ -106,11 +110,18 @@ def lstm_forecasts(
     return out.assign(**{MODEL: LSTM, MODEL_VERSION: trained.version})
 
 
-def make_baseline(name: str, quantiles: Sequence[float]) -> Baseline:
-    """A baseline by name with the pipeline's quantile levels."""
+def make_baseline(
+    name: str, quantiles: Sequence[float], fit_end: dt.date | None = None
+) -> Baseline:
+    """A baseline by name with the pipeline's quantile levels. ``fit_end``: the last date the
+    model parameters of a statistical baseline may be fitted on (the backtest's first origin;
+    see ``pipeline_lib.statistical``); the simple baselines refit at every origin anyway."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
-    return BASELINES[name](quantiles=tuple(quantiles))
+    model = BASELINES[name](quantiles=tuple(quantiles))
+    if isinstance(model, StatsForecastBaseline):
+        model.at(fit_end)
+    return model
 
 
 def baseline_forecasts(
@@ -119,15 +130,20 @@ def baseline_forecasts(
     plan: BacktestPlan,
     frequencies: Mapping[str, str],
     quantiles: Sequence[float],
+    fitted: dict[str, Baseline] | None = None,
 ) -> pd.DataFrame:
-    """Each baseline's forecasts from every origin of ``plan``, refitted per origin from the
-    rows dated on or before it."""
+    """Each baseline's forecasts from every origin of ``plan``, from the rows dated on or
+    before it (the simple baselines refit per origin, the statistical ones are fitted once at
+    the plan's first origin). ``fitted``: filled with each baseline as fitted, so tonight's
+    forecast comes from the same models."""
     history = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
     parts = []
     for name in names:
-        model = make_baseline(name, quantiles).fit(history)
+        model = make_baseline(name, quantiles, plan.holdout_start).fit(history)
         out = model.predict_at(plan.origins, plan.horizon, dict(frequencies))
         parts.append(out.assign(**{MODEL_VERSION: baseline_version(name)}))
+        if fitted is not None:
+            fitted[name] = model
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

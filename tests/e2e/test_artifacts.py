@@ -112,16 +112,20 @@ def test_forecast_artifacts_are_created(prefect_api: None, night: dict) -> None:
     table = found["forecasts"]
     for row in forecasts[forecasts["horizon"] == 3].itertuples():
         line = next(x for x in table.splitlines() if x.startswith(f"| {row.series_id} |"))
-        assert f"| {row.model} |" in line
+        assert row.model in line.split(" | ")[1].split(" / ")  # the series' models, by horizon
         assert f"{row.yhat:,.2f} [{row.yhat_lower:,.2f}, {row.yhat_upper:,.2f}] |" in line
     assert str(plot) in table
 
-    # backtest: the champion of the night and each series' MASE of the model published
+    # backtest: the champion of the night, and per series and horizon bucket what was
+    # published, by which rule, with the MASE of its members on that bucket
     selection = evaluation.selection
     assert f"| champion | {selection.champion} |" in found["backtest-metrics"]
-    for sid, model in selection.published.items():
-        mase = selection.series_mase[sid][model]
-        assert f"| {sid} | {model} | {mase:.3f} |" in found["backtest-metrics"]
+    for sid, choices in selection.series_choices().items():
+        for c in choices:
+            mase = ", ".join(f"{m} {c.evidence['mase'][m]:.3f}" for m in c.weights)
+            head = f"| {sid} | {c.first}-{c.last} | {c.label} | {c.rule} |"
+            line = next(x for x in found["backtest-metrics"].splitlines() if x.startswith(head))
+            assert f"| {mase} |" in line
 
     # the training decision: action, trigger, reason and the flags the policy counted
     text = found["training-decision"]

@@ -17,7 +17,7 @@ from pipeline_lib.db.tables import metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 VIEWS = {"latest_forecasts", "backtest_accuracy", "forecast_errors", "forecast_accuracy"}
-VIEWS |= {"current_drift_alerts", "model_history"}
+VIEWS |= {"current_drift_alerts", "model_history", "latest_model_selections", "forecast_choices"}
 
 
 def differences(engine: Engine) -> list[Any]:
@@ -66,7 +66,7 @@ def test_a_new_database_is_created_at_head_and_a_rerun_changes_nothing(
     db_engine: Engine,
 ) -> None:
     first = migrate.upgrade(db_engine)
-    assert (first.from_revision, first.to_revision, first.stamped) == (None, "0006", None)
+    assert (first.from_revision, first.to_revision, first.stamped) == (None, "0007", None)
     assert first.changed and first.views_replaced
     assert differences(db_engine) == []
     insp = inspect(db_engine)
@@ -90,8 +90,8 @@ def test_a_database_from_before_migrations_is_recognised_and_upgraded_with_its_r
     to_revision(db_engine, legacy)
     legacy_night(db_engine, run_id="r1")
     result = migrate.upgrade(db_engine)
-    assert (result.from_revision, result.stamped, result.to_revision) == (None, legacy, "0006")
-    assert revision(db_engine) == "0006"
+    assert (result.from_revision, result.stamped, result.to_revision) == (None, legacy, "0007")
+    assert revision(db_engine) == "0007"
     assert differences(db_engine) == []
     with db_engine.connect() as conn:
         row = conn.execute(text("SELECT model, yhat, model_version FROM forecasts")).one()
@@ -119,7 +119,7 @@ def test_views_are_replaced_when_sql_views_changes(db_engine: Engine) -> None:
         conn.execute(text("DROP VIEW model_history"))
     assert not migrate.is_current(db_engine)
     result = migrate.ensure_current(db_engine)
-    assert result is not None and result.views_replaced and result.from_revision == "0006"
+    assert result is not None and result.views_replaced and result.from_revision == "0007"
     assert "model_history" in inspect(db_engine).get_view_names()
     assert migrate.is_current(db_engine)
 

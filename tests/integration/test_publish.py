@@ -70,8 +70,10 @@ def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path
     night = _night(settings, AS_OF)
     candidate, decision, evaluation, forecasts, drift = night
     assert decision.action == "full" and evaluation.selection.champion == candidate.version
-    assert set(forecasts["model"]) <= {"lstm", "naive", "seasonal_naive"}
+    singles = {"lstm", "naive", "seasonal_naive"}
+    assert all(m in singles or m.startswith("mean(") for m in forecasts["model"])
     assert set(forecasts["series_id"]) == {"S0", "S1"}
+    combos = {v for v in forecasts["model_version"] if v.startswith("combo-")}
     db.create_schema(db_engine)
     written = _publish(db_engine, settings, "run-1", AS_OF, night)
     n_backtest = len(evaluation.rows)
@@ -79,6 +81,7 @@ def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path
     assert written == {
         "training_decisions": 1,
         "forecasts": 6,
+        "model_selections": 4,  # 2 series x 2 horizon buckets (1, 2-3)
         "backtest_results": n_backtest,
         "drift_metrics": len(drift),
         "actuals": len(observed),  # a new table gets the whole history
@@ -90,7 +93,7 @@ def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path
         "training_decisions": 2,  # one per run: the decisions are an audit trail
         "forecasts": 6,
         "drift_metrics": len(drift),
-        "model_versions": 3,  # the LSTM and two baselines
+        "model_versions": 3 + len(combos),  # the LSTM, two baselines, the combinations
         "backtest_results": n_backtest,
         "actuals": len(observed),
     }
@@ -99,6 +102,7 @@ def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path
             conn.execute(select(db.model_versions.c.version, db.model_versions.c.status)).all()
         )
         stored = pd.DataFrame(conn.execute(select(db.forecasts)).mappings().all())
+        chosen = pd.DataFrame(conn.execute(text("SELECT * FROM forecast_choices")).mappings().all())
         accuracy = pd.DataFrame(
             conn.execute(text("SELECT * FROM backtest_accuracy")).mappings().all()
         )
@@ -114,9 +118,16 @@ def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path
         candidate.version: "champion",
         "baseline-naive": "baseline",
         "baseline-seasonal_naive": "baseline",
-    }
+    } | dict.fromkeys(combos, "combination")
+    # each row says what produced it: the choice of its series and horizon bucket
     published = evaluation.selection.published
-    assert dict(zip(stored.series_id, stored.model, strict=True)) == published
+    for row in stored.itertuples():
+        bucket = "1-1" if row.horizon == 1 else "2-3"
+        assert row.model == published[row.series_id][bucket]
+    # BI sees the rule and the evidence beside every forecast row
+    assert len(chosen) == 6 and set(chosen["rule"]) == {"dm_set"}
+    assert (chosen["model"] == chosen.merge(stored, on=["series_id", "horizon"])["model_y"]).all()
+    assert chosen["evidence"].str.contains("p_worse_than_best").all()
     lstm_rows = stored[stored.model == "lstm"]
     assert (lstm_rows.model_version == candidate.version).all()
     # the BI view over backtest_results agrees with the pipeline's own summary

@@ -16,6 +16,7 @@ from pipeline_lib.champion import Evaluation
 from pipeline_lib.evaluation.backtest import BacktestPlan
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.registry import Selection
+from pipeline_lib.selection import Choice
 from pipeline_lib.validation.report import ExpectationFailure, ValidationReport
 
 AS_OF = dt.date(2020, 12, 31)
@@ -216,11 +217,31 @@ def evaluation() -> Evaluation:
         promoted=True,
         reason="challenger MASE 1.0500 < champion 1.2000 on 2 series",
         mase={"v1": 1.2, "v2": 1.05},
-        published={"A": "lstm", "B": "naive"},
+        published={"A": {"1-3": "lstm"}, "B": {"1-1": "naive", "2-3": "mean(lstm,naive)"}},
         series_mase={"A": {"lstm": 0.8, "naive": 1.0}, "B": {"lstm": 1.3, "naive": 1.0}},
+        choices={
+            "A": [_choice("A", 1, 3, {"lstm": 1.0}, {"lstm": 0.8, "naive": 1.0}, 0.01)],
+            "B": [
+                _choice("B", 1, 1, {"naive": 1.0}, {"naive": 0.9, "lstm": 1.4}, 0.02),
+                _choice("B", 2, 3, {"lstm": 0.5, "naive": 0.5}, {"lstm": 1.1, "naive": 1.2}, 0.6),
+            ],
+        },
     )
     notes = ["v0 was trained on the hold-out"]
     return Evaluation(plan, pd.DataFrame(), summary, selection, None, notes)
+
+
+def _choice(
+    sid: str, first: int, last: int, weights: dict, mase: dict, p: float
+) -> dict[str, object]:
+    best = min(mase, key=mase.get)
+    evidence = {
+        "mase": mase,
+        "p_worse_than_best": {m: 1.0 if m == best else p for m in mase},
+        "best": best,
+        "windows": 4,
+    }
+    return Choice(sid, first, last, "dm_set", weights, evidence).to_dict()
 
 
 def test_backtest_markdown_shows_the_contest_and_the_model_in_use(evaluation: Evaluation) -> None:
@@ -236,9 +257,16 @@ def test_backtest_markdown_shows_the_contest_and_the_model_in_use(evaluation: Ev
         assert line in text
     header = next(line for line in text.splitlines() if line.startswith("| series |"))
     assert header.endswith("| MASE lstm | MASE naive |")
-    # the published model's own all-horizon figures, then every model's MASE
-    assert _row(text, "A") == "| A | lstm | 0.800 | 1.10 | 0.90 | 0.800 | 1.000 |"
-    assert _row(text, "B") == "| B | naive | 1.000 | 1.90 | 0.60 | 1.300 | 1.000 |"
+    # what each horizon bucket published, then every model's all-horizon MASE
+    assert _row(text, "A") == "| A | 1-3: lstm | 0.800 | 1.000 |"
+    assert _row(text, "B") == "| B | 1-1: naive; 2-3: mean(lstm,naive) | 1.300 | 1.000 |"
+    # per bucket: the rule, the weights and the evidence (the others' MASE and p-values)
+    choices = [line for line in text.splitlines() if line.startswith("| B | ")]
+    assert choices[1:] == [
+        "| B | 1-1 | naive | dm_set | naive 1.00 | 4 | naive 0.900 | lstm 1.400 (p 0.02) |",
+        "| B | 2-3 | mean(lstm,naive) | dm_set | lstm 0.50, naive 0.50 | 4 | lstm 1.100, "
+        "naive 1.200 | - |",
+    ]
     assert "- v0 was trained on the hold-out" in text
 
 

@@ -1,0 +1,228 @@
+"""What is published, per series and horizon bucket: one model or a combination, chosen on
+out-of-sample evidence, with the evidence kept.
+
+The evidence is the night's backtest (``pipeline_lib.evaluation.backtest``): for every model
+(the champion LSTM and each baseline) and every window (origin), the scaled absolute errors
+(``|actual - yhat|`` over the series' naive in-sample MAE; their mean is the MASE) of the
+horizons in the bucket. Per series and bucket, a window's loss is the mean over the bucket's
+horizons; models are compared on the windows every one of them forecast.
+
+Rules (``SelectionConfig.rule``); ``bench/accuracy.py`` scores each one walk-forward, and the
+README gives the figures that chose the default:
+
+- ``dm_set`` (default): the models whose loss is not significantly worse than the best one's
+  (a one-sided Diebold-Mariano test on the loss differences, HAC variance over the overlap of
+  the windows, Harvey-Leybourne-Newbold small-sample correction, level ``alpha``), at most
+  ``max_members`` of them, best first, combined with equal weights. A model that is clearly best
+  is published alone; where several cannot be told apart, their mean is (combinations were
+  the robust winners of the M4 competition: the mean of comparable forecasts has a lower
+  expected loss than a pick among them made on noise).
+- ``best``: the model with the lowest mean loss.
+- ``dm``: the best model if the test says the ``reference`` is significantly worse than it,
+  else the reference.
+- ``margin``: the reference unless the best model's MASE is lower than the reference's by more
+  than ``min_improvement`` (the product's rule before this one, per bucket).
+- ``combination``: the equal-weight mean of the ``max_members`` best models.
+
+A combination's forecast is the weighted mean of its members' point forecasts and of their
+bands (quantile averaging). Its name is ``mean(a,b,...)``, the members in alphabetical order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from pipeline_lib import schema
+from pipeline_lib.evaluation.metrics import MODEL
+
+RULES = ("dm_set", "best", "dm", "margin", "combination")
+LOSS = "scaled_error"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The model or combination published for one series on horizons ``first..last``.
+
+    ``weights``: member -> weight (one member: a single model), in order of their loss;
+    ``evidence``: the rule's inputs (each model's MASE on the bucket, the p-value of the test
+    that it is worse than the best, the windows compared, models left out and why)."""
+
+    series_id: str
+    first: int
+    last: int
+    rule: str
+    weights: dict[str, float]
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``forecasts.model``: the model's name, or ``mean(a,b)`` for a combination (members
+        in alphabetical order, so the same members always have the same name)."""
+        names = sorted(self.weights)
+        return names[0] if len(names) == 1 else f"mean({','.join(names)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Choice:
+        return cls(**dict(record))
+
+
+def buckets(ends: Sequence[int], horizon: int) -> list[tuple[int, int]]:
+    """Horizon buckets ``(first, last)`` from their last horizons: ``[1, 5]`` with horizon 14
+    gives ``(1, 1), (2, 5), (6, 14)``; ends at or beyond the horizon are dropped."""
+    out, first = [], 1
+    for end in sorted({int(e) for e in ends if 1 <= int(e) < horizon}):
+        out.append((first, end))
+        first = end + 1
+    out.append((first, horizon))
+    return out
+
+
+def window_losses(rows: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
+    """Per series: the mean loss of each window (forecast_date) and model over horizons
+    ``first..last``: columns ``series_id, forecast_date`` and one per model."""
+    part = rows.loc[rows["horizon"].between(first, last)]
+    loss = part.groupby([schema.SERIES_ID, "forecast_date", MODEL])[LOSS].mean()
+    return loss.unstack(MODEL).reset_index()
+
+
+def dm_pvalue(d: np.ndarray, lag: int) -> float:
+    """One-sided Diebold-Mariano p-value that the mean of the loss differences ``d`` (model
+    minus best) is above 0: Newey-West variance with ``lag`` lags, the Harvey-Leybourne-Newbold
+    correction, Student t with ``n - 1`` degrees of freedom. 1.0 when ``d`` has no variance
+    (identical losses) and its mean is not positive."""
+    d = np.asarray(d, np.float64)
+    n = len(d)
+    if n < 3:
+        return float("nan")
+    mean = float(d.mean())
+    centred = d - mean
+    lag = max(0, min(lag, n - 2))
+    var = float(centred @ centred) / n
+    for k in range(1, lag + 1):
+        var += 2 * (1 - k / (lag + 1)) * float(centred[k:] @ centred[:-k]) / n
+    if var <= 1e-18:
+        return 0.0 if mean > 1e-12 else 1.0
+    h = lag + 1
+    correction = math.sqrt(max((n + 1 - 2 * h + h * (h - 1) / n) / n, 1e-12))
+    t = mean / math.sqrt(var / n) * correction
+    return float(stats.t.sf(t, df=n - 1))
+
+
+def choose(
+    losses: pd.DataFrame,
+    series_id: str,
+    first: int,
+    last: int,
+    rule: str = "dm_set",
+    alpha: float = 0.1,
+    max_members: int = 3,
+    reference: str = "naive",
+    min_improvement: float = 0.1,
+    step: int = 1,
+) -> Choice | None:
+    """The choice for one series and bucket from its window losses (rows: windows; columns:
+    models). Models missing on more than half the windows are left out; the rest are compared
+    on the windows all of them have. None when no model has a loss. ``step``: rows between
+    windows (the overlap of the h-step errors sets the test's lags)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; known: {list(RULES)}")
+    table = losses.drop(columns=[schema.SERIES_ID, "forecast_date"], errors="ignore")
+    table = table.astype(np.float64).replace([np.inf, -np.inf], np.nan)
+    if table.empty:
+        return None
+    coverage = table.notna().mean()
+    left_out = sorted(str(m) for m in coverage.index[coverage <= 0.5])
+    table = table.drop(columns=left_out).dropna()
+    if table.empty or table.shape[1] == 0:
+        return None
+    mase = table.mean().sort_values(kind="stable")
+    ranked = [str(m) for m in mase.index]  # best first (ties: column order)
+    best = ranked[0]
+    lag = max(0, math.ceil(last / step) - 1)
+    p_worse = {m: dm_pvalue(table[m].to_numpy() - table[best].to_numpy(), lag) for m in ranked}
+    p_worse[best] = 1.0
+    if rule == "best":
+        members = [best]
+    elif rule == "dm":
+        ok = reference in p_worse and not (p_worse[reference] < alpha)
+        members = [reference] if ok else [best]
+    elif rule == "margin":
+        ref = float(mase.get(reference, math.nan))
+        beats = math.isnan(ref) or float(mase[best]) < (1 - min_improvement) * ref
+        members = [best] if beats else [reference]
+    elif rule == "combination":
+        members = ranked[:max_members]
+    else:  # dm_set
+        tied = [m for m in ranked if not (p_worse[m] < alpha)]
+        members = tied[:max_members]
+    weight = 1.0 / len(members)
+    evidence = {
+        "mase": {m: float(mase[m]) for m in ranked},
+        "p_worse_than_best": {m: _finite(p_worse[m]) for m in ranked},
+        "best": best,
+        "windows": len(table),
+        "left_out": left_out,
+        "alpha": alpha,
+    }
+    return Choice(series_id, first, last, rule, dict.fromkeys(members, weight), evidence)
+
+
+def choose_all(
+    rows: pd.DataFrame,
+    horizon: int,
+    bucket_ends: Sequence[int],
+    rule: str = "dm_set",
+    **kwargs: Any,
+) -> dict[str, list[Choice]]:
+    """Every series' choices, one per horizon bucket, from backtest ``rows`` (one per
+    forecast row: ``series_id, forecast_date, horizon, model`` and ``scaled_error``)."""
+    out: dict[str, list[Choice]] = {}
+    for first, last in buckets(bucket_ends, horizon):
+        losses = window_losses(rows, first, last)
+        for sid, part in losses.groupby(schema.SERIES_ID, sort=True):
+            choice = choose(part, str(sid), first, last, rule, **kwargs)
+            if choice is not None:
+                out.setdefault(str(sid), []).append(choice)
+    return out
+
+
+def combine(forecasts: pd.DataFrame, choices: Mapping[str, Sequence[Choice]]) -> pd.DataFrame:
+    """The published rows: per series and bucket, the weighted mean of the members' forecasts
+    (``forecasts``: every model's rows, with ``model``). A (series, target date) is published
+    only where every member forecast it; ``model`` is the choice's label."""
+    parts = []
+    value_columns = ["yhat", "yhat_lower", "yhat_upper"]
+    key = [schema.SERIES_ID, "forecast_date", "target_date", "horizon"]
+    by_series = dict(tuple(forecasts.groupby(schema.SERIES_ID, sort=False)))
+    for sid, series_choices in choices.items():
+        rows = by_series.get(sid)
+        if rows is None:
+            continue
+        for c in series_choices:
+            part = rows.loc[rows["horizon"].between(c.first, c.last)]
+            members = [part.loc[part[MODEL] == m].set_index(key)[value_columns] for m in c.weights]
+            if any(m.empty for m in members):
+                continue
+            total = sum(m * w for m, w in zip(members, c.weights.values(), strict=True))
+            total = total.dropna()
+            if total.empty:
+                continue
+            parts.append(total.reset_index().assign(**{MODEL: c.label}))
+    if not parts:
+        return pd.DataFrame(columns=[*key, *value_columns, MODEL])
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values([schema.SERIES_ID, "forecast_date", "horizon"], ignore_index=True)
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None

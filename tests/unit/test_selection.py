@@ -1,0 +1,188 @@
+"""What is published per series and horizon bucket: the rules on planted losses, the
+Diebold-Mariano test, combinations, and the whole choice on planted series with real baselines."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline_lib import registry, schema
+from pipeline_lib.config import BacktestConfig, SelectionConfig
+from pipeline_lib.evaluation.backtest import baseline_forecasts, plan_backtest, score_backtest
+from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.selection import Choice, buckets, choose, choose_all, combine, dm_pvalue
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def _rows(losses: dict[str, dict[int, float]], windows: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Backtest rows of one series: model -> {horizon: mean loss}, with seeded noise (sd 0.2)
+    around each mean shared by every model, and noise of its own (sd 0.2)."""
+    rng = np.random.default_rng(seed)
+    horizons = sorted({h for by_h in losses.values() for h in by_h})
+    noise = rng.normal(0, 0.2, (windows, len(horizons)))
+    rows = []
+    for model, by_h in losses.items():
+        own = rng.normal(0, 0.2, (windows, len(horizons)))
+        for w in range(windows):
+            for j, h in enumerate(horizons):
+                rows.append(
+                    {
+                        schema.SERIES_ID: "S",
+                        "forecast_date": pd.Timestamp("2021-01-04") + pd.offsets.BDay(2 * w),
+                        "horizon": h,
+                        "model": model,
+                        "scaled_error": max(0.0, by_h[h] + noise[w, j] + own[w, j]),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_buckets_from_their_ends() -> None:
+    assert buckets([1, 5], 14) == [(1, 1), (2, 5), (6, 14)]
+    assert buckets([], 3) == [(1, 3)]
+    assert buckets([5, 1, 14, 30], 14) == [(1, 1), (2, 5), (6, 14)]  # sorted, beyond H dropped
+
+
+def test_dm_pvalue_separates_a_real_gap_from_noise() -> None:
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1, 60)
+    assert dm_pvalue(0.5 + noise, lag=0) < 0.01  # clearly worse
+    assert dm_pvalue(noise - noise.mean(), lag=0) == pytest.approx(0.5, abs=0.01)
+    assert dm_pvalue(np.zeros(30), lag=2) == 1.0  # identical losses: not worse
+    assert np.isnan(dm_pvalue(np.ones(2), lag=0))  # too few windows to test
+    # overlapping windows (serially correlated differences) weaken the evidence
+    correlated = np.repeat(0.3 + rng.normal(0, 1, 20), 3)
+    assert dm_pvalue(correlated, lag=2) > dm_pvalue(correlated, lag=0)
+
+
+def test_a_model_that_wins_only_the_first_day_is_published_only_there() -> None:
+    rows = _rows(
+        {
+            "naive": dict.fromkeys(range(1, 8), 1.0),
+            "lstm": {1: 0.4, **dict.fromkeys(range(2, 8), 2.0)},
+        }
+    )
+    choices = choose_all(rows, 7, [1, 3], "dm_set")["S"]
+    assert [(c.first, c.last, c.label) for c in choices] == [
+        (1, 1, "lstm"),
+        (2, 3, "naive"),
+        (4, 7, "naive"),
+    ]
+    first = choices[0]
+    assert first.weights == {"lstm": 1.0} and first.rule == "dm_set"
+    assert first.evidence["mase"]["lstm"] < first.evidence["mase"]["naive"]
+    assert first.evidence["p_worse_than_best"]["naive"] < 0.01
+    assert first.evidence["windows"] == 40
+
+
+def test_models_the_test_cannot_tell_apart_are_combined() -> None:
+    rows = _rows(
+        {
+            "naive": dict.fromkeys((1, 2), 1.0),
+            "ets": dict.fromkeys((1, 2), 1.01),
+            "linear": dict.fromkeys((1, 2), 1.02),
+            "seasonal_naive": dict.fromkeys((1, 2), 1.8),
+        }
+    )
+    (choice,) = choose_all(rows, 2, [], "dm_set", max_members=3)["S"]
+    assert choice.label == "mean(ets,linear,naive)"
+    assert choice.weights == pytest.approx({"naive": 1 / 3, "ets": 1 / 3, "linear": 1 / 3})
+    assert choice.evidence["p_worse_than_best"]["seasonal_naive"] < 0.01
+    (two,) = choose_all(rows, 2, [], "dm_set", max_members=2)["S"]
+    assert set(two.weights) == {"naive", "ets"}  # the best two
+    # the other rules on the same evidence
+    assert choose_all(rows, 2, [], "best")["S"][0].label == "naive"
+    assert choose_all(rows, 2, [], "combination", max_members=2)["S"][0].label == "mean(ets,naive)"
+
+
+def test_the_dm_and_margin_rules_keep_the_reference_without_strong_evidence() -> None:
+    # seed 2: linear's MASE is 3% below naive's, a gap the test puts within the noise (p 0.27)
+    slight = _rows({"naive": {1: 1.0}, "linear": {1: 0.99}}, seed=2)
+    clear = _rows({"naive": {1: 1.0}, "linear": {1: 0.6}})
+    assert choose_all(slight, 1, [], "best")["S"][0].label == "linear"
+    for rule in ("dm", "margin"):
+        assert choose_all(slight, 1, [], rule)["S"][0].label == "naive"
+        assert choose_all(clear, 1, [], rule)["S"][0].label == "linear"
+
+
+def test_a_model_missing_most_windows_is_left_out() -> None:
+    rows = _rows({"naive": {1: 1.0}, "lstm": {1: 0.1}})
+    rows = rows.loc[~((rows["model"] == "lstm") & (rows["forecast_date"] > "2021-02-01"))]
+    choice = choose(
+        rows.pivot(index="forecast_date", columns="model", values="scaled_error"), "S", 1, 1
+    )
+    assert choice is not None and choice.label == "naive"
+    assert choice.evidence["left_out"] == ["lstm"]
+    with pytest.raises(ValueError, match="unknown selection rule 'vote'"):
+        choose(rows, "S", 1, 1, rule="vote")
+
+
+def test_combine_averages_the_members_and_their_bands() -> None:
+    base = {
+        schema.SERIES_ID: "S",
+        "forecast_date": pd.Timestamp("2021-06-30"),
+        "target_date": pd.Timestamp("2021-07-01"),
+        "horizon": 1,
+    }
+    forecasts = pd.DataFrame(
+        [
+            base | {"model": "a", "yhat": 10.0, "yhat_lower": 8.0, "yhat_upper": 12.0},
+            base | {"model": "b", "yhat": 20.0, "yhat_lower": 18.0, "yhat_upper": 26.0},
+        ]
+    )
+    mean = Choice("S", 1, 1, "dm_set", {"a": 0.5, "b": 0.5})
+    out = combine(forecasts, {"S": [mean]})
+    assert out[["yhat", "yhat_lower", "yhat_upper"]].iloc[0].tolist() == [15.0, 13.0, 19.0]
+    assert out["model"].tolist() == ["mean(a,b)"]
+    # a member without a forecast: the bucket is not published from a partial combination
+    missing = Choice("S", 1, 1, "dm_set", {"a": 0.5, "c": 0.5})
+    assert combine(forecasts, {"S": [missing]}).empty
+
+
+def _planted() -> pd.DataFrame:
+    """Three series: a steady trend (the linear model's), a random walk (naive's), and a
+    random walk whose returns carry a strong weekday pattern."""
+    trend = random_walk_features(n_series=1, n_days=400, seed=3)
+    t = np.arange(len(trend))
+    trend[schema.Y] = 100 * np.exp(0.004 * t + np.random.default_rng(3).normal(0, 0.0005, len(t)))
+    trend[schema.SERIES_ID] = "TREND"
+    walk = random_walk_features(n_series=1, n_days=400, seed=4).assign(**{schema.SERIES_ID: "WALK"})
+    return pd.concat([trend, walk], ignore_index=True)
+
+
+def _night(features: pd.DataFrame, as_of: dt.date) -> registry.Selection:
+    cfg = BacktestConfig(last_n=40, step=2, baselines=["naive", "seasonal_naive", "linear"])
+    plan = plan_backtest(features, as_of, 5, cfg, min_train=60)
+    freqs = {"TREND": "B", "WALK": "B"}
+    forecasts = baseline_forecasts(cfg.baselines, features, plan, freqs, QUANTILES)
+    rows, summary = score_backtest(forecasts, features, plan, QUANTILES)
+    return registry.select(
+        summary,
+        rows,
+        as_of,
+        None,
+        None,
+        list(cfg.baselines),
+        horizon=5,
+        config=SelectionConfig(rule="dm_set", bucket_ends=[1]),
+        step=cfg.step,
+    )
+
+
+def test_planted_series_get_their_own_model_and_a_rerun_repeats_the_choice() -> None:
+    features = _planted()
+    as_of = pd.Timestamp(features[schema.DATE].max()).date()
+    sel = _night(features, as_of)
+    # the trend: only the linear model follows it, on every bucket
+    assert sel.published["TREND"] == {"1-1": "linear", "2-5": "linear"}
+    # the random walk: naive is among the published models everywhere; the weekly one is not
+    for label in sel.published["WALK"].values():
+        assert "naive" in label.replace("seasonal_naive", "")
+        assert "seasonal_naive" not in label
+    assert sel.choices["WALK"][0]["evidence"]["p_worse_than_best"]["seasonal_naive"] < 0.1
+    # the same night again gives the same choices and evidence
+    assert _night(features, as_of) == sel

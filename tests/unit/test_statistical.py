@@ -1,0 +1,79 @@
+"""statsforecast baselines (AutoETS, AutoARIMA): fitted once at the fit end, forward to each
+origin, bands from statsforecast's intervals at the configured quantiles, no leakage."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline_lib import schema
+from pipeline_lib.evaluation.backtest import make_baseline
+from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.statistical import ARIMA, ETS, _levels, weekly_pattern
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    return random_walk_features(n_series=2, n_days=260, seed=5)
+
+
+def test_quantiles_map_to_statsforecast_intervals() -> None:
+    assert _levels((0.1, 0.5, 0.9)) == ["lo-80", "mean", "hi-80"]
+    assert _levels((0.05, 0.5, 0.75)) == ["lo-90", "mean", "hi-50"]
+    assert _levels((0.025, 0.4, 0.975)) == ["lo-95", "lo-20", "hi-95"]
+
+
+def test_weekly_pattern_is_found_in_the_changes_only_where_there_is_one() -> None:
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(0, 1, 500))
+    assert not weekly_pattern(walk, 5)  # a random walk's levels are not a season
+    weekly = walk + 3 * np.tile([0, 1, 2, 1, -4], 100)
+    assert weekly_pattern(weekly, 5)
+    assert not weekly_pattern(weekly[:8], 5)  # too short to tell
+
+
+@pytest.mark.parametrize("name", ["ets", "arima"])
+def test_forecasts_use_only_rows_up_to_the_origin_and_the_fit_end(
+    features: pd.DataFrame, name: str
+) -> None:
+    fit_end = pd.Timestamp(features[schema.DATE].iloc[199])
+    as_of = pd.Timestamp(features[schema.DATE].iloc[229]).date()
+    full = make_baseline(name, QUANTILES, fit_end.date()).fit(features)
+    out = full.predict(as_of, 5, "B")
+    assert set(out[schema.SERIES_ID]) == {"S0", "S1"} and len(out) == 10
+    assert (out["yhat_lower"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_upper"]).all()
+    assert (out["yhat_upper"] - out["yhat_lower"]).gt(0).all()
+    # rows after the forecast date change nothing
+    cut = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
+    again = make_baseline(name, QUANTILES, fit_end.date()).fit(cut).predict(as_of, 5, "B")
+    pd.testing.assert_frame_equal(out, again)
+    # a later fit end is another model: the fit end is what the parameters saw
+    later = make_baseline(name, QUANTILES, as_of).fit(features).predict(as_of, 5, "B")
+    assert not np.allclose(later["yhat_upper"], out["yhat_upper"])
+    # origins before the fit end would be in sample: no forecast from them
+    early = pd.Timestamp(features[schema.DATE].iloc[150]).date()
+    assert full.predict(early, 5, "B").empty
+
+
+def test_one_fit_per_series_serves_every_origin(features: pd.DataFrame) -> None:
+    dates = features.loc[features[schema.SERIES_ID] == "S0", schema.DATE].to_numpy()
+    model = ETS(quantiles=QUANTILES).at(dt.date(2020, 9, 1)).fit(features)
+    out = model.predict_at({"S0": dates[-40:-5]}, 5, "B")
+    assert out["forecast_date"].nunique() == 35
+    assert len(model._fitted) == 1  # memoised: one model for all 35 origins
+    assert all(m is not None for m in model._fitted.values())
+
+
+def test_a_series_with_too_little_history_or_a_failed_fit_gets_no_forecast(
+    features: pd.DataFrame,
+) -> None:
+    short = features.groupby(schema.SERIES_ID).head(30)
+    assert ARIMA(quantiles=QUANTILES).fit(short).predict(dt.date(2021, 1, 1), 5).empty
+    flat = features.assign(**{schema.Y: 5.0})
+    out = ETS(quantiles=QUANTILES).fit(flat).predict(dt.date(2021, 1, 1), 5)
+    assert out.empty or np.allclose(out["yhat"], 5.0)
