@@ -214,6 +214,11 @@ def _iso_dates(text: pd.Series, raw: pd.Series, payload: Payload) -> pd.Series:
     # utc: the offsets may differ row to row; only validity is read here, the day from the text
     whole = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     invalid = (text.notna() & whole.isna()).astype(bool)
+    # a real day that pandas cannot hold (pandas 2 coerces out-of-bounds days to NaT)
+    days = text.str.slice(0, 10).map(_beyond_pandas, na_action="ignore")
+    beyond = days.fillna(False).astype(bool)
+    if (invalid & beyond).any():
+        raise _fail(payload, _impossible(raw, invalid & beyond))
     if invalid.any():
         raise _fail(
             payload,
@@ -269,12 +274,24 @@ def _to_dates(df: pd.DataFrame, payload: Payload, date_format: str | None = None
         raise _fail(payload, f"column 'date' has empty dates {_offending(raw, out.isna())}")
     out_of_range = ((out < pd.Timestamp.min) | (out > pd.Timestamp.max)).astype(bool)
     if out_of_range.any():
-        raise _fail(
-            payload,
-            f"column 'date' has impossible dates (outside {pd.Timestamp.min.date()} to "
-            f"{pd.Timestamp.max.date()}) {_offending(raw, out_of_range)}",
-        )
+        raise _fail(payload, _impossible(raw, out_of_range))
     return out.dt.normalize().astype("datetime64[ns]")
+
+
+def _beyond_pandas(text: str) -> bool:
+    """Whether ``text`` is a real day outside the days a pandas timestamp can hold."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return not pd.Timestamp.min.date() <= day <= pd.Timestamp.max.date()
+
+
+def _impossible(raw: pd.Series, rows: pd.Series) -> str:
+    return (
+        f"column 'date' has impossible dates (outside {pd.Timestamp.min.date()} to "
+        f"{pd.Timestamp.max.date()}) {_offending(raw, rows)}"
+    )
 
 
 def parse_payload(
