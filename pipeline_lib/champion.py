@@ -72,6 +72,11 @@ class Evaluation:
         }
 
 
+def statistical_cache(settings: Settings) -> str:
+    """The folder keeping the statistical baselines' fits and forecasts (models/statistical)."""
+    return f"{paths.models_dir(settings.data_dir).rstrip('/')}/statistical"
+
+
 def evaluate(
     settings: Settings,
     features: pd.DataFrame,
@@ -104,9 +109,9 @@ def evaluate(
                 forced = f"champion cannot be scored out of sample: {exc}"
     names = list(settings.backtest.baselines)
     fitted: dict[str, Baseline] = {}
-    parts.append(
-        baseline_forecasts(names, features, plan, frequencies, settings.model.quantiles, fitted)
-    )
+    cache = statistical_cache(settings)
+    quantiles = settings.model.quantiles
+    parts.append(baseline_forecasts(names, features, plan, frequencies, quantiles, fitted, cache))
     forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     if forecasts.empty:
         raise ValueError(
@@ -162,7 +167,8 @@ def model_forecasts(
             baseline = evaluation.baselines.get(model)
             if baseline is None:
                 start = evaluation.plan.holdout_start
-                baseline = make_baseline(model, settings.model.quantiles, start).fit(rows)
+                cache = statistical_cache(settings)
+                baseline = make_baseline(model, settings.model.quantiles, start, cache).fit(rows)
             out = baseline.predict(as_of, settings.horizon, frequencies)
             version = baseline_version(model)
         out = out.loc[out[schema.SERIES_ID].isin(series), FORECAST_COLUMNS]

@@ -1,13 +1,16 @@
 """Statistical baselines from statsforecast: AutoETS and AutoARIMA, in the baseline interface.
 
-What a user gets from statsforecast in ten lines, fitted the way the product fits its LSTM:
-once per night and series, on the rows up to a *fit end* (the backtest's first origin: see
+What a user gets from statsforecast in ten lines, fitted the way the product fits its LSTM: on
+the rows up to a *fit point* on or before the backtest's first origin (see
 ``pipeline_lib.evaluation.backtest``), then applied without refitting to the data up to each
 later origin with statsforecast's ``forward`` (the states are updated, the parameters stay). So
-every backtest forecast is out of sample, tonight's forecast comes from the very model the
-backtest scored, and a night costs one automatic model search per series and model, not one
-per origin (``bench/accuracy.py`` prints the cost). Without a fit end, the fit is on the rows up
-to the first origin asked for.
+every backtest forecast is out of sample and tonight's forecast comes from the very model the
+backtest scored. The fit point moves in steps of ``refit_every`` rows (20: about a month), and
+the fitted models and their forecasts per origin are kept in the models folder
+(``statistical/<model>/<series>/``), keyed by a hash of the rows they read: a night fits
+nothing new on most nights and forecasts only its new origins (``bench/selection_cost.py``
+prints the cost). The cache holds pickles written by the pipeline itself; a torn, foreign or
+stale file is refitted, never trusted (its hash of the rows must match).
 
 - ``ets``: ``AutoETS`` (AICc search over error, trend, damping). Where the series has a weekly
   pattern (:func:`weekly_pattern`: the Theta method's seasonality test on its changes at the
@@ -26,14 +29,19 @@ warning in the log.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import pickle
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from fsspec.core import url_to_fs
 
 from pipeline_lib.baselines import WEEKLY_SEASON, Baseline, SeriesHistory
+from pipeline_lib.store.fs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -53,50 +61,82 @@ def _levels(quantiles: Sequence[float]) -> list[str]:
 
 
 class StatsForecastBaseline(Baseline):
-    """A statsforecast model fitted once per series at the fit end, then ``forward``-ed to each
-    origin. ``fit_end``: datetime64 of the last row the fit may use (None: the first origin);
-    ``min_train``: fewest rows the fit needs."""
+    """A statsforecast model fitted once per series at its fit point, then ``forward``-ed to
+    each origin.
+
+    ``fit_end``: datetime64 of the last row the fit may use (None: the first origin). The fit
+    point is the last multiple of ``refit_every`` rows on or before it, so one fitted model
+    serves ``refit_every`` nights in a row (its parameters stay; ``forward`` updates the states
+    with each origin's data). ``min_train``: fewest rows a fit needs. ``cache``: a folder URL
+    (the models folder's ``statistical/``) keeping each fitted model and its forecasts per
+    origin, keyed by a hash of the rows they read, so a night recomputes only what is new;
+    ``None``: memory only.
+    """
 
     name: ClassVar[str]
 
-    def __init__(self, min_train: int = 60, **kwargs: object) -> None:
+    def __init__(
+        self,
+        min_train: int = 60,
+        refit_every: int = 20,
+        cache: str | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.min_train = min_train
+        if refit_every < 1:
+            raise ValueError(f"refit_every must be >= 1, got {refit_every}")
+        self.min_train, self.refit_every, self.cache = min_train, refit_every, cache
         self.fit_end: np.datetime64 | None = None
-        self._fitted: dict[tuple[int, int], tuple[Any, bool] | None] = {}
+        self._fitted: dict[tuple[int, int], _Fitted | None] = {}
+        self._ids: dict[int, str] = {}
 
     def fit(self, history: Any) -> Self:
+        super().fit(history)
         self._fitted = {}
-        return super().fit(history)
+        self._ids = {id(s): sid for sid, s in self.series.items()}
+        return self
 
     def at(self, fit_end: Any) -> StatsForecastBaseline:
         """Fit on the rows dated on or before ``fit_end`` (a date; None: the first origin)."""
         self.fit_end = None if fit_end is None else np.datetime64(fit_end, "ns")
         return self
 
+    def cache_in(self, url: str | None) -> StatsForecastBaseline:
+        """Keep fitted models and their forecasts in the folder ``url`` (None: memory only)."""
+        self.cache = url
+        return self
+
     def _make(self, season: int, z: np.ndarray) -> Any:
         """The unfitted statsforecast model for log (or raw) values ``z`` up to the fit end."""
         raise NotImplementedError
 
-    def _model_for(self, s: SeriesHistory, n_fit: int, frequency: str) -> tuple[Any, bool] | None:
-        """The model fitted on rows ``0..n_fit-1`` and whether it works on logs (memoised)."""
+    def _model_for(self, s: SeriesHistory, n_fit: int, frequency: str) -> _Fitted | None:
+        """The model fitted on rows ``0..n_fit-1`` (memoised, then from the cache)."""
         key = (id(s), n_fit)
         if key in self._fitted:
             return self._fitted[key]
         y = s.y[:n_fit]
         use_log = bool(np.all(y > 0))
-        z = np.log(y) if use_log else y
-        model = self._make(WEEKLY_SEASON[frequency], z)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model.fit(z)
-            result: tuple[Any, bool] | None = (model, use_log)
-        except Exception as exc:  # statsforecast raises many kinds on degenerate series
-            log.warning("%s: no model for a series of %d rows: %s", self.name, n_fit, exc)
-            result = None
-        self._fitted[key] = result
-        return result
+        digest = _digest(self.name, frequency, use_log, self.quantiles, y)
+        url = None
+        if self.cache:
+            sid = self._ids.get(id(s), "series")
+            url = f"{self.cache.rstrip('/')}/{self.name}/{sid}/{n_fit}-{digest[:16]}.pkl"
+        fitted = _load(url, digest) if url else None
+        if fitted is None:
+            z = np.log(y) if use_log else y
+            model = self._make(WEEKLY_SEASON[frequency], z)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model.fit(z)
+                fitted = _Fitted(digest, model, use_log, {}, url)
+            except Exception as exc:  # statsforecast raises many kinds on degenerate series
+                log.warning("%s: no model for a series of %d rows: %s", self.name, n_fit, exc)
+        elif fitted is not None:
+            fitted.url = url
+        self._fitted[key] = fitted
+        return fitted
 
     def _forecast(
         self, s: SeriesHistory, origins: np.ndarray, horizon: int, frequency: str
@@ -105,35 +145,100 @@ class StatsForecastBaseline(Baseline):
         if not len(origins):
             return out[0], out[1], out[2]
         if self.fit_end is not None:
-            n_fit = int(np.searchsorted(s.dates, self.fit_end, side="right"))
+            rows = int(np.searchsorted(s.dates, self.fit_end, side="right"))
         else:
-            n_fit = int(origins.min()) + 1
+            rows = int(origins.min()) + 1
+        n_fit = rows - rows % self.refit_every
         if n_fit < self.min_train:
             return out[0], out[1], out[2]
         fitted = self._model_for(s, n_fit, frequency)
         if fitted is None:
             return out[0], out[1], out[2]
-        model, use_log = fitted
         keys = _levels(self.quantiles)
         levels = sorted({_number(k.split("-", 1)[1]) for k in keys if k != "mean"})
+        new = 0
         for i, origin in enumerate(origins):
             o = int(origin)
-            if o + 1 < n_fit:  # before the fit end: in sample
+            if o + 1 < n_fit:  # before the fit point: in sample
                 continue
             y = s.y[: o + 1]
-            if use_log and not np.all(y[n_fit:] > 0):
+            if fitted.use_log and not np.all(y[n_fit:] > 0):
                 continue
-            z = np.log(y) if use_log else y
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = model.forward(y=z, h=horizon, level=levels or None)
-            for j, key in enumerate(keys):
-                out[j, i] = res[key]
-        if use_log:
-            with np.errstate(over="ignore"):
-                out = np.exp(out)
+            seen = (o, horizon, hashlib.sha256(y[n_fit:].tobytes()).hexdigest()[:16])
+            if seen not in fitted.forecasts:
+                z = np.log(y) if fitted.use_log else y
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = fitted.model.forward(y=z, h=horizon, level=levels or None)
+                values = np.stack([np.asarray(res[k], np.float64) for k in keys])
+                fitted.forecasts[seen] = np.exp(values) if fitted.use_log else values
+                new += 1
+            out[:, i] = fitted.forecasts[seen]
+        if new and fitted.url:
+            _save(fitted)
+            _prune(fitted.url, n_fit - KEEP_FITS * self.refit_every)
         lower, point, upper = out  # the quantiles' order
         return point, np.minimum(lower, point), np.maximum(upper, point)
+
+
+@dataclass
+class _Fitted:
+    """A fitted model, whether it works on logs, and its forecasts by (origin, horizon, hash
+    of the rows after the fit point); ``url``: its cache file."""
+
+    digest: str
+    model: Any
+    use_log: bool
+    forecasts: dict[tuple[int, int, str], np.ndarray] = field(default_factory=dict)
+    url: str | None = None
+
+
+KEEP_FITS = 3  # cached fits kept per model and series below the newest: about a quarter
+
+
+def _prune(url: str, below: int) -> None:
+    """Remove the cached fits of the folder of ``url`` made on fewer than ``below`` rows."""
+    try:
+        fs, path = url_to_fs(url)
+        folder = path.rsplit("/", 1)[0]
+        for name in fs.ls(folder, detail=False):
+            rows = name.rsplit("/", 1)[-1].split("-", 1)[0]
+            if rows.isdigit() and int(rows) < below:
+                fs.rm(name)
+    except Exception as exc:  # clean-up only
+        log.warning("statistical model cache %s not pruned: %s", url, exc)
+
+
+def _digest(name: str, frequency: str, use_log: bool, quantiles: Any, y: np.ndarray) -> str:
+    """What a fit depends on: the model, the season, the scale, the quantiles and the rows."""
+    import statsforecast
+
+    head = f"{name}|{statsforecast.__version__}|{frequency}|{use_log}|{tuple(quantiles)}|"
+    return hashlib.sha256(head.encode() + np.ascontiguousarray(y).tobytes()).hexdigest()
+
+
+def _load(url: str, digest: str) -> _Fitted | None:
+    """The cached fit at ``url``, if it is there, readable and made from the same rows."""
+    try:
+        fs, path = url_to_fs(url)
+        if not fs.exists(path):
+            return None
+        fitted = pickle.loads(fs.cat_file(path))  # noqa: S301  (the pipeline's own cache)
+    except Exception as exc:  # a torn or foreign file: refit, never fail the night
+        log.warning("statistical model cache %s unreadable, refitting: %s", url, exc)
+        return None
+    return fitted if isinstance(fitted, _Fitted) and fitted.digest == digest else None
+
+
+def _save(fitted: _Fitted) -> None:
+    assert fitted.url is not None
+    url, fitted.url = fitted.url, None
+    try:
+        atomic_write_bytes(url, pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as exc:  # the cache only saves time: a failed write is not a failed night
+        log.warning("statistical model cache %s not written: %s", url, exc)
+    finally:
+        fitted.url = url
 
 
 def weekly_pattern(z: np.ndarray, season: int, alpha: float = 0.05) -> bool:

@@ -111,16 +111,20 @@ def lstm_forecasts(
 
 
 def make_baseline(
-    name: str, quantiles: Sequence[float], fit_end: dt.date | None = None
+    name: str,
+    quantiles: Sequence[float],
+    fit_end: dt.date | None = None,
+    cache: str | None = None,
 ) -> Baseline:
-    """A baseline by name with the pipeline's quantile levels. ``fit_end``: the last date the
-    model parameters of a statistical baseline may be fitted on (the backtest's first origin;
-    see ``pipeline_lib.statistical``); the simple baselines refit at every origin anyway."""
+    """A baseline by name with the pipeline's quantile levels. For a statistical baseline (see
+    ``pipeline_lib.statistical``): ``fit_end``, the last date its parameters may be fitted on
+    (the backtest's first origin), and ``cache``, the folder keeping its fits and forecasts;
+    the simple baselines refit at every origin anyway."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
     model = BASELINES[name](quantiles=tuple(quantiles))
     if isinstance(model, StatsForecastBaseline):
-        model.at(fit_end)
+        model.at(fit_end).cache_in(cache)
     return model
 
 
@@ -131,15 +135,16 @@ def baseline_forecasts(
     frequencies: Mapping[str, str],
     quantiles: Sequence[float],
     fitted: dict[str, Baseline] | None = None,
+    cache: str | None = None,
 ) -> pd.DataFrame:
     """Each baseline's forecasts from every origin of ``plan``, from the rows dated on or
     before it (the simple baselines refit per origin, the statistical ones are fitted once at
     the plan's first origin). ``fitted``: filled with each baseline as fitted, so tonight's
-    forecast comes from the same models."""
+    forecast comes from the same models; ``cache``: see :func:`make_baseline`."""
     history = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
     parts = []
     for name in names:
-        model = make_baseline(name, quantiles, plan.holdout_start).fit(history)
+        model = make_baseline(name, quantiles, plan.holdout_start, cache).fit(history)
         out = model.predict_at(plan.origins, plan.horizon, dict(frequencies))
         parts.append(out.assign(**{MODEL_VERSION: baseline_version(name)}))
         if fitted is not None:

@@ -77,3 +77,37 @@ def test_a_series_with_too_little_history_or_a_failed_fit_gets_no_forecast(
     flat = features.assign(**{schema.Y: 5.0})
     out = ETS(quantiles=QUANTILES).fit(flat).predict(dt.date(2021, 1, 1), 5)
     assert out.empty or np.allclose(out["yhat"], 5.0)
+
+
+def test_the_cache_keeps_fits_and_forecasts_and_refits_on_other_rows(
+    features: pd.DataFrame, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = str(tmp_path / "statistical")
+    fit_end = pd.Timestamp(features[schema.DATE].iloc[209]).date()
+    as_of = pd.Timestamp(features[schema.DATE].iloc[229]).date()
+
+    def night(frame: pd.DataFrame, day: dt.date, where: str | None = cache) -> pd.DataFrame:
+        return make_baseline("arima", QUANTILES, fit_end, where).fit(frame).predict(day, 5, "B")
+
+    first = night(features, as_of)
+    files = sorted((tmp_path / "statistical" / "arima").rglob("*.pkl"))
+    assert [f.parent.name for f in files] == ["S0", "S1"]
+    assert all(f.name.startswith("200-") for f in files)  # 210 rows, refit every 20: 200
+    pd.testing.assert_frame_equal(first, night(features, as_of, where=None))  # same figures
+    # the next night reads the same fit (same file) and adds its own origin's forecast
+    before = {f: f.stat().st_mtime_ns for f in files}
+    nxt = pd.Timestamp(features[schema.DATE].iloc[230]).date()
+    night(features, nxt)
+    assert sorted((tmp_path / "statistical" / "arima").rglob("*.pkl")) == files
+    assert all(f.stat().st_mtime_ns >= before[f] for f in files)
+    # a revised row before the fit point is other data: another fit, another file
+    revised = features.copy()
+    revised.loc[revised.index[5], schema.Y] *= 1.5
+    night(revised, as_of)
+    assert len(list((tmp_path / "statistical" / "arima" / "S0").glob("*.pkl"))) == 2
+    # a torn cache file is refitted, with a warning, never trusted
+    files[1].write_bytes(b"not a pickle")
+    with caplog.at_level("WARNING"):
+        again = night(features, as_of)
+    assert "unreadable, refitting" in caplog.text
+    pd.testing.assert_frame_equal(first, again)

@@ -1,0 +1,139 @@
+"""What the statistical baselines and the per-bucket selection add to a night, at 100 series.
+
+Issue 16's goal: the nightly's extra cost of the new baselines (statsforecast's AutoETS and
+AutoARIMA) and of the selection (per series and horizon bucket, Diebold-Mariano set,
+combinations) stays under 20% of tonight's forecast stage, measured at 100 series.
+
+Data: ``--series`` synthetic daily series (``pipeline_lib.model.testing.random_walk_features``,
+``--days`` business days each; every other one with a weekday pattern in its returns), the
+default settings (horizon 14, backtest of 40 origins 2 rows apart), and a small LSTM trained
+once beforehand (not timed: a night fine-tunes). Then, alternating ``--repeats`` times, one
+night of the model stage as the product runs it, in this process, with the library calls of
+the forecast flow:
+
+- **before**: the baselines naive, seasonal naive, linear and the rule before this issue (one
+  choice per series over all horizons: ``margin``);
+- **after**: the default baselines (also ``ets`` and ``arima``) and the default selection.
+
+Each night is a fine-tune (:func:`pipeline_lib.retrain.train_or_reuse`), the backtest and the
+selection (:func:`pipeline_lib.champion.evaluate`) and tonight's forecast
+(:func:`pipeline_lib.champion.published_forecasts`). Printed: the median seconds of each part
+before and after, the extra seconds, and extra / the after night's total (the forecast stage
+without its SQL writes and artifacts, which only make the stage longer and the share smaller).
+The load average is printed beside the figures: on a busy machine timings swing, the ratio
+less so.
+
+    python bench/selection_cost.py                  # 100 series x 1000 days, 2 repeats
+    python bench/selection_cost.py --series 20 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import pandas as pd
+
+from pipeline_lib import paths, registry, schema
+from pipeline_lib.champion import evaluate, published_forecasts
+from pipeline_lib.config import SeriesConfig, Settings, load_settings
+from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.retrain import train_or_reuse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--series", type=int, default=100)
+    p.add_argument("--days", type=int, default=1000, help="business days per series")
+    p.add_argument("--repeats", type=int, default=2)
+    return p.parse_args(argv)
+
+
+def make_features(n_series: int, n_days: int) -> pd.DataFrame:
+    plain = random_walk_features(n_series=(n_series + 1) // 2, n_days=n_days, seed=1)
+    weekly = random_walk_features(n_series=n_series // 2, n_days=n_days, seed=2, weekly_signal=0.01)
+    weekly[schema.SERIES_ID] = "W" + weekly[schema.SERIES_ID].str[1:]
+    return pd.concat([plain, weekly], ignore_index=True)
+
+
+def settings_for(data_dir: str, series: list[str], before: bool) -> Settings:
+    changes: dict = {
+        "data_dir": data_dir,
+        "series": [SeriesConfig(id=s) for s in series],
+        "training": {"max_epochs": 3, "finetune_epochs": 2},
+    }
+    if before:
+        changes["backtest"] = {"baselines": ["naive", "seasonal_naive", "linear"]}
+        changes["selection"] = {"rule": "margin", "bucket_ends": []}
+    return load_settings(**changes)
+
+
+def night(settings: Settings, features: pd.DataFrame, as_of: dt.date) -> dict[str, float]:
+    t0 = time.perf_counter()
+    trained, decision = train_or_reuse(settings, features, as_of)
+    if decision.action != "finetune":
+        raise SystemExit(f"expected a fine-tune, got {decision.action}: {decision.reason}")
+    t1 = time.perf_counter()
+    evaluation = evaluate(settings, features, as_of, trained, decision)
+    t2 = time.perf_counter()
+    published_forecasts(settings, evaluation, features, as_of)
+    t3 = time.perf_counter()
+    return {"train": t1 - t0, "backtest+selection": t2 - t1, "forecast": t3 - t2, "total": t3 - t0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    features = make_features(args.series, args.days)
+    series = sorted(features[schema.SERIES_ID].unique())
+    dates = sorted(features[schema.DATE].unique())
+    first, tonight = pd.Timestamp(dates[-11]).date(), pd.Timestamp(dates[-1]).date()
+    print(f"{len(series)} series x {args.days} business days; night {tonight}; load {_load()}")
+    t = time.perf_counter()
+    import statsforecast.models  # noqa: F401  (once per process; timed apart)
+
+    print(f"statsforecast import: {time.perf_counter() - t:.1f} s (once per process)")
+    results: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="bench_selection_cost_") as tmp:
+        for label in ("before", "after"):
+            # a champion trained earlier, so that each timed night fine-tunes it
+            s = settings_for(f"{tmp}/{label}", series, label == "before")
+            trained, decision = train_or_reuse(s, features, first)
+            evaluation = evaluate(s, features, first, trained, decision)
+            registry.save_selection(paths.models_dir(s.data_dir), evaluation.selection)
+        for r in range(args.repeats):
+            for label in ("before", "after") if r % 2 == 0 else ("after", "before"):
+                s = settings_for(f"{tmp}/{label}", series, label == "before")
+                parts = night(s, features, tonight)
+                results[label].append(parts)
+                print(f"  repeat {r + 1} {label:<6} " + _line(parts) + f"  load {_load()}")
+    med = {k: {p: statistics.median(x[p] for x in v) for p in v[0]} for k, v in results.items()}
+    print("\nmedian seconds        " + "".join(f"{p:>20}" for p in med["after"]))
+    for label in ("before", "after"):
+        print(f"{label:<22}" + "".join(f"{med[label][p]:>20.1f}" for p in med[label]))
+    extra = {p: med["after"][p] - med["before"][p] for p in med["after"]}
+    print(f"{'extra':<22}" + "".join(f"{extra[p]:>20.1f}" for p in extra))
+    share = extra["backtest+selection"] + extra["forecast"]
+    print(
+        f"\nextra of the new baselines and the selection: {share:.1f} s = "
+        f"{share / med['after']['total']:.1%} of the night's model stage "
+        f"({med['after']['total']:.1f} s: fine-tune, backtest, selection, forecast); goal < 20%"
+    )
+    print(f"load average now: {_load()}")
+    return 0
+
+
+def _line(parts: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
