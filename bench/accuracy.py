@@ -127,6 +127,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--finetune-epochs", type=int, default=None, help="override training.finetune_epochs"
     )
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument(
+        "--dump",
+        default=None,
+        help="folder for each night's backtest rows and per-model forecasts (Parquet)",
+    )
     a = p.parse_args(argv)
     if a.every < 1:
         p.error("--every must be >= 1")
@@ -223,7 +228,7 @@ def rule_forecasts(
 
 
 def run_night(
-    settings: Settings, features: pd.DataFrame, night: dt.date
+    settings: Settings, features: pd.DataFrame, night: dt.date, dump: str | None = None
 ) -> tuple[dict[str, Any], list[pd.DataFrame]]:
     """One night of the product on the rows dated on or before it: its record and forecasts."""
     rows = features.loc[features[schema.DATE] <= pd.Timestamp(night)].reset_index(drop=True)
@@ -235,6 +240,11 @@ def run_night(
     published = published_forecasts(settings, evaluation, rows, night)
     forecasts = [_tagged(published, PUBLISHED, night)]
     per_model = model_forecasts(settings, evaluation, rows, night)
+    if dump:  # the night's evidence and every model's forecast, to study rules offline
+        Path(dump).mkdir(parents=True, exist_ok=True)
+        evaluation.rows.to_parquet(f"{dump}/{night}-backtest.parquet")
+        per_model.to_parquet(f"{dump}/{night}-forecasts.parquet")
+        Path(f"{dump}/{night}-champion.txt").write_text(evaluation.selection.champion or "")
     for name, part in per_model.groupby(MODEL, sort=True):
         forecasts.append(_tagged(part, str(name), night))
     for name, part in rule_forecasts(settings, evaluation, per_model).items():
@@ -550,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         walk = settings.model_copy(update={"data_dir": str(Path(tmp) / "walk")})
         records, parts = [], []
         for night in dates:
-            record, forecasts = run_night(walk, features, night)
+            record, forecasts = run_night(walk, features, night, args.dump)
             records.append(record)
             parts += forecasts
             promoted = "promoted" if record["promoted"] else "kept"

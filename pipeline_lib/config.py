@@ -158,7 +158,7 @@ class SelectionConfig(BaseModel):
     the models that a Diebold-Mariano test cannot tell from the best one.
     """
 
-    rule: Literal["dm_set", "best", "dm", "margin", "combination"] = Field(
+    rule: Literal["dm_set", "best", "dm", "margin", "combination", "dm_combination"] = Field(
         default="dm_set", description="how the backtest evidence picks the published model"
     )
     bucket_ends: list[int] = Field(

@@ -23,6 +23,10 @@ README gives the figures that chose the default:
 - ``margin``: the reference unless the best model's MASE is lower than the reference's by more
   than ``min_improvement`` (the product's rule before this one, per bucket).
 - ``combination``: the equal-weight mean of the ``max_members`` best models.
+- ``dm_combination``: that mean, scored on the same windows from its members' backtest
+  forecasts, unless a single model's loss is lower and the test says the mean is
+  significantly worse than it: then that model alone. The combination is the default and a
+  single model must earn its place.
 
 A combination's forecast is the weighted mean of its members' point forecasts and of their
 bands (quantile averaging). Its name is ``mean(a,b,...)``, the members in alphabetical order.
@@ -42,7 +46,8 @@ from scipy import stats
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL
 
-RULES = ("dm_set", "best", "dm", "margin", "combination")
+RULES = ("dm_set", "best", "dm", "margin", "combination", "dm_combination")
+COMBINED = "__combination__"  # the window-loss column of the best models' mean
 LOSS = "scaled_error"
 
 
@@ -138,6 +143,7 @@ def choose(
         raise ValueError(f"unknown selection rule {rule!r}; known: {list(RULES)}")
     table = losses.drop(columns=[schema.SERIES_ID, "forecast_date"], errors="ignore")
     table = table.astype(np.float64).replace([np.inf, -np.inf], np.nan)
+    combined = table.pop(COMBINED) if COMBINED in table else None
     if table.empty:
         return None
     coverage = table.notna().mean()
@@ -162,13 +168,25 @@ def choose(
         members = [best] if beats else [reference]
     elif rule == "combination":
         members = ranked[:max_members]
+    elif rule == "dm_combination":
+        members = ranked[:max_members]
+        if combined is not None and len(members) > 1:
+            mean_loss = combined.loc[table.index]
+            if mean_loss.notna().all():
+                d = mean_loss.to_numpy() - table[best].to_numpy()
+                p_mean = dm_pvalue(d, lag)
+                p_worse["mean"] = p_mean
+                mase["mean"] = float(mean_loss.mean())
+                if float(mean_loss.mean()) > float(mase[best]) and p_mean < alpha:
+                    members = [best]
     else:  # dm_set
         tied = [m for m in ranked if not (p_worse[m] < alpha)]
         members = tied[:max_members]
     weight = 1.0 / len(members)
+    shown = [*ranked, *(["mean"] if "mean" in p_worse else [])]
     evidence = {
-        "mase": {m: float(mase[m]) for m in ranked},
-        "p_worse_than_best": {m: _finite(p_worse[m]) for m in ranked},
+        "mase": {m: float(mase[m]) for m in shown},
+        "p_worse_than_best": {m: _finite(p_worse[m]) for m in shown},
         "best": best,
         "windows": len(table),
         "left_out": left_out,
@@ -189,11 +207,41 @@ def choose_all(
     out: dict[str, list[Choice]] = {}
     for first, last in buckets(bucket_ends, horizon):
         losses = window_losses(rows, first, last)
+        if rule == "dm_combination":
+            losses = _with_combination(rows, losses, first, last, kwargs.get("max_members", 3))
         for sid, part in losses.groupby(schema.SERIES_ID, sort=True):
             choice = choose(part, str(sid), first, last, rule, **kwargs)
             if choice is not None:
                 out.setdefault(str(sid), []).append(choice)
     return out
+
+
+def _with_combination(
+    rows: pd.DataFrame, losses: pd.DataFrame, first: int, last: int, k: int
+) -> pd.DataFrame:
+    """``losses`` plus the column :data:`COMBINED`: per window, the loss of the equal-weight
+    mean of each series' ``k`` models with the lowest mean loss, from their point forecasts
+    (the loss scale of a row: its abs_error over its scaled_error)."""
+    part = rows.loc[rows["horizon"].between(first, last)]
+    out = []
+    for sid, series_losses in losses.groupby(schema.SERIES_ID, sort=False):
+        table = series_losses.drop(columns=[schema.SERIES_ID, "forecast_date"]).astype(float)
+        top = list(table.mean().dropna().sort_values(kind="stable").index[:k])
+        mine = part.loc[(part[schema.SERIES_ID] == sid) & part[MODEL].isin(top)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = (mine["abs_error"] / mine[LOSS]).replace([np.inf, -np.inf], np.nan)
+        scale = float(ratio.median()) if ratio.notna().any() else float("nan")
+        wide = mine.pivot_table(
+            index=["forecast_date", "horizon"], columns=MODEL, values="yhat", aggfunc="first"
+        )
+        actual = mine.groupby(["forecast_date", "horizon"])["actual"].first()
+        complete = wide.reindex(columns=top).dropna()
+        loss = (actual.loc[complete.index] - complete.mean(axis=1)).abs() / scale
+        by_window = loss.groupby(level="forecast_date").mean()
+        out.append(
+            series_losses.assign(**{COMBINED: series_losses["forecast_date"].map(by_window)})
+        )
+    return pd.concat(out, ignore_index=True) if out else losses.assign(**{COMBINED: np.nan})
 
 
 def combine(forecasts: pd.DataFrame, choices: Mapping[str, Sequence[Choice]]) -> pd.DataFrame:
