@@ -8,9 +8,9 @@ Data: ``--series`` synthetic daily series (``pipeline_lib.model.testing.random_w
 ``--days`` business days each; every other one with a weekday pattern in its returns), the
 default settings (horizon 14, backtest of 40 origins 2 rows apart), and the two nights before
 run beforehand (not timed): a small LSTM trained, the backtests and selections, and the
-statistical baselines' cache filled as the nightly leaves it. Then, alternating ``--repeats`` times, each from a copy of that state,
-tonight's model stage as the product runs it, in this process, with the library calls of the
-forecast flow:
+statistical baselines' cache filled as the nightly leaves it. Then, alternating ``--repeats``
+times, each from a copy of that state, tonight's model stage as the product runs it, in this
+process, with the library calls of the forecast flow:
 
 - **before**: the baselines naive, seasonal naive, linear and the rule before this issue (one
   choice per series over all horizons: ``margin``);
