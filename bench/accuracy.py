@@ -187,11 +187,9 @@ def _tagged(frame: pd.DataFrame, model: str, night: dt.date) -> pd.DataFrame:
 # rule variants scored beside each rule with the configured settings
 VARIANTS = [
     ("dm_set_a05", "dm_set", {"alpha": 0.05}),
-    ("dm_set_a25", "dm_set", {"alpha": 0.25}),
-    ("dm_set_m2", "dm_set", {"max_members": 2}),
-    ("dm_set_m5", "dm_set", {"max_members": 5}),
-    ("dm_a25", "dm", {"alpha": 0.25}),
+    ("dm_a05", "dm", {"alpha": 0.05}),
     ("comb_m2", "combination", {"max_members": 2}),
+    ("comb_m5", "combination", {"max_members": 5}),
 ]
 
 

@@ -27,6 +27,9 @@ README gives the figures that chose the default:
   forecasts, unless a single model's loss is lower and the test says the mean is
   significantly worse than it: then that model alone. The combination is the default and a
   single model must earn its place.
+- ``dm_mean``: the equal-weight mean of the (at most ``max_members``) best models that the test
+  finds significantly better than the ``reference``; the reference where none is. What a user
+  has for free is kept unless beaten with evidence, and what beats it is combined.
 
 A combination's forecast is the weighted mean of its members' point forecasts and of their
 bands (quantile averaging). Its name is ``mean(a,b,...)``, the members in alphabetical order.
@@ -46,7 +49,7 @@ from scipy import stats
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL
 
-RULES = ("dm_set", "best", "dm", "margin", "combination", "dm_combination")
+RULES = ("dm_set", "best", "dm", "margin", "combination", "dm_combination", "dm_mean")
 COMBINED = "__combination__"  # the window-loss column of the best models' mean
 LOSS = "scaled_error"
 
@@ -179,6 +182,15 @@ def choose(
                 mase["mean"] = float(mean_loss.mean())
                 if float(mean_loss.mean()) > float(mase[best]) and p_mean < alpha:
                     members = [best]
+    elif rule == "dm_mean":
+        if reference in table:
+            ref = table[reference].to_numpy()
+            p_ref = {m: dm_pvalue(ref - table[m].to_numpy(), lag) for m in ranked}
+            better = [m for m in ranked if m != reference and p_ref[m] < alpha]
+            evidence_ref = {m: _finite(v) for m, v in p_ref.items() if m != reference}
+        else:
+            better, evidence_ref = ranked, {}
+        members = better[:max_members] or [reference]
     else:  # dm_set
         tied = [m for m in ranked if not (p_worse[m] < alpha)]
         members = tied[:max_members]
@@ -189,6 +201,7 @@ def choose(
         "p_worse_than_best": {m: _finite(p_worse[m]) for m in shown},
         "best": best,
         "windows": len(table),
+        **({"p_reference_worse": evidence_ref} if rule == "dm_mean" else {}),
         "left_out": left_out,
         "alpha": alpha,
     }

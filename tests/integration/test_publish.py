@@ -125,7 +125,7 @@ def test_a_night_is_published_whole_and_idempotently(db_engine: Engine, tmp_path
         bucket = "1-1" if row.horizon == 1 else "2-3"
         assert row.model == published[row.series_id][bucket]
     # BI sees the rule and the evidence beside every forecast row
-    assert len(chosen) == 6 and set(chosen["rule"]) == {"dm_set"}
+    assert len(chosen) == 6 and set(chosen["rule"]) == {settings.selection.rule}
     assert (chosen["model"] == chosen.merge(stored, on=["series_id", "horizon"])["model_y"]).all()
     assert chosen["evidence"].str.contains("p_worse_than_best").all()
     lstm_rows = stored[stored.model == "lstm"]
