@@ -385,7 +385,7 @@ def print_summary(settings: Any, summary: dict[str, Any]) -> None:
         f"({summary['training']['action']}: {summary['training']['reason']})"
     )
     print(f"Champion {summary['champion']}: {summary['selection_reason']}")
-    print(f"Forecasts as of {as_of}, each from the model that won its series' backtest:")
+    print(f"Forecasts as of {as_of}, per series and horizon from what its backtest chose:")
     print(forecast_table(settings.db_url, as_of).to_string())
     print()
     print(f"rows written: {summary['written']}; drift flags: {summary['drift_flags']}")

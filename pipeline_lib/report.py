@@ -13,8 +13,8 @@ from pipeline_lib import db
 def forecast_table(
     db_url: str, as_of: dt.date, horizons: tuple[int, ...] = (1, 5, 14)
 ) -> pd.DataFrame:
-    """One row per series: the model that produced it, and the point forecast and its interval
-    at a few horizons."""
+    """One row per series: the point forecast and its interval at a few horizons, and the models
+    (or combinations) that produced them, in the same order."""
     t = db.forecasts
     query = select(
         t.c.series_id,
@@ -33,5 +33,6 @@ def forecast_table(
     cells = df.apply(lambda r: f"{r.yhat:,.2f} [{r.yhat_lower:,.2f}, {r.yhat_upper:,.2f}]", axis=1)
     table = df.assign(cell=cells).pivot(index="series_id", columns="horizon", values="cell")
     table.columns = [f"h={h} ({df[df.horizon == h].target_date.iloc[0]})" for h in table.columns]
-    table.insert(0, "model", df.groupby("series_id")["model"].first())
+    models = df.sort_values("horizon").groupby("series_id")["model"]
+    table.insert(0, "models at these horizons", models.agg(lambda m: " / ".join(m)))
     return table
