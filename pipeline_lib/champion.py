@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -35,6 +36,7 @@ from pipeline_lib.retrain import TrainingDecision, holdout_plan
 from pipeline_lib.selection import Choice, combine
 
 PUBLISHED_COLUMNS = [*FORECAST_COLUMNS, MODEL, MODEL_VERSION]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -193,6 +195,17 @@ def published_forecasts(
                 needed.setdefault(m, set()).add(sid)
     per_model = model_forecasts(settings, evaluation, features, as_of, needed)
     published = combine(per_model, choices)
+    made = set(zip(per_model[schema.SERIES_ID], per_model[MODEL], strict=True))
+    for sid, series_choices in sorted(choices.items()):
+        for c in series_choices:
+            missing = sorted(m for m in c.weights if (sid, m) not in made)
+            if missing:  # the backtest scored it, but tonight it gave no forecast
+                note = (
+                    f"{sid} horizons {c.first}-{c.last}: not published; {c.label} needs "
+                    f"{', '.join(missing)}, which gave no forecast tonight"
+                )
+                log.warning(note)
+                evaluation.notes.append(note)
     if published.empty:
         return pd.DataFrame(columns=PUBLISHED_COLUMNS)
     labels = {c.label: c for cs in choices.values() for c in cs}

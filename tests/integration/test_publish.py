@@ -205,3 +205,20 @@ def test_failed_publish_writes_nothing(db_engine: Engine, tmp_path: Path) -> Non
     }
     models = paths.models_dir(settings.data_dir)
     assert registry.latest_selection(models, AS_OF + dt.timedelta(days=1)) is None
+
+
+def test_a_choice_whose_member_gives_no_forecast_is_named_not_silently_dropped(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    candidate, decision, evaluation, forecasts, drift = _night(settings, AS_OF)
+    # three models and the mean of the best three: the LSTM is in every bucket's combination
+    assert all("lstm" in c["weights"] for cs in evaluation.selection.choices.values() for c in cs)
+    evaluation.champion = None  # e.g. its checkpoint became unreadable after the backtest
+    assert champion.published_forecasts(settings, evaluation, FEATURES, AS_OF).empty
+    notes = [n for n in evaluation.notes if "gave no forecast tonight" in n]
+    assert len(notes) == 4  # 2 series x 2 buckets
+    assert notes[0] == (
+        "S0 horizons 1-1: not published; mean(lstm,naive,seasonal_naive) needs lstm, which gave "
+        "no forecast tonight"
+    )
