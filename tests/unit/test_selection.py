@@ -186,3 +186,51 @@ def test_planted_series_get_their_own_model_and_a_rerun_repeats_the_choice() -> 
     assert sel.choices["WALK"][0]["evidence"]["p_worse_than_best"]["seasonal_naive"] < 0.1
     # the same night again gives the same choices and evidence
     assert _night(features, as_of) == sel
+
+
+def test_dm_mean_combines_only_what_beats_the_reference() -> None:
+    rows = _rows(
+        {
+            "naive": dict.fromkeys((1, 2), 1.0),
+            "ets": dict.fromkeys((1, 2), 0.6),
+            "linear": dict.fromkeys((1, 2), 0.62),
+            "seasonal_naive": dict.fromkeys((1, 2), 1.01),
+        }
+    )
+    (choice,) = choose_all(rows, 2, [], "dm_mean")["S"]
+    assert choice.label == "mean(ets,linear)"  # seasonal naive does not beat naive
+    assert choice.evidence["p_reference_worse"]["seasonal_naive"] > 0.1
+    walk = _rows({"naive": {1: 1.0}, "linear": {1: 0.99}}, seed=2)
+    assert choose_all(walk, 1, [], "dm_mean")["S"][0].label == "naive"
+
+
+def test_dm_combination_keeps_the_mean_unless_one_model_is_clearly_better() -> None:
+    def rows_with_points(spread: dict[str, float]) -> pd.DataFrame:
+        """Rows whose point forecasts miss the actual 100 by a model's own error."""
+        rng = np.random.default_rng(0)
+        out = []
+        for w in range(40):
+            noise = rng.normal(0, 1)
+            for model, miss in spread.items():
+                yhat = 100 + miss * (1 + 0.2 * noise) * (1 if w % 2 else -1)
+                out.append(
+                    {
+                        schema.SERIES_ID: "S",
+                        "forecast_date": pd.Timestamp("2021-01-04") + pd.offsets.BDay(w),
+                        "horizon": 1,
+                        "model": model,
+                        "yhat": yhat,
+                        "actual": 100.0,
+                        "abs_error": abs(yhat - 100),
+                        "scaled_error": abs(yhat - 100) / 2,
+                    }
+                )
+        return pd.DataFrame(out)
+
+    # errors of the same sign and size: the mean is no better, and ets is clearly best
+    clear = rows_with_points({"ets": 0.5, "naive": 3.0, "linear": 3.2})
+    (choice,) = choose_all(clear, 1, [], "dm_combination")["S"]
+    assert choice.label == "ets" and choice.evidence["p_worse_than_best"]["mean"] < 0.1
+    # comparable models whose errors differ in sign: the mean stays
+    close = rows_with_points({"ets": 1.0, "naive": -1.05, "linear": 1.1})
+    assert choose_all(close, 1, [], "dm_combination")["S"][0].label == "mean(ets,linear,naive)"
