@@ -89,10 +89,11 @@ class StatsForecastBaseline(Baseline):
         self.fit_end: np.datetime64 | None = None
         self._fitted: dict[tuple[int, int], _Fitted | None] = {}
         self._ids: dict[int, str] = {}
+        self._fresh: set[tuple[int, int]] = set()  # fitted here, not read from the cache
 
     def fit(self, history: Any) -> Self:
         super().fit(history)
-        self._fitted = {}
+        self._fitted, self._fresh = {}, set()
         self._ids = {id(s): sid for sid, s in self.series.items()}
         return self
 
@@ -131,6 +132,7 @@ class StatsForecastBaseline(Baseline):
                     warnings.simplefilter("ignore")
                     model.fit(z)
                 fitted = _Fitted(digest, model, use_log, {}, url)
+                self._fresh.add(key)
             except Exception as exc:  # statsforecast raises many kinds on degenerate series
                 log.warning("%s: no model for a series of %d rows: %s", self.name, n_fit, exc)
         elif fitted is not None:
@@ -176,7 +178,9 @@ class StatsForecastBaseline(Baseline):
             out[:, i] = fitted.forecasts[seen]
         if new and fitted.url:
             _save(fitted)
-            _prune(fitted.url, n_fit - KEEP_FITS * self.refit_every)
+            if (id(s), n_fit) in self._fresh:  # a new fit point: older fits may go
+                self._fresh.discard((id(s), n_fit))
+                _prune(fitted.url, n_fit - KEEP_FITS * self.refit_every)
         lower, point, upper = out  # the quantiles' order
         return point, np.minimum(lower, point), np.maximum(upper, point)
 
