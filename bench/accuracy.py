@@ -75,7 +75,7 @@ import pandas as pd
 from pipeline_lib import curate, gate, ingest, paths, registry, schema
 from pipeline_lib.champion import evaluate, model_forecasts, published_forecasts
 from pipeline_lib.config import SAMPLE_END, Settings, load_settings
-from pipeline_lib.evaluation.backtest import LSTM, baseline_version
+from pipeline_lib.evaluation.backtest import LSTM
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts, score_rows
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.model.forecast import FORECAST_COLUMNS
@@ -199,12 +199,10 @@ def rule_forecasts(
     """The forecast each selection rule would publish tonight, from the same backtest
     evidence and the same per-model forecasts: every rule per horizon bucket, and the product's
     rule before per-bucket choices (``margin`` over all horizons at once, ``margin_all``)."""
-    selection = evaluation.selection
-    versions = {baseline_version(b): b for b in settings.backtest.baselines}
-    if selection.champion:
-        versions[selection.champion] = LSTM
-    rows = evaluation.rows.loc[evaluation.rows["model_version"].isin(list(versions))]
-    rows = rows.assign(**{MODEL: rows["model_version"].map(versions)})
+    versions = registry.contest_versions(
+        list(settings.backtest.baselines), evaluation.selection.champion
+    )
+    rows = registry.contest_rows(evaluation.rows, versions)
     cfg, b = settings.selection, settings.backtest
     common = {
         "alpha": cfg.alpha,

@@ -208,9 +208,9 @@ def published_forecasts(
                 evaluation.notes.append(note)
     if published.empty:
         return pd.DataFrame(columns=PUBLISHED_COLUMNS)
-    labels = {c.label: c for cs in choices.values() for c in cs}
     selection = evaluation.selection
-    published[MODEL_VERSION] = [choice_version(selection, labels[m]) for m in published[MODEL]]
+    versions = {c.label: choice_version(selection, c) for cs in choices.values() for c in cs}
+    published[MODEL_VERSION] = published[MODEL].map(versions)
     published = published[PUBLISHED_COLUMNS]
     return published.sort_values([schema.SERIES_ID, "horizon"], ignore_index=True)
 

@@ -89,6 +89,21 @@ class Selection:
         return out
 
 
+def contest_versions(baselines: list[str], champion: str | None) -> dict[str, str]:
+    """The model name of each version in the per-bucket contest: the baselines' and the
+    champion's (``lstm``); other LSTM versions of the backtest are not in it."""
+    versions = {baseline_version(b): b for b in baselines}
+    if champion:
+        versions[champion] = LSTM
+    return versions
+
+
+def contest_rows(rows: pd.DataFrame, versions: dict[str, str]) -> pd.DataFrame:
+    """The backtest rows of the versions in the contest, ``model`` set to their names."""
+    contest = rows.loc[rows[MODEL_VERSION].isin(list(versions))]
+    return contest.assign(**{MODEL: contest[MODEL_VERSION].map(versions)})
+
+
 def select(
     summary: pd.DataFrame,
     rows: pd.DataFrame,
@@ -141,13 +156,9 @@ def select(
                 f"challenger MASE {mase[challenger]:.4f} >= champion {mase[champion]:.4f} "
                 f"on {len(common)} series; the champion is kept"
             )
-    versions = {baseline_version(b): b for b in baselines}
-    if winner:
-        versions[winner] = LSTM
-    contest = rows.loc[rows[MODEL_VERSION].isin(list(versions))]
-    contest = contest.assign(**{MODEL: contest[MODEL_VERSION].map(versions)})
+    versions = contest_versions(baselines, winner)
     choices = choose_all(
-        contest,
+        contest_rows(rows, versions),
         horizon,
         config.bucket_ends,
         config.rule,
