@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -18,6 +18,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from pipeline_lib.features.spec import FeatureSet
 
 SAMPLE_START = dt.date(2012, 1, 1)
 SAMPLE_END = dt.date(2015, 12, 31)
@@ -48,6 +51,49 @@ class SourceSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class CovariateConfig(BaseModel):
+    """A named input of a series beyond its price (see pipeline_lib.features.spec).
+
+    ``role`` past: observed up to the forecast date (actual load). ``role`` future: known for
+    target dates up to ``known_ahead`` days after the forecast date (day-ahead load, wind and
+    solar forecasts, known the day before delivery: ``known_ahead = 1``).
+    ``source`` series: a column of the series' own price file (``column``, default ``name``);
+    a row dated d holds the value for d, issued ``known_ahead`` days before d (a past
+    covariate's value is issued on its own date).
+    ``missing``: what a value that tonight's forecast needs but that has not arrived does.
+    ``required`` (the default) stops the run with an error naming the series, the covariate
+    and the dates; ``mask`` records a warning and the model sees the value as unknown (an
+    availability mask, never a made-up value).
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="feature name, e.g. load_forecast")
+    role: Literal["past", "future"]
+    source: Literal["series"] = Field(
+        default="series", description="series: a column of the series' own price file"
+    )
+    column: str | None = Field(default=None, description="the file's column; default: name")
+    known_ahead: int = Field(
+        default=0, ge=0, le=366, description="future: days ahead of the forecast date known"
+    )
+    missing: Literal["required", "mask"] = "required"
+
+    @model_validator(mode="after")
+    def _role_reach(self) -> CovariateConfig:
+        from pipeline_lib.schema import FEATURE_COLUMNS, PRICE_COLUMNS
+
+        if self.role == "future" and self.known_ahead < 1:
+            raise ValueError(f"future covariate {self.name!r} needs known_ahead >= 1")
+        if self.role == "past" and self.known_ahead != 0:
+            raise ValueError(f"past covariate {self.name!r} cannot have known_ahead")
+        if self.name in {*FEATURE_COLUMNS, *PRICE_COLUMNS, "issued"}:
+            raise ValueError(f"covariate name {self.name!r} is a built-in column")
+        return self
+
+    @property
+    def file_column(self) -> str:
+        return self.column or self.name
+
+
 class SeriesConfig(BaseModel):
     """One price series to forecast."""
 
@@ -57,6 +103,22 @@ class SeriesConfig(BaseModel):
     frequency: Literal["B", "D"] = Field(
         default="B", description="B: business days (markets), D: every calendar day"
     )
+    covariates: list[CovariateConfig] = Field(
+        default_factory=list, description="named inputs beyond the price, each with a role"
+    )
+    negative_prices: bool = Field(
+        default=False,
+        description="prices may be zero or negative (electricity): validation then checks "
+        "changes, not ratios, and the models work on levels, not logs",
+    )
+
+    @field_validator("covariates")
+    @classmethod
+    def _unique_covariates(cls, v: list[CovariateConfig]) -> list[CovariateConfig]:
+        names = [c.name for c in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"covariate names must be unique per series, got {names}")
+        return v
 
 
 class ModelConfig(BaseModel):
@@ -489,6 +551,7 @@ class Settings(BaseSettings):
             raise ValueError(f"series ids must be unique, got {ids}")
         if not self.series:
             raise ValueError("the config lists no series to forecast")
+        self.feature_set  # noqa: B018 - raises when two series declare a covariate differently
         if (
             self.database_url is None
             and "://" in self.data_dir
@@ -509,6 +572,27 @@ class Settings(BaseSettings):
             return driver_url(self.database_url.get_secret_value())
         local = self.data_dir.removeprefix("file://")
         return f"sqlite:///{local}/pipeline.db"
+
+    @property
+    def feature_set(self) -> FeatureSet:
+        """The inputs of a global model over every configured series: the union of their
+        covariates (a series without one sees it as unknown). A name must mean the same
+        (role and reach) in every series that declares it."""
+        from pipeline_lib.features.spec import FeatureSet
+
+        seen: dict[str, tuple[str, int]] = {}
+        for s in self.series:
+            for c in s.covariates:
+                if seen.setdefault(c.name, (c.role, c.known_ahead)) != (c.role, c.known_ahead):
+                    role, reach = seen[c.name]
+                    raise ValueError(
+                        f"covariate {c.name!r} is {role} (known_ahead {reach}) in one series and "
+                        f"{c.role} (known_ahead {c.known_ahead}) in series {s.id!r}"
+                    )
+        return FeatureSet.of(
+            past=[n for n, (role, _) in seen.items() if role == "past"],
+            future=[(n, k) for n, (role, k) in seen.items() if role == "future"],
+        )
 
     @property
     def series_ids(self) -> list[str]:

@@ -52,6 +52,22 @@ class StorageError(PipelineError, OSError):
         self.path = path
 
 
+class CovariateMissing(PipelineError, ValueError):
+    """A declared covariate that tonight's forecast needs has not arrived (policy
+    ``required``): one line per series and covariate, naming the missing dates."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        hint = (
+            "deliver the values, or set the covariate's missing = \"mask\" to forecast "
+            "without them"
+        )
+        super().__init__("\n".join([*self.problems, hint]))
+
+    def user_lines(self) -> list[str]:
+        return str(self).splitlines()
+
+
 class DatabaseError(PipelineError, RuntimeError):
     """The database cannot be used as configured (e.g. no driver installed for its URL)."""
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import pandas as pd
 from sqlalchemy import Engine
 
-from pipeline_lib import paths
+from pipeline_lib import paths, schema
 from pipeline_lib.config import ValidationConfig
 from pipeline_lib.curate import read_curated
 from pipeline_lib.ingest import Batch
@@ -61,18 +61,21 @@ def check_batches(
         if batch.data.empty:  # nothing new from this source: only its freshness to check
             report = check_freshness(past, batch.dataset, as_of, batch.name, thresholds)
         else:
-            report = validate_batch(batch.data, batch.dataset, as_of, batch.name, past, thresholds)
+            report = validate_batch(
+                batch.data, batch.dataset, as_of, batch.name, past, thresholds,
+                **({"signed": True} if batch.signed else {}),
+            )  # fmt: skip
         report.source = batch.origin
         report.notes = [*batch.notes, *report.notes]  # the ingest's (no rows...) and revisions
-        url = paths.reports_dir(data_dir, "validation", as_of.isoformat(), f"{batch.name}.json")
-        atomic_write_bytes(url, json.dumps(report.to_dict(), indent=2, default=str).encode())
-        if not report.success:
-            quarantined[report.key] = quarantine_batch(
-                data_dir, report, batch.data, batch.raw_paths
-            )
-        for warning in report.warnings:
-            log.warning("%s: warning %s", report.key, warning.describe())
-        reports.append(report)
+        checked = [(report, batch.data)]
+        if batch.covariates is not None and not batch.covariates.empty:
+            name = f"{schema.COVARIATES}-{batch.key}"
+            covariates = validate_batch(batch.covariates, schema.COVARIATES, as_of, name)
+            covariates.source = batch.origin
+            checked.append((covariates, batch.covariates))
+        for checked_report, data in checked:
+            _keep(data_dir, checked_report, data, batch.raw_paths, as_of, quarantined)
+            reports.append(checked_report)
     if engine is not None:
         from pipeline_lib.db import write_validation_results
 
@@ -80,6 +83,23 @@ def check_batches(
     _data_docs(data_dir, reports, run_id, as_of, thresholds)
     raise_if_failed(reports, quarantined)
     return reports
+
+
+def _keep(
+    data_dir: str,
+    report: ValidationReport,
+    data: pd.DataFrame,
+    raw_paths: list[str],
+    as_of: dt.date,
+    quarantined: dict[str, str],
+) -> None:
+    """Write a report, quarantine its rows when it failed, log its warnings."""
+    url = paths.reports_dir(data_dir, "validation", as_of.isoformat(), f"{report.batch_name}.json")
+    atomic_write_bytes(url, json.dumps(report.to_dict(), indent=2, default=str).encode())
+    if not report.success:
+        quarantined[report.key] = quarantine_batch(data_dir, report, data, raw_paths)
+    for warning in report.warnings:
+        log.warning("%s: warning %s", report.key, warning.describe())
 
 
 def _history(

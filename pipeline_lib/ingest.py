@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline_lib import paths, schema
-from pipeline_lib.config import Settings
+from pipeline_lib.config import SeriesConfig, Settings
 from pipeline_lib.sources import (
     FileDropSource,
     Payload,
@@ -46,6 +46,11 @@ class Batch:
     """What a person should know but that does not stop the run (e.g. columns ignored)."""
     inputs: list[str] = field(default_factory=list)
     """The names of the payloads the rows came from (files, API answers)."""
+    covariates: pd.DataFrame | None = None
+    """Prices only: the declared covariates of the rows, long (``schema.COVARIATE_COLUMNS``),
+    issued on or before the as-of date; validated and committed with the batch."""
+    signed: bool = False
+    """Prices that may be zero or negative (``SeriesConfig.negative_prices``)."""
 
     @property
     def origin(self) -> str:
@@ -100,6 +105,89 @@ def _columns(settings: Settings, source: Source) -> dict[str, str] | None:
     return series.source.options.get("columns")
 
 
+def _series(settings: Settings, source: Source) -> SeriesConfig | None:
+    if source.dataset != schema.PRICES:
+        return None
+    return next((s for s in settings.series if s.id == source.key), None)
+
+
+def _reach(series: SeriesConfig | None) -> int:
+    """Days after the as-of date whose rows a source is asked for: the longest
+    ``known_ahead`` of the series' future covariates (0 without any)."""
+    if series is None:
+        return 0
+    return max((c.known_ahead for c in series.covariates), default=0)
+
+
+def _parse(settings: Settings, source: Source, payload: Payload) -> pd.DataFrame:
+    series = _series(settings, source)
+    declared = {c.file_column: c.name for c in series.covariates} if series else None
+    return parse_payload(payload, _columns(settings, source), covariates=declared)
+
+
+def split_covariates(
+    data: pd.DataFrame, series: SeriesConfig | None, as_of: dt.date, today: dt.date
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The price rows of a parsed batch and its covariate values, long, as issued by ``as_of``.
+
+    Price rows are those dated on or before ``as_of``, plus impossible rows (dated after both
+    ``today`` and the covariates' reach) that validation must refuse; rows dated in between
+    carry only the day-ahead values of the days after the as-of date. A covariate's value for
+    day d is issued on ``d - known_ahead`` (a past covariate's on d itself); values issued
+    after ``as_of`` are later data, left for a later run, and empty values are not stored (not
+    issued: the features stage names them when a forecast needs them).
+    """
+    if series is None or not series.covariates:
+        return data, None
+    dates = pd.to_datetime(data[schema.DATE])
+    reach = pd.Timestamp(as_of) + pd.Timedelta(days=_reach(series))
+    impossible = dates > max(pd.Timestamp(today), reach)
+    prices = data.loc[(dates <= pd.Timestamp(as_of)) | impossible, schema.PRICE_COLUMNS]
+    parts = []
+    for c in series.covariates:
+        issued = dates - pd.Timedelta(days=c.known_ahead)
+        keep = (issued <= pd.Timestamp(as_of)) & data[c.name].notna()
+        parts.append(
+            pd.DataFrame(
+                {
+                    schema.SERIES_ID: data.loc[keep, schema.SERIES_ID].astype("str"),
+                    schema.COVARIATE: c.name,
+                    schema.DATE: dates[keep],
+                    schema.ISSUED: issued[keep],
+                    schema.VALUE: data.loc[keep, c.name].astype("float64"),
+                }
+            )
+        )
+    covariates = pd.concat(parts, ignore_index=True)[schema.COVARIATE_COLUMNS]
+    return prices.reset_index(drop=True), covariates
+
+
+def _batch(
+    settings: Settings,
+    source: Source,
+    window: tuple[dt.date, dt.date],
+    data: pd.DataFrame,
+    as_of: dt.date,
+    today: dt.date,
+    **parts: object,
+) -> Batch:
+    """A batch of ``data`` (parsed rows in ``window`` and impossible ones), its covariates
+    split off (see :func:`split_covariates`)."""
+    series = _series(settings, source)
+    prices, covariates = split_covariates(data, series, as_of, today)
+    signed = bool(series is not None and series.negative_prices)
+    return Batch(
+        source.dataset,
+        source.key,
+        source.name,
+        window,
+        prices,
+        covariates=covariates,
+        signed=signed,
+        **parts,  # type: ignore[arg-type]
+    )
+
+
 def ingest_source(
     settings: Settings,
     source: Source,
@@ -133,16 +221,21 @@ def ingest_source(
     )
     if window is None:
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
-        return Batch(source.dataset, source.key, source.name, (as_of, as_of), empty)
-    payloads = source.fetch(*window)
+        series = _series(settings, source)
+        signed = bool(series is not None and series.negative_prices)
+        return Batch(source.dataset, source.key, source.name, (as_of, as_of), empty, signed=signed)
+    # the days ahead whose covariates are known tonight (day-ahead forecasts) are asked too
+    ahead = (window[0], window[1] + dt.timedelta(days=_reach(_series(settings, source))))
+    payloads = source.fetch(*ahead)
     raw_paths = [land_raw(settings.data_dir, p) for p in payloads]
-    frames = [parse_payload(p, _columns(settings, source)) for p in payloads]
-    data = _in_window(_concat(frames, columns), window, max(today, as_of))
+    frames = [_parse(settings, source, p) for p in payloads]
+    data = _in_window(_concat(frames, columns), ahead, max(today, as_of))
     notes = _notes(payloads, frames)
     inputs = [p.name for p in payloads]
-    return Batch(
-        source.dataset, source.key, source.name, window, data, raw_paths, [], notes, inputs
-    )
+    return _batch(
+        settings, source, window, data, as_of, today, raw_paths=raw_paths, notes=notes,
+        inputs=inputs,
+    )  # fmt: skip
 
 
 def _notes(payloads: list[Payload], frames: list[pd.DataFrame]) -> list[str]:
@@ -187,7 +280,7 @@ def _ingest_files(
     raw_paths = [
         _land_once(settings.data_dir, p, taken.get(str(p.request["file"]))) for p in payloads
     ]
-    frames = [parse_payload(p, _columns(settings, source)) for p in payloads]
+    frames = [_parse(settings, source, p) for p in payloads]
     files = []
     for payload, frame, raw_path in zip(payloads, frames, raw_paths, strict=True):
         newest = frame[schema.DATE].max() if not frame.empty else None
@@ -200,12 +293,14 @@ def _ingest_files(
             raw_path=raw_path,
         )
         files.append((str(payload.request["file"]), stamp))
-    data = _in_window(_concat(frames, columns), window, max(today, as_of))
+    ahead = (window[0], as_of + dt.timedelta(days=_reach(_series(settings, source))))
+    data = _in_window(_concat(frames, columns), ahead, max(today, as_of))
     notes = _notes(payloads, frames)
     inputs = [p.name for p in payloads]
-    return Batch(
-        source.dataset, source.key, source.name, window, data, raw_paths, files, notes, inputs
-    )
+    return _batch(
+        settings, source, window, data, as_of, today, raw_paths=raw_paths, files=files,
+        notes=notes, inputs=inputs,
+    )  # fmt: skip
 
 
 def _land_once(data_dir: str, payload: Payload, stamp: FileStamp | None) -> str:

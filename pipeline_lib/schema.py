@@ -38,7 +38,17 @@ CALENDAR_FEATURES = ["dow_sin", "dow_cos", "month_sin", "month_cos"]
 FEATURE_COLUMNS = [SERIES_ID, DATE, Y, *PAST_FEATURES, *CALENDAR_FEATURES]
 FEATURE_KEY = [SERIES_ID, DATE]
 
+# Curated covariates (pipeline_lib.features.spec): one row per value as issued, long format.
+# ``date`` is the day the value is for, ``issued`` the day it was known (a day-ahead forecast
+# for d is issued on d - 1); a run for as-of t reads only rows issued on or before t.
+COVARIATE = "covariate"
+ISSUED = "issued"
+VALUE = "value"
+COVARIATE_COLUMNS = [SERIES_ID, COVARIATE, DATE, ISSUED, VALUE]
+COVARIATE_KEY = [SERIES_ID, COVARIATE, DATE, ISSUED]
+
 # Data-set names used for folders, suites and reports.
 PRICES = "prices"
 WEATHER = "weather"
 FEATURES = "features"
+COVARIATES = "covariates"

@@ -7,11 +7,14 @@ target ``y``, past covariates and calendar features (schema.FEATURE_COLUMNS).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from pipeline_lib.features.calendar import calendar_features
+from pipeline_lib.features.covariates import add_covariates
+from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.schema import (
     DATE,
     FEATURE_COLUMNS,
@@ -51,11 +54,17 @@ def build_features(
     weather: pd.DataFrame,
     series_locations: dict[str, str | None],
     as_of: dt.date,
+    covariates: pd.DataFrame | None = None,
+    feature_set: FeatureSet | None = None,
+    frequencies: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Features for every series in ``series_locations`` from data dated on or before ``as_of``.
 
     ``series_locations`` maps a series id to the weather location it is joined with (or None:
     its weather columns stay empty). Weather of day t is joined to the price of day t.
+    ``covariates`` (values as issued, long) give the ``feature_set``'s columns: each row sees
+    only values issued on or before its date (see :mod:`pipeline_lib.features.covariates`);
+    ``frequencies`` are the series' calendars for the lead dates.
     """
     cutoff = pd.Timestamp(as_of)
     prices = prices[(prices[DATE] <= cutoff) & prices[SERIES_ID].isin(list(series_locations))]
@@ -66,4 +75,8 @@ def build_features(
     calendar = calendar_features(feats[DATE])
     feats[calendar.columns] = calendar.to_numpy()
     out = feats[FEATURE_COLUMNS].sort_values([SERIES_ID, DATE]).reset_index(drop=True)
-    return out.replace([np.inf, -np.inf], np.nan)
+    out = out.replace([np.inf, -np.inf], np.nan)
+    if feature_set is not None and feature_set.covariate_names:
+        values = covariates if covariates is not None else pd.DataFrame()
+        out = add_covariates(out, values, feature_set, frequencies or {})
+    return out

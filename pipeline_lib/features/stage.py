@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import Settings
-from pipeline_lib.curate import read_curated
+from pipeline_lib.curate import read_covariates, read_curated
+from pipeline_lib.errors import CovariateMissing
 from pipeline_lib.features.build import build_features
+from pipeline_lib.features.covariates import missing_covariates
 from pipeline_lib.store import read_dataset, upsert_partitions, with_year
 from pipeline_lib.validation import raise_if_failed, validate_batch
+
+log = logging.getLogger(__name__)
 
 
 def refresh_features(settings: Settings, as_of: dt.date) -> int:
@@ -26,9 +31,18 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
     weather = read_curated(
         settings.data_dir, schema.WEATHER, sorted({v for v in locations.values() if v}), as_of
     )
-    feats = build_features(prices, weather, locations, as_of)
+    feature_set = settings.feature_set
+    covariates = read_covariates(settings.data_dir, list(locations), as_of)
+    frequencies = {s.id: s.frequency for s in settings.series}
+    feats = build_features(prices, weather, locations, as_of, covariates, feature_set, frequencies)
     if not feats.empty:
-        report = validate_batch(feats, schema.FEATURES, as_of, f"features-{as_of.isoformat()}")
+        check_covariates(settings, feats, as_of)
+        extra = [*feature_set.covariate_names, *feature_set.lead_columns]
+        signed = any(s.negative_prices for s in settings.series)
+        report = validate_batch(
+            feats, schema.FEATURES, as_of, f"features-{as_of.isoformat()}",
+            signed=signed, covariates=extra,
+        )  # fmt: skip
         raise_if_failed([report], {report.key: "none: features not written (rebuilt on rerun)"})
         upsert_partitions(
             with_year(feats),
@@ -39,11 +53,30 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
     return len(feats)
 
 
+def check_covariates(settings: Settings, feats: pd.DataFrame, as_of: dt.date) -> list[str]:
+    """Name what tonight's forecast lacks of the declared covariates (series, covariate,
+    dates): an error (:class:`CovariateMissing`) for a ``required`` one, a logged warning,
+    returned, for one whose policy is ``mask`` (the model then sees it as unknown)."""
+    declared = {
+        s.id: {c.name: (c.role, c.known_ahead, c.missing) for c in s.covariates}
+        for s in settings.series
+    }
+    frequencies = {s.id: s.frequency for s in settings.series}
+    found = missing_covariates(feats, declared, frequencies, as_of)
+    required = [m.describe() for m in found if m.policy == "required"]
+    if required:
+        raise CovariateMissing(required)
+    warnings = [f"{m.describe()} (policy mask: seen as unknown)" for m in found]
+    for warning in warnings:
+        log.warning(warning)
+    return warnings
+
+
 def load_features(settings: Settings, as_of: dt.date) -> pd.DataFrame:
     """Stored features of the configured series, dated on or before ``as_of`` only."""
     feats = read_dataset(
         paths.features_dir(settings.data_dir),
-        columns=schema.FEATURE_COLUMNS,
+        columns=settings.feature_set.columns,
         filters={schema.SERIES_ID: settings.series_ids},
         date_to=as_of,
     )

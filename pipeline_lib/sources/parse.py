@@ -298,6 +298,7 @@ def parse_payload(
     payload: Payload,
     columns: Mapping[str, str] | None = None,
     date_format: str | None = None,
+    covariates: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The payload's rows in the curated schema of its data set.
 
@@ -308,6 +309,9 @@ def parse_payload(
     maps the file's names to ours (default: ``payload.request["columns"]`` if recorded).
     Date strings are ISO 8601 unless ``date_format`` (default: ``payload.request["date_format"]``
     if recorded) declares a strftime pattern every value must match.
+    ``covariates`` (prices only) maps a file column (matched ignoring case) to a declared
+    covariate's name: those columns are kept as floats under that name, after the schema's
+    columns; a declared column the file lacks is an error naming it.
     Extra columns are dropped and listed in ``attrs["ignored_columns"]``; a file without rows
     says why in ``attrs["no_rows"]`` (e.g. "header only").
     Raises :class:`ParseError` naming the file and the problem.
@@ -326,6 +330,13 @@ def parse_payload(
         date_format = payload.request.get("date_format") or None
     df = _rename(_read_raw(payload), columns, payload)
     _check_columns(df, required, payload)
+    kept = {str(k).strip().lower(): v for k, v in (covariates or {}).items()}
+    missing = sorted(k for k in kept if k not in df.columns)
+    if missing and not df.empty:
+        found = ", ".join(map(str, df.columns))
+        raise _fail(
+            payload, f"missing the columns of declared covariates {missing} (found: {found})"
+        )
     out = pd.DataFrame(index=df.index)
     out[key_col] = pd.Series([payload.key] * len(df), index=df.index, dtype="str")
     out[schema.DATE] = _to_dates(df, payload, date_format)
@@ -336,8 +347,13 @@ def parse_payload(
             out[col] = (out["temp_max"] + out["temp_min"]) / 2
         else:
             out[col] = pd.Series(float("nan"), index=df.index, dtype="float64")
-    out = out[out_cols].reset_index(drop=True)
-    out.attrs[IGNORED_COLUMNS] = [str(c) for c in df.columns if c not in out_cols]
+    for col, name in kept.items():
+        if col in df.columns:
+            out[name] = _to_float(df, col, payload)
+        else:  # a header-only file
+            out[name] = pd.Series(float("nan"), index=df.index, dtype="float64")
+    out = out[[*out_cols, *kept.values()]].reset_index(drop=True)
+    out.attrs[IGNORED_COLUMNS] = [str(c) for c in df.columns if c not in out_cols and c not in kept]
     if out.empty and (reason := _no_rows(payload)):
         out.attrs[NO_ROWS] = reason
     return out

@@ -127,6 +127,30 @@ def _dataset(dataset_url: str) -> ds.Dataset | None:
     return ds.dataset(root, filesystem=fs, format="parquet", partitioning=_partitioning(fs, root))
 
 
+def _unified(dataset: ds.Dataset) -> ds.Dataset:
+    """The data set over the union of its files' columns (the dataset's own schema is its
+    first file's): a column some files lack reads as null there."""
+    fragments = list(dataset.get_fragments())
+    schemas = [f.physical_schema for f in fragments]
+    partition = [f for f in dataset.schema if f.name not in pa.unify_schemas(schemas).names]
+    unified = pa.unify_schemas([*schemas, pa.schema(partition)], promote_options="permissive")
+    return ds.dataset(
+        [f.path for f in fragments],
+        schema=unified,
+        filesystem=dataset.filesystem,
+        format="parquet",
+        partitioning=dataset.partitioning,
+        partition_base_dir=_base_dir(fragments),
+    )
+
+
+def _base_dir(fragments: list[ds.Fragment]) -> str:
+    """The root folder of a Hive-partitioned data set's files."""
+    first = fragments[0].path
+    parts = first.split("/")
+    return "/".join(p for p in parts[: next(i for i, p in enumerate(parts) if "=" in p)])
+
+
 def read_dataset(
     dataset_url: str,
     columns: list[str] | None = None,
@@ -153,6 +177,8 @@ def read_dataset(
             scalar = pa.scalar(pd.Timestamp(bound).date(), type=pa.date32())
             cond = ds.field(DATE) >= scalar if op == "ge" else ds.field(DATE) <= scalar
             expr = cond if expr is None else expr & cond
+    if columns is not None and any(c not in dataset.schema.names for c in columns):
+        dataset = _unified(dataset)  # files written before a column was added lack it
     if columns is not None:
         unknown = [c for c in columns if c not in dataset.schema.names]
         if unknown:

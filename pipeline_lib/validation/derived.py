@@ -61,9 +61,16 @@ def has_derived(dataset: str) -> bool:
 
 
 def add_derived(
-    df: pd.DataFrame, dataset: str, as_of: dt.date, history: pd.DataFrame | None = None
+    df: pd.DataFrame,
+    dataset: str,
+    as_of: dt.date,
+    history: pd.DataFrame | None = None,
+    signed: bool = False,
 ) -> pd.DataFrame:
-    """A copy of ``df`` (default index) with the DERIVED columns; ``df`` is left unchanged."""
+    """A copy of ``df`` (default index) with the DERIVED columns; ``df`` is left unchanged.
+
+    ``signed`` prices (zero or negative allowed) are judged on their changes, like weather,
+    not on log changes, and get no ``jump_factor``."""
     out = df.reset_index(drop=True).copy()
     for name in DERIVED:
         out[name] = np.nan
@@ -82,8 +89,9 @@ def add_derived(
     )
     business = _BUSINESS_DAYS[dataset]
     rows[GAP] = _gaps(rows, key, business)
-    rows[JUMP] = _jump_zscores(rows, key, log=dataset == schema.PRICES)
-    rows[ABSURD_Z], rows[FACTOR] = _absurd(rows, key, log=dataset == schema.PRICES)
+    log = dataset == schema.PRICES and not signed
+    rows[JUMP] = _jump_zscores(rows, key, log=log)
+    rows[ABSURD_Z], rows[FACTOR] = _absurd(rows, key, log=log)
     rows[STALENESS] = _staleness(rows, key, as_of, business)
     derived = rows.loc[rows["_batch"], [key, schema.DATE, *DERIVED]]
     keys = pd.DataFrame({key: out[key], schema.DATE: _dates(out[schema.DATE])})

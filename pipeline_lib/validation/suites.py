@@ -132,23 +132,29 @@ def _continuity(t: ValidationConfig, change: str) -> list[gxe.Expectation]:
     ]
 
 
-def prices_suite(as_of: dt.date, thresholds: ValidationConfig | None = None) -> gx.ExpectationSuite:
+def prices_suite(
+    as_of: dt.date, thresholds: ValidationConfig | None = None, signed: bool = False
+) -> gx.ExpectationSuite:
     """Expectations for daily prices (``schema.PRICE_COLUMNS``) in a run for ``as_of``.
 
     open, high, low and volume may be entirely null (close-only series such as a spot price).
-    The frame validated also carries the derived columns (``derived.DERIVED``).
+    The frame validated also carries the derived columns (``derived.DERIVED``). ``signed``:
+    prices that may be zero or negative (electricity, ``SeriesConfig.negative_prices``): no
+    positivity and no ratio checks; the jump checks work on changes instead of log changes.
     """
     t = thresholds or ValidationConfig()
     columns = [*schema.PRICE_COLUMNS, *DERIVED]
     exps = _common(schema.SERIES_ID, columns, schema.PRICE_VALUES, as_of)
+    # ranges: prices are strictly positive; zero or negative is a feed or parsing error
+    # (except where the market has negative prices: then nothing bounds them).
+    positive = [
+        _between(f"{c}_positive", "ranges", CRITICAL, c, min_value=0, strict_min=True)
+        for c in ("open", "high", "low", "close")
+    ]
     exps += [
         # nulls: close is the forecast target; a missing close is a broken record.
         _not_null(schema.TARGET, CRITICAL),
-        # ranges: prices are strictly positive; zero or negative is a feed or parsing error.
-        *(
-            _between(f"{c}_positive", "ranges", CRITICAL, c, min_value=0, strict_min=True)
-            for c in ("open", "high", "low", "close")
-        ),
+        *([] if signed else positive),
         # ranges: traded volume is never negative.
         _between("volume_non_negative", "ranges", CRITICAL, "volume", min_value=0),
         # consistency: the day's high is at least its low (swapped or misparsed columns).
@@ -160,18 +166,93 @@ def prices_suite(as_of: dt.date, thresholds: ValidationConfig | None = None) -> 
         _a_ge_b("open_ge_low", "consistency", WARNING, "open", "low"),
         _a_ge_b("close_ge_low", "consistency", WARNING, "close", "low"),
         *_continuity(t, "close"),
+    ]
+    if not signed:  # a ratio means nothing across zero
         # outliers: a day-on-day factor beyond absurd_jump_factor (up or down) is a unit,
         # currency or typing error, whatever the history (it needs one previous row only).
         # jump_factor is max(close / previous, previous / close), on the same smaller change.
+        exps.append(
+            _between(
+                "close_factor_not_absurd",
+                "outliers",
+                CRITICAL,
+                FACTOR,
+                max_value=t.absurd_jump_factor,
+            )
+        )
+    return gx.ExpectationSuite(name=schema.PRICES, expectations=exps)
+
+
+MAX_COVARIATE_REACH_DAYS = 366  # no configurable known_ahead reaches further
+
+
+def covariates_suite(
+    as_of: dt.date, thresholds: ValidationConfig | None = None, signed: bool = False
+) -> gx.ExpectationSuite:
+    """Expectations for covariate values as issued (``schema.COVARIATE_COLUMNS``), long.
+
+    ``thresholds`` and ``signed`` are accepted for a uniform signature: covariates (a load,
+    a temperature, a net position) have no sign rule.
+    """
+    exps = [
+        # schema: exactly the expected columns.
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=list(schema.COVARIATE_COLUMNS),
+            exact_match=True,
+            **_meta("columns", "schema", CRITICAL),
+        ),
+        # types: ids and names are strings, dates naive datetimes, values numbers.
+        *(
+            gxe.ExpectColumnValuesToBeOfType(
+                column=c, type_="str", **_meta(f"{c}_type", "types", CRITICAL)
+            )
+            for c in (schema.SERIES_ID, schema.COVARIATE)
+        ),
+        *(
+            gxe.ExpectColumnValuesToBeInTypeList(
+                column=c, type_list=DATE_TYPES, **_meta(f"{c}_type", "types", CRITICAL)
+            )
+            for c in (schema.DATE, schema.ISSUED)
+        ),
+        gxe.ExpectColumnValuesToBeInTypeList(
+            column=schema.VALUE, type_list=NUMBER_TYPES, **_meta("value_type", "types", CRITICAL)
+        ),
+        # nulls: a value without its key, its dates or a number cannot be used.
+        *(_not_null(c, CRITICAL) for c in schema.COVARIATE_COLUMNS),
+        # duplicates: one value per series, covariate, day and issue time.
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=schema.COVARIATE_KEY, **_meta("key_unique", "duplicates", CRITICAL)
+        ),
+        # leakage: a value issued after the forecast date may not enter a point-in-time run.
         _between(
-            "close_factor_not_absurd",
-            "outliers",
+            "issued_not_after_as_of",
+            "leakage",
             CRITICAL,
-            FACTOR,
-            max_value=t.absurd_jump_factor,
+            schema.ISSUED,
+            max_value=pd.Timestamp(as_of),
+        ),
+        # leakage: a value is issued on or before the day it is for (otherwise it is an
+        # observation, a past covariate, not a forecast); checked as date >= issued.
+        _a_ge_b("issued_not_after_date", "leakage", CRITICAL, schema.DATE, schema.ISSUED),
+        # ranges: finite values (an inf would poison scaling and training).
+        _between(
+            "value_finite",
+            "ranges",
+            CRITICAL,
+            schema.VALUE,
+            min_value=-MAX_ABS_FEATURE,
+            max_value=MAX_ABS_FEATURE,
+        ),
+        # ranges: no value reaches beyond the longest known_ahead a config can declare.
+        _between(
+            "date_within_reach",
+            "leakage",
+            CRITICAL,
+            schema.DATE,
+            max_value=pd.Timestamp(as_of) + pd.Timedelta(days=MAX_COVARIATE_REACH_DAYS),
         ),
     ]
-    return gx.ExpectationSuite(name=schema.PRICES, expectations=exps)
+    return gx.ExpectationSuite(name=schema.COVARIATES, expectations=exps)
 
 
 def weather_suite(
@@ -234,18 +315,27 @@ MAX_ABS_FEATURE = 1e12  # far beyond any price or feature; catches inf and overf
 
 
 def features_suite(
-    as_of: dt.date, thresholds: ValidationConfig | None = None
+    as_of: dt.date,
+    thresholds: ValidationConfig | None = None,
+    signed: bool = False,
+    covariates: list[str] | None = None,
 ) -> gx.ExpectationSuite:
-    """Expectations for the feature frame (``schema.FEATURE_COLUMNS``) built for ``as_of``.
+    """Expectations for the feature frame (``schema.FEATURE_COLUMNS`` and the ``covariates``
+    columns of the feature set) built for ``as_of``.
 
     ``thresholds`` is accepted for a uniform signature; the feature checks have no knobs.
+    ``signed``: some series may have zero or negative prices (no positivity check on y).
+    Covariate columns may be null (not issued: masked), never infinite.
     """
-    exps = _common(schema.SERIES_ID, schema.FEATURE_COLUMNS, FEATURE_VALUES, as_of)
+    extra = list(covariates or [])
+    values = [*FEATURE_VALUES, *extra]
+    exps = _common(schema.SERIES_ID, [*schema.FEATURE_COLUMNS, *extra], values, as_of)
+    # ranges: the target is a price; log returns need it strictly positive.
+    positive = _between("y_positive", "ranges", CRITICAL, schema.Y, min_value=0, strict_min=True)
     exps += [
         # nulls: the target and the always-defined features feed the model as they are.
         *(_not_null(c, CRITICAL) for c in FEATURES_FILLED),
-        # ranges: the target is a price; log returns need it strictly positive.
-        _between("y_positive", "ranges", CRITICAL, schema.Y, min_value=0, strict_min=True),
+        *([] if signed else [positive]),
         # ranges: every value is finite (an inf or overflow would poison scaling and training).
         *(
             _between(
@@ -256,7 +346,7 @@ def features_suite(
                 min_value=-MAX_ABS_FEATURE,
                 max_value=MAX_ABS_FEATURE,
             )
-            for c in FEATURE_VALUES
+            for c in values
         ),
         # ranges: cyclical calendar encodings are sines and cosines.
         *(
@@ -277,17 +367,20 @@ def freshness_suite(
     )
 
 
-SUITES: dict[str, Callable[[dt.date, ValidationConfig | None], gx.ExpectationSuite]] = {
+SUITES: dict[str, Callable[..., gx.ExpectationSuite]] = {
     schema.PRICES: prices_suite,
     schema.WEATHER: weather_suite,
     schema.FEATURES: features_suite,
+    schema.COVARIATES: covariates_suite,
 }
 
 
 def suite_for(
-    dataset: str, as_of: dt.date, thresholds: ValidationConfig | None = None
+    dataset: str, as_of: dt.date, thresholds: ValidationConfig | None = None, **options: Any
 ) -> gx.ExpectationSuite:
-    """The suite of ``dataset`` (prices, weather or features) for ``as_of``."""
+    """The suite of ``dataset`` (prices, weather, features or covariates) for ``as_of``;
+    ``options`` are the suite's own (``signed`` for prices and features, ``covariates`` for
+    features)."""
     if dataset not in SUITES:
         raise ValueError(f"no validation suite for data set {dataset!r}; known: {sorted(SUITES)}")
-    return SUITES[dataset](as_of, thresholds)
+    return SUITES[dataset](as_of, thresholds, **options)

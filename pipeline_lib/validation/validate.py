@@ -35,6 +35,7 @@ KEYS = {
     schema.PRICES: schema.SERIES_ID,
     schema.WEATHER: schema.LOCATION,
     schema.FEATURES: schema.SERIES_ID,
+    schema.COVARIATES: schema.SERIES_ID,
 }
 _LOCK = threading.Lock()
 
@@ -66,8 +67,11 @@ def validate_batch(
     batch_name: str,
     history: pd.DataFrame | None = None,
     thresholds: ValidationConfig | None = None,
+    **options: Any,
 ) -> ValidationReport:
-    """Validate ``df`` against the suite of ``dataset`` (prices, weather, features) on ``as_of``.
+    """Validate ``df`` against the suite of ``dataset`` (prices, weather, features, covariates)
+    on ``as_of``; ``options`` go to the suite (see ``suites.suite_for``: ``signed`` prices may
+    be zero or negative, and their jumps are changes, not log changes).
 
     ``history``: recent curated rows of the same keys; the gap, jump and absurd-change checks
     look across it into the batch (without it they see the batch alone), and batch rows that
@@ -79,7 +83,7 @@ def validate_batch(
     """
     from pipeline_lib.validation.suites import suite_for
 
-    suite = suite_for(dataset, as_of, thresholds)
+    suite = suite_for(dataset, as_of, thresholds, **options)
     doubled = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
     data = df.reset_index(drop=True).loc[:, ~df.columns.duplicated()]  # GX needs distinct names
     pre: list[ExpectationFailure] = [_doubled_columns(doubled)] if doubled else []
@@ -88,7 +92,8 @@ def validate_batch(
         if clash:  # a derived name in the input would be overwritten: report it, then drop it
             pre.append(_reserved_columns(clash))
             data = data.drop(columns=clash)
-        data = add_derived(data, dataset, as_of, history)  # a copy: the caller's df stays as is
+        signed = bool(options.get("signed", False))
+        data = add_derived(data, dataset, as_of, history, signed)  # a copy: df stays as is
     else:
         data = data.copy()
     post: list[ExpectationFailure] = []
