@@ -14,7 +14,7 @@ from pipeline_lib.errors import ConfigError, CovariateMissing
 from pipeline_lib.features.covariates import add_covariates, missing_covariates
 from pipeline_lib.features.spec import FeatureSet, FutureCovariate
 from pipeline_lib.features.stage import check_covariates, load_features, refresh_features
-from pipeline_lib.sources.base import CSV, Payload, ParseError, utc_now
+from pipeline_lib.sources.base import CSV, ParseError, Payload, utc_now
 from pipeline_lib.sources.parse import parse_payload
 from pipeline_lib.validation import validate_batch
 
