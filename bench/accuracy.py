@@ -78,11 +78,12 @@ from pipeline_lib.config import SAMPLE_END, Settings, load_settings
 from pipeline_lib.evaluation.backtest import LSTM
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts, score_rows
 from pipeline_lib.features.stage import load_features, refresh_features
-from pipeline_lib.model.forecast import FORECAST_COLUMNS
+from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.retrain import train_or_reuse
 from pipeline_lib.selection import RULES, choose_all, combine
 
 PUBLISHED = "published"
+TONIGHT, NOFUTURE = "lstm_tonight", "lstm_nofuture"  # the --ablate-future pair
 KEY = [schema.SERIES_ID, "forecast_date", "horizon"]
 SAMPLE_START_NIGHT = dt.date(2015, 1, 2)  # the first business day of the sample's last year
 
@@ -125,6 +126,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-epochs", type=int, default=None, help="override training.max_epochs")
     p.add_argument(
         "--finetune-epochs", type=int, default=None, help="override training.finetune_epochs"
+    )
+    p.add_argument(
+        "--ablate-future",
+        action="store_true",
+        help="also train, each night, the LSTM without the future covariates (lstm_nofuture) "
+        "beside the one with them (lstm_tonight), both forecasting from tonight's model",
     )
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument(
@@ -223,10 +230,34 @@ def rule_forecasts(
     return out
 
 
+def without_future(settings: Settings, data_dir: str) -> Settings:
+    """The same settings with every series' future covariates left out (its own models
+    folder): the LSTM of the ablation."""
+    series = [
+        s.model_copy(update={"covariates": [c for c in s.covariates if c.role == "past"]})
+        for s in settings.series
+    ]
+    return settings.model_copy(update={"series": series, "data_dir": data_dir})
+
+
+def tonight_lstm(settings: Settings, rows: pd.DataFrame, night: dt.date) -> pd.DataFrame:
+    """The forecast of the model trained (or fine-tuned) tonight under ``settings``."""
+    trained, _ = train_or_reuse(settings, rows, night)
+    frequencies = {s.id: s.frequency for s in settings.series}
+    return predict(trained, rows, night, frequencies)
+
+
 def run_night(
-    settings: Settings, features: pd.DataFrame, night: dt.date, dump: str | None = None
+    settings: Settings,
+    features: pd.DataFrame,
+    night: dt.date,
+    dump: str | None = None,
+    ablated: Settings | None = None,
 ) -> tuple[dict[str, Any], list[pd.DataFrame]]:
-    """One night of the product on the rows dated on or before it: its record and forecasts."""
+    """One night of the product on the rows dated on or before it: its record and forecasts.
+
+    With ``ablated`` (see :func:`without_future`), tonight's LSTM with the future covariates
+    (``lstm_tonight``) and without them (``lstm_nofuture``) are scored too."""
     rows = features.loc[features[schema.DATE] <= pd.Timestamp(night)].reset_index(drop=True)
     started = time.perf_counter()
     trained, decision = train_or_reuse(settings, rows, night)
@@ -243,6 +274,10 @@ def run_night(
         Path(f"{dump}/{night}-champion.txt").write_text(evaluation.selection.champion or "")
     for name, part in per_model.groupby(MODEL, sort=True):
         forecasts.append(_tagged(part, str(name), night))
+    if ablated is not None:
+        frequencies = {s.id: s.frequency for s in settings.series}
+        forecasts.append(_tagged(predict(trained, rows, night, frequencies), TONIGHT, night))
+        forecasts.append(_tagged(tonight_lstm(ablated, rows, night), NOFUTURE, night))
     for name, part in rule_forecasts(settings, evaluation, per_model).items():
         if not part.empty:
             forecasts.append(_tagged(part, name, night))
@@ -336,6 +371,9 @@ def _scope(
     baseline, the best single model in hindsight, and the published forecast against both."""
     part = scores.loc[scores["horizon"].astype(str) == label]
     mase = part.pivot(index=schema.SERIES_ID, columns=MODEL, values="mase").reindex(columns=columns)
+    mae = part.pivot(index=schema.SERIES_ID, columns=MODEL, values="mae").reindex(columns=columns)
+    # rMAE: MAE over the weekly seasonal naive's on the same rows (electricity's convention)
+    rmae = mae.div(mae["seasonal_naive"], axis=0) if "seasonal_naive" in mae else mae * math.nan
     per_series = {}
     for sid, row in mase.iterrows():
         st, single = row[stat].dropna(), row[singles].dropna()
@@ -349,11 +387,14 @@ def _scope(
                 m: bool(float(row[m]) <= best_stat + 1e-12) for m in columns
             },
             "ratio_to_best_single": {m: float(row[m]) / best_single for m in columns},
+            "mae": {m: float(mae.loc[sid, m]) for m in columns},
+            "rmae": {m: float(rmae.loc[sid, m]) for m in columns},
         }
     overall = {m: float(mase[m].mean()) for m in columns}
     best = min(singles, key=lambda m: overall[m] if not math.isnan(overall[m]) else math.inf)
     return {
         "per_series": per_series,
+        "median_rmae": {m: float(rmae[m].median()) for m in columns},
         "overall_mase": overall,
         "best_single_overall": best,
         "ratio_to_best_single_overall": {m: overall[m] / overall[best] for m in columns},
@@ -370,7 +411,8 @@ def summarise(
     settings: Settings,
 ) -> dict[str, Any]:
     baselines = list(settings.backtest.baselines)
-    singles = [*baselines, LSTM]
+    extra = [m for m in (TONIGHT, NOFUTURE) if m in set(scores[MODEL])]
+    singles = [*baselines, LSTM, *extra]
     stat = [m for m in STATISTICAL if m in baselines]
     rules = sorted(m for m in scores[MODEL].unique() if str(m).startswith("rule:"))
     columns = [*singles, PUBLISHED, *rules]
@@ -463,8 +505,20 @@ def report(summary: dict[str, Any], settings: Settings, n_scored: int, n_dropped
             + "".join(f"{'yes' if ok[m] else 'no':>13}" for m in models)
             + "   (no worse than the best statistical baseline on every series)"
         )
+        if "seasonal_naive" in models:
+            print(f"\n{title}: MAE (price units) / rMAE (MAE over the weekly seasonal naive's)")
+            print(header)
+            print("-" * len(header))
+            for sid, s in scope["per_series"].items():
+                cells = "".join(
+                    f"{_fmt(s['mae'][m], 2) + '/' + _fmt(s['rmae'][m], 2):>13}" for m in models
+                )
+                print(f"{sid:<{width}}{cells}")
+            med = scope["median_rmae"]
+            print(f"{'med rMAE':<{width}}" + "".join(f"{_fmt(med[m]):>13}" for m in models))
     print(
         "(overall = mean of the per-series MASE; lstm = each night's champion, every series; "
+        "lstm_tonight / lstm_nofuture: tonight's model with / without the future covariates; "
         f"statistical baselines: {', '.join(summary['statistical'])})"
     )
     print()
@@ -554,9 +608,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         walk = settings.model_copy(update={"data_dir": str(Path(tmp) / "walk")})
+        ablated = (
+            without_future(settings, str(Path(tmp) / "ablated")) if args.ablate_future else None
+        )
         records, parts = [], []
         for night in dates:
-            record, forecasts = run_night(walk, features, night, args.dump)
+            record, forecasts = run_night(walk, features, night, args.dump, ablated)
             records.append(record)
             parts += forecasts
             promoted = "promoted" if record["promoted"] else "kept"

@@ -59,7 +59,10 @@ class CovariateConfig(BaseModel):
     solar forecasts, known the day before delivery: ``known_ahead = 1``).
     ``source`` series: a column of the series' own price file (``column``, default ``name``);
     a row dated d holds the value for d, issued ``known_ahead`` days before d (a past
-    covariate's value is issued on its own date).
+    covariate's value is issued on its own date). ``source`` holidays: 1.0 on the public
+    holidays of ``options.country`` (ISO code; ``options.subdivision`` optional, e.g. a German
+    state) from the ``holidays`` package, else 0.0; a future covariate, known as far ahead as
+    ``known_ahead`` says (the horizon, typically).
     ``missing``: what a value that tonight's forecast needs but that has not arrived does.
     ``required`` (the default) stops the run with an error naming the series, the covariate
     and the dates; ``mask`` records a warning and the model sees the value as unknown (an
@@ -68,8 +71,12 @@ class CovariateConfig(BaseModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="feature name, e.g. load_forecast")
     role: Literal["past", "future"]
-    source: Literal["series"] = Field(
-        default="series", description="series: a column of the series' own price file"
+    source: Literal["series", "holidays"] = Field(
+        default="series",
+        description="series: a column of the series' own price file; holidays: public holidays",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="holidays: country (ISO code), subdivision (optional)"
     )
     column: str | None = Field(default=None, description="the file's column; default: name")
     known_ahead: int = Field(
@@ -87,6 +94,20 @@ class CovariateConfig(BaseModel):
             raise ValueError(f"past covariate {self.name!r} cannot have known_ahead")
         if self.name in {*FEATURE_COLUMNS, *PRICE_COLUMNS, "issued"}:
             raise ValueError(f"covariate name {self.name!r} is a built-in column")
+        if self.source == "holidays":
+            from pipeline_lib.features.holidays import check_calendar
+
+            if self.role != "future":
+                raise ValueError(f"holidays covariate {self.name!r} must have role future")
+            unknown = sorted(set(self.options) - {"country", "subdivision"})
+            if unknown or "country" not in self.options:
+                raise ValueError(
+                    f"holidays covariate {self.name!r} takes options country (required) and "
+                    f"subdivision, got {sorted(self.options)}"
+                )
+            check_calendar(str(self.options["country"]), self.options.get("subdivision"))
+        elif self.options:
+            raise ValueError(f"covariate {self.name!r} (source series) takes no options")
         return self
 
     @property

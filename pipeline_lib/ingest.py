@@ -116,12 +116,16 @@ def _reach(series: SeriesConfig | None) -> int:
     ``known_ahead`` of the series' future covariates (0 without any)."""
     if series is None:
         return 0
-    return max((c.known_ahead for c in series.covariates), default=0)
+    return max((c.known_ahead for c in series.covariates if c.source == "series"), default=0)
 
 
 def _parse(settings: Settings, source: Source, payload: Payload) -> pd.DataFrame:
     series = _series(settings, source)
-    declared = {c.file_column: c.name for c in series.covariates} if series else None
+    declared = (
+        {c.file_column: c.name for c in series.covariates if c.source == "series"}
+        if series
+        else None
+    )
     return parse_payload(payload, _columns(settings, source), covariates=declared)
 
 
@@ -137,14 +141,15 @@ def split_covariates(
     after ``as_of`` are later data, left for a later run, and empty values are not stored (not
     issued: the features stage names them when a forecast needs them).
     """
-    if series is None or not series.covariates:
+    from_file = [c for c in series.covariates if c.source == "series"] if series else []
+    if series is None or not from_file:
         return data, None
     dates = pd.to_datetime(data[schema.DATE])
     reach = pd.Timestamp(as_of) + pd.Timedelta(days=_reach(series))
     impossible = dates > max(pd.Timestamp(today), reach)
     prices = data.loc[(dates <= pd.Timestamp(as_of)) | impossible, schema.PRICE_COLUMNS]
     parts = []
-    for c in series.covariates:
+    for c in from_file:
         issued = dates - pd.Timedelta(days=c.known_ahead)
         keep = (issued <= pd.Timestamp(as_of)) & data[c.name].notna()
         parts.append(

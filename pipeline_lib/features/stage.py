@@ -13,6 +13,7 @@ from pipeline_lib.curate import read_covariates, read_curated
 from pipeline_lib.errors import CovariateMissing
 from pipeline_lib.features.build import build_features
 from pipeline_lib.features.covariates import missing_covariates
+from pipeline_lib.features.holidays import holiday_values
 from pipeline_lib.store import read_dataset, upsert_partitions, with_year
 from pipeline_lib.validation import raise_if_failed, validate_batch
 
@@ -33,6 +34,7 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
     )
     feature_set = settings.feature_set
     covariates = read_covariates(settings.data_dir, list(locations), as_of)
+    covariates = pd.concat([covariates, calendar_covariates(settings, prices, as_of)])
     frequencies = {s.id: s.frequency for s in settings.series}
     feats = build_features(prices, weather, locations, as_of, covariates, feature_set, frequencies)
     if not feats.empty:
@@ -51,6 +53,25 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
             partition_cols=[schema.SERIES_ID, "year"],
         )
     return len(feats)
+
+
+def calendar_covariates(settings: Settings, prices: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """The values of the holiday covariates, from each series' first price to as far ahead as
+    each is known (computed, not stored: a calendar is known in advance)."""
+    parts = [pd.DataFrame(columns=schema.COVARIATE_COLUMNS)]
+    for s in settings.series:
+        rows = prices.loc[prices[schema.SERIES_ID] == s.id, schema.DATE]
+        if rows.empty:
+            continue
+        start = pd.Timestamp(rows.min()).date()
+        for c in s.covariates:
+            if c.source == "holidays":
+                end = as_of + dt.timedelta(days=c.known_ahead)
+                country, subdivision = c.options["country"], c.options.get("subdivision")
+                parts.append(
+                    holiday_values(s.id, c.name, country, subdivision, start, end, c.known_ahead)
+                )
+    return pd.concat(parts, ignore_index=True)
 
 
 def check_covariates(settings: Settings, feats: pd.DataFrame, as_of: dt.date) -> list[str]:

@@ -218,3 +218,27 @@ def test_a_covariate_issued_after_the_as_of_date_is_refused():
     values = _values([("2019-01-05", "2019-01-04", "", 1.0)])
     report = validate_batch(values, schema.COVARIATES, dt.date(2019, 1, 3), "covariates-A")
     assert not report.success and "issued_not_after_as_of" in report.summary()
+
+
+def test_holidays_are_a_covariate_known_for_the_whole_horizon(tmp_path):
+    settings = load_settings(SAMPLE_CONFIG, data_dir=str(tmp_path))
+    settings = settings.model_copy(update={"series": settings.series[:1]})  # DE
+    holiday = next(c for c in settings.series[0].covariates if c.name == "holiday")
+    assert holiday.source == "holidays" and holiday.known_ahead == 14
+    as_of = dt.date(2019, 12, 23)
+    _ingest(settings, as_of)
+    refresh_features(settings, as_of)
+    last = load_features(settings, as_of).iloc[-1]
+    assert last["holiday"] == 0.0 and last["holiday@1"] == 0.0  # 12-24 is no public holiday
+    assert last["holiday@2"] == 1.0 and last["holiday@3"] == 1.0  # 25 and 26 December
+    assert last["holiday@9"] == 1.0 and last["holiday@14"] == 0.0  # 1 January, 6 January
+
+
+def test_a_holiday_calendar_the_package_lacks_is_named():
+    bad = {"name": "holiday", "role": "future", "source": "holidays", "known_ahead": 5}
+    with pytest.raises(ConfigError, match="unknown country code 'XX'"):
+        load_settings(series=[_series([{**bad, "options": {"country": "XX"}}])])
+    with pytest.raises(ConfigError, match="unknown subdivision 'ZZ' of DE"):
+        load_settings(
+            series=[_series([{**bad, "options": {"country": "DE", "subdivision": "ZZ"}}])]
+        )
