@@ -3,12 +3,13 @@
 The current model is the champion of the newest selection dated before the run (see
 ``pipeline_lib.registry``), else the newest model. The nightly run fully trains when there is
 no model yet (as of the run date), when the config no longer matches the model (series,
-horizon, architecture), when the model was trained on targets inside tonight's backtest
-hold-out, when asked to, or when the last full training is ``retrain_every_days`` old; it
-reuses the model when no data is newer than the model; otherwise it fine-tunes the model on
-recent data. Every model trained here stops its training targets at the backtest hold-out
-start (``fit_end``), so it can be scored out of sample. Point-in-time correct: only models
-trained through the run date or earlier are considered.
+horizon, inputs: the covariates of ``Settings.feature_set``, architecture), when the model
+was trained on targets inside tonight's backtest hold-out, when asked to, or when the last
+full training is ``retrain_every_days`` old; it reuses the model when no data is newer than
+the model; otherwise it fine-tunes the model on recent data. Every model trained here stops
+its training targets at the backtest hold-out start (``fit_end``), so it can be scored out of
+sample. Point-in-time correct: only models trained through the run date or earlier are
+considered.
 
 Drift and decay (``[retrain_policy]``, :mod:`pipeline_lib.policy`) bring the full training
 forward: when the night's verdict triggers and the last full training is at least
@@ -31,6 +32,7 @@ from sqlalchemy import Engine
 from pipeline_lib import db, paths, registry, schema
 from pipeline_lib.config import ModelConfig, Settings
 from pipeline_lib.evaluation.backtest import BacktestPlan, plan_backtest
+from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.checkpoint import list_models, load_model, save_model
 from pipeline_lib.model.train import fine_tune, train_full
 from pipeline_lib.model.trained import MODULE_DEFAULTS, TrainedModel
@@ -78,9 +80,39 @@ def _mismatch(record: dict[str, Any], settings: Settings, series_ids: list[str])
         return f"horizon changed ({record['horizon']} -> {settings.horizon})"
     if list(record["quantiles"]) != list(settings.model.quantiles):
         return "quantiles changed"
+    inputs = inputs_changed(FeatureSet.from_dict(record.get("feature_set")), settings.feature_set)
+    if inputs:
+        return inputs
     wanted = settings.model.model_dump()
     changed = [k for k in _ARCHITECTURE if hp.get(k) != wanted[k]]
     return f"model settings changed: {', '.join(changed)}" if changed else None
+
+
+def _covariates(feature_set: FeatureSet) -> dict[str, str]:
+    """Each covariate's role and reach, in words: ``past`` or ``future, known_ahead 2``."""
+    roles = dict.fromkeys(feature_set.past_covariates, "past")
+    for c in feature_set.future_covariates:
+        roles[c.name] = f"future, known_ahead {c.known_ahead}"
+    return roles
+
+
+def inputs_changed(model: FeatureSet, wanted: FeatureSet) -> str | None:
+    """Why a model's covariates (``model``) are not the configured ones (``wanted``), e.g.
+    ``inputs changed: covariates added ['load_forecast']``; None when they are the same (a
+    fine-tune keeps its parent's inputs, so it needs them unchanged)."""
+    if model == wanted:
+        return None
+    old, new = _covariates(model), _covariates(wanted)
+    parts = []
+    if added := sorted(new.keys() - old.keys()):
+        parts.append(f"covariates added {added}")
+    if removed := sorted(old.keys() - new.keys()):
+        parts.append(f"covariates removed {removed}")
+    if changed := sorted(n for n in old.keys() & new.keys() if old[n] != new[n]):
+        parts.append(
+            "covariates changed " + ", ".join(f"{n!r} ({old[n]} -> {new[n]})" for n in changed)
+        )
+    return "inputs changed: " + ("; ".join(parts) or "covariate order")
 
 
 def current_model(
@@ -282,7 +314,7 @@ def train_or_reuse(
     if decision.action == "full":
         trained = train_full(
             rows, settings.model, settings.training, settings.horizon, as_of, progress, fit_end,
-            saved,
+            saved, settings.feature_set,
         )  # fmt: skip
     else:
         parent = load_model(url, decision.base_version)

@@ -85,6 +85,7 @@ def score_configuration(
         settings.horizon,
         as_of,
         fit_end=plan.holdout_start,
+        feature_set=settings.feature_set,
     )
     frequencies = {s.id: s.frequency for s in settings.series}
     forecasts = lstm_forecasts(trained, features, plan, frequencies)

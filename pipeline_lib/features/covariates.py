@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import schema
+from pipeline_lib.features.calendar import future_dates
 from pipeline_lib.features.spec import FeatureSet, lead_column
-from pipeline_lib.model.calendar import future_dates
 
 _ROW = "_row"
 _TARGET = "_target"

@@ -21,6 +21,7 @@ import torch
 from fsspec.core import url_to_fs
 from fsspec.spec import AbstractFileSystem
 
+from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.scaling import SeriesScalers
 from pipeline_lib.model.trained import TrainedModel, build_module
 from pipeline_lib.store.fs import atomic_write_bytes
@@ -29,6 +30,9 @@ WEIGHTS_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 2  # 2: optional optimizer state (optimizer.safetensors + metadata "optimizer")
+# The metadata's "feature_set" (FeatureSet.to_dict) is optional too: absent, the model has no
+# covariates (saved before them). A loader that predates it refuses a model with future
+# covariates (its weights do not fit the module it builds), so the format stays 2.
 
 
 def _root(models_url: str) -> tuple[AbstractFileSystem, str]:
@@ -100,6 +104,7 @@ def metadata_record(
         "series_ids": list(trained.series_ids),
         "feature_names": list(trained.feature_names),
         "calendar_features": list(trained.calendar_features),
+        "feature_set": trained.feature_set.to_dict(),
         "hyperparameters": trained.hyperparameters,
         "training_config": trained.training_config,
         "scalers": trained.scalers.to_dict(),
@@ -151,7 +156,7 @@ def _read_checked(fs: AbstractFileSystem, path: str, sha256: str, what: str) -> 
 def load_model(models_url: str, version: str) -> TrainedModel:
     """Rebuild a saved model: weights, and the optimizer state where one was saved, from
     safetensors bytes checked against their sha256. Older checkpoints without an optimizer
-    state load with ``optimizer_state=None``."""
+    state load with ``optimizer_state=None``, those without a feature set with the empty one."""
     fs, root = _root(models_url)
     meta = read_metadata(models_url, version)
     folder = f"{root}/{version}"
@@ -185,6 +190,7 @@ def load_model(models_url: str, version: str) -> TrainedModel:
         training_config=meta.get("training_config", {}),
         fit_end=dt.date.fromisoformat(meta["fit_end"]) if meta.get("fit_end") else None,
         optimizer_state=optimizer_state,
+        feature_set=FeatureSet.from_dict(meta.get("feature_set")),
     )
 
 

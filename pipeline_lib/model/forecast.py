@@ -11,9 +11,10 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.evaluation.windows import origin_windows
-from pipeline_lib.model.calendar import calendar_features, future_dates
+from pipeline_lib.features.calendar import calendar_features
+from pipeline_lib.model.calendar import future_dates
 from pipeline_lib.model.trained import TrainedModel
-from pipeline_lib.model.windows import series_arrays
+from pipeline_lib.model.windows import future_covariate_inputs, require_columns, series_arrays
 
 FORECAST_COLUMNS = [
     schema.SERIES_ID,
@@ -55,11 +56,21 @@ def predict_at(
     array per series, no per-window copies) and forecasts the ``horizon`` dates after ``d``, so
     a forecast never sees a row after its date. Dates with fewer than ``lookback`` rows before
     them, and series the model does not know, are skipped. Same columns as :func:`predict`.
+
+    The future covariates' values for the target dates are the lead columns of that last row
+    (its origin), masked where unknown, as in training (:func:`future_covariate_inputs`).
     """
-    lookback, horizon = trained.lookback, trained.horizon
+    lookback, horizon, feature_set = trained.lookback, trained.horizon, trained.feature_set
+    require_columns(features, feature_set)
     wanted = [s for s in trained.series_ids if len(forecast_dates.get(s, ())) > 0]
     rows = features.loc[features[schema.SERIES_ID].isin(wanted)]
-    arrays = series_arrays(rows, trained.scalers, trained.series_ids, trained.calendar_features)
+    arrays = series_arrays(
+        rows,
+        trained.scalers,
+        trained.series_ids,
+        trained.calendar_features,
+        feature_set.lead_columns,
+    )
     past, future, index, ids, origins, targets = [], [], [], [], [], []
     for a in arrays:
         sid = trained.series_ids[a.series_index]
@@ -73,7 +84,10 @@ def predict_at(
         ahead = [future_dates(pd.Timestamp(d).date(), horizon, freq) for d in dates[ok]]
         past.append(window)
         columns = trained.calendar_features
-        future.append(np.stack([calendar_features(t)[columns].to_numpy(np.float32) for t in ahead]))
+        calendar = np.stack([calendar_features(t)[columns].to_numpy(np.float32) for t in ahead])
+        leads = None if a.leads is None else a.leads[torch.from_numpy(ends[ok])]  # origin rows
+        covariates = future_covariate_inputs(leads, feature_set, horizon, len(ahead))
+        future.append(np.concatenate([calendar, covariates.numpy()], axis=2))  # [N, H, F_future]
         index.append(torch.full((len(ahead),), a.series_index, dtype=torch.int64))
         ids += [sid] * len(ahead)
         origins.append(dates[ok])

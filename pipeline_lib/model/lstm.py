@@ -16,7 +16,9 @@ class LSTMForecaster(nn.Module):
         n_series: number of series; each gets a learned embedding (index order is the model's
             series id list).
         n_past_features: input columns per past step (scaled y, past covariates, calendar).
-        n_calendar_features: known-future calendar columns given for each of the H target steps.
+        n_future_features: known-future inputs given for each of the H target steps (the
+            calendar columns of the target date, then each future covariate's value and its
+            availability mask); flattened into the head's input.
         horizon: H, the number of steps ahead forecast at once (multi-horizon head).
         quantiles: the three quantile levels (lower, median, upper), e.g. ``(0.1, 0.5, 0.9)``;
             used by the loss, stored here so a checkpoint is self-describing.
@@ -38,7 +40,7 @@ class LSTMForecaster(nn.Module):
         self,
         n_series: int,
         n_past_features: int,
-        n_calendar_features: int,
+        n_future_features: int,
         horizon: int,
         quantiles: tuple[float, float, float] | list[float] = (0.1, 0.5, 0.9),
         hidden_size: int = 32,
@@ -66,7 +68,7 @@ class LSTMForecaster(nn.Module):
         )
         self.attend = nn.Linear(hidden_size, hidden_size, bias=False) if attention else None
         context = hidden_size if attention else 0
-        head_in = hidden_size + context + embedding_dim + horizon * n_calendar_features
+        head_in = hidden_size + context + embedding_dim + horizon * n_future_features
         self.head = nn.Sequential(
             nn.Linear(head_in, hidden_size),
             nn.ReLU(),
@@ -77,7 +79,7 @@ class LSTMForecaster(nn.Module):
     def forward(
         self, past: torch.Tensor, future: torch.Tensor, series: torch.Tensor
     ) -> torch.Tensor:
-        """past [batch, lookback, n_past_features], future [batch, horizon, n_calendar_features],
+        """past [batch, lookback, n_past_features], future [batch, horizon, n_future_features],
         series [batch] (int64 embedding index) -> quantiles [batch, horizon, 3]."""
         batch, lookback, _ = past.shape
         emb = self.embedding(series)  # [batch, embedding_dim]

@@ -26,6 +26,7 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
+from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.lstm import LSTMForecaster
 from pipeline_lib.model.scaling import SeriesScalers, fit_scalers
 from pipeline_lib.model.trained import (
@@ -35,8 +36,10 @@ from pipeline_lib.model.trained import (
     hyperparameters,
 )
 from pipeline_lib.model.windows import (
+    NO_COVARIATES,
     WindowSet,
     make_windows,
+    require_columns,
     series_arrays,
     split_windows,
     training_rows,
@@ -240,9 +243,14 @@ def fit(
 
 def _windows(trained: TrainedModel, frame: pd.DataFrame) -> WindowSet:
     """All windows of ``frame`` scaled by ``trained.scalers``, targets up to its target end."""
-    arrays = series_arrays(frame, trained.scalers, trained.series_ids, trained.calendar_features)
+    fs = trained.feature_set
+    arrays = series_arrays(
+        frame, trained.scalers, trained.series_ids, trained.calendar_features, fs.lead_columns
+    )
     n_cal, end = len(trained.calendar_features), trained.target_end
-    return make_windows(arrays, trained.lookback, trained.horizon, n_cal, cutoff=end)
+    return make_windows(
+        arrays, trained.lookback, trained.horizon, n_cal, cutoff=end, feature_set=fs
+    )
 
 
 def _fit_into(
@@ -288,8 +296,13 @@ def train_full(
     progress: Progress | None = None,
     fit_end: dt.date | None = None,
     saved: Saved | None = None,
+    feature_set: FeatureSet = NO_COVARIATES,
 ) -> TrainedModel:
     """Train a new model on the ``train_window_days`` ending ``train_end``.
+
+    ``feature_set``: the covariates the model reads beyond the built-in features (the
+    ``features`` must have its columns, see :class:`FeatureSet`); the scalers cover ``y``, its
+    past columns and its lead columns.
 
     ``fit_end`` (default ``train_end``) is the last date a training target may have: windows
     whose targets reach past it are not trained on, and the scalers are fitted on rows up to
@@ -299,6 +312,7 @@ def train_full(
     """
     set_seed(train_cfg.seed)
     torch.set_num_threads(train_cfg.num_threads)
+    require_columns(features, feature_set)
     first = pd.Timestamp(train_end) - pd.Timedelta(days=train_cfg.train_window_days - 1)
     frame = training_rows(features, first, train_end)
     counts = frame.groupby(schema.SERIES_ID).size()
@@ -306,12 +320,16 @@ def train_full(
     if not series_ids:
         raise ValueError(f"no series has {model_cfg.lookback + horizon} rows up to {train_end}")
     frame = frame.loc[frame[schema.SERIES_ID].isin(series_ids)]
-    names, calendar = [schema.Y, *schema.PAST_FEATURES], list(schema.CALENDAR_FEATURES)
+    names, calendar = [schema.Y, *feature_set.past_columns], list(schema.CALENDAR_FEATURES)
+    scaled = [*names, *feature_set.lead_columns]
     train_start = pd.Timestamp(frame[schema.DATE].min()).date()
-    hparams = hyperparameters(model_cfg, len(series_ids), len(names), len(calendar), horizon)
+    n_future = len(feature_set.future_covariates)
+    hparams = hyperparameters(
+        model_cfg, len(series_ids), len(names), len(calendar), horizon, n_future
+    )
     trained = TrainedModel(
         module=build_module(hparams),
-        scalers=fit_scalers(frame, fit_end or train_end, names, train_start),
+        scalers=fit_scalers(frame, fit_end or train_end, scaled, train_start),
         series_ids=series_ids,
         feature_names=names,
         calendar_features=calendar,
@@ -323,9 +341,10 @@ def train_full(
         kind="full",
         parent_version=None,
         metrics={},
-        data_fingerprint=data_fingerprint(frame, names + calendar),
+        data_fingerprint=data_fingerprint(frame, scaled + calendar),
         training_config=train_cfg.model_dump(),
         fit_end=fit_end,
+        feature_set=feature_set,
     )
     if saved is not None and (earlier := saved(trained.version)) is not None:
         return earlier
@@ -419,11 +438,11 @@ def finetune_scalers(
         return parent.scalers
     if mode != "refit":
         raise ValueError(f"finetune_scalers must be 'frozen' or 'refit', got {mode!r}")
-    fitted = fit_scalers(frame, target_end, parent.feature_names)
+    fitted = fit_scalers(frame, target_end, parent.scaled_columns)
     old = parent.scalers
     pick = {s: fitted if s in fitted.mean else old for s in parent.series_ids}
     return SeriesScalers(
-        columns=list(parent.feature_names),
+        columns=list(parent.scaled_columns),
         mean={s: scalers.mean[s] for s, scalers in pick.items()},
         scale={s: scalers.scale[s] for s, scalers in pick.items()},
     )
@@ -444,6 +463,7 @@ def fine_tune(
     - Warm start: the parent's weights and, when it has one, its Adam state (moments and step
       counts), with every group's learning rate set to ``learning_rate * finetune_lr_factor``;
       ``finetune_epochs`` at most. The parent itself is left untouched.
+    - Inputs: the parent's feature set (its covariates; ``features`` must have their columns).
     - Data: the parent's series, rows from its training range (see :func:`_finetune_rows`) up
       to ``train_end``; ``fit_end`` (default ``train_end``) is the last date a target may have.
       Recent windows have their origin in the ``finetune_window_days`` up to ``fit_end``; a
@@ -457,6 +477,7 @@ def fine_tune(
     """
     set_seed(train_cfg.seed)
     torch.set_num_threads(train_cfg.num_threads)
+    require_columns(features, parent.feature_set)
     # the recent window ends at the last date a target may have: after fit_end there is
     # nothing to train on (it is the backtest hold-out)
     target_end = pd.Timestamp(fit_end or train_end)
@@ -473,7 +494,7 @@ def fine_tune(
         kind="finetune",
         parent_version=parent.version,
         metrics={},
-        data_fingerprint=data_fingerprint(frame, parent.feature_names + parent.calendar_features),
+        data_fingerprint=data_fingerprint(frame, parent.scaled_columns + parent.calendar_features),
         training_config=train_cfg.model_dump(),
         fit_end=fit_end,
         optimizer_state=None,

@@ -13,6 +13,7 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig
+from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.lstm import LSTMForecaster
 from pipeline_lib.model.scaling import SeriesScalers
 
@@ -20,7 +21,7 @@ from pipeline_lib.model.scaling import SeriesScalers
 MODULE_ARGS = (
     "n_series",
     "n_past_features",
-    "n_calendar_features",
+    "n_future_features",
     "horizon",
     "quantiles",
     "hidden_size",
@@ -32,6 +33,9 @@ MODULE_ARGS = (
 )
 # Defaults of arguments added later, for checkpoints saved before them.
 MODULE_DEFAULTS = {"cell": "lstm", "attention": False}
+# The record keeps ``n_calendar_features`` (the calendar columns, as before covariates) and adds
+# ``n_future_features`` only when future covariates widen the known-future inputs, so records
+# (and versions) of models without covariates are unchanged; absent, it is the calendar count.
 
 
 @dataclass
@@ -39,7 +43,9 @@ class TrainedModel:
     """A fitted LSTM with its scalers and provenance.
 
     ``series_ids`` is the embedding index order. ``feature_names`` are the scaled input columns
-    (``y`` first) and ``calendar_features`` the known-future columns appended after them.
+    (``y``, then ``feature_set.past_columns``) and ``calendar_features`` the known-future columns
+    appended after them. ``feature_set`` names the covariates (empty for models saved before
+    them); the scalers cover ``feature_names`` and the lead columns (:attr:`scaled_columns`).
     ``hyperparameters`` holds the module's constructor arguments plus ``lookback``.
 
     ``optimizer_state`` is the ``state_dict()`` of the Adam optimizer at the best epoch (the
@@ -65,6 +71,12 @@ class TrainedModel:
     training_config: dict[str, Any] = field(default_factory=dict)
     fit_end: dt.date | None = None
     optimizer_state: dict[str, Any] | None = None
+    feature_set: FeatureSet = field(default_factory=FeatureSet)
+
+    @property
+    def scaled_columns(self) -> list[str]:
+        """The columns the scalers cover: ``feature_names`` then the lead columns."""
+        return [*self.feature_names, *self.feature_set.lead_columns]
 
     @property
     def target_end(self) -> dt.date:
@@ -83,7 +95,8 @@ class TrainedModel:
         """Deterministic from content: ``{train_end:%Y%m%d}-{kind}-{hash[:10]}``.
 
         The hash covers the data fingerprint, the hyper-parameters, the training options, the
-        parent version and the target cut-off, so retraining on the same data with the same
+        parent version, the target cut-off and the feature set (only when it has covariates, so
+        versions of models without them are as before), so retraining on the same data with the same
         settings gives the same version, and anything that changes the model gives another.
         The optimizer state is not hashed: it follows from the inputs above.
         """
@@ -96,22 +109,35 @@ class TrainedModel:
         }
         if self.fit_end is not None:
             record["fit_end"] = self.fit_end.isoformat()
+        if self.feature_set != FeatureSet():
+            record["feature_set"] = self.feature_set.to_dict()
         content = json.dumps(record, sort_keys=True)
         digest = hashlib.sha256(content.encode()).hexdigest()
         return f"{self.train_end:%Y%m%d}-{self.kind}-{digest[:10]}"
 
 
 def hyperparameters(
-    model_cfg: ModelConfig, n_series: int, n_scaled: int, n_calendar: int, horizon: int
+    model_cfg: ModelConfig,
+    n_series: int,
+    n_scaled: int,
+    n_calendar: int,
+    horizon: int,
+    n_future_covariates: int = 0,
 ) -> dict[str, Any]:
     """The hyper-parameter record of a new model: module arguments plus ``lookback``.
 
-    Each step's inputs are the ``n_scaled`` scaled columns followed by the calendar columns.
+    Each past step's inputs are the ``n_scaled`` scaled columns followed by the calendar
+    columns; each target step's are the calendar columns, then a value and a mask per future
+    covariate (``n_future_features``, recorded only when there are future covariates).
     """
+    future = {}
+    if n_future_covariates:
+        future["n_future_features"] = n_calendar + 2 * n_future_covariates
     return {
         "n_series": n_series,
         "n_past_features": n_scaled + n_calendar,
         "n_calendar_features": n_calendar,
+        **future,
         "horizon": horizon,
         "quantiles": list(model_cfg.quantiles),
         "hidden_size": model_cfg.hidden_size,
@@ -125,8 +151,9 @@ def hyperparameters(
 
 
 def build_module(hyperparameters: dict[str, Any]) -> LSTMForecaster:
-    """A fresh (untrained) module from a hyper-parameter record."""
+    """A fresh (untrained) module from a hyper-parameter record (any version of it)."""
     record = {**MODULE_DEFAULTS, **hyperparameters}
+    record.setdefault("n_future_features", record["n_calendar_features"])
     return LSTMForecaster(**{k: record[k] for k in MODULE_ARGS})
 
 

@@ -26,7 +26,7 @@ def test_output_shape_and_ordered_quantiles_for_random_inputs(
     model = LSTMForecaster(
         n_series=3,
         n_past_features=6,
-        n_calendar_features=2,
+        n_future_features=2,
         horizon=4,
         hidden_size=8,
         num_layers=num_layers,
@@ -38,7 +38,7 @@ def test_output_shape_and_ordered_quantiles_for_random_inputs(
     assert isinstance(model.encoder, torch.nn.GRU if cell == "gru" else torch.nn.LSTM)
     assert (model.attend is not None) == attention
     past = torch.randn(16, 12, 6) * 5  # [batch, lookback, n_past_features]
-    future = torch.randn(16, 4, 2)  # [batch, horizon, n_calendar_features]
+    future = torch.randn(16, 4, 2)  # [batch, horizon, n_future_features]
     series = torch.randint(0, 3, (16,))
     out = model(past, future, series)
     assert out.shape == (16, 4, 3)
