@@ -77,12 +77,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--name", action="append", default=None, help="only this deployment (repeatable)"
     )
     demo = sub.add_parser("demo", help="the nightly run on the bundled sample data")
-    demo.add_argument("--config", default=None, help="TOML settings file (default: the sample)")
+    demo.add_argument(
+        "--case",
+        choices=sorted(DEMO_CASES),
+        default="electricity",
+        help="electricity (default): six European day-ahead price zones with the day-ahead "
+        "load, wind and solar forecasts and holidays as covariates, as of 2020-12-30; stocks: "
+        "four stock and oil prices with Seattle's weather, as of 2015-12-31",
+    )
+    demo.add_argument(
+        "--config", default=None, help="TOML settings file (default: the case's sample config)"
+    )
     debug_help = "on failure, print every traceback on the console too (or PIPELINE_DEBUG=1)"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     for command in [*sub.choices.values(), *db_sub.choices.values()]:  # also after the command
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     return parser
+
+
+# The demo's cases: (config file in pipeline_lib/sample_data or None for the defaults, as-of).
+# The electricity case stops a day before the sample's end: its day-ahead forecasts for the
+# next day are in the sample, as they would be published on the evening of the as-of date.
+DEMO_CASES: dict[str, tuple[str | None, dt.date]] = {
+    "electricity": ("electricity.toml", dt.date(2020, 12, 30)),
+    "stocks": (None, dt.date(2015, 12, 31)),
+}
+
+
+def demo_config(args: argparse.Namespace) -> None:
+    """The demo case's bundled config, unless ``--config`` names another file."""
+    from importlib import resources
+
+    name = DEMO_CASES[args.case][0]
+    if args.config is None and name is not None:
+        args.config = str(resources.files("pipeline_lib") / "sample_data" / name)
 
 
 # Exit codes (README, Command line): 0 done; 1 refused, with `error:` lines saying what to fix
@@ -103,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from pipeline_lib.config import load_settings
 
+        if args.command == "demo":
+            demo_config(args)
         settings = load_settings(args.config)  # fail fast on a bad config, before Prefect starts
         run_log.data_dir = settings.data_dir
         if args.command != "db":  # `db` runs without Prefect
@@ -259,9 +289,8 @@ def run_command(args: argparse.Namespace, settings: Any) -> int:
         return 0
 
     from flows.nightly import nightly
-    from pipeline_lib.config import SAMPLE_END
 
-    as_of = SAMPLE_END if args.command == "demo" else args.as_of
+    as_of = DEMO_CASES[args.case][1] if args.command == "demo" else args.as_of
     summary = nightly(as_of=as_of, config_file=args.config, retrain=getattr(args, "retrain", False))
     print_summary(settings, summary)
     return 0
@@ -376,7 +405,7 @@ def database_command(args: argparse.Namespace, settings: Any) -> int:
 def print_summary(settings: Any, summary: dict[str, Any]) -> None:
     """A short table of the forecasts written, and where everything is."""
     from pipeline_lib import paths
-    from pipeline_lib.report import forecast_table
+    from pipeline_lib.report import forecast_table, selection_lines
 
     as_of = dt.date.fromisoformat(summary["as_of"])
     print()
@@ -387,6 +416,11 @@ def print_summary(settings: Any, summary: dict[str, Any]) -> None:
     print(f"Champion {summary['champion']}: {summary['selection_reason']}")
     print(f"Forecasts as of {as_of}, per series and horizon from what its backtest chose:")
     print(forecast_table(settings.db_url, as_of).to_string())
+    why = selection_lines(settings.db_url, as_of)
+    if why:
+        print("Why, per series and horizon bucket (the rule and the backtest's best models):")
+        for line in why:
+            print(f"  {line}")
     print()
     print(f"rows written: {summary['written']}; drift flags: {summary['drift_flags']}")
     for note in summary.get("ingest_notes", []):
