@@ -120,7 +120,7 @@ def sample_nights(pol: RetrainPolicyConfig) -> None:
     cfg, quantiles = settings.drift, list(settings.model.quantiles)
     nights = [d.date() for d in pd.bdate_range("2015-01-02", "2015-12-31")]
     history = features[[schema.SERIES_ID, schema.DATE, schema.Y]]
-    naive = make_baseline("naive", quantiles).fit(history)
+    naive = make_baseline("naive", quantiles, feature_set=settings.feature_set).fit(history)
     frequencies = {s.id: s.frequency for s in settings.series}
     origins = {  # every date from 2014 on: the forecasts the nightly published
         str(sid): dates[dates >= np.datetime64("2014-01-01")]

@@ -1,11 +1,13 @@
-"""Baseline forecasters: naive, seasonal naive (weekly) and a linear model on lags (Ridge).
+"""Baseline forecasters: naive, seasonal naive (weekly) and a LEAR-style linear model (Ridge).
 
-One interface: ``fit(history)`` stores the long history (``series_id, date, y`` and
-covariates); ``predict(as_of, horizon, frequency)`` returns forecasts in the production shape
-(``FORECAST_COLUMNS`` plus ``model``, the baseline's name) for every series with enough rows
-dated on or before ``as_of``; ``backtest(last_n, step, horizon, frequency)`` returns the
-forecasts of the last ``last_n`` origins of every series, ``step`` rows apart, each made exactly
-as ``predict`` would on its forecast date.
+One interface: ``Baseline(..., feature_set=...)`` names the declared covariates a baseline may
+read (:class:`~pipeline_lib.features.spec.FeatureSet`; the naive family and the statistical
+baselines read ``y`` only); ``fit(history)`` stores the long history (``series_id, date, y``
+and the covariate columns); ``predict(as_of, horizon, frequency)`` returns forecasts in the
+production shape (``FORECAST_COLUMNS`` plus ``model``, the baseline's name) for every series
+with enough rows dated on or before ``as_of``; ``backtest(last_n, step, horizon, frequency)``
+returns the forecasts of the last ``last_n`` origins of every series, ``step`` rows apart, each
+made exactly as ``predict`` would on its forecast date.
 
 No leakage: a forecast from origin ``o`` (the last row on or before the forecast date) uses rows
 ``0..o`` only, for its point, its model fit and its bands. Steps are rows (observations): the
@@ -32,14 +34,16 @@ from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
+from sklearn import config_context
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL
 from pipeline_lib.evaluation.windows import origin_windows, rolling_origins
+from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.calendar import future_dates
 from pipeline_lib.model.forecast import FORECAST_COLUMNS
 
@@ -61,6 +65,8 @@ class Baseline(ABC):
     ``quantiles``: levels of (yhat_lower, yhat, yhat_upper), as ``ModelConfig.quantiles``.
     ``calibration_window``: how many recent h-step errors set the bands.
     ``min_calibration``: fewest errors a series needs to be forecast.
+    ``feature_set``: the declared covariates (past, and future with their lead columns) the
+    features frame carries; only a baseline that reads covariates (:class:`LinearLags`) uses it.
     """
 
     name: ClassVar[str]
@@ -70,6 +76,7 @@ class Baseline(ABC):
         quantiles: Sequence[float] = (0.1, 0.5, 0.9),
         calibration_window: int = 250,
         min_calibration: int = 20,
+        feature_set: FeatureSet = FeatureSet(),  # noqa: B008 - frozen, immutable
     ) -> None:
         if len(quantiles) != 3 or not 0 < quantiles[0] < quantiles[1] < quantiles[2] < 1:
             raise ValueError(f"quantiles must be 3 increasing levels in (0, 1), got {quantiles}")
@@ -78,6 +85,7 @@ class Baseline(ABC):
         self.quantiles = tuple(float(q) for q in quantiles)
         self.calibration_window = calibration_window
         self.min_calibration = min_calibration
+        self.feature_set = feature_set
         self.series: dict[str, SeriesHistory] = {}
         self.covariate_columns: list[str] = []
 
@@ -90,8 +98,7 @@ class Baseline(ABC):
         frame = history.loc[history[schema.Y].notna()].sort_values([schema.SERIES_ID, schema.DATE])
         if frame.duplicated([schema.SERIES_ID, schema.DATE]).any():
             raise ValueError("history has more than one row for a (series_id, date)")
-        known = [*schema.PAST_FEATURES, *schema.CALENDAR_FEATURES]
-        self.covariate_columns = [c for c in known if c in frame.columns]
+        self.covariate_columns = self._covariate_columns(frame)
         self.series = {
             str(sid): SeriesHistory(
                 dates=pd.to_datetime(part[schema.DATE]).to_numpy().astype("datetime64[ns]"),
@@ -101,6 +108,10 @@ class Baseline(ABC):
             for sid, part in frame.groupby(schema.SERIES_ID, sort=True)
         }
         return self
+
+    def _covariate_columns(self, frame: pd.DataFrame) -> list[str]:
+        """The columns kept per series beyond ``y``: none (a model on ``y`` alone)."""
+        return []
 
     def predict(
         self, as_of: dt.date, horizon: int, frequency: str | Mapping[str, str] = "B"
@@ -238,78 +249,149 @@ class SeasonalNaive(_NaiveFamily):
         return past[:, np.arange(horizon) % m]
 
 
+LAGS = (1, 2, 7)
+ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+# Built-in covariates of the origin row; dow_sin/dow_cos are left out, the weekday dummies
+# span them.
+BUILTIN_COVARIATES = [*schema.PAST_FEATURES, "month_sin", "month_cos"]
+
+
 class LinearLags(Baseline):
-    """Ridge regression of the h-step log change on the last ``lags`` log values and the
-    covariates of the origin row (past features and the origin's calendar encodings).
+    """LEAR-style direct ridge regressions of the h-step change of ``z`` (log price while the
+    series is positive, else the price), one per horizon.
 
     Fitted **per series** (series differ in level, volatility and covariates; a per-series fit
-    needs no cross-series scaling and one series' history can never move another's forecast).
-    One direct model per horizon: a multi-output Ridge, which solves the H regressions
-    independently on the same rows. Inputs are the level ``z_o`` and the differences
-    ``z_o - z_{o-k}`` (k < lags), so the ridge penalty shrinks towards the naive forecast;
-    ``z`` is log y while the series is positive (else y). Missing covariates are imputed with
-    their training mean, then all inputs standardised; imputer and ``StandardScaler`` are fitted
-    on the training rows only. ``alpha``: the ridge penalty; ``min_train``: fewest training rows.
+    needs no cross-series scaling and one series' history can never move another's forecast),
+    refitted at each origin ``o`` from rows ``0..o``. Inputs of origin ``o`` (all read on row
+    ``o``, or before it for the lags):
+
+    - the level ``z_o`` and the differences ``z_o - z_{o-k}`` for ``k`` in ``lags``, so the
+      ridge penalty shrinks towards the naive forecast;
+    - 7 weekday dummies of the origin date (a direct regression per horizon then learns the
+      target weekday's effect: for a daily series the origin's weekday fixes the target's);
+    - the built-in covariates of row ``o`` present in the frame (``schema.PAST_FEATURES`` and
+      the month encodings);
+    - the declared covariates of ``feature_set`` on row ``o``: past covariates, the future
+      covariates' own-date values and their lead columns ``name@1..name@k`` (the value for
+      each target date as known on ``o``: the known-ahead inputs of the regression of
+      horizon ``h``, e.g. day-ahead load).
+
+    A missing value is imputed with its training mean *and* flagged by a missing indicator
+    (``SimpleImputer(add_indicator=True)``: an unknown lead is told, never silently made up;
+    a column never missing in training has a constant indicator, which the ridge cannot use).
+    Imputer, ``StandardScaler`` and ridge are fitted on the training rows only. Bands: see the
+    module doc (errors of a model fitted before the calibration split).
+
+    ``lags``: positive lags of the differences. ``alpha``: the ridge penalty on the
+    standardised inputs; a sequence is a grid searched per horizon by efficient leave-one-out
+    (``RidgeCV``) on the rows of the calibration fit, whose penalties the model of the origin,
+    fitted on all its rows, then reuses (one search per origin, and the bands measure that very
+    model). ``min_train``: fewest training rows.
     """
 
     name = "linear"
 
     def __init__(
-        self, lags: int = 10, alpha: float = 1.0, min_train: int = 30, **kwargs: object
+        self,
+        lags: Sequence[int] = LAGS,
+        alpha: float | Sequence[float] = ALPHAS,
+        min_train: int = 30,
+        **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        if lags < 1:
-            raise ValueError(f"lags must be >= 1, got {lags}")
-        self.lags, self.alpha, self.min_train = lags, alpha, min_train
+        lags = tuple(sorted({int(k) for k in lags}))
+        if not lags or lags[0] < 1:
+            raise ValueError(f"lags must be positive integers, got {lags}")
+        alphas = (alpha,) if isinstance(alpha, int | float) else tuple(alpha)
+        if not alphas or min(alphas) <= 0:
+            raise ValueError(f"alpha must be positive, got {alpha}")
+        self.lags = lags
+        self.alpha = alphas[0] if isinstance(alpha, int | float) else alphas
+        self.min_train = min_train
+
+    def _covariate_columns(self, frame: pd.DataFrame) -> list[str]:
+        """Built-in covariates present in the frame, then every declared covariate column."""
+        declared = [*self.feature_set.covariate_names, *self.feature_set.lead_columns]
+        missing = [c for c in declared if c not in frame.columns]
+        if missing:
+            raise ValueError(f"history lacks the declared covariate columns {missing}")
+        return [c for c in BUILTIN_COVARIATES if c in frame.columns] + declared
 
     def _forecast(
         self, s: SeriesHistory, origins: np.ndarray, horizon: int, frequency: str
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = np.full((3, len(origins), horizon), np.nan)
-        for i, origin in enumerate(origins):
-            result = self._forecast_one(s, int(origin), horizon)
-            if result is not None:
-                out[:, i] = result
+        # the estimators' parameters are checked once, in __init__, not at each of 2 N fits
+        with config_context(skip_parameter_validation=True):
+            for i, origin in enumerate(origins):
+                result = self._forecast_one(s, int(origin), horizon)
+                if result is not None:
+                    out[:, i] = result
         return out[0], out[1], out[2]
 
     def _forecast_one(self, s: SeriesHistory, origin: int, horizon: int) -> np.ndarray | None:
         y = s.y[: origin + 1]  # nothing after the origin from here on
+        covariates = s.covariates[: origin + 1]
+        weekday = _weekday(s.dates[: origin + 1])
         use_log = bool(np.all(y > 0))
         z = np.log(y) if use_log else y
-        train = rolling_origins(len(z), len(z), 1, min_train=self.lags, horizon=horizon)
+        train = rolling_origins(len(z), len(z), 1, min_train=self.lags[-1] + 1, horizon=horizon)
         n_cal = min(self.calibration_window, len(train) // 2)
         if n_cal < self.min_calibration or len(train) - n_cal - horizon < self.min_train:
             return None
-        x, target = self._design(z, s.covariates, train, horizon)
+        x, target = self._design(z, weekday, covariates, train, horizon)  # [N, F], [N, H]
         cal_start = len(train) - n_cal
         fit_rows = train <= train[cal_start] - horizon  # targets before the calibration split
-        calibrate = self._model().fit(x[fit_rows], target[fit_rows])
+        calibrate = self._model(self.alpha).fit(x[fit_rows], target[fit_rows])
         errors = target[cal_start:] - calibrate.predict(x[cal_start:])  # [n_cal, H]
         lo, hi = np.quantile(errors, [self.quantiles[0], self.quantiles[2]], axis=0)
-        model = self._model().fit(x, target)
-        x_now, _ = self._design(z, s.covariates, np.array([origin]), 0)
-        change = model.predict(x_now)  # [1, H]
+        alpha = getattr(calibrate[-1], "alpha_", self.alpha)  # [H] when searched
+        model = self._model(alpha).fit(x, target)  # the calibrated penalty, on all rows
+        x_now, _ = self._design(z, weekday, covariates, np.array([origin]), 0)  # [1, F]
+        change = model.predict(x_now).reshape(1, horizon)  # [1, H]
         point = _inverse(z[origin] + change, use_log)
         bands = _apply_bands(point, lo[None], hi[None], np.array([use_log]))
         return np.stack(bands)[:, 0]
 
     def _design(
-        self, z: np.ndarray, covariates: np.ndarray, origins: np.ndarray, horizon: int
+        self,
+        z: np.ndarray,
+        weekday: np.ndarray,
+        covariates: np.ndarray,
+        origins: np.ndarray,
+        horizon: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs [N, lags + C] and targets ``z[o + h] - z[o]`` [N, H] of each origin."""
-        past, _ = origin_windows(z, origins, self.lags, 0)  # [N, lags]
-        _, ahead = origin_windows(z, origins, 1, horizon) if horizon else (None, None)
-        level = past[:, -1:]
-        x = np.concatenate([level, level - past[:, :-1], covariates[origins]], axis=1)
-        target = ahead - level if ahead is not None else np.empty((len(origins), 0))
-        return x, target
+        """Inputs [N, 1 + lags + 7 + C] and targets ``z[o + h] - z[o]`` [N, H] of each origin."""
+        past, _ = origin_windows(z, origins, self.lags[-1] + 1, 0)  # [N, max lag + 1]
+        level = past[:, -1:]  # [N, 1]
+        lagged = past[:, [-1 - k for k in self.lags]]  # [N, lags]
+        dummies = np.eye(7)[weekday[origins]]  # [N, 7]
+        x = np.concatenate([level, level - lagged, dummies, covariates[origins]], axis=1)
+        if not horizon:
+            return x, np.empty((len(origins), 0))
+        _, ahead = origin_windows(z, origins, 1, horizon)  # [N, H]
+        return x, ahead - level
 
-    def _model(self) -> Pipeline:
-        return make_pipeline(
-            SimpleImputer(strategy="mean", keep_empty_features=True),
-            StandardScaler(),
-            Ridge(alpha=self.alpha),
+    @staticmethod
+    def _model(alpha: float | tuple[float, ...] | np.ndarray) -> Pipeline:
+        """Impute (with indicators), standardise, ridge: ``RidgeCV`` over a grid ``alpha``
+        (a tuple), else ``Ridge`` with ``alpha`` (a number, or one per horizon [H])."""
+        ridge = (
+            RidgeCV(alphas=alpha, alpha_per_target=True)
+            if isinstance(alpha, tuple)
+            else Ridge(alpha=alpha)
         )
+        return make_pipeline(
+            SimpleImputer(strategy="mean", add_indicator=True, keep_empty_features=True),
+            StandardScaler(),
+            ridge,
+        )
+
+
+def _weekday(dates: np.ndarray) -> np.ndarray:
+    """Weekday (Monday 0) of datetime64 dates [T] -> int [T]."""
+    days = dates.astype("datetime64[D]").astype(np.int64)
+    return (days + 3) % 7  # 1970-01-01 was a Thursday
 
 
 BASELINES: dict[str, type[Baseline]] = {b.name: b for b in (Naive, SeasonalNaive, LinearLags)}

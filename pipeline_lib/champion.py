@@ -113,7 +113,11 @@ def evaluate(
     fitted: dict[str, Baseline] = {}
     cache = statistical_cache(settings)
     quantiles = settings.model.quantiles
-    parts.append(baseline_forecasts(names, features, plan, frequencies, quantiles, fitted, cache))
+    parts.append(
+        baseline_forecasts(
+            names, features, plan, frequencies, quantiles, fitted, cache, settings.feature_set
+        )
+    )
     forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     if forecasts.empty:
         raise ValueError(
@@ -170,7 +174,9 @@ def model_forecasts(
             if baseline is None:
                 start = evaluation.plan.holdout_start
                 cache = statistical_cache(settings)
-                baseline = make_baseline(model, settings.model.quantiles, start, cache).fit(rows)
+                baseline = make_baseline(
+                    model, settings.model.quantiles, start, cache, settings.feature_set
+                ).fit(rows)
             out = baseline.predict(as_of, settings.horizon, frequencies)
             version = baseline_version(model)
         out = out.loc[out[schema.SERIES_ID].isin(series), FORECAST_COLUMNS]
@@ -287,12 +293,13 @@ def baseline_records(settings: Settings) -> list[dict[str, object]]:
     """``model_versions`` rows of the baselines in use (kind and status ``baseline``)."""
     records = []
     for name in settings.backtest.baselines:
-        model = make_baseline(name, settings.model.quantiles)
+        model = make_baseline(name, settings.model.quantiles, feature_set=settings.feature_set)
         params = {
             k: v
             for k, v in vars(model).items()
             if k not in ("series", "covariate_columns") and not k.startswith("_")
         }
+        params["feature_set"] = model.feature_set.to_dict()
         records.append(
             {
                 "version": baseline_version(name),

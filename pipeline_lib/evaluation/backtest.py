@@ -30,6 +30,7 @@ from pipeline_lib.baselines import Baseline
 from pipeline_lib.config import BacktestConfig
 from pipeline_lib.evaluation.metrics import MODEL, score_forecasts, score_rows
 from pipeline_lib.evaluation.windows import rolling_origins
+from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.forecast import predict_at
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.statistical import ARIMA, ETS, StatsForecastBaseline
@@ -115,14 +116,17 @@ def make_baseline(
     quantiles: Sequence[float],
     fit_end: dt.date | None = None,
     cache: str | None = None,
+    feature_set: FeatureSet = FeatureSet(),  # noqa: B008 - frozen, immutable
 ) -> Baseline:
     """A baseline by name with the pipeline's quantile levels. For a statistical baseline (see
     ``pipeline_lib.statistical``): ``fit_end``, the last date its parameters may be fitted on
     (the backtest's first origin), and ``cache``, the folder keeping its fits and forecasts;
-    the simple baselines refit at every origin anyway."""
+    the simple baselines refit at every origin anyway. ``feature_set``: the declared
+    covariates of the features frame (``Settings.feature_set``), read by the linear baseline
+    only; the empty set: no declared covariates."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
-    model = BASELINES[name](quantiles=tuple(quantiles))
+    model = BASELINES[name](quantiles=tuple(quantiles), feature_set=feature_set)
     if isinstance(model, StatsForecastBaseline):
         model.at(fit_end).cache_in(cache)
     return model
@@ -136,15 +140,18 @@ def baseline_forecasts(
     quantiles: Sequence[float],
     fitted: dict[str, Baseline] | None = None,
     cache: str | None = None,
+    feature_set: FeatureSet = FeatureSet(),  # noqa: B008 - frozen, immutable
 ) -> pd.DataFrame:
     """Each baseline's forecasts from every origin of ``plan``, from the rows dated on or
     before it (the simple baselines refit per origin, the statistical ones are fitted once at
     the plan's first origin). ``fitted``: filled with each baseline as fitted, so tonight's
-    forecast comes from the same models; ``cache``: see :func:`make_baseline`."""
+    forecast comes from the same models; ``cache``, ``feature_set``: see
+    :func:`make_baseline`."""
     history = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
     parts = []
     for name in names:
-        model = make_baseline(name, quantiles, plan.holdout_start, cache).fit(history)
+        model = make_baseline(name, quantiles, plan.holdout_start, cache, feature_set)
+        model.fit(history)
         out = model.predict_at(plan.origins, plan.horizon, dict(frequencies))
         parts.append(out.assign(**{MODEL_VERSION: baseline_version(name)}))
         if fitted is not None:
