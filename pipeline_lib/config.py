@@ -62,7 +62,10 @@ class CovariateConfig(BaseModel):
     covariate's value is issued on its own date). ``source`` holidays: 1.0 on the public
     holidays of ``options.country`` (ISO code; ``options.subdivision`` optional, e.g. a German
     state) from the ``holidays`` package, else 0.0; a future covariate, known as far ahead as
-    ``known_ahead`` says (the horizon, typically).
+    ``known_ahead`` says (the horizon, typically). ``source`` exogenous: a column (``column``,
+    default ``name``) of the ``[[exogenous]]`` data set ``options.dataset``, the rows whose key
+    is ``options.key`` (default the series id); its values carry their issue time when the data
+    set has one.
     ``missing``: what a value that tonight's forecast needs but that has not arrived does.
     ``required`` (the default) stops the run with an error naming the series, the covariate
     and the dates; ``mask`` records a warning and the model sees the value as unknown (an
@@ -71,12 +74,15 @@ class CovariateConfig(BaseModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="feature name, e.g. load_forecast")
     role: Literal["past", "future"]
-    source: Literal["series", "holidays"] = Field(
+    source: Literal["series", "holidays", "exogenous"] = Field(
         default="series",
-        description="series: a column of the series' own price file; holidays: public holidays",
+        description="series: a column of the series' own price file; holidays: public holidays; "
+        "exogenous: a column of an [[exogenous]] data set",
     )
     options: dict[str, Any] = Field(
-        default_factory=dict, description="holidays: country (ISO code), subdivision (optional)"
+        default_factory=dict,
+        description="holidays: country (ISO code), subdivision (optional); exogenous: dataset "
+        "(its name), key (the data set's key for this series, default the series id)",
     )
     column: str | None = Field(default=None, description="the file's column; default: name")
     known_ahead: int = Field(
@@ -106,6 +112,13 @@ class CovariateConfig(BaseModel):
                     f"subdivision, got {sorted(self.options)}"
                 )
             check_calendar(str(self.options["country"]), self.options.get("subdivision"))
+        elif self.source == "exogenous":
+            unknown = sorted(set(self.options) - {"dataset", "key"})
+            if unknown or "dataset" not in self.options:
+                raise ValueError(
+                    f"exogenous covariate {self.name!r} takes options dataset (required) and "
+                    f"key, got {sorted(self.options)}"
+                )
         elif self.options:
             raise ValueError(f"covariate {self.name!r} (source series) takes no options")
         return self
@@ -113,6 +126,33 @@ class CovariateConfig(BaseModel):
     @property
     def file_column(self) -> str:
         return self.column or self.name
+
+
+class ExogenousConfig(BaseModel):
+    """A data set of covariates apart from the prices: rows keyed by ``key_column`` and
+    ``date``, one column per variable, e.g. weather forecasts per zone or a gas price.
+
+    ``issued_column`` names the column of the time each value was issued (a forecast's run):
+    a row issued after a run's date is later data, and a value issued twice for one day is
+    kept twice, each visible from its issue time on (a revised forecast never changes what an
+    earlier night saw). Without it, a value for day d counts as issued ``known_ahead`` days
+    before d (the declaring covariate's). Covariates pick their column and key from it
+    (``source = "exogenous"``). File drops (kind ``file``) only, for now.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="the data set's name")
+    source: SourceSpec
+    key_column: str = Field(default="key", description="the column of the key (a zone, a hub)")
+    issued_column: str | None = Field(default=None, description="the column of the issue time")
+
+    @field_validator("source")
+    @classmethod
+    def _file_only(cls, v: SourceSpec) -> SourceSpec:
+        if v.kind != "file":
+            raise ValueError(
+                f"an exogenous data set is read from file drops (kind 'file'), got {v.kind!r}"
+            )
+        return v
 
 
 class SeriesConfig(BaseModel):
@@ -123,6 +163,12 @@ class SeriesConfig(BaseModel):
     weather: Location | None = Field(default=None, description="weather location joined in")
     frequency: Literal["B", "D"] = Field(
         default="B", description="B: business days (markets), D: every calendar day"
+    )
+    calendar: str | None = Field(
+        default=None,
+        description="frequency B only: an exchange calendar of exchange_calendars (XNYS, XLON, "
+        "XETR, ...) whose sessions are the series' dates, so its holidays are never forecast; "
+        "none: pandas business days (weekdays)",
     )
     covariates: list[CovariateConfig] = Field(
         default_factory=list, description="named inputs beyond the price, each with a role"
@@ -140,6 +186,25 @@ class SeriesConfig(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"covariate names must be unique per series, got {names}")
         return v
+
+    @model_validator(mode="after")
+    def _calendar_business(self) -> SeriesConfig:
+        if self.calendar is not None:
+            from pipeline_lib.features.calendar import check_exchange
+
+            if self.frequency != "B":
+                raise ValueError(
+                    f"series {self.id!r}: calendar {self.calendar!r} needs frequency 'B', "
+                    f"got {self.frequency!r}"
+                )
+            check_exchange(self.calendar)
+        return self
+
+    @property
+    def dates_frequency(self) -> str:
+        """What :func:`pipeline_lib.features.calendar.future_dates` takes for this series: the
+        exchange calendar code when one is set, else the frequency."""
+        return self.calendar or self.frequency
 
 
 class ModelConfig(BaseModel):
@@ -536,6 +601,9 @@ class Settings(BaseSettings):
     start_date: dt.date = Field(default=SAMPLE_START, description="first date ever ingested")
     weather_source: SourceSpec = Field(default_factory=SourceSpec)
     series: list[SeriesConfig] = Field(default_factory=lambda: default_series())
+    exogenous: list[ExogenousConfig] = Field(
+        default_factory=list, description="covariate data sets apart from the prices"
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
@@ -573,6 +641,14 @@ class Settings(BaseSettings):
         if not self.series:
             raise ValueError("the config lists no series to forecast")
         self.feature_set  # noqa: B018 - raises when two series declare a covariate differently
+        names = {e.name for e in self.exogenous}
+        for s in self.series:
+            for c in s.covariates:
+                if c.source == "exogenous" and c.options["dataset"] not in names:
+                    raise ValueError(
+                        f"series {s.id!r} covariate {c.name!r}: no [[exogenous]] data set "
+                        f"{c.options['dataset']!r} (configured: {sorted(names)})"
+                    )
         if (
             self.database_url is None
             and "://" in self.data_dir
@@ -620,6 +696,12 @@ class Settings(BaseSettings):
         return [s.id for s in self.series]
 
     @property
+    def frequencies(self) -> dict[str, str]:
+        """Series id -> the frequency its dates follow: ``"B"``, ``"D"`` or an exchange calendar
+        code (see :mod:`pipeline_lib.features.calendar`)."""
+        return {s.id: s.dates_frequency for s in self.series}
+
+    @property
     def locations(self) -> list[Location]:
         seen: dict[str, Location] = {}
         for s in self.series:
@@ -643,24 +725,19 @@ SEATTLE = Location(name="seattle", latitude=47.6062, longitude=-122.3321)
 
 
 def default_series() -> list[SeriesConfig]:
-    """The bundled sample: four real daily price series, joined with Seattle's weather."""
+    """The bundled sample: four real daily price series, joined with Seattle's weather, on the
+    New York Stock Exchange's sessions. WTI (NYMEX spot) too: its sample has a price on every
+    XNYS session of 2012-2015 and on two more days (2012-10-29/30, when Hurricane Sandy closed
+    the NYSE), while exchange_calendars' NYMEX calendar (CMES, CME Globex) trades on most US
+    holidays, which the sample skips."""
     return [
         SeriesConfig(
-            id="SP500",
-            source=SourceSpec(kind="sample", options={"symbol": "SP500"}),
+            id=symbol,
+            source=SourceSpec(kind="sample", options={"symbol": symbol}),
             weather=SEATTLE,
-        ),
-        SeriesConfig(
-            id="NASDAQ",
-            source=SourceSpec(kind="sample", options={"symbol": "NASDAQ"}),
-            weather=SEATTLE,
-        ),
-        SeriesConfig(
-            id="MSFT", source=SourceSpec(kind="sample", options={"symbol": "MSFT"}), weather=SEATTLE
-        ),
-        SeriesConfig(
-            id="WTI", source=SourceSpec(kind="sample", options={"symbol": "WTI"}), weather=SEATTLE
-        ),
+            calendar="XNYS",
+        )
+        for symbol in ("SP500", "NASDAQ", "MSFT", "WTI")
     ]
 
 

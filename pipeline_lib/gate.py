@@ -57,6 +57,8 @@ def check_batches(
     reports: list[ValidationReport] = []
     quarantined: dict[str, str] = {}
     for batch in batches:
+        if batch.dataset == schema.COVARIATES and batch.data.empty:
+            continue  # nothing new in an exogenous data set: what a night lacks is named later
         past = _history(data_dir, batch, as_of, history)
         if batch.data.empty:  # nothing new from this source: only its freshness to check
             report = check_freshness(past, batch.dataset, as_of, batch.name, thresholds)

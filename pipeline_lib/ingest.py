@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline_lib import paths, schema
-from pipeline_lib.config import SeriesConfig, Settings
+from pipeline_lib.config import CovariateConfig, ExogenousConfig, SeriesConfig, Settings
 from pipeline_lib.sources import (
     FileDropSource,
     Payload,
     Source,
+    exogenous_source,
     parse_payload,
     price_source,
     weather_source,
 )
-from pipeline_lib.sources.parse import IGNORED_COLUMNS, NO_ROWS
+from pipeline_lib.sources.parse import IGNORED_COLUMNS, NO_ROWS, parse_exogenous
 from pipeline_lib.store import land_raw, watermarks
 from pipeline_lib.store.manifest import FileStamp, read_manifest
 
@@ -64,10 +65,67 @@ class Batch:
 
 
 def sources_for(settings: Settings) -> list[Source]:
-    """Every price source in the config, then the weather source of each location used."""
+    """Every price source in the config, the weather source of each location used, then the
+    source of each exogenous data set a covariate uses."""
     prices = [price_source(s, settings) for s in settings.series]
     weather = [weather_source(settings, loc) for loc in settings.locations]
-    return [*prices, *weather]
+    used = {
+        c.options["dataset"]
+        for s in settings.series
+        for c in s.covariates
+        if c.source == "exogenous"
+    }
+    exogenous = [exogenous_source(e, settings) for e in settings.exogenous if e.name in used]
+    return [*prices, *weather, *exogenous]
+
+
+def _covariate_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Covariate values in one typed frame (``curate.covariate_frame``; curate imports this
+    module, so it is imported here when used)."""
+    from pipeline_lib.curate import covariate_frame
+
+    return covariate_frame(parts)
+
+
+def _uses(settings: Settings, dataset: str) -> list[tuple[str, CovariateConfig, str]]:
+    """The covariates reading exogenous ``dataset``: (series id, covariate, key in the data)."""
+    return [
+        (s.id, c, str(c.options.get("key", s.id)))
+        for s in settings.series
+        for c in s.covariates
+        if c.source == "exogenous" and c.options["dataset"] == dataset
+    ]
+
+
+def exogenous_values(
+    settings: Settings, spec: ExogenousConfig, frame: pd.DataFrame, as_of: dt.date
+) -> pd.DataFrame:
+    """The values of a parsed exogenous file (see ``parse_exogenous``) that covariates use,
+    long (``schema.COVARIATE_COLUMNS``), issued on or before ``as_of``: a value without an
+    issue time counts as issued ``known_ahead`` days before its date. Empty values are not
+    stored."""
+    parts = []
+    dates = pd.to_datetime(frame[schema.DATE])
+    for series_id, c, key in _uses(settings, spec.name):
+        issued = pd.to_datetime(frame[schema.ISSUED]).fillna(
+            dates - pd.Timedelta(days=c.known_ahead)
+        )
+        values = frame[c.file_column]
+        keep = (frame["key"] == key) & (issued <= pd.Timestamp(as_of)) & values.notna()
+        parts.append(
+            pd.DataFrame(
+                {
+                    schema.SERIES_ID: series_id,
+                    schema.COVARIATE: c.name,
+                    schema.DATE: dates[keep].astype("datetime64[ns]"),
+                    schema.ISSUED: issued[keep].astype("datetime64[ns]"),
+                    schema.VALUE: values[keep].astype("float64"),
+                }
+            )
+        )
+    out = _covariate_frame(parts)
+    # a value delivered again with the same issue time (a re-delivered file): the last wins
+    return out.drop_duplicates(schema.COVARIATE_KEY, keep="last").reset_index(drop=True)
 
 
 def fetch_window(
@@ -163,8 +221,7 @@ def split_covariates(
                 }
             )
         )
-    covariates = pd.concat(parts, ignore_index=True)[schema.COVARIATE_COLUMNS]
-    return prices.reset_index(drop=True), covariates
+    return prices.reset_index(drop=True), _covariate_frame(parts)
 
 
 def _batch(
@@ -215,6 +272,8 @@ def ingest_source(
     columns = schema.PRICE_COLUMNS if source.dataset == schema.PRICES else schema.WEATHER_COLUMNS
     if isinstance(source, FileDropSource):
         return _ingest_files(settings, source, as_of, start, today)
+    if source.dataset == schema.COVARIATES:
+        raise ValueError(f"exogenous data set {source.key!r}: only file drops are read")
     key_col = schema.SERIES_ID if source.dataset == schema.PRICES else schema.LOCATION
     marks = watermarks(paths.curated_dir(settings.data_dir, source.dataset), key_col)
     window = fetch_window(
@@ -285,7 +344,15 @@ def _ingest_files(
     raw_paths = [
         _land_once(settings.data_dir, p, taken.get(str(p.request["file"]))) for p in payloads
     ]
-    frames = [_parse(settings, source, p) for p in payloads]
+    exogenous = next((e for e in settings.exogenous if e.name == source.key), None)
+    if source.dataset == schema.COVARIATES and exogenous is not None:
+        wanted = sorted({c.file_column for _, c, _ in _uses(settings, exogenous.name)})
+        frames = [
+            parse_exogenous(p, exogenous.key_column, exogenous.issued_column, wanted)
+            for p in payloads
+        ]
+    else:
+        frames = [_parse(settings, source, p) for p in payloads]
     files = []
     for payload, frame, raw_path in zip(payloads, frames, raw_paths, strict=True):
         newest = frame[schema.DATE].max() if not frame.empty else None
@@ -298,10 +365,21 @@ def _ingest_files(
             raw_path=raw_path,
         )
         files.append((str(payload.request["file"]), stamp))
-    ahead = (window[0], as_of + dt.timedelta(days=_reach(_series(settings, source))))
-    data = _in_window(_concat(frames, columns), ahead, max(today, as_of))
     notes = _notes(payloads, frames)
     inputs = [p.name for p in payloads]
+    if exogenous is not None and source.dataset == schema.COVARIATES:
+        parsed = pd.concat(frames, ignore_index=True) if frames else None
+        values = (
+            exogenous_values(settings, exogenous, parsed, as_of)
+            if parsed is not None
+            else _covariate_frame([])
+        )
+        return Batch(
+            source.dataset, source.key, source.name, window, values, raw_paths, files, notes,
+            inputs,
+        )  # fmt: skip
+    ahead = (window[0], as_of + dt.timedelta(days=_reach(_series(settings, source))))
+    data = _in_window(_concat(frames, columns), ahead, max(today, as_of))
     return _batch(
         settings, source, window, data, as_of, today, raw_paths=raw_paths, files=files,
         notes=notes, inputs=inputs,

@@ -46,6 +46,13 @@ ISSUED = "issued"
 VALUE = "value"
 COVARIATE_COLUMNS = [SERIES_ID, COVARIATE, DATE, ISSUED, VALUE]
 COVARIATE_KEY = [SERIES_ID, COVARIATE, DATE, ISSUED]
+COVARIATE_DTYPES = {
+    SERIES_ID: "str",
+    COVARIATE: "str",
+    DATE: "datetime64[ns]",
+    ISSUED: "datetime64[ns]",
+    VALUE: "float64",
+}
 
 # Data-set names used for folders, suites and reports.
 PRICES = "prices"

@@ -31,7 +31,9 @@ def price_features(prices: pd.DataFrame) -> pd.DataFrame:
     df = prices.sort_values([SERIES_ID, DATE]).reset_index(drop=True)
     by_series = df.groupby(SERIES_ID, sort=False)
     y = df[TARGET].astype("float64")
-    log_return = np.log(y / by_series[TARGET].shift(1))
+    ratio = y / by_series[TARGET].shift(1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero or negative price: no log
+        log_return = np.log(ratio.where(ratio > 0))
     returns = log_return.groupby(df[SERIES_ID], sort=False)
     mean_28 = by_series[TARGET].transform(lambda s: s.rolling(28, min_periods=1).mean())
     return pd.DataFrame(
@@ -75,7 +77,8 @@ def build_features(
     calendar = calendar_features(feats[DATE])
     feats[calendar.columns] = calendar.to_numpy()
     out = feats[FEATURE_COLUMNS].sort_values([SERIES_ID, DATE]).reset_index(drop=True)
-    out = out.replace([np.inf, -np.inf], np.nan)
+    numbers = out.columns.drop([SERIES_ID, DATE])
+    out[numbers] = out[numbers].astype("float64").replace([np.inf, -np.inf], np.nan)
     if feature_set is not None and feature_set.covariate_names:
         values = covariates if covariates is not None else pd.DataFrame()
         out = add_covariates(out, values, feature_set, frequencies or {})

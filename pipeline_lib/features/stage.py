@@ -9,7 +9,7 @@ import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import Settings
-from pipeline_lib.curate import read_covariates, read_curated
+from pipeline_lib.curate import covariate_frame, read_covariates, read_curated
 from pipeline_lib.errors import CovariateMissing
 from pipeline_lib.features.build import build_features
 from pipeline_lib.features.covariates import missing_covariates
@@ -34,8 +34,8 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
     )
     feature_set = settings.feature_set
     covariates = read_covariates(settings.data_dir, list(locations), as_of)
-    covariates = pd.concat([covariates, calendar_covariates(settings, prices, as_of)])
-    frequencies = {s.id: s.frequency for s in settings.series}
+    covariates = covariate_frame([covariates, calendar_covariates(settings, prices, as_of)])
+    frequencies = settings.frequencies
     feats = build_features(prices, weather, locations, as_of, covariates, feature_set, frequencies)
     if not feats.empty:
         check_covariates(settings, feats, as_of)
@@ -58,7 +58,7 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
 def calendar_covariates(settings: Settings, prices: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """The values of the holiday covariates, from each series' first price to as far ahead as
     each is known (computed, not stored: a calendar is known in advance)."""
-    parts = [pd.DataFrame(columns=schema.COVARIATE_COLUMNS)]
+    parts = []
     for s in settings.series:
         rows = prices.loc[prices[schema.SERIES_ID] == s.id, schema.DATE]
         if rows.empty:
@@ -71,7 +71,7 @@ def calendar_covariates(settings: Settings, prices: pd.DataFrame, as_of: dt.date
                 parts.append(
                     holiday_values(s.id, c.name, country, subdivision, start, end, c.known_ahead)
                 )
-    return pd.concat(parts, ignore_index=True)
+    return covariate_frame(parts)
 
 
 def check_covariates(settings: Settings, feats: pd.DataFrame, as_of: dt.date) -> list[str]:
@@ -82,7 +82,7 @@ def check_covariates(settings: Settings, feats: pd.DataFrame, as_of: dt.date) ->
         s.id: {c.name: (c.role, c.known_ahead, c.missing) for c in s.covariates}
         for s in settings.series
     }
-    frequencies = {s.id: s.frequency for s in settings.series}
+    frequencies = settings.frequencies
     found = missing_covariates(feats, declared, frequencies, as_of)
     required = [m.describe() for m in found if m.policy == "required"]
     if required:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pipeline_lib import schema
-from pipeline_lib.config import Location, SeriesConfig, Settings, SourceSpec
+from pipeline_lib.config import ExogenousConfig, Location, SeriesConfig, Settings, SourceSpec
 from pipeline_lib.sources.base import CSV, PARQUET, ParseError, Payload, Source, SourceError
 from pipeline_lib.sources.files import FileDropSource
 from pipeline_lib.sources.http import JSON, HttpClient
@@ -120,6 +120,12 @@ def price_source(series: SeriesConfig, settings: Settings) -> Source:
     return _build(series.source, schema.PRICES, series.id, settings)
 
 
+def exogenous_source(spec: ExogenousConfig, settings: Settings) -> Source:
+    """The file drop of one exogenous covariate data set (its rows become curated covariates,
+    ``schema.COVARIATES``, under the data set's name)."""
+    return _build(spec.source, schema.COVARIATES, spec.name, settings)
+
+
 def weather_source(settings: Settings, location: Location) -> Source:
     """The weather source (``settings.weather_source``) for one location."""
     return _build(settings.weather_source, schema.WEATHER, location.name, settings, location)
@@ -129,6 +135,7 @@ __all__ = [
     "CSV",
     "PARQUET",
     "FileDropSource",
+    "exogenous_source",
     "HttpClient",
     "JSON",
     "OpenMeteoSource",

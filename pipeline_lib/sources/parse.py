@@ -359,6 +359,50 @@ def parse_payload(
     return out
 
 
+def parse_exogenous(
+    payload: Payload,
+    key_column: str,
+    issued_column: str | None,
+    values: list[str],
+    columns: Mapping[str, str] | None = None,
+    date_format: str | None = None,
+) -> pd.DataFrame:
+    """An exogenous data set's file: columns ``key`` (text), ``date``, ``issued`` (a day, or
+    NaT without ``issued_column``) and the ``values`` columns (floats). Names match ignoring
+    case (``columns`` maps the file's names to ours first); other columns are listed in
+    ``attrs["ignored_columns"]``. Raises :class:`ParseError` naming the file and the problem."""
+    if columns is None:
+        columns = payload.request.get("columns") or None
+    if date_format is None:
+        date_format = payload.request.get("date_format") or None
+    df = _rename(_read_raw(payload), columns, payload)
+    key, issued = key_column.strip().lower(), (issued_column or "").strip().lower()
+    wanted = [v.strip().lower() for v in values]
+    _check_columns(df, [key, schema.DATE, *([issued] if issued else []), *wanted], payload)
+    out = pd.DataFrame(index=df.index)
+    keys = df[key].astype("string").str.strip()
+    if keys.isna().any() or (keys == "").any():
+        raise _fail(
+            payload,
+            f"column '{key}' has empty keys {_offending(df[key], keys.isna() | (keys == ''))}",
+        )
+    out["key"] = keys.astype("str")
+    out[schema.DATE] = _to_dates(df, payload, date_format)
+    if issued:
+        stamped = df[[issued]].rename(columns={issued: schema.DATE})
+        out[schema.ISSUED] = _to_dates(stamped, payload, date_format)
+    else:
+        out[schema.ISSUED] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
+    for name, col in zip(values, wanted, strict=True):
+        out[name] = _to_float(df, col, payload)
+    out = out.reset_index(drop=True)
+    used = {key, schema.DATE, issued, *wanted}
+    out.attrs[IGNORED_COLUMNS] = [str(c) for c in df.columns if c not in used]
+    if out.empty and (reason := _no_rows(payload)):
+        out.attrs[NO_ROWS] = reason
+    return out
+
+
 def _no_rows(payload: Payload) -> str | None:
     """Why a file gave no rows, for the run's notes; None for answers that may well be empty."""
     if payload.media_type == JSON or (payload.source == "stooq" and is_no_data(payload.content)):

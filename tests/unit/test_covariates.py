@@ -242,3 +242,104 @@ def test_a_holiday_calendar_the_package_lacks_is_named():
         load_settings(
             series=[_series([{**bad, "options": {"country": "DE", "subdivision": "ZZ"}}])]
         )
+
+
+def _exogenous_settings(tmp_path, issued: bool, missing: str = "required"):
+    drop = tmp_path / "drops"
+    drop.mkdir(exist_ok=True)
+    return load_settings(
+        data_dir=str(tmp_path / "data"),
+        start_date="2019-01-01",
+        series=[
+            _series(
+                [
+                    {
+                        "name": "temp_fc",
+                        "role": "future",
+                        "known_ahead": 2,
+                        "source": "exogenous",
+                        "column": "temperature",
+                        "options": {"dataset": "weather_fc", "key": "berlin"},
+                        "missing": missing,
+                    }
+                ],
+                source={"kind": "file", "options": {"path": str(tmp_path / "prices")}},
+            )
+        ],
+        exogenous=[
+            {
+                "name": "weather_fc",
+                "source": {"kind": "file", "options": {"path": str(drop)}},
+                "key_column": "zone",
+                "issued_column": "run" if issued else None,
+            }
+        ],
+    )
+
+
+def _drop_prices(tmp_path) -> None:
+    (tmp_path / "prices").mkdir(exist_ok=True)
+    days = pd.date_range("2019-01-01", "2019-01-10", freq="D")
+    rows = "\n".join(f"{d.date()},{40 + i}" for i, d in enumerate(days))
+    (tmp_path / "prices" / "de.csv").write_text("date,close\n" + rows + "\n")
+
+
+def test_an_exogenous_data_set_with_issue_times_is_point_in_time(tmp_path):
+    settings = _exogenous_settings(tmp_path, issued=True)
+    _drop_prices(tmp_path)
+    # forecasts of Berlin's temperature, from the runs of 01-04 and 01-05 (a revision of 01-06)
+    (tmp_path / "drops" / "fc1.csv").write_text(
+        "zone,date,run,temperature,other\n"
+        "berlin,2019-01-05,2019-01-04,1.0,x\n"
+        "berlin,2019-01-06,2019-01-04,2.0,x\n"
+        "berlin,2019-01-06,2019-01-05,5.0,x\n"
+        "berlin,2019-01-07,2019-01-05,3.0,x\n"
+        "paris,2019-01-05,2019-01-04,9.0,x\n"
+        "berlin,2019-01-12,2019-01-11,7.0,x\n"  # issued after the night: later data
+    )
+    as_of = dt.date(2019, 1, 5)
+    _ingest(settings, as_of)
+    values = curate.read_covariates(settings.data_dir, ["DE"], dt.date(2019, 12, 31))
+    assert len(values) == 4 and (values["issued"] <= pd.Timestamp(as_of)).all()
+    refresh_features(settings, as_of)
+    feats = load_features(settings, as_of).set_index(schema.DATE)
+    day4, day5 = feats.loc["2019-01-04"], feats.loc["2019-01-05"]
+    assert day4["temp_fc@1"] == 1.0 and day4["temp_fc@2"] == 2.0  # as issued on 01-04
+    assert day5["temp_fc"] == 1.0 and day5["temp_fc@1"] == 5.0  # the revision, from 01-05 on
+    assert day5["temp_fc@2"] == 3.0
+
+
+def test_an_exogenous_value_without_an_issue_time_is_issued_known_ahead_before(tmp_path):
+    settings = _exogenous_settings(tmp_path, issued=False, missing="required")
+    _drop_prices(tmp_path)
+    (tmp_path / "drops" / "fc.csv").write_text(
+        "zone,date,temperature\nberlin,2019-01-06,2.0\nberlin,2019-01-07,3.0\n"
+        "berlin,2019-01-08,4.0\n"
+    )
+    as_of = dt.date(2019, 1, 5)
+    _ingest(settings, as_of)
+    values = curate.read_covariates(settings.data_dir, ["DE"], as_of)
+    assert values["date"].max() == pd.Timestamp("2019-01-07")  # 01-08's is issued on 01-06
+    refresh_features(settings, as_of)
+    # tonight needs 01-06 and 01-07 (known_ahead 2): both there; the next night lacks 01-09
+    _ingest(settings, dt.date(2019, 1, 7))
+    with pytest.raises(CovariateMissing, match=r"'temp_fc' not issued .* 2019-01-09"):
+        refresh_features(settings, dt.date(2019, 1, 7))
+
+
+def test_an_exogenous_covariate_must_name_a_configured_data_set():
+    with pytest.raises(ConfigError, match="no \\[\\[exogenous\\]\\] data set 'nope'"):
+        load_settings(
+            series=[
+                _series(
+                    [
+                        {
+                            "name": "x",
+                            "role": "past",
+                            "source": "exogenous",
+                            "options": {"dataset": "nope"},
+                        }
+                    ]
+                )
+            ]
+        )
