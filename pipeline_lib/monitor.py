@@ -36,10 +36,14 @@ def drift_windows(
 def drift_metrics(
     features: pd.DataFrame, train_start: dt.date, as_of: dt.date, cfg: DriftConfig
 ) -> pd.DataFrame:
-    """Drift rows (series_id, feature, metric, value, threshold, is_drift, forecast_date)."""
+    """Drift rows (series_id, feature, metric, value, threshold, is_drift, forecast_date) of
+    ``DRIFT_FEATURES`` and of the covariates ``features`` carries."""
     reference, recent = drift_windows(train_start, as_of, cfg.recent_days)
     rows = features[features[schema.DATE] <= pd.Timestamp(as_of)]
-    table = drift_table(rows, DRIFT_FEATURES, reference, recent, **cfg.table_options())
+    # the declared covariates too (their own-date values; the leads repeat them a day later)
+    covariates = [c for c in rows.columns if c not in schema.FEATURE_COLUMNS and "@" not in c]
+    names = [*DRIFT_FEATURES, *covariates]
+    table = drift_table(rows, names, reference, recent, **cfg.table_options())
     return table.assign(forecast_date=as_of)
 
 

@@ -72,6 +72,8 @@ def test_electricity_nightly_with_covariates(prefect_api: None, tmp_path: Path) 
     engine = create_engine(settings.db_url)
     with engine.connect() as conn:
         fc = pd.read_sql_table("forecasts", conn)
+        drift = pd.read_sql_table("drift_metrics", conn)
+    assert {"load_forecast", "load_actual"} <= set(drift["feature"])  # covariates watched too
     day = fc[pd.to_datetime(fc["forecast_date"]).dt.date == AS_OF]
     assert sorted(day["series_id"].unique()) == ["DE", "ES"] and len(day) == 2 * H
     assert (day["yhat_lower"] <= day["yhat"]).all() and (day["yhat"] <= day["yhat_upper"]).all()
