@@ -217,16 +217,30 @@ class ModelConfig(BaseModel):
     embedding_dim: int = Field(default=4, ge=1)
     cell: Literal["lstm", "gru"] = Field(default="lstm", description="recurrent cell")
     attention: bool = Field(default=False, description="attention over the encoder outputs")
-    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    quantiles: list[float] = Field(
+        default_factory=lambda: [0.1, 0.5, 0.9],
+        description="levels the LSTM forecasts: an odd count (3, 5, ...) of increasing values "
+        "in (0, 1); the middle one is the point forecast, the first and last the published "
+        "interval (yhat_lower, yhat_upper)",
+    )
 
     @field_validator("quantiles")
     @classmethod
     def _quantiles_ordered(cls, v: list[float]) -> list[float]:
-        if len(v) != 3 or not (0 < v[0] < v[1] < v[2] < 1):
+        increasing = all(a < b for a, b in zip(v, v[1:], strict=False))
+        if len(v) < 3 or len(v) % 2 == 0 or not increasing or not (0 < v[0] and v[-1] < 1):
             raise ValueError(
-                "quantiles must be three increasing values in (0, 1), e.g. [0.1, 0.5, 0.9]"
+                "quantiles must be an odd count (3, 5, ...) of increasing values in (0, 1), "
+                "e.g. [0.1, 0.5, 0.9] or [0.05, 0.25, 0.5, 0.75, 0.95]"
             )
         return v
+
+    @property
+    def band(self) -> list[float]:
+        """The published levels: (yhat_lower, yhat, yhat_upper), the outer and middle
+        quantiles; what every baseline forecasts and what the metrics score."""
+        q = self.quantiles
+        return [q[0], q[len(q) // 2], q[-1]]
 
 
 class TrainingConfig(BaseModel):

@@ -10,7 +10,7 @@ _CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class LSTMForecaster(nn.Module):
-    """A global LSTM over many series that forecasts three quantiles for each of H days ahead.
+    """A global LSTM over many series that forecasts Q quantiles for each of H days ahead.
 
     Args:
         n_series: number of series; each gets a learned embedding (index order is the model's
@@ -20,8 +20,9 @@ class LSTMForecaster(nn.Module):
             calendar columns of the target date, then each future covariate's value and its
             availability mask); flattened into the head's input.
         horizon: H, the number of steps ahead forecast at once (multi-horizon head).
-        quantiles: the three quantile levels (lower, median, upper), e.g. ``(0.1, 0.5, 0.9)``;
-            used by the loss, stored here so a checkpoint is self-describing.
+        quantiles: the quantile levels, an odd count in increasing order, e.g.
+            ``(0.1, 0.5, 0.9)``; the middle one is the point forecast. Used by the loss, stored
+            here so a checkpoint is self-describing.
         hidden_size: width of the LSTM state and of the head's hidden layer.
         num_layers: stacked LSTM layers.
         dropout: dropout between LSTM layers (only when ``num_layers > 1``) and in the head.
@@ -31,9 +32,11 @@ class LSTMForecaster(nn.Module):
         attention: add a scaled dot-product attention over the encoder's outputs, queried by
             the last step's output; its context vector joins the head's input.
 
-    ``forward`` returns [batch, horizon, 3]: lower, median and upper of the change of scaled y
-    from the last observed step. Ordering is guaranteed: lower = median - softplus(a),
-    upper = median + softplus(b).
+    ``forward`` returns [batch, horizon, Q]: the quantiles of the change of scaled y from the
+    last observed step, in the order of ``quantiles``. Ordering is guaranteed by construction:
+    the middle output is the median, and each quantile below (above) it is the next one's
+    minus (plus) a softplus gap. With three quantiles: lower = median - softplus(a), upper =
+    median + softplus(b).
     """
 
     def __init__(
@@ -42,7 +45,7 @@ class LSTMForecaster(nn.Module):
         n_past_features: int,
         n_future_features: int,
         horizon: int,
-        quantiles: tuple[float, float, float] | list[float] = (0.1, 0.5, 0.9),
+        quantiles: tuple[float, ...] | list[float] = (0.1, 0.5, 0.9),
         hidden_size: int = 32,
         num_layers: int = 1,
         dropout: float = 0.1,
@@ -53,8 +56,10 @@ class LSTMForecaster(nn.Module):
         super().__init__()
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}")
-        if len(quantiles) != 3 or not 0 < quantiles[0] < quantiles[1] < quantiles[2] < 1:
-            raise ValueError(f"quantiles must be three increasing levels in (0, 1): {quantiles}")
+        q = [float(x) for x in quantiles]
+        increasing = all(a < b for a, b in zip(q, q[1:], strict=False))
+        if len(q) < 3 or len(q) % 2 == 0 or not increasing or not (0 < q[0] and q[-1] < 1):
+            raise ValueError(f"quantiles must be an odd count of increasing levels in (0, 1): {q}")
         self.horizon = horizon
         self.quantiles = tuple(float(q) for q in quantiles)
         self.embedding = nn.Embedding(n_series, embedding_dim)
@@ -73,14 +78,14 @@ class LSTMForecaster(nn.Module):
             nn.Linear(head_in, hidden_size),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(hidden_size, horizon * 3),
+            nn.Linear(hidden_size, horizon * len(q)),
         )
 
     def forward(
         self, past: torch.Tensor, future: torch.Tensor, series: torch.Tensor
     ) -> torch.Tensor:
         """past [batch, lookback, n_past_features], future [batch, horizon, n_future_features],
-        series [batch] (int64 embedding index) -> quantiles [batch, horizon, 3]."""
+        series [batch] (int64 embedding index) -> quantiles [batch, horizon, Q]."""
         batch, lookback, _ = past.shape
         emb = self.embedding(series)  # [batch, embedding_dim]
         steps = emb.unsqueeze(1).expand(batch, lookback, emb.shape[1])  # [batch, lookback, emb]
@@ -93,8 +98,11 @@ class LSTMForecaster(nn.Module):
             weights = torch.softmax(scores, dim=1).unsqueeze(2)  # [batch, lookback, 1]
             parts.append((weights * encoded).sum(1))  # context [batch, hidden]
         head_in = torch.cat([*parts, emb, future.reshape(batch, -1)], dim=1)  # [batch, head_in]
-        raw = self.head(head_in).reshape(batch, self.horizon, 3)  # [batch, horizon, 3]
-        median = raw[..., 1]  # [batch, horizon]
-        lower = median - F.softplus(raw[..., 0])  # [batch, horizon]
-        upper = median + F.softplus(raw[..., 2])  # [batch, horizon]
-        return torch.stack([lower, median, upper], dim=2)  # [batch, horizon, 3]
+        n_q = len(self.quantiles)
+        raw = self.head(head_in).reshape(batch, self.horizon, n_q)  # [batch, horizon, Q]
+        mid = n_q // 2
+        median = raw[..., mid : mid + 1]  # [batch, horizon, 1]
+        steps = F.softplus(raw)  # [batch, horizon, Q], positive gaps between quantiles
+        below = steps[..., :mid].flip(-1).cumsum(-1).flip(-1)  # [batch, horizon, Q // 2]
+        above = steps[..., mid + 1 :].cumsum(-1)  # [batch, horizon, Q // 2]
+        return torch.cat([median - below, median, median + above], dim=2)  # [batch, horizon, Q]

@@ -58,7 +58,7 @@ def test_bad_configs_say_what_is_wrong(tmp_path: Path) -> None:
         load_settings(dup)
     with pytest.raises(ConfigError, match="PIPELINE_DATABASE_URL"):
         load_settings(data_dir="s3://bucket/data")
-    with pytest.raises(ConfigError, match="model.quantiles: quantiles must be three"):
+    with pytest.raises(ConfigError, match="model.quantiles: quantiles must be an odd count"):
         load_settings(model={"quantiles": [0.9, 0.5, 0.1]})
     with pytest.raises(ConfigError, match="horizn: unknown setting"):
         load_settings(horizn=3)  # a typo is an error, not silently ignored
