@@ -243,7 +243,7 @@ def without_future(settings: Settings, data_dir: str) -> Settings:
 def tonight_lstm(settings: Settings, rows: pd.DataFrame, night: dt.date) -> pd.DataFrame:
     """The forecast of the model trained (or fine-tuned) tonight under ``settings``."""
     trained, _ = train_or_reuse(settings, rows, night)
-    frequencies = {s.id: s.frequency for s in settings.series}
+    frequencies = settings.frequencies
     return predict(trained, rows, night, frequencies)
 
 
@@ -275,7 +275,7 @@ def run_night(
     for name, part in per_model.groupby(MODEL, sort=True):
         forecasts.append(_tagged(part, str(name), night))
     if ablated is not None:
-        frequencies = {s.id: s.frequency for s in settings.series}
+        frequencies = settings.frequencies
         forecasts.append(_tagged(predict(trained, rows, night, frequencies), TONIGHT, night))
         forecasts.append(_tagged(tonight_lstm(ablated, rows, night), NOFUTURE, night))
     for name, part in rule_forecasts(settings, evaluation, per_model).items():
@@ -316,7 +316,7 @@ def score(
     kept = forecasts.loc[common]
     n_models = forecasts[MODEL].nunique()
     actuals = features[[schema.SERIES_ID, schema.DATE, schema.Y]]
-    season, quantiles = settings.backtest.mase_season, settings.model.quantiles
+    season, quantiles = settings.backtest.mase_season, settings.model.band
     scores = score_forecasts(kept, actuals, features, season, quantiles)
     rows = score_rows(kept, actuals, features, season, quantiles)
     nightly = (
@@ -470,7 +470,7 @@ def _short(name: str) -> str:
 
 def report(summary: dict[str, Any], settings: Settings, n_scored: int, n_dropped: int) -> None:
     models = summary["models"]
-    q = settings.model.quantiles
+    q = settings.model.band
     level = round(100 * (q[2] - q[0]))
     width = max(8, *(len(s) for s in summary["per_series"]))
     print()

@@ -117,11 +117,11 @@ def sample_nights(pol: RetrainPolicyConfig) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(data_dir=tmp)
         features = build_features(settings, dt.date(2015, 12, 31))
-    cfg, quantiles = settings.drift, list(settings.model.quantiles)
+    cfg, quantiles = settings.drift, list(settings.model.band)
     nights = [d.date() for d in pd.bdate_range("2015-01-02", "2015-12-31")]
     history = features[[schema.SERIES_ID, schema.DATE, schema.Y]]
     naive = make_baseline("naive", quantiles, feature_set=settings.feature_set).fit(history)
-    frequencies = {s.id: s.frequency for s in settings.series}
+    frequencies = settings.frequencies
     origins = {  # every date from 2014 on: the forecasts the nightly published
         str(sid): dates[dates >= np.datetime64("2014-01-01")]
         for sid, part in history.groupby(schema.SERIES_ID)

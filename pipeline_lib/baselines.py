@@ -11,7 +11,8 @@ made exactly as ``predict`` would on its forecast date.
 
 No leakage: a forecast from origin ``o`` (the last row on or before the forecast date) uses rows
 ``0..o`` only, for its point, its model fit and its bands. Steps are rows (observations): the
-weekly season is 5 rows for frequency ``"B"`` and 7 for ``"D"``; target dates come from
+weekly season is 5 rows for a business-day frequency (``"B"`` or an exchange calendar code such
+as ``"XNYS"``) and 7 for ``"D"``; target dates come from
 ``pipeline_lib.model.calendar.future_dates``. Everything is deterministic.
 
 Bands (split conformal): the h-step errors of the baseline on its own history before the
@@ -43,11 +44,10 @@ from sklearn.preprocessing import StandardScaler
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL
 from pipeline_lib.evaluation.windows import origin_windows, rolling_origins
+from pipeline_lib.features.calendar import check_frequency, weekly_season
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.calendar import future_dates
 from pipeline_lib.model.forecast import FORECAST_COLUMNS
-
-WEEKLY_SEASON = {"B": 5, "D": 7}
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,8 @@ class Baseline(ABC):
     ) -> pd.DataFrame:
         """Forecasts of the ``horizon`` dates after ``as_of`` from rows dated on or before it.
 
-        ``frequency``: ``"B"`` or ``"D"`` for all series, or a mapping by series id (missing
-        series count as ``"B"``)."""
+        ``frequency``: ``"B"``, ``"D"`` or an exchange calendar code for all series, or a
+        mapping by series id (missing series count as ``"B"``)."""
         date = np.array([np.datetime64(pd.Timestamp(as_of).as_unit("ns"))])
         return self.predict_at(dict.fromkeys(self.series, date), horizon, frequency)
 
@@ -232,7 +232,7 @@ class Naive(_NaiveFamily):
 
 
 class SeasonalNaive(_NaiveFamily):
-    """The value one week (``season`` rows: 5 for ``"B"``, 7 for ``"D"``) before each target,
+    """The value one week (``season`` rows: 5 for business days, 7 for ``"D"``) before each target,
     repeating the last observed week beyond one season."""
 
     name = "seasonal_naive"
@@ -242,7 +242,7 @@ class SeasonalNaive(_NaiveFamily):
         self.season = season
 
     def _lookback(self, frequency: str) -> int:
-        return self.season or WEEKLY_SEASON[frequency]
+        return self.season or weekly_season(frequency)
 
     def _point(self, past: np.ndarray, horizon: int) -> np.ndarray:
         m = past.shape[1]
@@ -422,8 +422,10 @@ def _apply_bands(
 
 def _frequency(frequency: str | Mapping[str, str], series_id: str) -> str:
     freq = frequency if isinstance(frequency, str) else frequency.get(series_id, "B")
-    if freq not in WEEKLY_SEASON:
-        raise ValueError(f"frequency must be 'B' or 'D', got {freq!r} for {series_id}")
+    try:
+        check_frequency(freq)
+    except ValueError as exc:
+        raise ValueError(f"{exc} for {series_id}") from None
     return freq
 
 

@@ -90,7 +90,7 @@ def evaluate(
     tonight's origins, then :func:`pipeline_lib.registry.select` the champion and the model of
     every series."""
     plan = holdout_plan(settings, features, as_of)
-    frequencies = {s.id: s.frequency for s in settings.series}
+    frequencies = settings.frequencies
     champion = decision.base_version
     forced = None if decision.contest else decision.reason
     models = {candidate.version: candidate}
@@ -112,7 +112,7 @@ def evaluate(
     names = list(settings.backtest.baselines)
     fitted: dict[str, Baseline] = {}
     cache = statistical_cache(settings)
-    quantiles = settings.model.quantiles
+    quantiles = settings.model.band
     parts.append(
         baseline_forecasts(
             names, features, plan, frequencies, quantiles, fitted, cache, settings.feature_set
@@ -125,7 +125,7 @@ def evaluate(
             f"history ({settings.model.lookback + settings.horizon} rows at least)"
         )
     rows, summary = score_backtest(
-        forecasts, features, plan, settings.model.quantiles, settings.backtest.mase_season
+        forecasts, features, plan, settings.model.band, settings.backtest.mase_season
     )
     challenger = candidate.version if candidate.version in models else None
     cfg = settings.backtest
@@ -158,7 +158,7 @@ def model_forecasts(
     fitted them), for the series given per model (default: every model, every series).
     Columns: the forecast columns, ``model`` and ``model_version``."""
     rows = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
-    frequencies = {s.id: s.frequency for s in settings.series}
+    frequencies = settings.frequencies
     if models is None:
         every = set(settings.series_ids)
         models = {name: every for name in [LSTM, *settings.backtest.baselines]}
@@ -175,7 +175,7 @@ def model_forecasts(
                 start = evaluation.plan.holdout_start
                 cache = statistical_cache(settings)
                 baseline = make_baseline(
-                    model, settings.model.quantiles, start, cache, settings.feature_set
+                    model, settings.model.band, start, cache, settings.feature_set
                 ).fit(rows)
             out = baseline.predict(as_of, settings.horizon, frequencies)
             version = baseline_version(model)
@@ -293,7 +293,7 @@ def baseline_records(settings: Settings) -> list[dict[str, object]]:
     """``model_versions`` rows of the baselines in use (kind and status ``baseline``)."""
     records = []
     for name in settings.backtest.baselines:
-        model = make_baseline(name, settings.model.quantiles, feature_set=settings.feature_set)
+        model = make_baseline(name, settings.model.band, feature_set=settings.feature_set)
         params = {
             k: v
             for k, v in vars(model).items()

@@ -65,7 +65,10 @@ class CovariateConfig(BaseModel):
     ``known_ahead`` says (the horizon, typically). ``source`` exogenous: a column (``column``,
     default ``name``) of the ``[[exogenous]]`` data set ``options.dataset``, the rows whose key
     is ``options.key`` (default the series id); its values carry their issue time when the data
-    set has one.
+    set has one. ``source`` weather: ``column`` (one of ``schema.WEATHER_VALUES``) of the weather
+    at the series' ``weather`` location: past, the observed weather of day d, issued on d;
+    future (``known_ahead`` 1 to 7), Open-Meteo's forecast of d issued on d - h for h up to
+    ``known_ahead`` (options: see pipeline_lib.sources.open_meteo_runs).
     ``missing``: what a value that tonight's forecast needs but that has not arrived does.
     ``required`` (the default) stops the run with an error naming the series, the covariate
     and the dates; ``mask`` records a warning and the model sees the value as unknown (an
@@ -74,15 +77,17 @@ class CovariateConfig(BaseModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="feature name, e.g. load_forecast")
     role: Literal["past", "future"]
-    source: Literal["series", "holidays", "exogenous"] = Field(
+    source: Literal["series", "holidays", "exogenous", "weather"] = Field(
         default="series",
         description="series: a column of the series' own price file; holidays: public holidays; "
-        "exogenous: a column of an [[exogenous]] data set",
+        "exogenous: a column of an [[exogenous]] data set; weather: a weather variable of the "
+        "series' location (past: observed; future: forecasts as issued)",
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="holidays: country (ISO code), subdivision (optional); exogenous: dataset "
-        "(its name), key (the data set's key for this series, default the series id)",
+        "(its name), key (the data set's key for this series, default the series id); weather "
+        "(future): models, previous_runs_url, forecast_url, credential, since",
     )
     column: str | None = Field(default=None, description="the file's column; default: name")
     known_ahead: int = Field(
@@ -119,9 +124,33 @@ class CovariateConfig(BaseModel):
                     f"exogenous covariate {self.name!r} takes options dataset (required) and "
                     f"key, got {sorted(self.options)}"
                 )
+        elif self.source == "weather":
+            self._check_weather()
         elif self.options:
             raise ValueError(f"covariate {self.name!r} (source series) takes no options")
         return self
+
+    def _check_weather(self) -> None:
+        from pipeline_lib.schema import WEATHER_VALUES
+        from pipeline_lib.sources.open_meteo_runs import MAX_LEAD_DAYS, check_options
+
+        if self.file_column not in WEATHER_VALUES:
+            raise ValueError(
+                f"weather covariate {self.name!r} needs column = one of "
+                f"{', '.join(WEATHER_VALUES)}, got {self.file_column!r}"
+            )
+        if self.role == "past" and self.options:
+            raise ValueError(f"past weather covariate {self.name!r} takes no options")
+        if self.role == "future" and self.known_ahead > MAX_LEAD_DAYS:
+            raise ValueError(
+                f"future weather covariate {self.name!r}: forecasts as issued reach "
+                f"{MAX_LEAD_DAYS} days ahead (Open-Meteo previous runs), got known_ahead "
+                f"{self.known_ahead}"
+            )
+        try:
+            check_options(self.options)
+        except ValueError as exc:
+            raise ValueError(f"weather covariate {self.name!r}: {exc}") from None
 
     @property
     def file_column(self) -> str:
@@ -198,6 +227,17 @@ class SeriesConfig(BaseModel):
                     f"got {self.frequency!r}"
                 )
             check_exchange(self.calendar)
+        return self
+
+    @model_validator(mode="after")
+    def _weather_location(self) -> SeriesConfig:
+        lacking = [c.name for c in self.covariates if c.source == "weather"]
+        if lacking and self.weather is None:
+            raise ValueError(
+                f"series {self.id!r}: weather covariate(s) {lacking} read the weather of the "
+                "series' location, but it has none (set weather = { name, latitude, "
+                "longitude, timezone })"
+            )
         return self
 
     @property
@@ -663,6 +703,17 @@ class Settings(BaseSettings):
                         f"series {s.id!r} covariate {c.name!r}: no [[exogenous]] data set "
                         f"{c.options['dataset']!r} (configured: {sorted(names)})"
                     )
+        forecasts: dict[str, dict[str, Any]] = {}  # one source per location: one set of options
+        for s in self.series:
+            for c in s.covariates:
+                if c.source == "weather" and c.role == "future" and s.weather is not None:
+                    if forecasts.setdefault(s.weather.name, c.options) != c.options:
+                        raise ValueError(
+                            f"series {s.id!r} covariate {c.name!r}: the weather forecasts of "
+                            f"location {s.weather.name!r} are fetched once for all its future "
+                            f"weather covariates, whose options must match: {c.options} vs "
+                            f"{forecasts[s.weather.name]}"
+                        )
         if (
             self.database_url is None
             and "://" in self.data_dir

@@ -17,11 +17,13 @@ from pipeline_lib import paths, schema
 from pipeline_lib.config import CovariateConfig, ExogenousConfig, SeriesConfig, Settings
 from pipeline_lib.sources import (
     FileDropSource,
+    OpenMeteoRunsSource,
     Payload,
     Source,
     exogenous_source,
     parse_payload,
     price_source,
+    weather_forecast_sources,
     weather_source,
 )
 from pipeline_lib.sources.parse import IGNORED_COLUMNS, NO_ROWS, parse_exogenous
@@ -66,7 +68,8 @@ class Batch:
 
 def sources_for(settings: Settings) -> list[Source]:
     """Every price source in the config, the weather source of each location used, then the
-    source of each exogenous data set a covariate uses."""
+    source of each exogenous data set a covariate uses, then one source of weather forecasts
+    per location with future weather covariates."""
     prices = [price_source(s, settings) for s in settings.series]
     weather = [weather_source(settings, loc) for loc in settings.locations]
     used = {
@@ -76,7 +79,7 @@ def sources_for(settings: Settings) -> list[Source]:
         if c.source == "exogenous"
     }
     exogenous = [exogenous_source(e, settings) for e in settings.exogenous if e.name in used]
-    return [*prices, *weather, *exogenous]
+    return [*prices, *weather, *exogenous, *weather_forecast_sources(settings)]
 
 
 def _covariate_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -272,6 +275,10 @@ def ingest_source(
     columns = schema.PRICE_COLUMNS if source.dataset == schema.PRICES else schema.WEATHER_COLUMNS
     if isinstance(source, FileDropSource):
         return _ingest_files(settings, source, as_of, start, today)
+    if isinstance(source, OpenMeteoRunsSource):  # forecasts as issued, of future covariates
+        from pipeline_lib.weather_forecasts import ingest_weather_forecasts  # it imports this
+
+        return ingest_weather_forecasts(settings, source, as_of, start)
     if source.dataset == schema.COVARIATES:
         raise ValueError(f"exogenous data set {source.key!r}: only file drops are read")
     key_col = schema.SERIES_ID if source.dataset == schema.PRICES else schema.LOCATION

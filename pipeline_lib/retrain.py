@@ -357,7 +357,7 @@ def monitor_night(
     backtest = db.read_latest_backtest(engine, settings.series_ids, as_of, lineage_start)
     monitoring = before_training(
         now.rows, published, backtest, train_start, as_of, cfg,
-        list(settings.model.quantiles), version,
+        list(settings.model.band), version,
     )  # fmt: skip
     return monitoring, assess(monitoring.rows, settings.retrain_policy, known)
 

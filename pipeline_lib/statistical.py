@@ -14,7 +14,7 @@ stale file is refitted, never trusted (its hash of the rows must match).
 
 - ``ets``: ``AutoETS`` (AICc search over error, trend, damping). Where the series has a weekly
   pattern (:func:`weekly_pattern`: the Theta method's seasonality test on its changes at the
-  weekly lag, 5 rows for ``"B"``, 7 for ``"D"``) the search includes the seasonal models, a
+  weekly lag, 5 rows for business days, 7 for ``"D"``) the search includes the seasonal models, a
   seasonal ETS; elsewhere it is skipped (it costs seven times the non-seasonal search).
 - ``arima``: non-seasonal ``AutoARIMA`` (stepwise, with drift where it helps).
 
@@ -40,7 +40,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from fsspec.core import url_to_fs
 
-from pipeline_lib.baselines import WEEKLY_SEASON, Baseline, SeriesHistory
+from pipeline_lib.baselines import Baseline, SeriesHistory
+from pipeline_lib.features.calendar import weekly_season
 from pipeline_lib.store.fs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ class StatsForecastBaseline(Baseline):
             return self._fitted[key]
         y = s.y[:n_fit]
         use_log = bool(np.all(y > 0))
-        digest = _digest(self.name, frequency, use_log, self.quantiles, y)
+        season = weekly_season(frequency)
+        digest = _digest(self.name, season, use_log, self.quantiles, y)
         url = None
         if self.cache:
             sid = self._ids.get(id(s), "series")
@@ -126,7 +128,7 @@ class StatsForecastBaseline(Baseline):
         fitted = _load(url, digest) if url else None
         if fitted is None:
             z = np.log(y) if use_log else y
-            model = self._make(WEEKLY_SEASON[frequency], z)
+            model = self._make(season, z)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -213,11 +215,12 @@ def _prune(url: str, below: int) -> None:
         log.warning("statistical model cache %s not pruned: %s", url, exc)
 
 
-def _digest(name: str, frequency: str, use_log: bool, quantiles: Any, y: np.ndarray) -> str:
-    """What a fit depends on: the model, the season, the scale, the quantiles and the rows."""
+def _digest(name: str, season: int, use_log: bool, quantiles: Any, y: np.ndarray) -> str:
+    """What a fit depends on: the model, the season, the scale, the quantiles and the rows (not
+    the target dates: ``"B"`` and an exchange calendar share a fit)."""
     import statsforecast
 
-    head = f"{name}|{statsforecast.__version__}|{frequency}|{use_log}|{tuple(quantiles)}|"
+    head = f"{name}|{statsforecast.__version__}|{season}|{use_log}|{tuple(quantiles)}|"
     return hashlib.sha256(head.encode() + np.ascontiguousarray(y).tobytes()).hexdigest()
 
 

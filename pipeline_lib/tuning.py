@@ -87,10 +87,10 @@ def score_configuration(
         fit_end=plan.holdout_start,
         feature_set=settings.feature_set,
     )
-    frequencies = {s.id: s.frequency for s in settings.series}
+    frequencies = settings.frequencies
     forecasts = lstm_forecasts(trained, features, plan, frequencies)
     _, summary = score_backtest(
-        forecasts, features, plan, settings.model.quantiles, settings.backtest.mase_season
+        forecasts, features, plan, settings.model.band, settings.backtest.mase_season
     )
     mase = overall_mase(summary, trained.version, sorted(plan.origins))
     return mase, {

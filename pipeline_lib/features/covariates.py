@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import schema
-from pipeline_lib.features.calendar import future_dates
+from pipeline_lib.features.calendar import dates_ahead, future_dates
 from pipeline_lib.features.spec import FeatureSet, lead_column
 
 _ROW = "_row"
@@ -34,7 +34,8 @@ def add_covariates(
     columns: each covariate's value for the row's date and the lead columns ``name@h`` (the
     value for the h-th target date after the row's date when that date is at most
     ``known_ahead`` days later), each as last issued on or before the row's date; NaN where
-    none was issued. ``frequencies``: the series' calendars (``"B"`` or ``"D"``)."""
+    none was issued. ``frequencies``: the series' calendars (``"B"``, ``"D"`` or an exchange
+    calendar code, see :mod:`pipeline_lib.features.calendar`)."""
     out = feats.reset_index(drop=True).copy()
     for column in [*feature_set.covariate_names, *feature_set.lead_columns]:
         out[column] = np.nan
@@ -68,15 +69,15 @@ def _lead_dates(
 ) -> list[pd.DataFrame]:
     """One query frame per lead h: the h-th target date after each row's date, kept only
     where it lies at most ``known_ahead`` days after it."""
-    dates = pd.DatetimeIndex(feats[schema.DATE])
-    business = feats[schema.SERIES_ID].map(lambda s: frequencies.get(s, "B") == "B").to_numpy()
+    dates = pd.DatetimeIndex(feats[schema.DATE]).as_unit("ns")
+    freq = feats[schema.SERIES_ID].map(lambda s: frequencies.get(s, "B")).to_numpy()
+    targets = np.empty((len(dates), known_ahead), "datetime64[ns]")  # [N, known_ahead]
+    for f in pd.unique(freq):
+        rows = freq == f
+        targets[rows] = dates_ahead(dates.to_numpy()[rows], known_ahead, str(f))
     parts = []
     for h in range(1, known_ahead + 1):
-        target = np.where(
-            business,
-            (dates + pd.offsets.BDay(h)).to_numpy(),
-            (dates + pd.Timedelta(days=h)).to_numpy(),
-        ).astype("datetime64[ns]")
+        target = targets[:, h - 1]
         near = (target - dates.to_numpy()) <= np.timedelta64(known_ahead, "D")
         parts.append(
             pd.DataFrame(

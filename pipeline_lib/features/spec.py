@@ -8,9 +8,10 @@ Every input beyond the target and the built-in price features is a named covaria
   (day-ahead load, wind and solar forecasts). The feature row of date d holds its own value
   (column ``name``: the value for d, as known on d, an input of the past steps like a past
   covariate) and **lead columns** ``name@h`` for h = 1..known_ahead: the value for the h-th
-  target date after d (the series' own calendar: business days or calendar days), as issued on
-  or before d; NaN where the target date is more than ``known_ahead`` days after d, or where no
-  value had been issued by d. A forecast from origin d reads the lead columns of row d only, so
+  target date after d (the series' own calendar: business days, an exchange's sessions or
+  calendar days; :func:`pipeline_lib.features.calendar.future_dates`), as issued on or before d;
+  NaN where the target date is more than ``known_ahead`` days after d, or where no value had
+  been issued by d. A forecast from origin d reads the lead columns of row d only, so
   it can never see a value issued after d, in production, backtests and backfills alike; a NaN
   lead is masked (the model is told it is unknown), never filled.
 

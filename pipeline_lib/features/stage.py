@@ -34,7 +34,8 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
     )
     feature_set = settings.feature_set
     covariates = read_covariates(settings.data_dir, list(locations), as_of)
-    covariates = covariate_frame([covariates, calendar_covariates(settings, prices, as_of)])
+    computed = [calendar_covariates(settings, prices, as_of), weather_covariates(settings, weather)]
+    covariates = covariate_frame([covariates, *computed])
     frequencies = settings.frequencies
     feats = build_features(prices, weather, locations, as_of, covariates, feature_set, frequencies)
     if not feats.empty:
@@ -71,6 +72,33 @@ def calendar_covariates(settings: Settings, prices: pd.DataFrame, as_of: dt.date
                 parts.append(
                     holiday_values(s.id, c.name, country, subdivision, start, end, c.known_ahead)
                 )
+    return covariate_frame(parts)
+
+
+def weather_covariates(settings: Settings, weather: pd.DataFrame) -> pd.DataFrame:
+    """The values of the past weather covariates: a column of the curated weather of the
+    series' location, the value for day d issued on d (observed; read, not stored twice)."""
+    parts = []
+    for s in settings.series:
+        past = [c for c in s.covariates if c.source == "weather" and c.role == "past"]
+        if not past or s.weather is None or weather.empty:
+            continue
+        rows = weather.loc[weather[schema.LOCATION] == s.weather.name]
+        dates = pd.to_datetime(rows[schema.DATE]).astype("datetime64[ns]")
+        for c in past:
+            values = rows[c.file_column].astype("float64")
+            keep = values.notna()
+            parts.append(
+                pd.DataFrame(
+                    {
+                        schema.SERIES_ID: s.id,
+                        schema.COVARIATE: c.name,
+                        schema.DATE: dates[keep],
+                        schema.ISSUED: dates[keep],
+                        schema.VALUE: values[keep],
+                    }
+                )
+            )
     return covariate_frame(parts)
 
 

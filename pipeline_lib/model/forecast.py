@@ -33,8 +33,9 @@ def predict(
     """Forecast the next ``horizon`` dates after ``as_of`` for every series of the model with at
     least ``lookback`` rows on or before ``as_of``.
 
-    Target dates are the next business days (pandas ``BDay``) for frequency ``"B"`` and the next
-    calendar days for ``"D"`` (a series missing from ``frequencies`` counts as ``"B"``); their
+    Target dates are the next dates of the series' frequency (``"B"``: pandas ``BDay``; ``"D"``:
+    calendar days; an exchange calendar code such as ``"XNYS"``: its sessions; a series missing
+    from ``frequencies`` counts as ``"B"``; see :mod:`pipeline_lib.features.calendar`); their
     calendar features are computed here. Values are prices (inverse-scaled). Rows after
     ``as_of`` are filtered out first, so they can never influence the output.
     """
@@ -101,7 +102,10 @@ def predict_at(
     last_y = past_t[:, -1, 0].numpy().astype(np.float64)  # scaled y at each origin
     levels = out.numpy().astype(np.float64) + last_y[:, None, None]  # [N, horizon, 3]
     series = np.array(ids, dtype=object)
-    prices = [trained.scalers.inverse_column(series, levels[..., k]) for k in range(3)]
+    # published: the outer quantiles and the middle one (the point forecast)
+    n_q = levels.shape[2]
+    band = (0, n_q // 2, n_q - 1)
+    prices = [trained.scalers.inverse_column(series, levels[..., k]) for k in band]
     return pd.DataFrame(
         {
             schema.SERIES_ID: np.repeat(series, horizon).astype(str),

@@ -2,7 +2,8 @@
 
 Pick a source from config with :func:`price_source` / :func:`weather_source`. Kinds: ``sample``,
 ``file`` (:mod:`.files`), ``open_meteo`` (:mod:`.open_meteo`), ``stooq`` (:mod:`.stooq`) and
-``yahoo_chart`` (:mod:`.yahoo`); each module's docstring lists its options.
+``yahoo_chart`` (:mod:`.yahoo`); each module's docstring lists its options. Future weather
+covariates come from :func:`weather_forecast_sources` (:mod:`.open_meteo_runs`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,19 @@ from __future__ import annotations
 import datetime as dt
 
 from pipeline_lib import schema
-from pipeline_lib.config import ExogenousConfig, Location, SeriesConfig, Settings, SourceSpec
+from pipeline_lib.config import (
+    CovariateConfig,
+    ExogenousConfig,
+    Location,
+    SeriesConfig,
+    Settings,
+    SourceSpec,
+)
 from pipeline_lib.sources.base import CSV, PARQUET, ParseError, Payload, Source, SourceError
 from pipeline_lib.sources.files import FileDropSource
 from pipeline_lib.sources.http import JSON, HttpClient
 from pipeline_lib.sources.open_meteo import OpenMeteoSource
+from pipeline_lib.sources.open_meteo_runs import SINCE, OpenMeteoRunsSource
 from pipeline_lib.sources.parse import filter_dates, parse_payload
 from pipeline_lib.sources.sample import SampleSource
 from pipeline_lib.sources.stooq import StooqSource
@@ -131,6 +140,44 @@ def weather_source(settings: Settings, location: Location) -> Source:
     return _build(settings.weather_source, schema.WEATHER, location.name, settings, location)
 
 
+def weather_forecast_covariates(
+    settings: Settings,
+) -> dict[str, list[tuple[SeriesConfig, CovariateConfig]]]:
+    """The future weather covariates (``source = "weather"``) by location name."""
+    found: dict[str, list[tuple[SeriesConfig, CovariateConfig]]] = {}
+    for s in settings.series:
+        for c in s.covariates:
+            if c.source == "weather" and c.role == "future" and s.weather is not None:
+                found.setdefault(s.weather.name, []).append((s, c))
+    return found
+
+
+def weather_forecast_sources(settings: Settings) -> list[Source]:
+    """One source of weather forecasts as issued per location with future weather covariates
+    (:class:`OpenMeteoRunsSource`): the columns they read, as many days ahead as the longest
+    ``known_ahead``, the options of the covariates (the same for all of a location's)."""
+    sources: list[Source] = []
+    for name, uses in weather_forecast_covariates(settings).items():
+        location, opts = uses[0][0].weather, uses[0][1].options
+        if location is None:  # never: grouped by it
+            continue
+        where = f"weather forecasts for location '{name}'"
+        sources.append(
+            OpenMeteoRunsSource(
+                location,
+                [c.file_column for _, c in uses],
+                max(c.known_ahead for _, c in uses),
+                HttpClient(settings.http),
+                previous_runs_url=opts.get("previous_runs_url"),
+                forecast_url=opts.get("forecast_url"),
+                api_key=_credential(SourceSpec(kind="open_meteo", options=opts), settings, where),
+                models=opts.get("models"),
+                since=dt.date.fromisoformat(str(opts["since"])) if "since" in opts else SINCE,
+            )
+        )
+    return sources
+
+
 __all__ = [
     "CSV",
     "PARQUET",
@@ -138,6 +185,7 @@ __all__ = [
     "exogenous_source",
     "HttpClient",
     "JSON",
+    "OpenMeteoRunsSource",
     "OpenMeteoSource",
     "ParseError",
     "Payload",
@@ -149,5 +197,7 @@ __all__ = [
     "filter_dates",
     "parse_payload",
     "price_source",
+    "weather_forecast_covariates",
+    "weather_forecast_sources",
     "weather_source",
 ]

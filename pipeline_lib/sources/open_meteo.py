@@ -69,6 +69,14 @@ _UNITS = {
 }
 
 
+def location_today(location: Location) -> dt.date:
+    """The current date at ``location`` (``auto``: UTC offset estimated from the longitude)."""
+    now = dt.datetime.now(dt.UTC)
+    if location.timezone == "auto":
+        return (now + dt.timedelta(hours=round(location.longitude / 15))).date()
+    return now.astimezone(ZoneInfo(location.timezone)).date()
+
+
 class OpenMeteoSource:
     """Daily weather for one location from Open-Meteo (see the module docstring).
 
@@ -110,13 +118,7 @@ class OpenMeteoSource:
 
     def today(self) -> dt.date:
         """The current date at the location."""
-        if self._today is not None:
-            return self._today()
-        now = dt.datetime.now(dt.UTC)
-        if self.location.timezone == "auto":
-            hours = round(self.location.longitude / 15)
-            return (now + dt.timedelta(hours=hours)).date()
-        return now.astimezone(ZoneInfo(self.location.timezone)).date()
+        return self._today() if self._today is not None else location_today(self.location)
 
     def plan(self, start: dt.date, end: dt.date) -> list[tuple[str, dt.date, dt.date]]:
         """Which API answers which dates: ``[("archive", s, e), ("forecast", s, e)]``."""
