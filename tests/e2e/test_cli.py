@@ -36,7 +36,9 @@ def test_cli_nightly_prints_table_and_paths(
     assert "Forecasts as of 2015-03-31" in out
     for series in ("SP500", "NASDAQ", "MSFT", "WTI"):
         assert series in out
-    assert "h=1 (2015-04-01)" in out and "h=5 (2015-04-07)" in out
+    # the stocks follow the NYSE's sessions: Good Friday (2015-04-03) is no trading day
+    assert "h=1 (2015-04-01)" in out and "h=5 (2015-04-08)" in out
+    assert "Why, per series and horizon bucket" in out and "backtest MASE over" in out
     assert f"{tmp_path}/secret.db" in out and str(tmp_path / "data" / "models") in out
     assert (tmp_path / "secret.db").exists()
 
