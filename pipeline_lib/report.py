@@ -56,7 +56,8 @@ def selection_lines(db_url: str, as_of: dt.date, shown: int = 4) -> list[str]:
         ranked = sorted(
             (m for m in mase if m != "mean" and mase[m] is not None), key=lambda m: mase[m]
         )
-        scores = ", ".join(f"{m} {mase[m]:.3f}" for m in ranked[:shown])
+        listed = ranked[:shown] + [m for m in ("naive",) if m in ranked[shown:]]  # reference
+        scores = ", ".join(f"{m} {mase[m]:.3f}" for m in listed)
         bucket = (
             f"h={r['horizon_from']}"
             if r["horizon_from"] == r["horizon_to"]
