@@ -173,12 +173,11 @@ class OpenMeteoSource:
         )
 
 
-def read_open_meteo_json(payload: Payload) -> pd.DataFrame:
-    """An Open-Meteo daily answer as a frame of curated column names (values untyped).
+def open_meteo_answer(payload: Payload) -> tuple[dict[str, Any], Callable[[str], ParseError]]:
+    """The JSON object of an Open-Meteo answer, and a maker of errors naming the payload.
 
-    Raises :class:`ParseError` for invalid JSON, an error answer, a missing ``daily`` object,
-    a missing variable, arrays of unequal length, or units other than the ones asked for.
-    """
+    Raises :class:`ParseError` for invalid JSON, a value that is not an object, or an error
+    answer (``{"error": true, "reason": ...}``)."""
     data = json_body(payload)
 
     def fail(problem: str) -> ParseError:
@@ -188,6 +187,16 @@ def read_open_meteo_json(payload: Payload) -> pd.DataFrame:
         raise fail(f"expected a JSON object, got {type(data).__name__}")
     if data.get("error"):
         raise fail(f"Open-Meteo answered with an error: {data.get('reason', '(no reason given)')}")
+    return data, fail
+
+
+def read_open_meteo_json(payload: Payload) -> pd.DataFrame:
+    """An Open-Meteo daily answer as a frame of curated column names (values untyped).
+
+    Raises :class:`ParseError` for invalid JSON, an error answer, a missing ``daily`` object,
+    a missing variable, arrays of unequal length, or units other than the ones asked for.
+    """
+    data, fail = open_meteo_answer(payload)
     daily = data.get("daily")
     if not isinstance(daily, dict):
         found = ", ".join(map(str, data)) or "none"

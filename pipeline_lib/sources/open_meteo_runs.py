@@ -48,8 +48,13 @@ import pandas as pd
 from pipeline_lib import schema
 from pipeline_lib.config import Location
 from pipeline_lib.sources.base import ParseError, Payload, SourceError
-from pipeline_lib.sources.http import JSON, HttpClient, json_body
-from pipeline_lib.sources.open_meteo import CUSTOMER_FORECAST_URL, FORECAST_URL, location_today
+from pipeline_lib.sources.http import JSON, HttpClient
+from pipeline_lib.sources.open_meteo import (
+    CUSTOMER_FORECAST_URL,
+    FORECAST_URL,
+    location_today,
+    open_meteo_answer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -211,15 +216,7 @@ def read_runs_json(payload: Payload) -> pd.DataFrame:
     Raises :class:`ParseError` for invalid JSON, an error answer, a missing ``hourly`` object
     or variable, arrays of unequal length, values that are not numbers, or other units.
     """
-    data = json_body(payload)
-
-    def fail(problem: str) -> ParseError:
-        return ParseError(f"{payload.describe()}: {problem}")
-
-    if not isinstance(data, dict):
-        raise fail(f"expected a JSON object, got {type(data).__name__}")
-    if data.get("error"):
-        raise fail(f"Open-Meteo answered with an error: {data.get('reason', '(no reason given)')}")
+    data, fail = open_meteo_answer(payload)
     hourly = data.get("hourly")
     if not isinstance(hourly, dict) or not isinstance(hourly.get("time"), list):
         raise fail("no 'hourly' object with a 'time' array in the response")
