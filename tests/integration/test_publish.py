@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from pipeline_lib import champion, db, paths, registry, retrain
-from pipeline_lib.config import SeriesConfig, load_settings
+from pipeline_lib.config import SelectionConfig, SeriesConfig, load_settings
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.monitor import drift_metrics
 from pipeline_lib.publish import publish_results
@@ -210,7 +210,10 @@ def test_failed_publish_writes_nothing(db_engine: Engine, tmp_path: Path) -> Non
 def test_a_choice_whose_member_gives_no_forecast_is_named_not_silently_dropped(
     tmp_path: Path,
 ) -> None:
-    settings = _settings(tmp_path)
+    # the combination rule (not the default): a published mean needs every member tonight
+    settings = _settings(tmp_path).model_copy(
+        update={"selection": SelectionConfig(rule="combination")}
+    )
     candidate, decision, evaluation, forecasts, drift = _night(settings, AS_OF)
     # three models and the mean of the best three: the LSTM is in every bucket's combination
     assert all("lstm" in c["weights"] for cs in evaluation.selection.choices.values() for c in cs)
