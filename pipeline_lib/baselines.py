@@ -13,7 +13,7 @@ No leakage: a forecast from origin ``o`` (the last row on or before the forecast
 ``0..o`` only, for its point, its model fit and its bands. Steps are rows (observations): the
 weekly season is 5 rows for a business-day frequency (``"B"`` or an exchange calendar code such
 as ``"XNYS"``) and 7 for ``"D"``; target dates come from
-``pipeline_lib.model.calendar.future_dates``. Everything is deterministic.
+``pipeline_lib.features.calendar.dates_ahead``. Everything is deterministic.
 
 Bands (split conformal): the h-step errors of the baseline on its own history before the
 origin (the last ``calibration_window`` origins whose targets are all observed by the origin;
@@ -44,9 +44,8 @@ from sklearn.preprocessing import StandardScaler
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL
 from pipeline_lib.evaluation.windows import origin_windows, rolling_origins
-from pipeline_lib.features.calendar import check_frequency, weekly_season
+from pipeline_lib.features.calendar import check_frequency, dates_ahead, weekly_season
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.model.calendar import future_dates
 from pipeline_lib.model.forecast import FORECAST_COLUMNS
 
 
@@ -441,12 +440,13 @@ def _frame(
     """Forecast rows of one series, origins [N] x horizons [H]; origins with NaN dropped."""
     keep = ~np.isnan(yhat).any(axis=1) & ~np.isnan(lower).any(axis=1)
     n, horizon = yhat.shape
-    dates = [future_dates(d.date(), horizon, frequency) for d in forecast_dates]
+    days = pd.DatetimeIndex(forecast_dates).normalize().to_numpy()
+    targets = dates_ahead(days, horizon, frequency)  # [N, horizon]
     frame = pd.DataFrame(
         {
             schema.SERIES_ID: series_id,
             "forecast_date": np.repeat(pd.DatetimeIndex(forecast_dates).as_unit("ns"), horizon),
-            "target_date": np.concatenate([d.to_numpy() for d in dates]),
+            "target_date": targets.reshape(-1),
             "horizon": np.tile(np.arange(1, horizon + 1, dtype=np.int64), n),
             "yhat": yhat.reshape(-1),
             "yhat_lower": lower.reshape(-1),

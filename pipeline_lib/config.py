@@ -367,9 +367,7 @@ class SelectionConfig(BaseModel):
     """
 
     rule: Literal["dm_set", "best", "dm", "margin", "combination", "dm_combination", "dm_mean"] = (
-        Field(
-            default="margin", description="how the backtest evidence picks what is published"
-        )
+        Field(default="margin", description="how the backtest evidence picks what is published")
     )
     bucket_ends: list[int] = Field(
         default_factory=lambda: [1, 5],

@@ -64,15 +64,6 @@ def read_curated(
     )
 
 
-def covariate_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Covariate values (``schema.COVARIATE_COLUMNS``) of ``parts`` in one frame, typed also
-    when there are none."""
-    kept = [p[schema.COVARIATE_COLUMNS] for p in parts if not p.empty]
-    if not kept:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in schema.COVARIATE_DTYPES.items()})
-    return pd.concat(kept, ignore_index=True)
-
-
 def read_covariates(
     data_dir: str, series_ids: list[str], as_of: dt.date, names: list[str] | None = None
 ) -> pd.DataFrame:

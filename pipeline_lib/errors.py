@@ -59,8 +59,7 @@ class CovariateMissing(PipelineError, ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         hint = (
-            "deliver the values, or set the covariate's missing = \"mask\" to forecast "
-            "without them"
+            'deliver the values, or set the covariate\'s missing = "mask" to forecast without them'
         )
         super().__init__("\n".join([*self.problems, hint]))
 

@@ -64,9 +64,8 @@ def check_batches(
             report = check_freshness(past, batch.dataset, as_of, batch.name, thresholds)
         else:
             report = validate_batch(
-                batch.data, batch.dataset, as_of, batch.name, past, thresholds,
-                **({"signed": True} if batch.signed else {}),
-            )  # fmt: skip
+                batch.data, batch.dataset, as_of, batch.name, past, thresholds, signed=batch.signed
+            )
         report.source = batch.origin
         report.notes = [*batch.notes, *report.notes]  # the ingest's (no rows...) and revisions
         checked = [(report, batch.data)]

@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import CovariateConfig, ExogenousConfig, SeriesConfig, Settings
+from pipeline_lib.features.values import covariate_frame, covariate_rows
 from pipeline_lib.sources import (
     FileDropSource,
     OpenMeteoRunsSource,
@@ -82,14 +83,6 @@ def sources_for(settings: Settings) -> list[Source]:
     return [*prices, *weather, *exogenous, *weather_forecast_sources(settings)]
 
 
-def _covariate_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Covariate values in one typed frame (``curate.covariate_frame``; curate imports this
-    module, so it is imported here when used)."""
-    from pipeline_lib.curate import covariate_frame
-
-    return covariate_frame(parts)
-
-
 def _uses(settings: Settings, dataset: str) -> list[tuple[str, CovariateConfig, str]]:
     """The covariates reading exogenous ``dataset``: (series id, covariate, key in the data)."""
     return [
@@ -113,22 +106,14 @@ def exogenous_values(
         issued = pd.to_datetime(frame[schema.ISSUED]).fillna(
             dates - pd.Timedelta(days=c.known_ahead)
         )
-        values = frame[c.file_column]
-        keep = (frame["key"] == key) & (issued <= pd.Timestamp(as_of)) & values.notna()
+        keep = (frame["key"] == key) & (issued <= pd.Timestamp(as_of))
         parts.append(
-            pd.DataFrame(
-                {
-                    schema.SERIES_ID: series_id,
-                    schema.COVARIATE: c.name,
-                    schema.DATE: dates[keep].astype("datetime64[ns]"),
-                    schema.ISSUED: issued[keep].astype("datetime64[ns]"),
-                    schema.VALUE: values[keep].astype("float64"),
-                }
+            covariate_rows(
+                series_id, c.name, dates[keep], issued[keep], frame.loc[keep, c.file_column]
             )
         )
-    out = _covariate_frame(parts)
     # a value delivered again with the same issue time (a re-delivered file): the last wins
-    return out.drop_duplicates(schema.COVARIATE_KEY, keep="last").reset_index(drop=True)
+    return covariate_frame(parts, unique=True)
 
 
 def fetch_window(
@@ -180,8 +165,9 @@ def _reach(series: SeriesConfig | None) -> int:
     return max((c.known_ahead for c in series.covariates if c.source == "series"), default=0)
 
 
-def _parse(settings: Settings, source: Source, payload: Payload) -> pd.DataFrame:
-    series = _series(settings, source)
+def _parse(
+    settings: Settings, source: Source, series: SeriesConfig | None, payload: Payload
+) -> pd.DataFrame:
     declared = (
         {c.file_column: c.name for c in series.covariates if c.source == "series"}
         if series
@@ -212,33 +198,23 @@ def split_covariates(
     parts = []
     for c in from_file:
         issued = dates - pd.Timedelta(days=c.known_ahead)
-        keep = (issued <= pd.Timestamp(as_of)) & data[c.name].notna()
-        parts.append(
-            pd.DataFrame(
-                {
-                    schema.SERIES_ID: data.loc[keep, schema.SERIES_ID].astype("str"),
-                    schema.COVARIATE: c.name,
-                    schema.DATE: dates[keep],
-                    schema.ISSUED: issued[keep],
-                    schema.VALUE: data.loc[keep, c.name].astype("float64"),
-                }
-            )
-        )
-    return prices.reset_index(drop=True), _covariate_frame(parts)
+        keep = issued <= pd.Timestamp(as_of)
+        ids = data.loc[keep, schema.SERIES_ID].astype("str")
+        parts.append(covariate_rows(ids, c.name, dates[keep], issued[keep], data.loc[keep, c.name]))
+    return prices.reset_index(drop=True), covariate_frame(parts)
 
 
 def _batch(
-    settings: Settings,
     source: Source,
+    series: SeriesConfig | None,
     window: tuple[dt.date, dt.date],
     data: pd.DataFrame,
     as_of: dt.date,
     today: dt.date,
     **parts: object,
 ) -> Batch:
-    """A batch of ``data`` (parsed rows in ``window`` and impossible ones), its covariates
-    split off (see :func:`split_covariates`)."""
-    series = _series(settings, source)
+    """A batch of ``data`` (parsed rows in ``window`` and impossible ones) of ``series`` (None
+    for weather), its covariates split off (see :func:`split_covariates`)."""
     prices, covariates = split_covariates(data, series, as_of, today)
     signed = bool(series is not None and series.negative_prices)
     return Batch(
@@ -290,21 +266,21 @@ def ingest_source(
         settings.ingest.revision_lookback_days,
         start,
     )
+    series = _series(settings, source)
     if window is None:
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
-        series = _series(settings, source)
         signed = bool(series is not None and series.negative_prices)
         return Batch(source.dataset, source.key, source.name, (as_of, as_of), empty, signed=signed)
     # the days ahead whose covariates are known tonight (day-ahead forecasts) are asked too
-    ahead = (window[0], window[1] + dt.timedelta(days=_reach(_series(settings, source))))
+    ahead = (window[0], window[1] + dt.timedelta(days=_reach(series)))
     payloads = source.fetch(*ahead)
     raw_paths = [land_raw(settings.data_dir, p) for p in payloads]
-    frames = [_parse(settings, source, p) for p in payloads]
+    frames = [_parse(settings, source, series, p) for p in payloads]
     data = _in_window(_concat(frames, columns), ahead, max(today, as_of))
     notes = _notes(payloads, frames)
     inputs = [p.name for p in payloads]
     return _batch(
-        settings, source, window, data, as_of, today, raw_paths=raw_paths, notes=notes,
+        source, series, window, data, as_of, today, raw_paths=raw_paths, notes=notes,
         inputs=inputs,
     )  # fmt: skip
 
@@ -351,15 +327,18 @@ def _ingest_files(
     raw_paths = [
         _land_once(settings.data_dir, p, taken.get(str(p.request["file"]))) for p in payloads
     ]
-    exogenous = next((e for e in settings.exogenous if e.name == source.key), None)
-    if source.dataset == schema.COVARIATES and exogenous is not None:
+    series = _series(settings, source)
+    exogenous = None
+    if source.dataset == schema.COVARIATES:
+        exogenous = next((e for e in settings.exogenous if e.name == source.key), None)
+    if exogenous is not None:
         wanted = sorted({c.file_column for _, c, _ in _uses(settings, exogenous.name)})
         frames = [
             parse_exogenous(p, exogenous.key_column, exogenous.issued_column, wanted)
             for p in payloads
         ]
     else:
-        frames = [_parse(settings, source, p) for p in payloads]
+        frames = [_parse(settings, source, series, p) for p in payloads]
     files = []
     for payload, frame, raw_path in zip(payloads, frames, raw_paths, strict=True):
         newest = frame[schema.DATE].max() if not frame.empty else None
@@ -374,21 +353,21 @@ def _ingest_files(
         files.append((str(payload.request["file"]), stamp))
     notes = _notes(payloads, frames)
     inputs = [p.name for p in payloads]
-    if exogenous is not None and source.dataset == schema.COVARIATES:
+    if exogenous is not None:
         parsed = pd.concat(frames, ignore_index=True) if frames else None
         values = (
             exogenous_values(settings, exogenous, parsed, as_of)
             if parsed is not None
-            else _covariate_frame([])
+            else covariate_frame([])
         )
         return Batch(
             source.dataset, source.key, source.name, window, values, raw_paths, files, notes,
             inputs,
         )  # fmt: skip
-    ahead = (window[0], as_of + dt.timedelta(days=_reach(_series(settings, source))))
+    ahead = (window[0], as_of + dt.timedelta(days=_reach(series)))
     data = _in_window(_concat(frames, columns), ahead, max(today, as_of))
     return _batch(
-        settings, source, window, data, as_of, today, raw_paths=raw_paths, files=files,
+        source, series, window, data, as_of, today, raw_paths=raw_paths, files=files,
         notes=notes, inputs=inputs,
     )  # fmt: skip
 

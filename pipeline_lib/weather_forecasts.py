@@ -16,7 +16,8 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.config import Settings
-from pipeline_lib.curate import covariate_frame, read_covariates
+from pipeline_lib.curate import read_covariates
+from pipeline_lib.features.values import covariate_frame, covariate_rows
 from pipeline_lib.ingest import Batch, fetch_window
 from pipeline_lib.sources import OpenMeteoRunsSource, weather_forecast_covariates
 from pipeline_lib.sources.open_meteo_runs import read_runs_json
@@ -35,25 +36,14 @@ def forecast_values(
         if data.empty or c.file_column not in data.columns:
             continue
         ahead = (data[schema.DATE] - data[schema.ISSUED]).dt.days
-        values = data[c.file_column]
-        keep = (
-            ahead.between(1, c.known_ahead)
-            & (data[schema.ISSUED] <= pd.Timestamp(as_of))
-            & values.notna()
-        )
+        keep = ahead.between(1, c.known_ahead) & (data[schema.ISSUED] <= pd.Timestamp(as_of))
+        rows = data.loc[keep]
         parts.append(
-            pd.DataFrame(
-                {
-                    schema.SERIES_ID: series.id,
-                    schema.COVARIATE: c.name,
-                    schema.DATE: data.loc[keep, schema.DATE].astype("datetime64[ns]"),
-                    schema.ISSUED: data.loc[keep, schema.ISSUED].astype("datetime64[ns]"),
-                    schema.VALUE: values[keep].astype("float64"),
-                }
+            covariate_rows(
+                series.id, c.name, rows[schema.DATE], rows[schema.ISSUED], rows[c.file_column]
             )
         )
-    out = covariate_frame(parts)
-    return out.drop_duplicates(schema.COVARIATE_KEY, keep="last").reset_index(drop=True)
+    return covariate_frame(parts, unique=True)
 
 
 def _watermark(settings: Settings, location: str, as_of: dt.date) -> dt.date | None:

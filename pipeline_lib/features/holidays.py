@@ -14,6 +14,7 @@ import datetime as dt
 import pandas as pd
 
 from pipeline_lib import schema
+from pipeline_lib.features.values import covariate_rows
 
 
 def check_calendar(country: str, subdivision: str | None) -> None:
@@ -47,13 +48,7 @@ def holiday_values(
     calendar = holidays.country_holidays(
         country, subdiv=subdivision, years=range(start.year, end.year + 1)
     )
-    values = [1.0 if d.date() in calendar else 0.0 for d in days]
-    return pd.DataFrame(
-        {
-            schema.SERIES_ID: series_id,
-            schema.COVARIATE: name,
-            schema.DATE: days.as_unit("ns"),
-            schema.ISSUED: (days - pd.Timedelta(days=known_ahead)).as_unit("ns"),
-            schema.VALUE: values,
-        }
-    )[schema.COVARIATE_COLUMNS]
+    dates = pd.Series(days)
+    values = pd.Series([1.0 if d.date() in calendar else 0.0 for d in days])
+    issued = dates - pd.Timedelta(days=known_ahead)
+    return covariate_rows(series_id, name, dates, issued, values)[schema.COVARIATE_COLUMNS]

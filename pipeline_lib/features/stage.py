@@ -9,11 +9,12 @@ import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import Settings
-from pipeline_lib.curate import covariate_frame, read_covariates, read_curated
+from pipeline_lib.curate import read_covariates, read_curated
 from pipeline_lib.errors import CovariateMissing
 from pipeline_lib.features.build import build_features
 from pipeline_lib.features.covariates import missing_covariates
 from pipeline_lib.features.holidays import holiday_values
+from pipeline_lib.features.values import covariate_frame, covariate_rows
 from pipeline_lib.store import read_dataset, upsert_partitions, with_year
 from pipeline_lib.validation import raise_if_failed, validate_batch
 
@@ -84,21 +85,9 @@ def weather_covariates(settings: Settings, weather: pd.DataFrame) -> pd.DataFram
         if not past or s.weather is None or weather.empty:
             continue
         rows = weather.loc[weather[schema.LOCATION] == s.weather.name]
-        dates = pd.to_datetime(rows[schema.DATE]).astype("datetime64[ns]")
+        dates = rows[schema.DATE]
         for c in past:
-            values = rows[c.file_column].astype("float64")
-            keep = values.notna()
-            parts.append(
-                pd.DataFrame(
-                    {
-                        schema.SERIES_ID: s.id,
-                        schema.COVARIATE: c.name,
-                        schema.DATE: dates[keep],
-                        schema.ISSUED: dates[keep],
-                        schema.VALUE: values[keep],
-                    }
-                )
-            )
+            parts.append(covariate_rows(s.id, c.name, dates, dates, rows[c.file_column]))
     return covariate_frame(parts)
 
 

@@ -11,8 +11,7 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.evaluation.windows import origin_windows
-from pipeline_lib.features.calendar import calendar_features
-from pipeline_lib.model.calendar import future_dates
+from pipeline_lib.features.calendar import calendar_features, dates_ahead
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.model.windows import future_covariate_inputs, require_columns, series_arrays
 
@@ -82,17 +81,19 @@ def predict_at(
             continue
         window, _ = origin_windows(a.values, ends[ok], lookback, 0)  # [N, lookback, F] view
         freq = frequencies.get(sid, "B")
-        ahead = [future_dates(pd.Timestamp(d).date(), horizon, freq) for d in dates[ok]]
+        days = pd.DatetimeIndex(dates[ok]).normalize().to_numpy()
+        ahead = dates_ahead(days, horizon, freq)  # [N, horizon] target dates
         past.append(window)
         columns = trained.calendar_features
-        calendar = np.stack([calendar_features(t)[columns].to_numpy(np.float32) for t in ahead])
+        encoded = calendar_features(ahead.reshape(-1))[columns].to_numpy(np.float32)
+        calendar = encoded.reshape(len(ahead), horizon, len(columns))  # [N, horizon, F_cal]
         leads = None if a.leads is None else a.leads[torch.from_numpy(ends[ok])]  # origin rows
         covariates = future_covariate_inputs(leads, feature_set, horizon, len(ahead))
         future.append(np.concatenate([calendar, covariates.numpy()], axis=2))  # [N, H, F_future]
         index.append(torch.full((len(ahead),), a.series_index, dtype=torch.int64))
         ids += [sid] * len(ahead)
         origins.append(dates[ok])
-        targets += ahead
+        targets.append(ahead.reshape(-1))
     if not ids:
         return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in FORECAST_COLUMNS})
     past_t = torch.cat(past)
@@ -110,7 +111,7 @@ def predict_at(
         {
             schema.SERIES_ID: np.repeat(series, horizon).astype(str),
             "forecast_date": np.repeat(np.concatenate(origins), horizon),
-            "target_date": np.concatenate([t.to_numpy() for t in targets]).astype("datetime64[ns]"),
+            "target_date": np.concatenate(targets).astype("datetime64[ns]"),
             "horizon": np.tile(np.arange(1, horizon + 1, dtype=np.int64), len(series)),
             "yhat": prices[1].reshape(-1),
             "yhat_lower": prices[0].reshape(-1),

@@ -256,11 +256,12 @@ def covariates_suite(
 
 
 def weather_suite(
-    as_of: dt.date, thresholds: ValidationConfig | None = None
+    as_of: dt.date, thresholds: ValidationConfig | None = None, signed: bool = False
 ) -> gx.ExpectationSuite:
     """Expectations for daily weather (``schema.WEATHER_COLUMNS``) in a run for ``as_of``.
 
-    The frame validated also carries the derived columns (``derived.DERIVED``).
+    The frame validated also carries the derived columns (``derived.DERIVED``). ``signed`` is
+    accepted for a uniform signature: weather values have their own physical ranges.
     """
     t = thresholds or ValidationConfig()
     columns = [*schema.WEATHER_COLUMNS, *DERIVED]
