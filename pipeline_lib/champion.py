@@ -33,7 +33,7 @@ from pipeline_lib.model.checkpoint import load_model
 from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision, holdout_plan
-from pipeline_lib.selection import Choice, combine
+from pipeline_lib.selection import Choice, combine, fallback
 
 PUBLISHED_COLUMNS = [*FORECAST_COLUMNS, MODEL, MODEL_VERSION]
 log = logging.getLogger(__name__)
@@ -192,26 +192,49 @@ def published_forecasts(
     """Tonight's forecast of every series: per horizon bucket, the model or the combination
     its selection chose. Columns: the forecast columns, ``model`` (the model's name or the
     combination's ``mean(...)`` label) and ``model_version`` (the model's, or the
-    combination's :func:`combination_version`)."""
+    combination's :func:`combination_version`).
+
+    A choice whose member gave no forecast tonight (the backtest scored it on earlier origins)
+    falls back (:func:`pipeline_lib.selection.fallback`) to the best scored model that did
+    forecast, by the margin rule against the reference; the night's selection records the
+    fallback, so ``model_selections`` and the selection file say what was published, and a
+    note says why. Only when no scored model forecast the series is the bucket left out."""
     choices = evaluation.selection.series_choices()
-    needed: dict[str, set[str]] = {}
-    for sid, series_choices in choices.items():
-        for c in series_choices:
-            for m in c.weights:
-                needed.setdefault(m, set()).add(sid)
-    per_model = model_forecasts(settings, evaluation, features, as_of, needed)
-    published = combine(per_model, choices)
+    per_model = model_forecasts(settings, evaluation, features, as_of, _members(choices))
     made = set(zip(per_model[schema.SERIES_ID], per_model[MODEL], strict=True))
-    for sid, series_choices in sorted(choices.items()):
-        for c in series_choices:
-            missing = sorted(m for m in c.weights if (sid, m) not in made)
-            if missing:  # the backtest scored it, but tonight it gave no forecast
-                note = (
-                    f"{sid} horizons {c.first}-{c.last}: not published; {c.label} needs "
-                    f"{', '.join(missing)}, which gave no forecast tonight"
-                )
-                log.warning(note)
-                evaluation.notes.append(note)
+    broken = {
+        (sid, i): c
+        for sid, series_choices in choices.items()
+        for i, c in enumerate(series_choices)
+        if any((sid, m) not in made for m in c.weights)
+    }
+    if broken:  # forecast every scored model of those series, then fall back
+        wanted: dict[str, set[str]] = {}
+        for (sid, _), c in broken.items():
+            for m in c.evidence.get("mase", {}):
+                if m in settings.backtest.baselines or m == LSTM:
+                    wanted.setdefault(m, set()).add(sid)
+        extra = model_forecasts(settings, evaluation, features, as_of, wanted)
+        extra = extra.loc[~extra.set_index([schema.SERIES_ID, MODEL]).index.isin(list(made))]
+        per_model = pd.concat([per_model, extra], ignore_index=True)
+        made |= set(zip(extra[schema.SERIES_ID], extra[MODEL], strict=True))
+        for (sid, i), c in sorted(broken.items()):
+            available = {m for s, m in made if s == sid}
+            backtest = settings.backtest
+            instead = fallback(c, available, backtest.reference, backtest.min_improvement)
+            missing = ", ".join(sorted(m for m in c.weights if m not in available))
+            where = f"{sid} horizons {c.first}-{c.last}"
+            if instead is None:
+                note = f"{where}: not published; {c.label} needs {missing}, which gave no "
+                note += "forecast tonight, and no other scored model did"
+            else:
+                choices[sid][i] = instead
+                note = f"{where}: {instead.label} published instead of {c.label}: {missing} "
+                note += "gave no forecast tonight"
+            log.warning(note)
+            evaluation.notes.append(note)
+        evaluation.selection = registry.with_choices(evaluation.selection, choices)
+    published = combine(per_model, choices)
     if published.empty:
         return pd.DataFrame(columns=PUBLISHED_COLUMNS)
     selection = evaluation.selection
@@ -219,6 +242,16 @@ def published_forecasts(
     published[MODEL_VERSION] = published[MODEL].map(versions)
     published = published[PUBLISHED_COLUMNS]
     return published.sort_values([schema.SERIES_ID, "horizon"], ignore_index=True)
+
+
+def _members(choices: dict[str, list[Choice]]) -> dict[str, set[str]]:
+    """The series each model is needed for by ``choices``."""
+    needed: dict[str, set[str]] = {}
+    for sid, series_choices in choices.items():
+        for c in series_choices:
+            for m in c.weights:
+                needed.setdefault(m, set()).add(sid)
+    return needed
 
 
 def combination_version(weights: dict[str, float], versions: dict[str, str]) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -182,12 +182,24 @@ def select(
         promoted=promoted,
         reason=reason,
         mase={k: finite_or_none(v) for k, v in mase.items()},
-        published={
+        series_mase=series_mase,
+        **_choice_fields(choices),
+    )
+
+
+def _choice_fields(choices: dict[str, list[Choice]]) -> dict[str, Any]:
+    """``published`` and ``choices`` of a :class:`Selection` from its choices."""
+    return {
+        "published": {
             sid: {f"{c.first}-{c.last}": c.label for c in cs} for sid, cs in choices.items()
         },
-        series_mase=series_mase,
-        choices={sid: [c.to_dict() for c in cs] for sid, cs in choices.items()},
-    )
+        "choices": {sid: [c.to_dict() for c in cs] for sid, cs in choices.items()},
+    }
+
+
+def with_choices(selection: Selection, choices: dict[str, list[Choice]]) -> Selection:
+    """``selection`` publishing ``choices`` instead (a fallback replaced some of them)."""
+    return replace(selection, **_choice_fields(choices))
 
 
 def _folder(models_url: str, lineage: str = "") -> tuple[Any, str]:

@@ -257,6 +257,35 @@ def _with_combination(
     return pd.concat(out, ignore_index=True) if out else losses.assign(**{COMBINED: np.nan})
 
 
+def fallback(
+    choice: Choice, available: set[str], reference: str, min_improvement: float
+) -> Choice | None:
+    """What to publish when a member of ``choice`` gave no forecast tonight (a log model after
+    a price <= 0, a model whose fit failed): among the ``available`` models (those that did
+    forecast this series tonight) scored in the choice's evidence, the best by the bucket's
+    backtest MASE if it beats the ``reference``'s by ``min_improvement`` (the margin rule,
+    the safe one), else the reference. The rule becomes ``<rule>+fallback`` and the evidence
+    records what was chosen first and what was missing. None when no scored model is
+    available."""
+    scored = choice.evidence.get("mase", {})
+    mase = {m: float(v) for m, v in scored.items() if m in available}
+    if not mase:
+        return None
+    best = min(mase, key=lambda m: (mase[m], m))
+    ref = mase.get(reference)
+    pick = best if ref is None or mase[best] < (1 - min_improvement) * ref else reference
+    missing = sorted(m for m in choice.weights if m not in available)
+    evidence = {**choice.evidence, "fallback": {"chosen": choice.label, "missing": missing}}
+    return Choice(
+        choice.series_id,
+        choice.first,
+        choice.last,
+        f"{choice.rule}+fallback",
+        {pick: 1.0},
+        evidence,
+    )
+
+
 def combine(forecasts: pd.DataFrame, choices: Mapping[str, Sequence[Choice]]) -> pd.DataFrame:
     """The published rows: per series and bucket, the weighted mean of the members' forecasts
     (``forecasts``: every model's rows, with ``model``). A (series, target date) is published

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from pipeline_lib import champion, db, paths, registry, retrain
+from pipeline_lib import champion, db, paths, registry, retrain, schema
 from pipeline_lib.config import SelectionConfig, SeriesConfig, load_settings
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.monitor import drift_metrics
@@ -207,7 +207,7 @@ def test_failed_publish_writes_nothing(db_engine: Engine, tmp_path: Path) -> Non
     assert registry.latest_selection(models, AS_OF + dt.timedelta(days=1)) is None
 
 
-def test_a_choice_whose_member_gives_no_forecast_is_named_not_silently_dropped(
+def test_a_choice_whose_member_gives_no_forecast_falls_back_and_says_so(
     tmp_path: Path,
 ) -> None:
     # the combination rule (not the default): a published mean needs every member tonight
@@ -218,10 +218,28 @@ def test_a_choice_whose_member_gives_no_forecast_is_named_not_silently_dropped(
     # three models and the mean of the best three: the LSTM is in every bucket's combination
     assert all("lstm" in c["weights"] for cs in evaluation.selection.choices.values() for c in cs)
     evaluation.champion = None  # e.g. its checkpoint became unreadable after the backtest
-    assert champion.published_forecasts(settings, evaluation, FEATURES, AS_OF).empty
+    published = champion.published_forecasts(settings, evaluation, FEATURES, AS_OF)
+    assert len(published) == len(forecasts)  # every series and horizon is still published
     notes = [n for n in evaluation.notes if "gave no forecast tonight" in n]
     assert len(notes) == 4  # 2 series x 2 buckets
+    for sid, choices in evaluation.selection.series_choices().items():
+        for c in choices:  # the margin rule among the models that did forecast
+            mase = {m: v for m, v in c.evidence["mase"].items() if m != "lstm"}
+            best = min(mase, key=mase.get)
+            wins = mase[best] < (1 - settings.backtest.min_improvement) * mase["naive"]
+            assert c.weights == {best if wins else "naive": 1.0}
+            assert c.rule == "combination+fallback"
+            assert c.evidence["fallback"] == {
+                "chosen": "mean(lstm,naive,seasonal_naive)",
+                "missing": ["lstm"],
+            }
+            assert evaluation.selection.published[sid][f"{c.first}-{c.last}"] == c.label
+            rows = published.loc[
+                (published[schema.SERIES_ID] == sid) & published["horizon"].between(c.first, c.last)
+            ]
+            assert set(rows["model"]) == {c.label}
+    first = evaluation.selection.series_choices()["S0"][0]
     assert notes[0] == (
-        "S0 horizons 1-1: not published; mean(lstm,naive,seasonal_naive) needs lstm, which gave "
-        "no forecast tonight"
+        f"S0 horizons 1-1: {first.label} published instead of mean(lstm,naive,seasonal_naive): "
+        "lstm gave no forecast tonight"
     )

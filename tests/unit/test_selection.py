@@ -13,7 +13,15 @@ from pipeline_lib import registry, schema
 from pipeline_lib.config import BacktestConfig, SelectionConfig
 from pipeline_lib.evaluation.backtest import baseline_forecasts, plan_backtest, score_backtest
 from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.selection import Choice, buckets, choose, choose_all, combine, dm_pvalue
+from pipeline_lib.selection import (
+    Choice,
+    buckets,
+    choose,
+    choose_all,
+    combine,
+    dm_pvalue,
+    fallback,
+)
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -234,3 +242,18 @@ def test_dm_combination_keeps_the_mean_unless_one_model_is_clearly_better() -> N
     # comparable models whose errors differ in sign: the mean stays
     close = rows_with_points({"ets": 1.0, "naive": -1.05, "linear": 1.1})
     assert choose_all(close, 1, [], "dm_combination")["S"][0].label == "mean(ets,linear,naive)"
+
+
+def test_fallback_is_the_margin_rule_among_the_models_that_forecast_tonight() -> None:
+    mase = {"ets": 0.7, "linear": 0.8, "naive": 1.0, "arima": 1.1}
+    chosen = Choice("FR", 6, 14, "margin", {"ets": 1.0}, {"mase": mase, "windows": 40})
+    instead = fallback(chosen, {"linear", "naive", "arima"}, "naive", 0.1)
+    assert instead is not None
+    assert (instead.series_id, instead.first, instead.last) == ("FR", 6, 14)
+    assert (instead.weights, instead.rule) == ({"linear": 1.0}, "margin+fallback")
+    assert instead.evidence["fallback"] == {"chosen": "ets", "missing": ["ets"]}
+    assert instead.evidence["mase"] == mase and instead.evidence["windows"] == 40
+    close = Choice("FR", 6, 14, "margin", {"ets": 1.0}, {"mase": {**mase, "linear": 0.95}})
+    assert fallback(close, {"linear", "naive"}, "naive", 0.1).weights == {"naive": 1.0}
+    assert fallback(chosen, {"linear", "arima"}, "naive", 0.1).weights == {"linear": 1.0}
+    assert fallback(chosen, {"lstm"}, "naive", 0.1) is None  # lstm was never scored here
