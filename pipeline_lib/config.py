@@ -257,6 +257,12 @@ class ModelConfig(BaseModel):
     embedding_dim: int = Field(default=4, ge=1)
     cell: Literal["lstm", "gru"] = Field(default="lstm", description="recurrent cell")
     attention: bool = Field(default=False, description="attention over the encoder outputs")
+    base: Literal["none", "linear"] = Field(
+        default="linear",
+        description="'linear': the network corrects a per-series, per-horizon ridge regression "
+        "on the origin's inputs and the known-future ones, fitted in closed form on the "
+        "training windows (a hybrid, see pipeline_lib.model.base); 'none': the network alone",
+    )
     quantiles: list[float] = Field(
         default_factory=lambda: [0.1, 0.5, 0.9],
         description="levels the LSTM forecasts: an odd count (3, 5, ...) of increasing values "
@@ -274,6 +280,12 @@ class ModelConfig(BaseModel):
                 "e.g. [0.1, 0.5, 0.9] or [0.05, 0.25, 0.5, 0.75, 0.95]"
             )
         return v
+
+    @model_validator(mode="after")
+    def _base_lags(self) -> ModelConfig:
+        if self.base == "linear" and self.lookback < 7:
+            raise ValueError("model.base = 'linear' reads the lag 7: lookback must be at least 7")
+        return self
 
     @property
     def band(self) -> list[float]:

@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 _CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU}
+BASES = ("none", "linear")
+BASE_LAGS = (1, 6)  # the differences y_t - y_{t-k}: with y_t itself, the lags 1, 2 and 7
+
+
+def base_width(n_past_features: int, n_future_features: int, n_calendar: int, horizon: int) -> int:
+    """Inputs per target step of the linear base (see :func:`linear_base_inputs`)."""
+    n_covariates = (n_future_features - n_calendar) // 2
+    return n_past_features + len(BASE_LAGS) + 7 + n_future_features + horizon * n_covariates
+
+
+def linear_base_inputs(past: torch.Tensor, future: torch.Tensor, n_calendar: int) -> torch.Tensor:
+    """The linear base's inputs per target step: [batch, H, base_width].
+
+    For each window (origin ``t``): every past column of the origin's row (scaled ``y_t``, the
+    past covariates, the future covariates' own-date values, the origin's calendar), the
+    differences ``y_t - y_{t-1}`` and ``y_t - y_{t-6}`` (lags 1, 2 and 7, as the LEAR model of
+    electricity price forecasting), then per target step ``t + h`` the seven weekday dummies of
+    the target date and its known-future inputs (its calendar, each future covariate's lead and
+    its mask), and last every step's future covariate values (the leads of all target dates,
+    as LEAR's regression of each hour sees the day-ahead forecasts of every hour; 0 beyond
+    ``known_ahead``). ``future`` holds the ``n_calendar`` calendar columns first, ``dow_sin``
+    and ``dow_cos`` leading (``schema.CALENDAR_FEATURES``): the target's weekday is read there.
+    """
+    batch, _, _ = past.shape
+    horizon = future.shape[1]
+    n_covariates = (future.shape[2] - n_calendar) // 2
+    y = past[:, :, 0]  # [batch, lookback]
+    diffs = torch.stack([y[:, -1] - y[:, -1 - k] for k in BASE_LAGS], dim=1)  # [batch, 2]
+    leads = future[:, :, n_calendar : n_calendar + n_covariates].reshape(batch, -1)  # [batch, H C]
+    origin = torch.cat([past[:, -1, :], diffs], dim=1)  # [batch, F + 2]
+    angle = torch.atan2(future[..., 0], future[..., 1])  # [batch, H], 2 pi weekday / 7
+    weekday = torch.remainder(torch.round(angle * 7 / (2 * math.pi)), 7).long()  # [batch, H]
+    dummies = F.one_hot(weekday, 7).to(past.dtype)  # [batch, H, 7]
+    steps = origin.unsqueeze(1).expand(batch, horizon, origin.shape[1])  # [batch, H, F + 2]
+    every = leads.unsqueeze(1).expand(batch, horizon, leads.shape[1])  # [batch, H, H C]
+    return torch.cat([steps, dummies, future, every], dim=2)  # [batch, H, base_width]
 
 
 class LSTMForecaster(nn.Module):
@@ -31,11 +69,20 @@ class LSTMForecaster(nn.Module):
         cell: ``"lstm"`` (default) or ``"gru"``.
         attention: add a scaled dot-product attention over the encoder's outputs, queried by
             the last step's output; its context vector joins the head's input.
+        base: ``"none"``, or ``"linear"``: a per-series, per-horizon linear regression on
+            :func:`linear_base_inputs` whose forecast the network corrects (a hybrid, as the
+            exponential smoothing under ES-RNN's LSTM): the quantiles are the base's forecast
+            plus the network's. Its weights are buffers fitted in closed form before training
+            (:func:`pipeline_lib.model.base.fit_linear_base`), never by gradient descent, and
+            saved with the weights.
+        n_calendar_features: the calendar columns at the head of each known-future step (the
+            rest are the future covariates' values and masks); read by the linear base.
 
     ``forward`` returns [batch, horizon, Q]: the quantiles of the change of scaled y from the
-    last observed step, in the order of ``quantiles``. Ordering is guaranteed by construction:
-    the middle output is the median, and each quantile below (above) it is the next one's
-    minus (plus) a softplus gap. With three quantiles: lower = median - softplus(a), upper =
+    last observed step (with a base: the base's forecast of it plus the network's correction),
+    in the order of ``quantiles``. Ordering is guaranteed by construction: the middle output is
+    the median, and each quantile below (above) it is the next one's minus (plus) a softplus
+    gap. With three quantiles: lower = median - softplus(a), upper =
     median + softplus(b).
     """
 
@@ -52,10 +99,14 @@ class LSTMForecaster(nn.Module):
         embedding_dim: int = 4,
         cell: str = "lstm",
         attention: bool = False,
+        base: str = "none",
+        n_calendar_features: int = 4,
     ) -> None:
         super().__init__()
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}")
+        if base not in BASES:
+            raise ValueError(f"base must be one of {list(BASES)}, got {base!r}")
         q = [float(x) for x in quantiles]
         increasing = all(a < b for a, b in zip(q, q[1:], strict=False))
         if len(q) < 3 or len(q) % 2 == 0 or not increasing or not (0 < q[0] and q[-1] < 1):
@@ -80,6 +131,21 @@ class LSTMForecaster(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden_size, horizon * len(q)),
         )
+        self.base, self.n_calendar = base, n_calendar_features
+        if base == "linear":
+            width = base_width(n_past_features, n_future_features, n_calendar_features, horizon)
+            self.register_buffer("base_weight", torch.zeros(n_series, horizon, width))
+            self.register_buffer("base_bias", torch.zeros(n_series, horizon))
+
+    def base_forecast(
+        self, past: torch.Tensor, future: torch.Tensor, series: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The linear base's forecast of the change [batch, horizon], or None without one."""
+        if self.base != "linear":
+            return None
+        x = linear_base_inputs(past, future, self.n_calendar)  # [batch, H, width]
+        weight = self.base_weight[series]  # [batch, H, width]
+        return (x * weight).sum(-1) + self.base_bias[series]  # [batch, H]
 
     def forward(
         self, past: torch.Tensor, future: torch.Tensor, series: torch.Tensor
@@ -105,4 +171,6 @@ class LSTMForecaster(nn.Module):
         steps = F.softplus(raw)  # [batch, horizon, Q], positive gaps between quantiles
         below = steps[..., :mid].flip(-1).cumsum(-1).flip(-1)  # [batch, horizon, Q // 2]
         above = steps[..., mid + 1 :].cumsum(-1)  # [batch, horizon, Q // 2]
-        return torch.cat([median - below, median, median + above], dim=2)  # [batch, horizon, Q]
+        out = torch.cat([median - below, median, median + above], dim=2)  # [batch, horizon, Q]
+        base = self.base_forecast(past, future, series)
+        return out if base is None else out + base.unsqueeze(-1)

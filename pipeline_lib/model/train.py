@@ -27,6 +27,7 @@ import torch
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.features.spec import FeatureSet
+from pipeline_lib.model.base import fit_linear_base
 from pipeline_lib.model.lstm import LSTMForecaster
 from pipeline_lib.model.scaling import SeriesScalers, fit_scalers
 from pipeline_lib.model.trained import (
@@ -263,12 +264,22 @@ def _fit_into(
     progress: Progress | None,
     n_rows: int,
     optimizer_state: OptimizerState | None = None,
+    base_windows: WindowSet | None = None,
 ) -> TrainedModel:
-    """Fit ``trained.module``; keep the metrics and the best epoch's optimizer state in it."""
+    """Fit ``trained.module``; keep the metrics and the best epoch's optimizer state in it.
+
+    A module with a linear base gets it fitted first, in closed form, on ``base_windows``
+    (default ``train``).
+    """
+    base = None
+    if trained.module.base == "linear":
+        base = fit_linear_base(trained.module, train if base_windows is None else base_windows)
     metrics, state = fit(
         trained.module, train, val, cfg, learning_rate, max_epochs, progress, optimizer_state
     )
     metrics.update(n_train_windows=len(train), n_val_windows=len(val), n_rows=n_rows)
+    if base is not None:
+        metrics["base"] = base
     trained.metrics, trained.optimizer_state = metrics, state
     return trained
 
@@ -281,9 +292,17 @@ def _run(
     max_epochs: int,
     progress: Progress | None,
 ) -> TrainedModel:
-    """Window ``frame``, split by time, fit ``trained.module`` and record the metrics."""
-    train, val = split_windows(_windows(trained, frame), cfg.val_fraction)
-    return _fit_into(trained, train, val, cfg, learning_rate, max_epochs, progress, len(frame))
+    """Window ``frame``, split by time, fit ``trained.module`` and record the metrics.
+
+    A linear base is fitted on every window (its targets end by ``trained.target_end``, the
+    validation windows included): a ridge needs no early stopping, and the newest windows are
+    the ones its forecasts resemble most."""
+    windows = _windows(trained, frame)
+    train, val = split_windows(windows, cfg.val_fraction)
+    n_rows = len(frame)
+    return _fit_into(
+        trained, train, val, cfg, learning_rate, max_epochs, progress, n_rows, base_windows=windows
+    )
 
 
 @_one_at_a_time
@@ -470,6 +489,9 @@ def fine_tune(
       seeded replay sample of older windows joins training (see :func:`finetune_windows`).
     - Scalers: ``finetune_scalers`` says frozen (the parent's) or refit (see
       :func:`finetune_scalers`).
+    - Linear base (when the model has one): refitted in closed form on every window of the
+      range (targets up to ``fit_end``), so it follows the newest data as the per-origin
+      linear baseline does.
     - Lineage: ``metrics["lineage"]`` records the parent, the window counts, the replay
       fraction, the scalers mode, whether the optimizer state was loaded and the learning rate.
       ``train_start`` is the start of the range, so a fine-tune of this model replays from it.
@@ -501,10 +523,24 @@ def fine_tune(
     )
     if saved is not None and (earlier := saved(trained.version)) is not None:
         return earlier
-    split = finetune_windows(_windows(trained, frame), recent_start, train_cfg)
+    windows = _windows(trained, frame)
+    split = finetune_windows(windows, recent_start, train_cfg)
     lr = train_cfg.learning_rate * train_cfg.finetune_lr_factor
     epochs, state = train_cfg.finetune_epochs, parent.optimizer_state
-    _fit_into(trained, split.train, split.val, train_cfg, lr, epochs, progress, len(frame), state)
+    # the base is refitted on every window of the range (recent and older, validation
+    # included, as in a full training), not on the replay sample only
+    _fit_into(
+        trained,
+        split.train,
+        split.val,
+        train_cfg,
+        lr,
+        epochs,
+        progress,
+        len(frame),
+        state,
+        base_windows=windows,
+    )
     trained.metrics["lineage"] = {
         "parent_version": parent.version,
         "recent_start": recent_start.date().isoformat(),

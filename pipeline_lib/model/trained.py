@@ -30,9 +30,11 @@ MODULE_ARGS = (
     "embedding_dim",
     "cell",
     "attention",
+    "base",
+    "n_calendar_features",
 )
 # Defaults of arguments added later, for checkpoints saved before them.
-MODULE_DEFAULTS = {"cell": "lstm", "attention": False}
+MODULE_DEFAULTS = {"cell": "lstm", "attention": False, "base": "none"}
 # The record keeps ``n_calendar_features`` (the calendar columns, as before covariates) and adds
 # ``n_future_features`` only when future covariates widen the known-future inputs, so records
 # (and versions) of models without covariates are unchanged; absent, it is the calendar count.
@@ -146,6 +148,7 @@ def hyperparameters(
         "embedding_dim": model_cfg.embedding_dim,
         "cell": model_cfg.cell,
         "attention": model_cfg.attention,
+        **({"base": model_cfg.base} if model_cfg.base != "none" else {}),
         "lookback": model_cfg.lookback,
     }
 

@@ -18,7 +18,7 @@ def _model(
 ) -> dict[str, Any]:
     hp = {
         k: getattr(SETTINGS.model, k)
-        for k in ("lookback", "hidden_size", "num_layers", "dropout", "embedding_dim")
+        for k in ("lookback", "hidden_size", "num_layers", "dropout", "embedding_dim", "base")
     }
     record = {
         "version": version,
@@ -99,6 +99,9 @@ def test_config_changes_and_requests_force_full_training() -> None:
     assert "lookback" in _decide(bigger, "2015-06-02").reason
     gru = [_model("m1", "2015-06-01", hyperparameters={"cell": "gru"})]
     assert "cell" in _decide(gru, "2015-06-02").reason
+    no_base = _model("m1", "2015-06-01")  # saved before the linear base: trained in full
+    del no_base["hyperparameters"]["base"]
+    assert _decide([no_base], "2015-06-02").reason == "model settings changed: base"
 
 
 def _verdict(retrain: bool, trigger: str = "drift") -> DriftVerdict:

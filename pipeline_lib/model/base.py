@@ -1,0 +1,77 @@
+"""The closed-form fit of the LSTM's linear base (``model.base = "linear"``).
+
+The hybrid model forecasts a base plus the network's correction (see
+:class:`~pipeline_lib.model.lstm.LSTMForecaster`). The base is the LEAR-style regression of
+electricity price forecasting, on the model's own scaled inputs: per series and per horizon
+step, a ridge regression of the scaled change ``y_{t+h} - y_t`` on
+:func:`~pipeline_lib.model.lstm.linear_base_inputs` (the origin's row, lags 1, 2 and 7, the
+target's weekday, its known-future inputs and the leads of every target date: the day-ahead
+covariates). Fitted on
+the training windows only (never the validation or backtest ones), with scikit-learn's
+``RidgeCV`` choosing the penalty by efficient leave-one-out, then folded into plain weights
+(standardisation included) and written into the module's buffers before the network trains.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeline_lib.model.lstm import LSTMForecaster, linear_base_inputs
+from pipeline_lib.model.windows import WindowSet
+
+ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties on standardised inputs
+
+
+def fit_linear_base(
+    module: LSTMForecaster, windows: WindowSet, alphas: tuple[float, ...] = ALPHAS
+) -> dict[str, Any]:
+    """Fit ``module``'s linear base on ``windows`` (training windows only) in place.
+
+    One ``StandardScaler`` + ``RidgeCV`` per series and horizon step on that series' windows;
+    the fitted line is stored as ``weight = coef / scale`` and ``bias = intercept - weight .
+    mean``, so the module applies it to unscaled inputs. A series without at least two windows
+    keeps a zero base (the network alone). Deterministic: no randomness is involved.
+    Returns a summary for the training metrics: the series fitted, their windows and the
+    median chosen penalty.
+    """
+    if module.base != "linear":
+        raise ValueError(f"the module has no linear base (base = {module.base!r})")
+    weight = torch.zeros_like(module.base_weight, dtype=torch.float64)  # [S, H, width]
+    bias = torch.zeros_like(module.base_bias, dtype=torch.float64)  # [S, H]
+    chosen: list[float] = []
+    fitted_series, n_windows = 0, 0
+    index = windows.series_index.numpy()
+    for s in np.unique(index):
+        rows = torch.from_numpy(np.flatnonzero(index == s))
+        if len(rows) < 2:
+            continue
+        fitted_series, n_windows = fitted_series + 1, n_windows + len(rows)
+        with torch.no_grad():
+            x = linear_base_inputs(
+                windows.past[rows], windows.future[rows], module.n_calendar
+            )  # [n, H, width]
+        x64 = x.numpy().astype(np.float64)
+        target = windows.target[rows].numpy().astype(np.float64)  # [n, H]
+        for h in range(target.shape[1]):
+            fitted = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(
+                x64[:, h], target[:, h]
+            )
+            scaler, ridge = fitted[0], fitted[1]
+            w = ridge.coef_ / scaler.scale_
+            weight[s, h] = torch.from_numpy(w)
+            bias[s, h] = float(ridge.intercept_ - w @ scaler.mean_)
+            chosen.append(float(ridge.alpha_))
+    module.base_weight.copy_(weight.to(module.base_weight.dtype))
+    module.base_bias.copy_(bias.to(module.base_bias.dtype))
+    return {
+        "kind": "linear",
+        "series": fitted_series,
+        "windows": n_windows,
+        "median_alpha": float(np.median(chosen)) if chosen else None,
+    }

@@ -1,0 +1,133 @@
+"""The LSTM's linear base (``model.base = "linear"``): its inputs read the origin row, the lags
+and the target's weekday; its closed-form fit recovers a planted linear driver from the
+training windows only; it travels with the checkpoint; ``"none"`` keeps the network alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline_lib import schema
+from pipeline_lib.config import ModelConfig, TrainingConfig
+from pipeline_lib.features.calendar import calendar_features
+from pipeline_lib.features.spec import FeatureSet
+from pipeline_lib.model.base import fit_linear_base
+from pipeline_lib.model.checkpoint import load_model, save_model
+from pipeline_lib.model.forecast import predict_at
+from pipeline_lib.model.lstm import LSTMForecaster, base_width, linear_base_inputs
+from pipeline_lib.model.scaling import fit_scalers
+from pipeline_lib.model.testing import covariate_features
+from pipeline_lib.model.train import fine_tune, train_full
+from pipeline_lib.model.windows import make_windows, series_arrays
+
+FS = FeatureSet.of(future=[("x", 2)])
+CAL = list(schema.CALENDAR_FEATURES)
+SCALED = [schema.Y, *FS.past_columns, *FS.lead_columns]
+HORIZON, LOOKBACK = 3, 10
+MODEL = ModelConfig(lookback=LOOKBACK, hidden_size=16, embedding_dim=2, dropout=0.0)
+TINY = TrainingConfig(max_epochs=2, batch_size=64, train_window_days=400, num_threads=2)
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    # y_{t+h} is linear in y_t and the known-ahead x_{t+1}, x_{t+2} (h <= 2), plus noise 0.1
+    return covariate_features(n_series=2, n_days=220, known_ahead=2, seed=3, noise=0.1)
+
+
+def _windows(features: pd.DataFrame, cutoff: dt.date | None = None):
+    scalers = fit_scalers(features, dt.date(2020, 8, 31), SCALED)
+    arrays = series_arrays(features, scalers, ["S0", "S1"], CAL, FS.lead_columns)
+    return make_windows(arrays, LOOKBACK, HORIZON, len(CAL), cutoff=cutoff, feature_set=FS)
+
+
+def _module(windows, base: str = "linear") -> LSTMForecaster:
+    torch.manual_seed(0)
+    n_past, n_future = windows.past.shape[2], windows.future.shape[2]
+    return LSTMForecaster(2, n_past, n_future, HORIZON, base=base, n_calendar_features=len(CAL))
+
+
+def test_inputs_are_the_origin_row_the_lags_the_target_weekday_and_the_known_future() -> None:
+    lookback, n_past = 8, 3
+    past = torch.arange(2 * lookback * n_past, dtype=torch.float32).reshape(2, lookback, n_past)
+    days = pd.date_range("2024-01-01", periods=4, freq="D")  # Monday .. Thursday
+    calendar = calendar_features(days)[CAL].to_numpy(np.float32)  # [4, F_cal]
+    future = torch.from_numpy(np.stack([calendar[:3], calendar[1:]]))  # [2, H=3, F_cal]
+    covariate = torch.tensor([[1.0, 2.0, 0.0], [3.0, 0.0, 0.0]])  # [2, H]: leads x@1, x@2
+    known = (covariate != 0).float()
+    future = torch.cat([future, covariate[..., None], known[..., None]], dim=2)  # [2, 3, F_cal + 2]
+    x = linear_base_inputs(past, future, len(CAL))
+    assert x.shape == (2, 3, base_width(n_past, len(CAL) + 2, len(CAL), 3))
+    assert torch.equal(x[:, 0, :n_past], past[:, -1, :])  # the origin's row, every step
+    y = past[:, :, 0]
+    assert torch.equal(x[:, 1, n_past], y[:, -1] - y[:, -2])  # y_t - y_{t-1}
+    assert torch.equal(x[:, 2, n_past + 1], y[:, -1] - y[:, -7])  # y_t - y_{t-6}
+    dummies = x[:, :, n_past + 2 : n_past + 9]
+    assert dummies.argmax(-1).tolist() == [[0, 1, 2], [1, 2, 3]]  # the targets' weekdays
+    assert torch.equal(dummies.sum(-1), torch.ones(2, 3))
+    assert torch.equal(x[:, :, n_past + 9 : n_past + 9 + len(CAL) + 2], future)  # step h's own
+    assert torch.equal(x[:, 1, -3:], covariate) and torch.equal(x[:, 0, -3:], covariate)  # all
+
+
+def test_fit_recovers_a_planted_linear_driver_and_uses_only_the_given_windows(
+    features: pd.DataFrame,
+) -> None:
+    train = _windows(features, cutoff=dt.date(2020, 8, 31))
+    module = _module(train)
+    summary = fit_linear_base(module, train)
+    assert summary["series"] == 2 and summary["windows"] == len(train)
+    late = _windows(features)
+    late = late.subset(late.origin_date > np.datetime64("2020-09-01"))  # never fitted on
+    with torch.no_grad():
+        base = module.base_forecast(late.past, late.future, late.series_index)
+    residual = (late.target - base).std(0)  # [H], scaled units
+    spread = late.target.std(0)
+    assert (residual[:2] < 0.2 * spread[:2]).all()  # h = 1, 2: x@h known, the base explains y
+    assert residual[2] > 2 * residual[0]  # h = 3: x_{t+3} unknown at t, nothing to explain it
+
+    with pytest.raises(ValueError, match="no linear base"):
+        fit_linear_base(_module(train, "none"), train)
+    again = _module(train)
+    fit_linear_base(again, train)  # closed form: the same windows, the same weights
+    assert torch.equal(again.base_weight, module.base_weight)
+
+
+def test_trained_hybrid_beats_the_network_alone_and_survives_the_checkpoint(
+    features: pd.DataFrame, tmp_path: Path
+) -> None:
+    end, fit_end = dt.date(2020, 10, 30), dt.date(2020, 8, 31)
+    hybrid = train_full(features, MODEL, TINY, HORIZON, end, fit_end=fit_end, feature_set=FS)
+    alone = train_full(
+        features,
+        MODEL.model_copy(update={"base": "none"}),
+        TINY,
+        HORIZON,
+        end,
+        fit_end=fit_end,
+        feature_set=FS,
+    )
+    assert hybrid.hyperparameters["base"] == "linear" and "base" not in alone.hyperparameters
+    assert hybrid.metrics["base"]["series"] == 2
+    days = features.loc[features[schema.DATE] > pd.Timestamp(fit_end), schema.DATE].unique()
+    origins = dict.fromkeys(["S0", "S1"], np.sort(days)[:-HORIZON])
+    freq = {"S0": "B", "S1": "B"}
+    actual = features.set_index([schema.SERIES_ID, schema.DATE])[schema.Y]
+
+    def mae(model) -> float:
+        out = predict_at(model, features, origins, freq).query("horizon == 1")
+        truth = actual.reindex(pd.MultiIndex.from_frame(out[[schema.SERIES_ID, "target_date"]]))
+        return float(np.abs(out["yhat"].to_numpy() - truth.to_numpy()).mean())
+
+    assert mae(hybrid) < 0.5 * mae(alone)  # two epochs: the base has already learnt x@1
+
+    save_model(str(tmp_path), hybrid)
+    loaded = load_model(str(tmp_path), hybrid.version)
+    assert torch.equal(loaded.module.base_weight, hybrid.module.base_weight)
+    assert mae(loaded) == mae(hybrid)
+    child = fine_tune(hybrid, features, TINY, dt.date(2020, 11, 6))  # the base is refitted
+    assert child.metrics["base"]["windows"] > hybrid.metrics["base"]["windows"]
+    assert not torch.equal(child.module.base_weight, hybrid.module.base_weight)
