@@ -67,6 +67,20 @@ class CovariateMissing(PipelineError, ValueError):
         return str(self).splitlines()
 
 
+class NotEnoughHistory(PipelineError, ValueError):
+    """Too little history to train on as configured: the message says what was short and
+    which settings ask for it (``start_date``, ``training.*``, ``model.lookback``, ``horizon``,
+    ``backtest.*``)."""
+
+    HINT = (
+        "deliver more history (an earlier start_date), or ask for less: a shorter "
+        "model.lookback, horizon or backtest (backtest.last_n x backtest.step rows are held out)"
+    )
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}; {self.HINT}")
+
+
 class DatabaseError(PipelineError, RuntimeError):
     """The database cannot be used as configured (e.g. no driver installed for its URL)."""
 

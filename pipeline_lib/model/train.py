@@ -26,6 +26,7 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
+from pipeline_lib.errors import NotEnoughHistory
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.base import fit_linear_base
 from pipeline_lib.model.lstm import LSTMForecaster
@@ -337,7 +338,10 @@ def train_full(
     counts = frame.groupby(schema.SERIES_ID).size()
     series_ids = sorted(str(s) for s in counts.index[counts >= model_cfg.lookback + horizon])
     if not series_ids:
-        raise ValueError(f"no series has {model_cfg.lookback + horizon} rows up to {train_end}")
+        raise NotEnoughHistory(
+            f"no series has lookback + horizon = {model_cfg.lookback + horizon} rows in the "
+            f"training window up to {train_end}"
+        )
     frame = frame.loc[frame[schema.SERIES_ID].isin(series_ids)]
     names, calendar = [schema.Y, *feature_set.past_columns], list(schema.CALENDAR_FEATURES)
     scaled = [*names, *feature_set.lead_columns]

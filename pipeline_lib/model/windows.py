@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from pipeline_lib import schema
+from pipeline_lib.errors import NotEnoughHistory
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.scaling import SeriesScalers
 
@@ -224,9 +225,9 @@ def make_windows(
             )
         )
     if not parts:
-        raise ValueError(
-            f"no complete window: every series needs at least lookback + horizon = "
-            f"{lookback + horizon} rows on or before the cut-off {cutoff}"
+        raise NotEnoughHistory(
+            f"no complete window to train on: every series needs at least lookback + horizon "
+            f"= {lookback + horizon} rows on or before the cut-off {cutoff}"
         )
     return WindowSet(
         past=torch.cat([p.past for p in parts]).contiguous(),
@@ -248,12 +249,12 @@ def split_windows(windows: WindowSet, val_fraction: float) -> tuple[WindowSet, W
     dates = np.unique(windows.origin_date)
     n_val = max(1, int(round(len(dates) * val_fraction)))
     if len(dates) <= n_val:
-        raise ValueError(f"too few origin dates ({len(dates)}) for a train/validation split")
+        raise NotEnoughHistory(
+            f"too few origin dates ({len(dates)}) to train on for a train/validation split"
+        )
     val_start = dates[-n_val]
     train = windows.subset(windows.target_end_date <= val_start)
     val = windows.subset(windows.origin_date >= val_start)
     if len(train) == 0:
-        raise ValueError(
-            "no training window ends before the validation period: more history needed"
-        )
+        raise NotEnoughHistory("no training window ends before the validation period")
     return train, val

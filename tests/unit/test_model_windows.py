@@ -11,8 +11,11 @@ import pytest
 import torch
 
 from pipeline_lib import schema
+from pipeline_lib.config import ModelConfig, TrainingConfig
+from pipeline_lib.errors import NotEnoughHistory, PipelineError
 from pipeline_lib.model.scaling import SeriesScalers, fit_scalers
 from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.model.train import train_full
 from pipeline_lib.model.windows import (
     make_windows,
     series_arrays,
@@ -112,3 +115,12 @@ def test_training_rows_keep_lookback_context_before_the_window(features: pd.Data
     assert set(rows[schema.SERIES_ID]) == {"S1"} and rows[schema.DATE].max() <= last
     assert (rows[schema.DATE] < first).sum() == 5  # exactly the context rows before the window
     assert training_rows(features, "2030-01-01", "2030-02-01").empty  # no recent row: left out
+
+
+def test_too_short_a_history_is_a_user_error_that_says_what_to_change() -> None:
+    short = random_walk_features(n_series=1, n_days=40)
+    with pytest.raises(NotEnoughHistory) as caught:  # the CLI prints it as error:, exit 1
+        train_full(short, ModelConfig(lookback=30), TrainingConfig(), 14, dt.date(2020, 3, 31))
+    assert isinstance(caught.value, PipelineError) and isinstance(caught.value, ValueError)
+    assert "no series has lookback + horizon = 44 rows" in str(caught.value)
+    assert "an earlier start_date" in str(caught.value) and "model.lookback" in str(caught.value)
