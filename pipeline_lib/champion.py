@@ -208,19 +208,18 @@ def published_forecasts(
         for i, c in enumerate(series_choices)
         if any((sid, m) not in made for m in c.weights)
     }
-    if broken:  # forecast every scored model of those series, then fall back
+    if broken:  # forecast the other scored models of those series, then fall back
+        backtest = settings.backtest
         wanted: dict[str, set[str]] = {}
         for (sid, _), c in broken.items():
             for m in c.evidence.get("mase", {}):
-                if m in settings.backtest.baselines or m == LSTM:
+                if (m in backtest.baselines or m == LSTM) and (sid, m) not in made:
                     wanted.setdefault(m, set()).add(sid)
         extra = model_forecasts(settings, evaluation, features, as_of, wanted)
-        extra = extra.loc[~extra.set_index([schema.SERIES_ID, MODEL]).index.isin(list(made))]
         per_model = pd.concat([per_model, extra], ignore_index=True)
         made |= set(zip(extra[schema.SERIES_ID], extra[MODEL], strict=True))
         for (sid, i), c in sorted(broken.items()):
             available = {m for s, m in made if s == sid}
-            backtest = settings.backtest
             instead = fallback(c, available, backtest.reference, backtest.min_improvement)
             missing = ", ".join(sorted(m for m in c.weights if m not in available))
             where = f"{sid} horizons {c.first}-{c.last}"

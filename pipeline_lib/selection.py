@@ -166,9 +166,7 @@ def choose(
         ok = reference in p_worse and not (p_worse[reference] < alpha)
         members = [reference] if ok else [best]
     elif rule == "margin":
-        ref = float(mase.get(reference, math.nan))
-        beats = math.isnan(ref) or float(mase[best]) < (1 - min_improvement) * ref
-        members = [best] if beats else [reference]
+        members = [margin_pick(best, mase, reference, min_improvement)]
     elif rule == "combination":
         members = ranked[:max_members]
     elif rule == "dm_combination":
@@ -257,6 +255,16 @@ def _with_combination(
     return pd.concat(out, ignore_index=True) if out else losses.assign(**{COMBINED: np.nan})
 
 
+def margin_pick(
+    best: str, mase: Mapping[str, float], reference: str, min_improvement: float
+) -> str:
+    """The margin rule: ``best`` if the ``reference`` has no MASE or ``best``'s beats it by
+    ``min_improvement``, else the reference."""
+    ref = float(mase.get(reference, math.nan))
+    beats = math.isnan(ref) or float(mase[best]) < (1 - min_improvement) * ref
+    return best if beats else reference
+
+
 def fallback(
     choice: Choice, available: set[str], reference: str, min_improvement: float
 ) -> Choice | None:
@@ -272,8 +280,7 @@ def fallback(
     if not mase:
         return None
     best = min(mase, key=lambda m: (mase[m], m))
-    ref = mase.get(reference)
-    pick = best if ref is None or mase[best] < (1 - min_improvement) * ref else reference
+    pick = margin_pick(best, mase, reference, min_improvement)
     missing = sorted(m for m in choice.weights if m not in available)
     evidence = {**choice.evidence, "fallback": {"chosen": choice.label, "missing": missing}}
     return Choice(

@@ -6,10 +6,11 @@ electricity price forecasting, on the model's own scaled inputs: per series and 
 step, a ridge regression of the scaled change ``y_{t+h} - y_t`` on
 :func:`~pipeline_lib.model.lstm.linear_base_inputs` (the origin's row, lags 1, 2 and 7, the
 target's weekday, its known-future inputs and the leads of every target date: the day-ahead
-covariates). Fitted on
-the training windows only (never the validation or backtest ones), with scikit-learn's
-``RidgeCV`` choosing the penalty by efficient leave-one-out, then folded into plain weights
-(standardisation included) and written into the module's buffers before the network trains.
+covariates). Fitted on every window of the training run, validation windows included (a ridge
+needs no early stopping; never the backtest's, whose targets lie after the model's target
+end), with scikit-learn's ``RidgeCV`` choosing the penalty by efficient leave-one-out, then
+folded into plain weights (standardisation included) and written into the module's buffers
+before the network trains.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties on standardised inpu
 def fit_linear_base(
     module: LSTMForecaster, windows: WindowSet, alphas: tuple[float, ...] = ALPHAS
 ) -> dict[str, Any]:
-    """Fit ``module``'s linear base on ``windows`` (training windows only) in place.
+    """Fit ``module``'s linear base on ``windows`` in place (the caller passes windows whose
+    targets end by the model's target end).
 
     One ``StandardScaler`` + ``RidgeCV`` per series and horizon step on that series' windows;
     the fitted line is stored as ``weight = coef / scale`` and ``bias = intercept - weight .

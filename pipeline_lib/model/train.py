@@ -264,17 +264,16 @@ def _fit_into(
     max_epochs: int,
     progress: Progress | None,
     n_rows: int,
-    optimizer_state: OptimizerState | None = None,
-    base_windows: WindowSet | None = None,
+    optimizer_state: OptimizerState | None,
+    base_windows: WindowSet,
 ) -> TrainedModel:
     """Fit ``trained.module``; keep the metrics and the best epoch's optimizer state in it.
 
-    A module with a linear base gets it fitted first, in closed form, on ``base_windows``
-    (default ``train``).
+    A module with a linear base gets it fitted first, in closed form, on ``base_windows``.
     """
     base = None
     if trained.module.base == "linear":
-        base = fit_linear_base(trained.module, train if base_windows is None else base_windows)
+        base = fit_linear_base(trained.module, base_windows)
     metrics, state = fit(
         trained.module, train, val, cfg, learning_rate, max_epochs, progress, optimizer_state
     )
@@ -302,7 +301,7 @@ def _run(
     train, val = split_windows(windows, cfg.val_fraction)
     n_rows = len(frame)
     return _fit_into(
-        trained, train, val, cfg, learning_rate, max_epochs, progress, n_rows, base_windows=windows
+        trained, train, val, cfg, learning_rate, max_epochs, progress, n_rows, None, windows
     )
 
 
