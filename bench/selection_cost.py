@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 folder = f"{tmp}/run-{r}-{label.replace(', ', '-').replace(' ', '-')}"
                 shutil.copytree(f"{tmp}/{runs[label]}", folder)  # the same state every repeat
                 if label.endswith("cold cache"):  # a refit night: one in refit_every (20)
-                    shutil.rmtree(f"{paths.models_dir(folder)}/statistical", ignore_errors=True)
+                    shutil.rmtree(f"{paths.models_dir(folder)}/baselines", ignore_errors=True)
                 s = settings_for(folder, series, label == "before")
                 parts = night(s, features, tonight)
                 results[label].append(parts)

@@ -47,6 +47,7 @@ from pipeline_lib.evaluation.windows import origin_windows, rolling_origins
 from pipeline_lib.features.calendar import check_frequency, dates_ahead, weekly_season
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.forecast import FORECAST_COLUMNS
+from pipeline_lib.origin_cache import OriginStore, prefix_fingerprints, settings_digest
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class Baseline(ABC):
         self.feature_set = feature_set
         self.series: dict[str, SeriesHistory] = {}
         self.covariate_columns: list[str] = []
+        self.cache: str | None = None
+        self._ids: dict[int, str] = {}  # id(SeriesHistory) -> series id
 
     def fit(self, history: pd.DataFrame) -> Self:
         """Store ``history`` (long: ``series_id, date, y`` and covariates), one array per series;
@@ -106,6 +109,13 @@ class Baseline(ABC):
             )
             for sid, part in frame.groupby(schema.SERIES_ID, sort=True)
         }
+        self._ids = {id(s): sid for sid, s in self.series.items()}
+        return self
+
+    def cache_in(self, url: str | None) -> Self:
+        """Keep what this baseline can reuse on later nights in the folder ``url`` (the models
+        folder's ``baselines/``; None: memory only). Only the costly baselines use it."""
+        self.cache = url
         return self
 
     def _covariate_columns(self, frame: pd.DataFrame) -> list[str]:
@@ -320,13 +330,30 @@ class LinearLags(Baseline):
         self, s: SeriesHistory, origins: np.ndarray, horizon: int, frequency: str
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = np.full((3, len(origins), horizon), np.nan)
+        store = self._store(s, horizon)
         # the estimators' parameters are checked once, in __init__, not at each of 2 N fits
         with config_context(skip_parameter_validation=True):
             for i, origin in enumerate(origins):
-                result = self._forecast_one(s, int(origin), horizon)
-                if result is not None:
-                    out[:, i] = result
+                result = store.get(int(origin))
+                if result is None:
+                    result = self._forecast_one(s, int(origin), horizon)
+                    result = np.full((3, horizon), np.nan) if result is None else result
+                    store.put(int(origin), result)
+                out[:, i] = result
+        store.save(origins)
         return out[0], out[1], out[2]
+
+    def _store(self, s: SeriesHistory, horizon: int) -> OriginStore:
+        """The series' per-origin forecasts kept from earlier nights (:mod:`origin_cache`)."""
+        if not self.cache:
+            return OriginStore(None, np.zeros(len(s.y), np.uint64))
+        digest = settings_digest(
+            type(self).__name__, self.lags, self.alpha, self.min_train, self.quantiles,
+            self.calibration_window, self.min_calibration, self.covariate_columns, horizon,
+        )  # fmt: skip
+        sid = self._ids.get(id(s), "series")
+        url = f"{self.cache.rstrip('/')}/{self.name}/{digest}/{sid}.npz"
+        return OriginStore(url, prefix_fingerprints(s.dates, s.y, s.covariates))
 
     def _forecast_one(self, s: SeriesHistory, origin: int, horizon: int) -> np.ndarray | None:
         y = s.y[: origin + 1]  # nothing after the origin from here on

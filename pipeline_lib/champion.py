@@ -74,9 +74,10 @@ class Evaluation:
         }
 
 
-def statistical_cache(settings: Settings) -> str:
-    """The folder keeping the statistical baselines' fits and forecasts (models/statistical)."""
-    return f"{paths.models_dir(settings.data_dir).rstrip('/')}/statistical"
+def baseline_cache(settings: Settings) -> str:
+    """The folder keeping what the baselines reuse from night to night (models/baselines): the
+    statistical fits and forecasts, the linear model's forecasts per origin."""
+    return f"{paths.models_dir(settings.data_dir).rstrip('/')}/baselines"
 
 
 def evaluate(
@@ -111,7 +112,7 @@ def evaluate(
                 forced = f"champion cannot be scored out of sample: {exc}"
     names = list(settings.backtest.baselines)
     fitted: dict[str, Baseline] = {}
-    cache = statistical_cache(settings)
+    cache = baseline_cache(settings)
     quantiles = settings.model.band
     parts.append(
         baseline_forecasts(
@@ -173,7 +174,7 @@ def model_forecasts(
             baseline = evaluation.baselines.get(model)
             if baseline is None:
                 start = evaluation.plan.holdout_start
-                cache = statistical_cache(settings)
+                cache = baseline_cache(settings)
                 baseline = make_baseline(
                     model, settings.model.band, start, cache, settings.feature_set
                 ).fit(rows)
@@ -329,7 +330,7 @@ def baseline_records(settings: Settings) -> list[dict[str, object]]:
         params = {
             k: v
             for k, v in vars(model).items()
-            if k not in ("series", "covariate_columns") and not k.startswith("_")
+            if k not in ("series", "covariate_columns", "cache") and not k.startswith("_")
         }
         params["feature_set"] = model.feature_set.to_dict()
         records.append(

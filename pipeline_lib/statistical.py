@@ -89,23 +89,16 @@ class StatsForecastBaseline(Baseline):
         self.min_train, self.refit_every, self.cache = min_train, refit_every, cache
         self.fit_end: np.datetime64 | None = None
         self._fitted: dict[tuple[int, int], _Fitted | None] = {}
-        self._ids: dict[int, str] = {}
         self._fresh: set[tuple[int, int]] = set()  # fitted here, not read from the cache
 
     def fit(self, history: Any) -> Self:
         super().fit(history)
         self._fitted, self._fresh = {}, set()
-        self._ids = {id(s): sid for sid, s in self.series.items()}
         return self
 
     def at(self, fit_end: Any) -> StatsForecastBaseline:
         """Fit on the rows dated on or before ``fit_end`` (a date; None: the first origin)."""
         self.fit_end = None if fit_end is None else np.datetime64(fit_end, "ns")
-        return self
-
-    def cache_in(self, url: str | None) -> StatsForecastBaseline:
-        """Keep fitted models and their forecasts in the folder ``url`` (None: memory only)."""
-        self.cache = url
         return self
 
     def _make(self, season: int, z: np.ndarray) -> Any:

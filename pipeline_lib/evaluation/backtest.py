@@ -118,18 +118,19 @@ def make_baseline(
     cache: str | None = None,
     feature_set: FeatureSet = FeatureSet(),  # noqa: B008 - frozen, immutable
 ) -> Baseline:
-    """A baseline by name with the pipeline's quantile levels. For a statistical baseline (see
-    ``pipeline_lib.statistical``): ``fit_end``, the last date its parameters may be fitted on
-    (the backtest's first origin), and ``cache``, the folder keeping its fits and forecasts;
-    the simple baselines refit at every origin anyway. ``feature_set``: the declared
+    """A baseline by name with the pipeline's quantile levels. ``fit_end``: for a statistical
+    baseline (see ``pipeline_lib.statistical``), the last date its parameters may be fitted on
+    (the backtest's first origin). ``cache``: the folder keeping what a baseline can reuse on a
+    later night (the statistical fits and forecasts, the linear model's forecasts per origin:
+    ``pipeline_lib.origin_cache``; the naive ones need none). ``feature_set``: the declared
     covariates of the features frame (``Settings.feature_set``), read by the linear baseline
     only; the empty set: no declared covariates."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
     model = BASELINES[name](quantiles=tuple(quantiles), feature_set=feature_set)
     if isinstance(model, StatsForecastBaseline):
-        model.at(fit_end).cache_in(cache)
-    return model
+        model.at(fit_end)
+    return model.cache_in(cache)
 
 
 def baseline_forecasts(
