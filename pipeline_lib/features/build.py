@@ -35,7 +35,8 @@ def price_features(prices: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):  # a zero or negative price: no log
         log_return = np.log(ratio.where(ratio > 0))
     returns = log_return.groupby(df[SERIES_ID], sort=False)
-    mean_28 = by_series[TARGET].transform(lambda s: s.rolling(28, min_periods=1).mean())
+    mean_28 = _per_series(by_series[TARGET].rolling(28, min_periods=1).mean())
+    return_7 = returns.rolling(7, min_periods=2)
     return pd.DataFrame(
         {
             SERIES_ID: df[SERIES_ID],
@@ -44,11 +45,17 @@ def price_features(prices: pd.DataFrame) -> pd.DataFrame:
             "log_return": log_return,
             "volume_log": np.log1p(df["volume"].astype("float64")),
             "range_pct": (df["high"] - df["low"]) / y,
-            "return_mean_7": returns.transform(lambda s: s.rolling(7, min_periods=2).mean()),
-            "return_std_7": returns.transform(lambda s: s.rolling(7, min_periods=2).std()),
+            "return_mean_7": _per_series(return_7.mean()),
+            "return_std_7": _per_series(return_7.std()),
             "price_to_mean_28": y / mean_28 - 1,
         }
     )
+
+
+def _per_series(rolled: pd.Series) -> pd.Series:
+    """A grouped rolling statistic back on the frame's own index (one Cython pass over every
+    series, no Python function per series)."""
+    return rolled.reset_index(level=0, drop=True).sort_index()
 
 
 def build_features(

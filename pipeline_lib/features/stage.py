@@ -22,11 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def refresh_features(settings: Settings, as_of: dt.date) -> int:
-    """Rebuild the features of every configured series from curated data dated <= as_of.
+    """Bring the stored features of every configured series up to date with curated data
+    dated <= as_of.
 
-    Rows are upserted on (series_id, date); rows dated after ``as_of`` (from a later run) are
-    left as they are. Returns the number of feature rows written. The frame is validated first
-    (``features_suite``): a critical failure raises ValidationFailed and nothing is written.
+    The features are computed from curated data (vectorised over every series), then compared
+    with the stored ones: only the rows that are new or differ (a new day, a revised price, a
+    covariate issued since) are validated (``features_suite``) and upserted on (series_id,
+    date), so a night writes the partitions of its new rows, not the whole history. Rows dated
+    after ``as_of`` (from a later run) are left as they are. Returns the number of feature rows
+    written. A critical validation failure raises ValidationFailed and nothing is written.
     """
     locations = {s.id: (s.weather.name if s.weather else None) for s in settings.series}
     prices = read_curated(settings.data_dir, schema.PRICES, list(locations), as_of)
@@ -41,6 +45,8 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
     feats = build_features(prices, weather, locations, as_of, covariates, feature_set, frequencies)
     if not feats.empty:
         check_covariates(settings, feats, as_of)
+        feats = changed_rows(feats, settings, as_of)
+    if not feats.empty:
         extra = [*feature_set.covariate_names, *feature_set.lead_columns]
         signed = any(s.negative_prices for s in settings.series)
         report = validate_batch(
@@ -55,6 +61,27 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
             partition_cols=[schema.SERIES_ID, "year"],
         )
     return len(feats)
+
+
+def changed_rows(feats: pd.DataFrame, settings: Settings, as_of: dt.date) -> pd.DataFrame:
+    """The rows of ``feats`` that the stored features lack or hold with other values (NaN
+    equals NaN); every row when the stored features lack one of its columns."""
+    stored = read_dataset(
+        paths.features_dir(settings.data_dir),
+        filters={schema.SERIES_ID: sorted(feats[schema.SERIES_ID].astype(str).unique())},
+        date_to=as_of,
+    )
+    if stored.empty or any(c not in stored.columns for c in feats.columns):
+        return feats
+    key = list(schema.FEATURE_KEY)
+    old = stored[list(feats.columns)].astype({schema.SERIES_ID: str})
+    new = feats.astype({schema.SERIES_ID: str})
+    both = new.merge(old, on=key, how="left", suffixes=("", "@stored"), indicator=True)
+    differs = (both["_merge"] == "left_only").to_numpy()
+    for column in feats.columns.drop(key):
+        a, b = both[column], both[f"{column}@stored"]
+        differs |= ~((a == b) | (a.isna() & b.isna())).to_numpy()
+    return feats.loc[differs]
 
 
 def calendar_covariates(settings: Settings, prices: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
