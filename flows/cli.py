@@ -409,6 +409,8 @@ def print_summary(settings: Any, summary: dict[str, Any]) -> None:
 
     as_of = dt.date.fromisoformat(summary["as_of"])
     print()
+    if "reused" in summary:  # a rerun with nothing new: the earlier run's forecasts stand
+        print(summary["reused"]["reason"])
     print(
         f"Tonight's model {summary['model_version']} "
         f"({summary['training']['action']}: {summary['training']['reason']})"

@@ -13,14 +13,17 @@ from flows.runs import recorded_run
 from pipeline_lib.backfill import scoped_settings
 from pipeline_lib.config import load_settings
 from pipeline_lib.publish import run_summary
+from pipeline_lib.rerun import STATE
 from tasks.artifacts import publish_forecast_artifacts
 from tasks.model import (
     backtest,
     build_features,
     drift_metrics,
     forecast,
+    models_situation,
     monitor_drift,
-    night_situation,
+    night_done,
+    night_state,
     train_model,
     tuned_settings,
 )
@@ -38,6 +41,10 @@ def forecast_stage(
 ) -> dict[str, Any]:
     """Forecast every configured series from curated data dated on or before ``as_of``.
 
+    A rerun of a night already done from the same settings, curated data and models (nothing
+    new since, no other night in between) is answered from the run that did the work
+    (``pipeline_lib.rerun``): its summary, with ``reused`` naming it; nothing is written again.
+
     Args:
         as_of: The forecast date; only data dated on or before it is used.
         config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
@@ -49,8 +56,12 @@ def forecast_stage(
     settings = scoped_settings(load_settings(config_file), series)
     with recorded_run(settings, "forecast", as_of) as run:
         settings = tuned_settings(settings, as_of)
+        done = night_done(settings, as_of, lineage_start, retrain)
+        if done is not None:  # the same inputs as the run that made tonight's forecasts
+            run.details = done
+            return run.details
         features = build_features(settings, as_of, refresh_features)
-        now = night_situation(settings, features, as_of, lineage_start)
+        now = models_situation(settings, features, as_of, lineage_start)
         monitoring, verdict = monitor_drift(settings, now, as_of, lineage_start)
         candidate, decision = train_model(
             settings, features, as_of, retrain, lineage_start, verdict, now
@@ -69,4 +80,5 @@ def forecast_stage(
         )
         run.details["plot"] = plot
         run.details["report"] = write_run_report(settings, run.id, as_of, run.details)
+        run.details[STATE] = night_state(settings, as_of, lineage_start)
     return run.details

@@ -6,9 +6,10 @@ import datetime as dt
 
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipeline_lib import champion, db, monitor, policy, retrain, tuning
+from pipeline_lib import champion, db, monitor, policy, rerun, retrain, tuning
 from pipeline_lib.config import Settings
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.model.trained import TrainedModel
@@ -24,6 +25,32 @@ def build_features(settings: Settings, as_of: dt.date, refresh: bool = True) -> 
     if refresh:
         refresh_features(settings, as_of)
     return load_features(settings, as_of)
+
+
+@task(name="check-night-done", cache_policy=NO_CACHE)
+def night_done(
+    settings: Settings, as_of: dt.date, lineage_start: dt.date | None, retrain_all: bool
+) -> dict | None:
+    """The summary of the run that already made tonight's forecasts from the same inputs (see
+    ``pipeline_lib.rerun``), with ``reused`` naming it; None: tonight has work to do."""
+    state = rerun.night_state(settings, as_of, lineage_start)
+    with db.engine_scope(settings.db_url) as engine:
+        done = rerun.already_done(engine, state, as_of, retrain_all)
+    if done is not None:
+        reason = done[rerun.REUSED]["reason"]
+        get_run_logger().info(reason)
+        create_markdown_artifact(
+            markdown=f"# Forecasts as of {as_of}\n\n{reason}.\n",
+            key="forecasts",
+            description=f"Forecasts as of {as_of} (from run {done[rerun.REUSED]['run_id']})",
+        )
+    return done
+
+
+@task(name="record-night-state", cache_policy=NO_CACHE)
+def night_state(settings: Settings, as_of: dt.date, lineage_start: dt.date | None) -> str:
+    """What tonight's run read and left (``pipeline_lib.rerun.night_state``), for a rerun."""
+    return rerun.night_state(settings, as_of, lineage_start)
 
 
 @task(name="train-or-fine-tune", cache_policy=NO_CACHE, tags=["train"])
@@ -80,7 +107,7 @@ def forecast(
 
 
 @task(name="read-models", cache_policy=NO_CACHE)
-def night_situation(
+def models_situation(
     settings: Settings,
     features: pd.DataFrame,
     as_of: dt.date,

@@ -72,18 +72,21 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     assert set(DRIFT_METRICS) <= set(drift1["metric"])  # input drift; decay rows may join
     assert drift1["is_drift"].isin([True, False]).all()
 
+    published = _table(db, "forecasts")
     second = nightly(as_of=as_of, config_file=str(cfg))
-    # a rerun decides as the first run did and loads the model it saved (not trained again)
-    assert second["training"] == first["training"]
-    assert second["model_version"] == first["model_version"]
-    fc2 = _table(db, "forecasts")
-    assert len(fc2) == len(fc1)  # replaced, not duplicated
-    merged = fc1.merge(fc2, on=["series_id", "forecast_date", "target_date"], suffixes=("", "_2"))
-    assert len(merged) == len(fc1) and (merged["yhat"] == merged["yhat_2"]).all()
-    assert len(_table(db, "drift_metrics")) == len(drift1)
+    # a rerun with nothing new answers from the first run: nothing trained, scored or written
     runs = _table(db, "pipeline_runs").sort_values("started_at")
     assert list(runs["flow"]) == ["ingest", "forecast"] * 2
     assert (runs["status"] == "succeeded").all()
+    forecast_runs = runs.loc[runs["flow"] == "forecast", "run_id"]
+    assert second["reused"]["run_id"] == forecast_runs.iloc[0]
+    assert second["training"] == first["training"]
+    assert second["model_version"] == first["model_version"]
+    fc2 = _table(db, "forecasts")
+    pd.testing.assert_frame_equal(fc2, published)  # the first run's rows, not rewritten
+    merged = fc1.merge(fc2, on=["series_id", "forecast_date", "target_date"], suffixes=("", "_2"))
+    assert len(merged) == len(fc1) == len(fc2) and (merged["yhat"] == merged["yhat_2"]).all()
+    assert len(_table(db, "drift_metrics")) == len(drift1)
     checks = _table(db, "validation_results")  # every batch of every ingest run, empty ones too
     ingest_runs = runs.loc[runs["flow"] == "ingest", "run_id"]
     assert set(checks["run_id"]) == set(ingest_runs)
@@ -98,12 +101,10 @@ def test_nightly_twice_then_backfill(prefect_api: None, tmp_path: Path) -> None:
     assert actions[:2] == ["finetune", "finetune"] and actions[2] == "reuse"  # 3 July: no trading
     # every forecast run's decision is a row, with what triggered it and the policy's counts
     decisions = _table(db, "training_decisions").sort_values("created_at")
-    assert list(decisions["action"]) == ["full", "full", "finetune", "finetune", "reuse"]
-    assert list(decisions["trigger"]) == [
-        "no_model", "no_model", "routine", "routine", "no_new_data",
-    ]  # fmt: skip
-    forecast_runs = runs.loc[runs["flow"] == "forecast", "run_id"]
-    assert set(forecast_runs) < set(decisions["run_id"])
+    assert list(decisions["action"]) == ["full", "finetune", "finetune", "reuse"]
+    assert list(decisions["trigger"]) == ["no_model", "routine", "routine", "no_new_data"]
+    assert forecast_runs.iloc[1] not in set(decisions["run_id"])  # the rerun decided nothing
+    assert forecast_runs.iloc[0] in set(decisions["run_id"])
     assert (decisions["drifted_pairs"] >= 0).all() and decisions["reason"].str.len().gt(0).all()
 
     fc = _table(db, "forecasts")
