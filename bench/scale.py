@@ -40,11 +40,12 @@ environment dropped).
   task run '<run>' for task '<task>'`` (and ``Renamed task run``, ``Executing task``), and every
   task and flow run logs ``Finished in state ...`` when it ends (``HH:MM:SS.mmm``, local time);
   those DEBUG lines go to the console only (``PREFECT_LOGGING_HANDLERS_API_LEVEL=INFO``), so the
-  API server gets the log it gets in production. A stage is a Prefect task (``ingest-source``,
-  ``validate-batches``, ``commit-curated``, ``build-features``, ``train-or-fine-tune``,
-  ``backtest-and-select``, ``forecast``, ``publish-results``, ...), timed from ``Executing
-  task`` to ``Finished``; its seconds are the union of its runs' intervals (the concurrent
-  ``ingest-source`` runs, one per series and location, count once; ``xN`` after a name says how
+  API server gets the log it gets in production. A stage is a Prefect task
+  (``ingest-file-drops``: every file-drop source in one task run; ``ingest-source``: one per
+  live source; ``validate-batches``, ``commit-curated``, ``build-features``,
+  ``train-or-fine-tune``, ``backtest-and-select``, ``forecast``, ``publish-results``, ...),
+  timed from ``Executing task`` to ``Finished``; its seconds are the union of its runs'
+  intervals (concurrent runs of one task count once; ``xN`` after a name says how
   many runs; a backfill's ``forecast-date`` encloses the stages of its date's forecast flow).
   Pseudo-stages: ``prefect task setup`` (``Created`` to ``Executing`` of the task runs, while no
   task run executes: the engine's calls to the API, such as the tag concurrency checks, before

@@ -10,10 +10,10 @@ from prefect import flow
 from flows.runs import recorded_run
 from pipeline_lib.backfill import scoped_settings
 from pipeline_lib.config import load_settings
-from pipeline_lib.ingest import sources_for
+from pipeline_lib.ingest import in_source_order, sources_for, split_sources
 from pipeline_lib.validation import ValidationFailed
 from tasks.artifacts import publish_validation_artifact
-from tasks.ingest import commit_curated, ingest_source, validate_batches
+from tasks.ingest import commit_curated, ingest_file_drops, ingest_source, validate_batches
 
 
 @flow(name="ingest", log_prints=True)
@@ -35,8 +35,11 @@ def ingest(
     """
     settings = scoped_settings(load_settings(config_file), series)
     with recorded_run(settings, "ingest", as_of) as run:
-        fetches = [ingest_source.submit(settings, s, as_of, start) for s in sources_for(settings)]
-        batches = [f.result() for f in fetches]
+        sources = sources_for(settings)
+        drops, live = split_sources(sources)
+        fetches = [ingest_source.submit(settings, s, as_of, start) for s in live]
+        dropped = ingest_file_drops(settings, drops, as_of, start) if drops else []
+        batches = in_source_order(sources, [*dropped, *(f.result() for f in fetches)])
         try:
             reports = validate_batches(settings, batches, as_of, run.id)
         except ValidationFailed as exc:  # the summary shows what failed, then the run fails

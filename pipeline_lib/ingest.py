@@ -83,6 +83,19 @@ def sources_for(settings: Settings) -> list[Source]:
     return [*prices, *weather, *exogenous, *weather_forecast_sources(settings)]
 
 
+def split_sources(sources: list[Source]) -> tuple[list[Source], list[Source]]:
+    """``(file drops, live sources)``, each in the order given: a file drop reads its folder
+    (local work, read together), a live source calls an API (each retried on its own)."""
+    drops = [s for s in sources if isinstance(s, FileDropSource)]
+    return drops, [s for s in sources if not isinstance(s, FileDropSource)]
+
+
+def in_source_order(sources: list[Source], batches: list[Batch]) -> list[Batch]:
+    """``batches`` in the order of the ``sources`` they came from (by data set and key)."""
+    rank = {(s.dataset, s.key): i for i, s in enumerate(sources)}
+    return sorted(batches, key=lambda b: rank.get((b.dataset, b.key), len(rank)))
+
+
 def _uses(settings: Settings, dataset: str) -> list[tuple[str, CovariateConfig, str]]:
     """The covariates reading exogenous ``dataset``: (series id, covariate, key in the data)."""
     return [

@@ -36,6 +36,24 @@ def ingest_source(
     return ingest.ingest_source(settings, source, as_of, start)
 
 
+@task(
+    name="ingest-file-drops",
+    task_run_name="ingest-file-drops-{as_of}",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_transient,
+    cache_policy=NO_CACHE,
+    tags=["ingest"],
+)
+def ingest_file_drops(
+    settings: Settings, sources: list[Source], as_of: dt.date, start: dt.date | None = None
+) -> list[Batch]:
+    """Every file-drop source in one task: reading a folder's new files is local work, so a
+    task run per source would cost more in orchestration than the read (issue 18)."""
+    return [ingest.ingest_source(settings, source, as_of, start) for source in sources]
+
+
 @task(name="validate-batches", cache_policy=NO_CACHE, tags=["validate"])
 def validate_batches(
     settings: Settings, batches: list[Batch], as_of: dt.date, run_id: str
