@@ -1,10 +1,11 @@
 """Forecast accuracy: point, quantile and interval metrics, and a scorer for forecast frames.
 
 Point metrics take actuals and forecasts as arrays. MAE, RMSE and the pinball loss are
-scikit-learn's. MASE divides the MAE by the in-sample MAE of the seasonal-naive forecast of
-period ``season`` on the training history (``season=1``: the naive forecast). sMAPE is on the
-0..200 scale, ``200 * mean(|y - yhat| / (|y| + |yhat|))``, a term with ``y == yhat == 0``
-counting 0 (a perfect forecast).
+scikit-learn's; :func:`score_forecasts` computes the same means for thousands of groups at
+once from the rows' terms (:func:`score_rows`). MASE divides the MAE by the in-sample MAE of
+the seasonal-naive forecast of period ``season`` on the training history (``season=1``: the
+naive forecast). sMAPE is on the 0..200 scale, ``200 * mean(|y - yhat| / (|y| + |yhat|))``, a
+term with ``y == yhat == 0`` counting 0 (a perfect forecast).
 """
 
 from __future__ import annotations
@@ -99,18 +100,44 @@ def score_forecasts(
     Returns one row per ``(model, series_id, horizon)`` and one with horizon ``"ALL"`` per
     ``(model, series_id)``; ``horizon`` is a string column. Columns: ``model, series_id,
     horizon, n, mae, rmse, mase, smape, pinball_<q> (x3), coverage, width``.
+
+    Every group is scored at once: the means of the rows' terms (:func:`score_rows`) per group,
+    one grouped aggregation for all models, series and horizons (the same figures as the
+    scikit-learn functions above, to rounding; a nightly backtest has thousands of groups).
     """
     joined, scales = _prepare(forecasts, actuals, history, season, quantiles)
-    rows = []
-    for (model, series), group in joined.groupby([MODEL, schema.SERIES_ID], sort=True):
-        scale = scales.get(series, float("nan"))
-        key = {MODEL: model, schema.SERIES_ID: series}
-        for h, part in group.groupby("horizon", sort=True):
-            rows.append(key | {"horizon": str(h)} | _score(part, scale, quantiles))
-        rows.append(key | {"horizon": ALL_HORIZONS} | _score(group, scale, quantiles))
+    terms = _terms(joined, scales, quantiles)
+    terms["width"] = terms["yhat_upper"] - terms["yhat_lower"]
+    means = {
+        "abs_error": "mae",
+        "squared_error": "rmse",
+        "smape": "smape",
+        "pinball_lower": pinball_column(quantiles[0]),
+        "pinball_median": pinball_column(quantiles[1]),
+        "pinball_upper": pinball_column(quantiles[2]),
+        "covered": "coverage",
+        "width": "width",
+    }
+    keys = [MODEL, schema.SERIES_ID]
+    terms["covered"] = terms["covered"].astype(np.float64)
+    parts = []
+    for by, label in ((["horizon"], None), ([], ALL_HORIZONS)):
+        grouped = terms.groupby(keys + by, sort=True)
+        part = grouped[list(means)].mean().rename(columns=means)
+        part.insert(0, "n", grouped.size())
+        part = part.reset_index()
+        part["order"] = (
+            part["horizon"].astype(np.int64) if label is None else np.iinfo(np.int64).max
+        )
+        part["horizon"] = part["horizon"].astype(str) if label is None else label
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True).sort_values([*keys, "order"], kind="stable")
+    out["rmse"] = np.sqrt(out["rmse"])
+    scale = out[schema.SERIES_ID].map(scales).to_numpy(np.float64)
+    out["mase"] = _ratios(out["mae"].to_numpy(np.float64), scale)
     columns = [MODEL, schema.SERIES_ID, "horizon", "n", "mae", "rmse", "mase", "smape"]
     columns += [pinball_column(q) for q in quantiles] + ["coverage", "width"]
-    return pd.DataFrame(rows, columns=columns)
+    return out[columns].reset_index(drop=True)
 
 
 ROW_METRICS = [
@@ -144,6 +171,15 @@ def score_rows(
     agrees with :func:`score_forecasts`.
     """
     joined, scales = _prepare(forecasts, actuals, history, season, quantiles)
+    out = _terms(joined, scales, quantiles).rename(columns={schema.Y: "actual"})
+    keep = [c for c in out.columns if c in forecasts.columns or c == MODEL]
+    return out[[*keep, *ROW_METRICS]].reset_index(drop=True)
+
+
+def _terms(
+    joined: pd.DataFrame, scales: dict[str, float], quantiles: Sequence[float]
+) -> pd.DataFrame:
+    """``joined`` with each row's metric terms (``ROW_METRICS`` but ``actual``), vectorised."""
     y = joined[schema.Y].to_numpy(np.float64)
     yhat = joined["yhat"].to_numpy(np.float64)
     lower = joined["yhat_lower"].to_numpy(np.float64)
@@ -151,7 +187,7 @@ def score_rows(
     error = np.abs(y - yhat)
     scale = joined[schema.SERIES_ID].map(scales).to_numpy(np.float64)
     den = np.abs(y) + np.abs(yhat)
-    out = joined.rename(columns={schema.Y: "actual"})
+    out = joined.copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         out["scaled_error"] = np.where(scale > 0, error / scale, np.nan)
     out["abs_error"] = error
@@ -166,8 +202,7 @@ def score_rows(
         diff = y - pred
         out[name] = np.maximum(q * diff, (q - 1) * diff)
     out["covered"] = (y >= lower) & (y <= upper)
-    keep = [c for c in out.columns if c in forecasts.columns or c == MODEL]
-    return out[[*keep, *ROW_METRICS]].reset_index(drop=True)
+    return out
 
 
 def _prepare(
@@ -230,22 +265,14 @@ def _scales(history: pd.DataFrame, joined: pd.DataFrame, season: int) -> dict[st
     return out
 
 
-def _score(part: pd.DataFrame, scale: float, quantiles: Sequence[float]) -> dict[str, object]:
-    y = part[schema.Y].to_numpy(np.float64)
-    yhat = part["yhat"].to_numpy(np.float64)
-    lower = part["yhat_lower"].to_numpy(np.float64)
-    upper = part["yhat_upper"].to_numpy(np.float64)
-    error = mae(y, yhat)
-    row: dict[str, object] = {
-        "n": len(part),
-        "mae": error,
-        "rmse": rmse(y, yhat),
-        "mase": _ratio(error, scale),
-        "smape": smape(y, yhat),
-    }
-    for q, pred in zip(quantiles, (lower, yhat, upper), strict=True):
-        row[pinball_column(q)] = pinball(y, pred, q)
-    return row | {"coverage": coverage(y, lower, upper), "width": width(lower, upper)}
+def _ratios(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """:func:`_ratio` element-wise."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num / den
+    zero = den == 0
+    out[zero] = np.where(num[zero] == 0, np.nan, np.inf)
+    out[np.isnan(num) | np.isnan(den)] = np.nan
+    return out
 
 
 def _ratio(num: float, den: float) -> float:

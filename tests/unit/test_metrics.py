@@ -100,3 +100,67 @@ def test_score_forecasts_by_model_and_errors() -> None:
         m.score_forecasts(fc.drop(columns="yhat_upper"), actuals, actuals)
     with pytest.raises(ValueError, match="no forecast matches"):
         m.score_forecasts(fc, actuals.assign(series_id="B"), actuals)
+
+
+def test_score_forecasts_agrees_with_the_per_group_functions() -> None:
+    """The grouped, vectorised scorer gives each group what scikit-learn's functions give it,
+    including a zero MASE scale (a constant history: infinite) and no history (NaN)."""
+    rng = np.random.default_rng(7)
+    dates = pd.bdate_range("2024-01-01", periods=60)
+    actuals = pd.concat(
+        [
+            pd.DataFrame({"series_id": s, "date": dates, "y": 50 + rng.normal(0, 3, 60)})
+            for s in ("A", "B", "C")
+        ],
+        ignore_index=True,
+    )
+    history = actuals.copy()
+    history.loc[history["series_id"] == "B", "y"] = 7.0  # constant: scale 0
+    history = history.loc[history["series_id"] != "C"]  # C: no history, no scale
+    rows = []
+    for model in ("naive", "linear"):
+        for s in ("A", "B", "C"):
+            for origin in range(20, 50, 3):
+                for h in (1, 2, 3):
+                    yhat = 50 + rng.normal(0, 2)
+                    rows.append(
+                        {
+                            "model": model,
+                            "series_id": s,
+                            "forecast_date": dates[origin],
+                            "target_date": dates[origin + h],
+                            "horizon": h,
+                            "yhat": yhat,
+                            "yhat_lower": yhat - 2,
+                            "yhat_upper": yhat + 2,
+                        }  # fmt: skip
+                    )
+    fc = pd.DataFrame(rows)
+    out = m.score_forecasts(fc, actuals, history).set_index(["model", "series_id", "horizon"])
+    joined = fc.merge(actuals.rename(columns={"date": "target_date"}))
+    for (model, s, h), part in [
+        *joined.groupby(["model", "series_id", "horizon"]),
+        *[((k[0], k[1], "ALL"), g) for k, g in joined.groupby(["model", "series_id"])],
+    ]:
+        got = out.loc[(model, s, str(h))]
+        y, yhat = part["y"].to_numpy(), part["yhat"].to_numpy()
+        assert got["n"] == len(part)
+        assert got["mae"] == pytest.approx(m.mae(y, yhat), rel=1e-12)
+        assert got["rmse"] == pytest.approx(m.rmse(y, yhat), rel=1e-12)
+        assert got["smape"] == pytest.approx(m.smape(y, yhat), rel=1e-12)
+        assert got["pinball_q900"] == pytest.approx(
+            m.pinball(y, part["yhat_upper"].to_numpy(), 0.9), rel=1e-12
+        )
+        assert got["coverage"] == pytest.approx(
+            m.coverage(y, part["yhat_lower"].to_numpy(), part["yhat_upper"].to_numpy())
+        )
+        if s == "A":
+            first = part["forecast_date"].min()
+            past = history.loc[(history["series_id"] == s) & (history["date"] <= first), "y"]
+            expected = m.mase(y, yhat, past.to_numpy())
+        else:
+            expected = {"B": np.inf, "C": np.nan}[s]
+        assert got["mase"] == pytest.approx(expected, rel=1e-12, nan_ok=True)
+    assert np.isinf(out.xs("B", level="series_id")["mase"]).all()
+    assert out.xs("C", level="series_id")["mase"].isna().all()
+    assert list(out.loc[("linear", "A")].index) == ["1", "2", "3", "ALL"]
