@@ -1,7 +1,9 @@
 """Planning a backfill: the options a user sets in the Prefect UI, their checks, and the chunks.
 
-A backfill replays the nightly logic for every forecast date of ``start..end``. The dates are
-cut into chunks of ``retrain_every_days`` consecutive days; each chunk starts a model lineage of
+A backfill replays the nightly logic for every forecast date of ``start..end``: the dates in
+the calendar of at least one of its series (weekends and holidays of every series are left
+out, see :func:`forecast_dates`). The dates are cut into chunks spanning
+``retrain_every_days`` consecutive days; each chunk starts a model lineage of
 its own with a full training on its first date and fine-tunes (or reuses) it on the next ones,
 exactly as the nightly would with that cadence. Chunks share nothing but the data, which is
 ingested and turned into features once, before them, so they can run in parallel and give the
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pipeline_lib import paths, registry, tuning
 from pipeline_lib.config import Settings
 from pipeline_lib.db import safe_url
+from pipeline_lib.features.calendar import calendar_days
 from pipeline_lib.features.stage import load_features
 
 
@@ -163,12 +166,29 @@ def scoped_settings(settings: Settings, series: list[str] | None) -> Settings:
     return settings.model_copy(update={"series": kept, "lineage": lineage_of(series)})
 
 
-def chunk_dates(start: dt.date, end: dt.date, size: int, first: dt.date) -> list[Chunk]:
-    """``start..end`` cut into chunks of ``size`` consecutive days (the last may be shorter);
-    ``first``: the lineage start of the first chunk."""
-    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    cuts = [tuple(days[i : i + size]) for i in range(0, len(days), size)]
+def chunk_dates(dates: list[dt.date], size: int, first: dt.date) -> list[Chunk]:
+    """The forecast ``dates`` (ascending) cut into chunks spanning ``size`` consecutive days
+    from the first date on (a span without a forecast date has no chunk); ``first``: the
+    lineage start of the first chunk."""
+    spans: dict[int, list[dt.date]] = {}
+    for day in dates:
+        spans.setdefault((day - dates[0]).days // size, []).append(day)
+    cuts = [tuple(days) for _, days in sorted(spans.items())]
     return [Chunk(c, first if i == 0 else c[0]) for i, c in enumerate(cuts)]
+
+
+def forecast_dates(settings: Settings, start: dt.date, end: dt.date) -> list[dt.date]:
+    """The dates of ``start..end`` on which at least one series of ``settings`` has a value
+    by its own calendar (``frequency``: business days, every day, or an exchange's sessions):
+    a weekend or a holiday of every series is no forecast date."""
+    days = {d for f in set(settings.frequencies.values()) for d in calendar_days(start, end, f)}
+    if not days:
+        calendars = sorted(set(settings.frequencies.values()))
+        raise ValueError(
+            f"backfill {start}..{end} holds no forecast date: no day of it is in the series' "
+            f"calendars ({', '.join(calendars)})"
+        )
+    return sorted(days)
 
 
 def plan_backfill(
@@ -189,7 +209,7 @@ def plan_backfill(
         series=tuple(scoped.series_ids),
         lineage=scoped.lineage,
         retrain_every_days=every,
-        chunks=tuple(chunk_dates(start, end, every, settings.start_date)),
+        chunks=tuple(chunk_dates(forecast_dates(scoped, start, end), every, settings.start_date)),
     )
 
 

@@ -81,6 +81,20 @@ def dates_ahead(dates: np.ndarray, horizon: int, frequency: str) -> np.ndarray:
     return sessions[first[:, None] + np.arange(horizon)]
 
 
+def calendar_days(start: dt.date, end: dt.date, frequency: str) -> list[dt.date]:
+    """The dates of ``start..end`` (inclusive) in the calendar ``frequency``: every day for
+    ``"D"``, Monday to Friday for ``"B"``, the exchange's sessions for an exchange code."""
+    check_frequency(frequency)
+    if frequency == DAILY:
+        days = pd.date_range(start, end, freq="D")
+    elif frequency == BUSINESS:
+        days = pd.bdate_range(start, end)
+    else:
+        sessions = pd.DatetimeIndex(_sessions(frequency))
+        days = sessions[(sessions >= pd.Timestamp(start)) & (sessions <= pd.Timestamp(end))]
+    return [d.date() for d in days]
+
+
 def weekly_season(frequency: str) -> int:
     """Rows in a week: 7 for ``"D"``, 5 for business days (``"B"`` or an exchange calendar)."""
     check_frequency(frequency)

@@ -16,7 +16,7 @@ from tests.e2e.conftest import write_config
 
 pytestmark = pytest.mark.e2e
 
-START, END = dt.date(2015, 7, 1), dt.date(2015, 7, 4)  # 2 chunks of 2 days
+START, END = dt.date(2015, 7, 6), dt.date(2015, 7, 9)  # Monday to Thursday: 2 chunks of 2 days
 KEY = ["series_id", "forecast_date", "target_date"]
 
 
@@ -39,15 +39,15 @@ def test_parallel_chunks_match_and_reruns_are_cached(prefect_api: None, tmp_path
     options = {"retrain_every_days": 2, "parallel_chunks": 2}
 
     done = backfill(START, END, BackfillOptions(**options), str(threads_cfg))
-    assert done["chunks"] == [["2015-07-01", "2015-07-02"], ["2015-07-03", "2015-07-04"]]
+    assert done["chunks"] == [["2015-07-06", "2015-07-07"], ["2015-07-08", "2015-07-09"]]
     assert [r["as_of"] for r in done["results"]] == [
         (START + dt.timedelta(days=i)).isoformat() for i in range(4)
     ]
     assert done["cached"] == 0
     # each chunk starts with a full training (the first: none before it in a new data folder)
     actions = {r["as_of"]: r["training"] for r in done["results"]}
-    assert [actions[d] for d in ("2015-07-01", "2015-07-03")] == ["full"] * 2
-    assert actions["2015-07-02"] == "finetune"
+    assert [actions[d] for d in ("2015-07-06", "2015-07-08")] == ["full"] * 2
+    assert actions["2015-07-07"] == "finetune"
 
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None

@@ -309,13 +309,14 @@ def test_backfills_on_a_prefect_server_with_a_process_worker(
     # 3. one backfill, started like the UI does, over 3 dates in 2 chunks, while the slot is
     # held by a run that crashed: a lease taken and never renewed nor released, as a flow run
     # killed with its worker leaves it (an hour before the server would revoke it)
-    first_dates = [dt.date(2015, 7, d) for d in (1, 2, 3)]
+    # (the series trade on the NYSE: 3 July 2015 was a holiday, no forecast date)
+    first_dates = [dt.date(2015, 6, 30), dt.date(2015, 7, 1), dt.date(2015, 7, 2)]
     with server.client() as client:
         client.increment_concurrency_slots_with_lease(
             names=["forecast-pipeline"], slots=1, mode="concurrency", lease_duration=3600
         )
-        first = _backfill(client, backfill.id, "2015-07-01", "2015-07-03")
-        assert first.parameters["start"] == "2015-07-01"
+        first = _backfill(client, backfill.id, "2015-06-30", "2015-07-03")
+        assert first.parameters["start"] == "2015-06-30"
         first = _finished(server, client, first.id)
         assert worker.proc.poll() is None, tail(worker.log)
         first_logs = _logs(client, first.id)
@@ -335,7 +336,7 @@ def test_backfills_on_a_prefect_server_with_a_process_worker(
         assert float(mine["backfill-progress"].data) == 100.0
         plan = mine["backfill-plan"]
         assert plan.type == "markdown"
-        assert "**Backfill 2015-07-01 to 2015-07-03**: 3 forecast dates in 2 chunks" in plan.data
+        assert "**Backfill 2015-06-30 to 2015-07-03**: 3 forecast dates in 2 chunks" in plan.data
         for run_id, keys in artifacts.items():
             flow = stages.set_index("run_id").loc[run_id, "flow"]
             expected = {"forecasts"} if flow == "forecast" else {"validation-summary"}

@@ -39,12 +39,14 @@ def test_range_is_checked_with_the_bad_bound_named() -> None:
 def test_chunks_follow_the_retraining_cadence() -> None:
     plan = _plan("2015-07-01", "2015-07-10", retrain_every_days=4)
     assert plan.retrain_every_days == 4
-    assert [(c.start.day, c.end.day) for c in plan.chunks] == [(1, 4), (5, 8), (9, 10)]
-    assert plan.dates == [dt.date(2015, 7, d) for d in range(1, 11)]
+    # the series trade on the NYSE: 3 July (a holiday) and the weekend are no forecast dates;
+    # chunks span 4 days
+    assert [(c.start.day, c.end.day) for c in plan.chunks] == [(1, 2), (6, 8), (9, 10)]
+    assert plan.dates == [dt.date(2015, 7, d) for d in (1, 2, 6, 7, 8, 9, 10)]
     # the first chunk continues the nightly's lineage; each later one starts its own
     assert plan.chunks[0].lineage_start == Settings().start_date
-    assert [c.lineage_start for c in plan.chunks[1:]] == [dt.date(2015, 7, 5), dt.date(2015, 7, 9)]
-    assert "| 1 | 2015-07-05 | 2015-07-08 | 4 | full training first |" in plan.markdown()
+    assert [c.lineage_start for c in plan.chunks[1:]] == [dt.date(2015, 7, 6), dt.date(2015, 7, 9)]
+    assert "| 1 | 2015-07-06 | 2015-07-08 | 3 | full training first |" in plan.markdown()
     # default cadence: the settings' retrain_every_days
     assert _plan("2015-07-01", "2015-07-10").retrain_every_days == 28
 
@@ -53,9 +55,25 @@ def test_chunks_do_not_depend_on_parallelism() -> None:
     one = _plan("2015-01-01", "2015-03-01", retrain_every_days=7, parallel_chunks=1)
     many = _plan("2015-01-01", "2015-03-01", retrain_every_days=7, parallel_chunks=8)
     assert one.chunks == many.chunks
-    assert chunk_dates(dt.date(2015, 1, 1), dt.date(2015, 1, 1), 7, dt.date(2012, 1, 1))[
-        0
-    ].dates == (dt.date(2015, 1, 1),)
+    assert chunk_dates([dt.date(2015, 1, 1)], 7, dt.date(2012, 1, 1))[0].dates == (
+        dt.date(2015, 1, 1),
+    )
+
+
+def test_forecast_dates_follow_each_series_calendar() -> None:
+    weekend = ("2015-07-04", "2015-07-05")
+    with pytest.raises(ValueError, match="holds no forecast date.*calendars \\(XNYS\\)"):
+        _plan(*weekend)
+    daily = Settings(series=[{"id": "DE", "frequency": "D"}, {"id": "SP500"}])
+    plan = plan_backfill(
+        daily, dt.date(2015, 7, 3), dt.date(2015, 7, 6), BackfillOptions(), today=TODAY
+    )
+    assert plan.dates == [dt.date(2015, 7, d) for d in (3, 4, 5, 6)]  # DE has every day
+    business = Settings(series=[{"id": "SP500", "frequency": "B"}])
+    plan = plan_backfill(
+        business, dt.date(2015, 7, 1), dt.date(2015, 7, 7), BackfillOptions(), today=TODAY
+    )
+    assert plan.dates == [dt.date(2015, 7, d) for d in (1, 2, 3, 6, 7)]  # pandas' BDay
 
 
 def test_options_are_validated() -> None:
