@@ -18,6 +18,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.ingest import ingest
+from flows.parallel import dask_runner
 from flows.slot import exclusive
 from pipeline_lib.backfill import (
     BackfillOptions,
@@ -79,16 +80,7 @@ def chunk_runner(options: BackfillOptions) -> TaskRunner:
     with a process per chunk)."""
     if options.task_runner == "threads":
         return ThreadPoolTaskRunner(max_workers=options.parallel_chunks)
-    try:
-        from prefect_dask import DaskTaskRunner
-    except ImportError as exc:
-        raise RuntimeError(
-            "task_runner='dask' needs prefect-dask: pip install 'forecast-pipeline[dask]'"
-        ) from exc
-    if options.dask_address:
-        return DaskTaskRunner(address=options.dask_address)
-    workers = {"n_workers": options.parallel_chunks, "threads_per_worker": 1, "processes": True}
-    return DaskTaskRunner(cluster_kwargs=workers)
+    return dask_runner(options.dask_address, options.parallel_chunks)
 
 
 def run_chunks(

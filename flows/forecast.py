@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.parallel import baselines_apart
 from flows.runs import recorded_run
 from pipeline_lib.backfill import scoped_settings
 from pipeline_lib.config import load_settings
@@ -66,7 +67,8 @@ def forecast_stage(
         candidate, decision = train_model(
             settings, features, as_of, retrain, lineage_start, verdict, now
         )
-        evaluation = backtest(settings, features, as_of, candidate, decision)
+        apart = baselines_apart(settings, features, as_of)  # None: in the backtest task
+        evaluation = backtest(settings, features, as_of, candidate, decision, apart)
         forecasts = forecast(settings, evaluation, features, as_of)
         drift = drift_metrics(settings, monitoring, forecasts)
         written = publish_results(

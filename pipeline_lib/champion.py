@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from pipeline_lib import paths, registry, schema
@@ -26,6 +27,7 @@ from pipeline_lib.evaluation.backtest import (
     baseline_version,
     lstm_forecasts,
     make_baseline,
+    part_of,
     score_backtest,
 )
 from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
@@ -37,6 +39,49 @@ from pipeline_lib.selection import Choice, combine, fallback
 
 PUBLISHED_COLUMNS = [*FORECAST_COLUMNS, MODEL, MODEL_VERSION]
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BaselineRun:
+    """The baselines' part of a night for some series, computed apart (see
+    :func:`baseline_run`): their backtest forecasts from the night's origins, and tonight's
+    forecasts (the forecast columns, ``model`` and ``model_version``)."""
+
+    backtest: pd.DataFrame
+    tonight: pd.DataFrame
+
+    @staticmethod
+    def concat(parts: list[BaselineRun]) -> BaselineRun:
+        return BaselineRun(
+            pd.concat([p.backtest for p in parts], ignore_index=True),
+            pd.concat([p.tonight for p in parts], ignore_index=True),
+        )
+
+
+def baseline_run(
+    settings: Settings, features: pd.DataFrame, plan: BacktestPlan, series: list[str]
+) -> BaselineRun:
+    """Every baseline of ``settings`` on ``series`` (a chunk of the night's series): their
+    forecasts from the origins of the night's ``plan`` (the statistical ones fitted at the
+    whole plan's first origin, as :func:`evaluate` fits them) and tonight's forecasts. A
+    series' baselines read that series only, so chunks run anywhere (a Dask worker) and give
+    what :func:`evaluate` alone gives."""
+    rows = features.loc[features[schema.SERIES_ID].isin(series)]
+    fitted: dict[str, Baseline] = {}
+    backtest = baseline_forecasts(
+        list(settings.backtest.baselines), rows, part_of(plan, series), settings.frequencies,
+        settings.model.band, fitted, baseline_cache(settings), settings.feature_set,
+        fit_end=plan.holdout_start,
+    )  # fmt: skip
+    tonight = [
+        model.predict(plan.as_of, settings.horizon, settings.frequencies).assign(
+            **{MODEL_VERSION: baseline_version(name)}
+        )
+        for name, model in fitted.items()
+    ]
+    tonight = [t for t in tonight if not t.empty]
+    empty = pd.DataFrame(columns=PUBLISHED_COLUMNS)
+    return BaselineRun(backtest, pd.concat(tonight, ignore_index=True) if tonight else empty)
 
 
 @dataclass
@@ -51,6 +96,7 @@ class Evaluation:
     champion: TrainedModel | None
     notes: list[str] = field(default_factory=list)
     baselines: dict[str, Baseline] = field(default_factory=dict)
+    tonight: pd.DataFrame | None = None  # the baselines' forecasts, when computed apart
 
     def model_metrics(self, version: str) -> dict[str, object]:
         """Backtest figures of one version for its registry record."""
@@ -86,10 +132,12 @@ def evaluate(
     as_of: dt.date,
     candidate: TrainedModel,
     decision: TrainingDecision,
+    baselines: BaselineRun | None = None,
 ) -> Evaluation:
     """Backtest ``candidate`` (tonight's model), the current champion and the baselines on
     tonight's origins, then :func:`pipeline_lib.registry.select` the champion and the model of
-    every series."""
+    every series. ``baselines``: the baselines' part computed apart (:func:`baseline_run` on
+    chunks of the series, e.g. on Dask); by default they run here."""
     plan = holdout_plan(settings, features, as_of)
     frequencies = settings.frequencies
     champion = decision.base_version
@@ -112,13 +160,20 @@ def evaluate(
                 forced = f"champion cannot be scored out of sample: {exc}"
     names = list(settings.backtest.baselines)
     fitted: dict[str, Baseline] = {}
-    cache = baseline_cache(settings)
-    quantiles = settings.model.band
-    parts.append(
-        baseline_forecasts(
-            names, features, plan, frequencies, quantiles, fitted, cache, settings.feature_set
+    if baselines is not None:  # in the order evaluate makes them: by baseline, then series
+        rank = baselines.backtest[MODEL_VERSION].map(
+            {baseline_version(n): i for i, n in enumerate(names)}
         )
-    )
+        ids = baselines.backtest[schema.SERIES_ID].astype(str)
+        parts.append(baselines.backtest.iloc[np.lexsort((ids.to_numpy(), rank.to_numpy()))])
+    else:
+        cache = baseline_cache(settings)
+        quantiles = settings.model.band
+        parts.append(
+            baseline_forecasts(
+                names, features, plan, frequencies, quantiles, fitted, cache, settings.feature_set
+            )
+        )
     forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     if forecasts.empty:
         raise ValueError(
@@ -145,7 +200,8 @@ def evaluate(
         step=cfg.step,
     )
     winner = models.get(selection.champion) if selection.champion else None
-    return Evaluation(plan, rows, summary, selection, winner, notes, fitted)
+    tonight = baselines.tonight if baselines is not None else None
+    return Evaluation(plan, rows, summary, selection, winner, notes, fitted, tonight)
 
 
 def model_forecasts(
@@ -170,6 +226,9 @@ def model_forecasts(
                 continue
             out = predict(evaluation.champion, rows, as_of, frequencies)
             version = evaluation.champion.version
+        elif evaluation.tonight is not None:  # computed apart, with the backtest
+            out = evaluation.tonight.loc[evaluation.tonight[MODEL] == model]
+            version = baseline_version(model)
         else:
             baseline = evaluation.baselines.get(model)
             if baseline is None:

@@ -644,6 +644,26 @@ class OrchestrationConfig(BaseModel):
         return v
 
 
+class ParallelConfig(BaseModel):
+    """Where a night's per-series work runs: every baseline's backtest and tonight's baseline
+    forecasts (the linear model's fits, statsforecast's AutoETS and AutoARIMA). ``local``: in
+    the forecast stage's own process (the default). ``dask``: on Dask, ``series_per_task``
+    series per Prefect task run, through prefect-dask's task runner: on the cluster at
+    ``dask_address`` (its workers must reach the data folder), else on a local cluster of
+    ``workers`` processes started for the stage (``pip install 'forecast-pipeline[dask]'``).
+    The global LSTM trains once, in the stage's process. The results are the same either way:
+    a series' baselines read that series only."""
+
+    runner: Literal["local", "dask"] = Field(
+        default="local", description="local: in the stage's process; dask: on a Dask cluster"
+    )
+    workers: int = Field(default=2, ge=1, le=256, description="processes of a local cluster")
+    dask_address: str | None = Field(
+        default=None, description="scheduler of an existing cluster (tcp://host:8786)"
+    )
+    series_per_task: int = Field(default=50, ge=1, description="series per task run")
+
+
 class Settings(BaseSettings):
     """Everything a run needs. Build it with :func:`load_settings`."""
 
@@ -683,6 +703,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     lineage: str = Field(
         default="",
         pattern=r"^[a-z0-9-]*$",

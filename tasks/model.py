@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline_lib import champion, db, monitor, policy, rerun, retrain, tuning
 from pipeline_lib.config import Settings
+from pipeline_lib.evaluation.backtest import BacktestPlan
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.model.trained import TrainedModel
 
@@ -82,6 +83,18 @@ def train_model(
     return trained, decision
 
 
+@task(
+    name="backtest-baselines",
+    task_run_name="backtest-baselines-{series[0]}-and-after",
+    cache_policy=NO_CACHE,
+)
+def backtest_baselines(
+    settings: Settings, features: pd.DataFrame, plan: BacktestPlan, series: list[str]
+) -> champion.BaselineRun:
+    """The baselines of a chunk of series (``[parallel] runner = "dask"``)."""
+    return champion.baseline_run(settings, features, plan, series)
+
+
 @task(name="backtest-and-select", cache_policy=NO_CACHE)
 def backtest(
     settings: Settings,
@@ -89,8 +102,9 @@ def backtest(
     as_of: dt.date,
     candidate: TrainedModel,
     decision: retrain.TrainingDecision,
+    baselines: champion.BaselineRun | None = None,
 ) -> champion.Evaluation:
-    evaluation = champion.evaluate(settings, features, as_of, candidate, decision)
+    evaluation = champion.evaluate(settings, features, as_of, candidate, decision, baselines)
     logger = get_run_logger()
     logger.info("champion %s: %s", evaluation.selection.champion, evaluation.selection.reason)
     logger.info("published per series: %s", evaluation.selection.published)

@@ -142,22 +142,30 @@ def baseline_forecasts(
     fitted: dict[str, Baseline] | None = None,
     cache: str | None = None,
     feature_set: FeatureSet = FeatureSet(),  # noqa: B008 - frozen, immutable
+    fit_end: dt.date | None = None,
 ) -> pd.DataFrame:
     """Each baseline's forecasts from every origin of ``plan``, from the rows dated on or
     before it (the simple baselines refit per origin, the statistical ones are fitted once at
-    the plan's first origin). ``fitted``: filled with each baseline as fitted, so tonight's
-    forecast comes from the same models; ``cache``, ``feature_set``: see
-    :func:`make_baseline`."""
+    ``fit_end``, by default the plan's first origin: a part of a night's plan passes the whole
+    plan's). ``fitted``: filled with each baseline as fitted, so tonight's forecast comes from
+    the same models; ``cache``, ``feature_set``: see :func:`make_baseline`."""
     history = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
+    start = fit_end or plan.holdout_start
     parts = []
     for name in names:
-        model = make_baseline(name, quantiles, plan.holdout_start, cache, feature_set)
+        model = make_baseline(name, quantiles, start, cache, feature_set)
         model.fit(history)
         out = model.predict_at(plan.origins, plan.horizon, dict(frequencies))
         parts.append(out.assign(**{MODEL_VERSION: baseline_version(name)}))
         if fitted is not None:
             fitted[name] = model
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def part_of(plan: BacktestPlan, series: Sequence[str]) -> BacktestPlan:
+    """The origins of ``series`` only (a chunk of a night's per-series work)."""
+    kept = {s: plan.origins[s] for s in series if s in plan.origins}
+    return BacktestPlan(as_of=plan.as_of, horizon=plan.horizon, origins=kept)
 
 
 def score_backtest(
