@@ -2,6 +2,10 @@
 drift and backtest,
 and a PNG plot of recent actuals with the forecasts. Plain strings and bytes, no Prefect: the
 tasks in ``tasks/artifacts.py`` publish them as Prefect artifacts.
+
+The plot draws at most ``MAX_PANELS`` series (:func:`select_plot`: the ones the night flagged
+first), so its cost does not grow with the series count; the forecasts markdown says which
+series it draws, why, and lists the others, and :func:`plot_forecasts` draws any on demand.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import datetime as dt
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
 
 HORIZONS = (1, 5, 14)  # shown in the forecast table, with the last horizon of each run
 MAX_DRIFT_ROWS = 200  # flagged drift rows listed; the rest are counted
+MAX_PANELS = 12  # series drawn in the forecast plot; the others are listed in the markdown
+NO_FLAG = "no flag"
 
 
 def markdown_table(header: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
@@ -54,10 +61,14 @@ def _day(value: object) -> str:
 
 
 def forecasts_markdown(
-    forecasts: pd.DataFrame, horizons: Sequence[int] = HORIZONS, plot_url: str | None = None
+    forecasts: pd.DataFrame,
+    horizons: Sequence[int] = HORIZONS,
+    plot_url: str | None = None,
+    plotted: PlotChoice | None = None,
 ) -> str:
     """One row per series: the model it came from, and ``median [lower, upper]`` at
-    ``horizons`` and the last horizon. ``forecasts``: ``champion.published_forecasts``."""
+    ``horizons`` and the last horizon. ``forecasts``: ``champion.published_forecasts``.
+    ``plotted``: the series the plot at ``plot_url`` draws (and why) and those it leaves out."""
     if forecasts.empty:
         return "No forecasts were published."
     last = int(forecasts["horizon"].max())
@@ -81,6 +92,28 @@ def forecasts_markdown(
     )
     if plot_url:
         text += f"\n\nPlot of recent actuals and the forecasts: `{plot_url}`"
+        if plotted is not None:
+            text += "\n\n" + _plotted_markdown(plotted)
+    return text
+
+
+def _plotted_markdown(plotted: PlotChoice) -> str:
+    total = len(plotted.shown) + len(plotted.left_out)
+    why = "; ".join(f"{sid} ({plotted.reasons[sid]})" for sid in plotted.shown)
+    text = (
+        f"The plot draws {len(plotted.shown)} of {total} series (at most {plotted.max_panels}: "
+        f"the ones the night flagged first, then by id): {why}."
+    )
+    if plotted.left_out:
+        names = [
+            sid if plotted.reasons[sid] == NO_FLAG else f"{sid} ({plotted.reasons[sid]})"
+            for sid in plotted.left_out
+        ]
+        text += (
+            f"\n\nNot plotted ({len(plotted.left_out)}, flagged first): {', '.join(names)}. "
+            "`pipeline_lib.artifacts.plot_forecasts(features, forecasts, as_of, series=[...])` "
+            "draws any of them."
+        )
     return text
 
 
@@ -256,15 +289,89 @@ def _choice_table(evaluation: Evaluation) -> str:
     return markdown_table(header, rows)
 
 
+@dataclass(frozen=True)
+class PlotChoice:
+    """The series a forecast plot draws (``shown``, in drawing order) and the series with a
+    forecast it leaves out (``left_out``, flagged ones first, in the same order); ``reasons``:
+    the flags of each series (``NO_FLAG`` for none)."""
+
+    shown: list[str]
+    reasons: dict[str, str]
+    left_out: list[str]
+    max_panels: int
+
+    def caption(self) -> str:
+        """One line for the plot's link: how many series it draws, and where the others are."""
+        total = len(self.shown) + len(self.left_out)
+        if not self.left_out:
+            return f"all {total} series"
+        return (
+            f"{len(self.shown)} of {total} series, the ones flagged first; the forecasts "
+            "artifact lists the others"
+        )
+
+
+def select_plot(
+    forecasts: pd.DataFrame,
+    drift: pd.DataFrame | None = None,
+    decision: TrainingDecision | None = None,
+    max_panels: int = MAX_PANELS,
+) -> PlotChoice:
+    """At most ``max_panels`` series with a forecast to plot: those whose decay the retraining
+    policy counted (``decision.drift.decayed``), then those whose input drift it counted, then
+    the most drift flags (``drift.is_drift``, any feature or metric), then the others by id.
+    The first ``max_panels`` of that order are ``shown``, the rest ``left_out``."""
+    if max_panels < 1:
+        raise ValueError(f"max_panels must be at least 1, got {max_panels}")
+    series = sorted(map(str, forecasts[schema.SERIES_ID].unique()))
+    verdict = decision.drift if decision is not None else None
+    decayed = {f.series_id for f in verdict.decayed} if verdict else set()
+    drifted: dict[str, list[str]] = {}
+    for f in verdict.drifted if verdict else []:
+        drifted.setdefault(f.series_id, []).append(f.feature)
+    flags: dict[str, int] = {}
+    if drift is not None and not drift.empty:
+        flagged = drift.loc[drift["is_drift"].astype(bool), schema.SERIES_ID]
+        flags = {str(k): int(v) for k, v in flagged.value_counts().items()}
+
+    def rank(sid: str) -> tuple[bool, bool, int, str]:
+        return (sid not in decayed, sid not in drifted, -flags.get(sid, 0), sid)
+
+    ordered = sorted(series, key=rank)
+    reasons = {}
+    for sid in ordered:
+        why = ["decay counted"] if sid in decayed else []
+        if sid in drifted:
+            why.append(f"input drift counted: {', '.join(sorted(set(drifted[sid])))}")
+        if flags.get(sid):
+            why.append(f"{flags[sid]} drift flags")
+        reasons[sid] = "; ".join(why) or NO_FLAG
+    return PlotChoice(ordered[:max_panels], reasons, ordered[max_panels:], max_panels)
+
+
 def plot_forecasts(
-    features: pd.DataFrame, forecasts: pd.DataFrame, as_of: dt.date, recent_days: int = 90
+    features: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    as_of: dt.date,
+    recent_days: int = 90,
+    series: Sequence[str] | None = None,
 ) -> bytes:
     """A PNG: per series, the last ``recent_days`` of actuals up to ``as_of``, the median
     forecast and its lower..upper band, and a dashed line at ``as_of``. The same inputs give
-    the same bytes (no version or date in the file)."""
+    the same bytes (no version or date in the file).
+
+    ``series``: the series to draw, in that order (e.g. :func:`select_plot`'s ``shown``);
+    default every series with a forecast, by id: one panel each, so a nightly run passes a
+    bounded choice."""
     from matplotlib.figure import Figure  # no pyplot: no global state, safe in threads
 
-    series = sorted(forecasts[schema.SERIES_ID].unique())
+    has_forecast = set(forecasts[schema.SERIES_ID].unique())
+    if series is None:
+        series = sorted(has_forecast)
+    series = list(series)
+    missing = [s for s in series if s not in has_forecast]
+    if missing:
+        raise ValueError(f"no forecasts to plot for series {missing[:5]}")
     if not series:
         raise ValueError("no forecasts to plot")
     ncols = 1 if len(series) == 1 else 2
@@ -272,8 +379,9 @@ def plot_forecasts(
     fig = Figure(figsize=(6.4 * ncols, 2.8 * nrows), dpi=100, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     end = pd.Timestamp(as_of)
-    dates = pd.to_datetime(features[schema.DATE])
-    recent = features.loc[(dates > end - pd.Timedelta(days=recent_days)) & (dates <= end)]
+    rows = features.loc[features[schema.SERIES_ID].isin(series)]
+    dates = pd.to_datetime(rows[schema.DATE])
+    recent = rows.loc[(dates > end - pd.Timedelta(days=recent_days)) & (dates <= end)]
     for ax, sid in zip(axes, series, strict=False):
         _panel(ax, sid, recent, forecasts.loc[forecasts[schema.SERIES_ID] == sid], end)
     for ax in axes[len(series) :]:

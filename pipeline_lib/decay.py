@@ -33,9 +33,13 @@ last ``window_days`` up to the as-of date and has an actual (:func:`realised_err
   out of ``mase``, ``backtest_mase`` and the ratio (which need ``min_realised`` forecasts too).
 - the MASE scale of a series: ``mase_scale[series]`` when given (e.g.
   :func:`pipeline_lib.evaluation.metrics.naive_scale` of its actuals before the window), else
-  the scale the backtest used (``sum(abs_error) / sum(scaled_error)`` of its rows), so that by
-  default the ratio is the live MAE over the backtest MAE of the same models and horizons.
-  Without a finite positive scale the series has no MASE rows.
+  the scale the backtest used (``sum(abs_error) / sum(scaled_error)`` of its rows with a finite
+  positive scaled_error), so that by default the ratio is the live MAE over the backtest MAE of
+  the same models and horizons. Without a finite positive scale the series has no MASE rows.
+- the backtest is needed only as a summary per (series_id, model, horizon)
+  (``BACKTEST_SUMMARY_COLUMNS``, :func:`backtest_summary`): a night's backtest is ~400,000 rows
+  at 100 series, its summary a few thousand, so the monitoring reads the summary aggregated in
+  SQL (:func:`pipeline_lib.db.read_backtest_summary`), and :func:`decay_metrics` takes either.
 
 Prediction drift (:func:`prediction_drift`): feature ``prediction`` (the forecast levels
 ``yhat``) or ``prediction_change`` (``yhat`` over the last actual on or before the forecast
@@ -71,6 +75,11 @@ DECAY_METRICS = [
 ACTUALS_COLUMNS = [schema.SERIES_ID, "target_date", "actual"]  # the actuals table's
 ERRORS_COLUMNS = [schema.SERIES_ID, "target_date", "horizon", MODEL, "yhat", "actual"]
 BACKTEST_COLUMNS = [schema.SERIES_ID, MODEL, "horizon", "abs_error", "scaled_error"]
+# per (series_id, model, horizon): the mean finite scaled_error, and the sums of abs_error and
+# scaled_error over the rows whose scaled_error is finite and positive (NaN when none); the
+# columns of pipeline_lib.db.read_backtest_summary (not imported: the db layer stays apart)
+BACKTEST_SUMMARY_COLUMNS = [schema.SERIES_ID, MODEL, "horizon", "backtest_mase"]
+BACKTEST_SUMMARY_COLUMNS += ["scale_abs_error", "scale_scaled_error"]
 MIN_REALISED = 30  # fewer realised forecasts in a group: no rows for it
 MIN_PREDICTION_DATES = 20  # forecast dates needed for the distribution checks of predictions
 
@@ -140,13 +149,15 @@ def decay_metrics(
     ``[as_of - window_days + 1, as_of]`` count. ``backtest``: the rows of the backtest the
     published models were judged on (``backtest_results`` columns; at least series_id, model,
     horizon, abs_error, scaled_error), e.g. the latest backtest dated before the window.
+    Or, the same figures with fewer rows, its summary (``BACKTEST_SUMMARY_COLUMNS``:
+    :func:`backtest_summary` of those rows, or :func:`pipeline_lib.db.read_backtest_summary`).
     ``nominal_coverage``: the interval's level, upper minus lower quantile of the model config
     (0.8 for 10-90%). Metrics, flags, groups and the minimum sample are in the module
     docstring. Rows sorted by series, then ``forecast_error`` and the horizons ascending, then
     in ``DECAY_METRICS`` order.
     """
     _require(errors, ERRORS_COLUMNS, "errors")
-    _require(backtest, BACKTEST_COLUMNS, "backtest")
+    summary = _summary(backtest)
     if window_days < 1 or min_realised < 1:
         raise ValueError(f"window_days and min_realised must be >= 1: {window_days, min_realised}")
     if not 0.0 < nominal_coverage < 1.0:
@@ -156,9 +167,9 @@ def decay_metrics(
     dates = _dates(errors["target_date"])
     live = errors.loc[(dates >= start) & (dates <= end) & errors["actual"].notna()]
     live = live.assign(horizon=live["horizon"].astype(int))
-    expected = _backtest_mase(backtest)
-    live = live.join(expected, on=[schema.SERIES_ID, MODEL, "horizon"])
-    scales = _backtest_scales(backtest) if mase_scale is None else dict(mase_scale)
+    expected = summary.set_index([schema.SERIES_ID, MODEL, "horizon"])["backtest_mase"]
+    live = live.join(expected.dropna(), on=[schema.SERIES_ID, MODEL, "horizon"])
+    scales = _backtest_scales(summary) if mase_scale is None else dict(mase_scale)
     thresholds = (mase_ratio_threshold, coverage_gap_threshold, nominal_coverage, min_realised)
     rows: list[tuple[object, ...]] = []
     for series, frame in live.groupby(schema.SERIES_ID, sort=True):
@@ -212,20 +223,41 @@ def _decay_group(
     return [(m, float(v), t, bool(f)) for m, v, t, f in rows]
 
 
-def _backtest_mase(backtest: pd.DataFrame) -> pd.Series:
-    """Mean scaled error (MASE) per (series_id, model, horizon), named ``backtest_mase``."""
-    rows = backtest.loc[np.isfinite(pd.to_numeric(backtest["scaled_error"], errors="coerce"))]
-    rows = rows.assign(horizon=rows["horizon"].astype(int))
+def backtest_summary(backtest: pd.DataFrame) -> pd.DataFrame:
+    """What decay needs of a backtest's rows (``BACKTEST_COLUMNS``), per (series_id, model,
+    horizon): ``backtest_mase``, the mean finite scaled_error (NaN when none is finite), and
+    ``scale_abs_error`` and ``scale_scaled_error``, the sums of abs_error and scaled_error over
+    the rows whose scaled_error is finite and positive (NaN when there are none)."""
+    _require(backtest, BACKTEST_COLUMNS, "backtest")
     keys = [schema.SERIES_ID, MODEL, "horizon"]
-    return rows.groupby(keys)["scaled_error"].mean().astype(float).rename("backtest_mase")
+    scaled = pd.to_numeric(backtest["scaled_error"], errors="coerce").astype(np.float64)
+    finite = np.isfinite(scaled)
+    positive = finite & (scaled > 0)
+    rows = backtest[[schema.SERIES_ID, MODEL]].assign(
+        horizon=backtest["horizon"].astype(int),
+        backtest_mase=scaled.where(finite),
+        scale_abs_error=pd.to_numeric(backtest["abs_error"]).astype(np.float64).where(positive),
+        scale_scaled_error=scaled.where(positive),
+    )
+    grouped = rows.groupby(keys, sort=True)
+    out = grouped[["backtest_mase"]].mean()
+    sums = grouped[["scale_abs_error", "scale_scaled_error"]].sum(min_count=1)
+    return out.join(sums).reset_index()[BACKTEST_SUMMARY_COLUMNS]
 
 
-def _backtest_scales(backtest: pd.DataFrame) -> dict[str, float]:
-    """The MASE scale each series had in the backtest: sum(abs_error) / sum(scaled_error)."""
-    scaled = pd.to_numeric(backtest["scaled_error"], errors="coerce")
-    rows = backtest.loc[np.isfinite(scaled) & (scaled > 0)]
-    sums = rows.groupby(schema.SERIES_ID)[["abs_error", "scaled_error"]].sum()
-    return (sums["abs_error"] / sums["scaled_error"]).astype(float).to_dict()
+def _summary(backtest: pd.DataFrame) -> pd.DataFrame:
+    """``backtest`` as its summary: given as one, or computed from its rows."""
+    if set(BACKTEST_SUMMARY_COLUMNS) <= set(backtest.columns):
+        return backtest.assign(horizon=backtest["horizon"].astype(int))
+    return backtest_summary(backtest)
+
+
+def _backtest_scales(summary: pd.DataFrame) -> dict[str, float]:
+    """The MASE scale each series had in the backtest: sum(abs_error) / sum(scaled_error) over
+    its rows with a finite positive scaled_error (series without one are left out)."""
+    known = summary.loc[summary["scale_scaled_error"].notna()]
+    sums = known.groupby(schema.SERIES_ID)[["scale_abs_error", "scale_scaled_error"]].sum()
+    return (sums["scale_abs_error"] / sums["scale_scaled_error"]).astype(float).to_dict()
 
 
 def prediction_drift(

@@ -354,7 +354,7 @@ def monitor_night(
     if lineage_start is not None:
         first = max(first, lineage_start)
     published = db.read_forecasts(engine, settings.series_ids, first, as_of - dt.timedelta(days=1))
-    backtest = db.read_latest_backtest(engine, settings.series_ids, as_of, lineage_start)
+    backtest = db.read_backtest_summary(engine, settings.series_ids, as_of, lineage_start)
     monitoring = before_training(
         now.rows, published, backtest, train_start, as_of, cfg,
         list(settings.model.band), version,

@@ -40,20 +40,23 @@ def publish_forecast_artifacts(
     drift: pd.DataFrame,
     features: pd.DataFrame,
 ) -> str | None:
-    """Save the forecast plot in the data folder and publish the run's artifacts; returns the
-    plot's path or URL (None when there is no forecast to plot)."""
-    plot = None
+    """Save the forecast plot (at most ``artifacts.MAX_PANELS`` series, the flagged ones
+    first) in the data folder and publish the run's artifacts; returns the plot's path or URL
+    (None when there is no forecast to plot)."""
+    plot, plotted = None, None
     if not forecasts.empty:
-        png = artifacts.plot_forecasts(features, forecasts, as_of)
+        plotted = artifacts.select_plot(forecasts, drift, decision)
+        png = artifacts.plot_forecasts(features, forecasts, as_of, series=plotted.shown)
         plot = artifacts.save_plot(settings.data_dir, run_id, as_of, png)
         create_link_artifact(
             link=artifacts.link_for(plot),
             link_text=f"forecast plot as of {as_of} (PNG)",
             key=PLOT_KEY,
-            description=f"Recent actuals, forecasts and their interval as of {as_of}",
+            description=f"Recent actuals, forecasts and their interval as of {as_of}: "
+            f"{plotted.caption()}",
         )
     create_markdown_artifact(
-        markdown=artifacts.forecasts_markdown(forecasts, plot_url=plot),
+        markdown=artifacts.forecasts_markdown(forecasts, plot_url=plot, plotted=plotted),
         key=FORECASTS_KEY,
         description=f"Forecasts as of {as_of}",
     )

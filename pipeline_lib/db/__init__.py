@@ -2,7 +2,7 @@
 
 from pipeline_lib.db.engine import driver_url, engine_scope, make_engine, safe_url
 from pipeline_lib.db.migrate import create_schema, ensure_current, upgrade
-from pipeline_lib.db.readers import read_forecasts, read_latest_backtest
+from pipeline_lib.db.readers import read_backtest_summary, read_forecasts, read_latest_backtest
 from pipeline_lib.db.tables import (
     actuals,
     backtest_results,
@@ -48,6 +48,7 @@ __all__ = [
     "model_selections",
     "model_versions",
     "pipeline_runs",
+    "read_backtest_summary",
     "read_forecasts",
     "read_latest_backtest",
     "run_in_transaction",

@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, Select, and_, case, func, literal, select
 
 from pipeline_lib.db.tables import backtest_results, forecasts
 
 # the forecast columns of pipeline_lib.model.forecast (not imported: it would load torch)
 FORECAST_FIELDS = ["series_id", "forecast_date", "target_date", "horizon", "yhat"]
 FORECAST_FIELDS += ["yhat_lower", "yhat_upper", "model", "model_version"]
+# the columns of pipeline_lib.decay.BACKTEST_SUMMARY_COLUMNS (not imported: it loads torch)
+BACKTEST_SUMMARY_FIELDS = ["series_id", "model", "horizon", "backtest_mase"]
+BACKTEST_SUMMARY_FIELDS += ["scale_abs_error", "scale_scaled_error"]
 
 
 def read_forecasts(
@@ -37,15 +40,63 @@ def read_latest_backtest(
     engine: Engine, series_ids: list[str], before: dt.date, since: dt.date | None = None
 ) -> pd.DataFrame:
     """The rows of the newest backtest dated before ``before`` (and on or after ``since``,
-    when given), every model, for ``series_ids``; empty when there is none."""
+    when given), every model, for ``series_ids``; empty when there is none. (A night's backtest
+    is ~400,000 rows at 100 series: the monitoring reads :func:`read_backtest_summary`.)"""
     t = backtest_results
-    newest = select(func.max(t.c.backtest_date)).where(t.c.backtest_date < before)
-    if since is not None:
-        newest = newest.where(t.c.backtest_date >= since)
     columns = [c.name for c in t.columns]
     with engine.connect() as conn:
-        date = conn.execute(newest).scalar()
+        date = _newest_backtest(conn, before, since)
         if date is None:
             return pd.DataFrame(columns=columns)
         query = select(t).where(t.c.backtest_date == date, t.c.series_id.in_(series_ids))
         return pd.DataFrame(conn.execute(query).mappings().all(), columns=columns)
+
+
+def read_backtest_summary(
+    engine: Engine, series_ids: list[str], before: dt.date, since: dt.date | None = None
+) -> pd.DataFrame:
+    """What performance decay needs of the newest backtest dated before ``before`` (and on or
+    after ``since``): per (series_id, model, horizon) of ``series_ids``, aggregated in SQL,
+    ``backtest_mase`` (the mean finite scaled_error) and ``scale_abs_error`` and
+    ``scale_scaled_error`` (the sums of abs_error and scaled_error over the rows whose
+    scaled_error is finite and positive; NULL, NaN here, when none is). The same figures as
+    :func:`pipeline_lib.decay.backtest_summary` of :func:`read_latest_backtest`'s rows (up to
+    the order of the floating-point sums), in rows that grow with series x models x horizons,
+    not with the backtest's origins. Empty when there is no such backtest."""
+    with engine.connect() as conn:
+        date = _newest_backtest(conn, before, since)
+        if date is None:
+            return pd.DataFrame(columns=BACKTEST_SUMMARY_FIELDS)
+        rows = conn.execute(_summary_query(date, series_ids)).mappings().all()
+    frame = pd.DataFrame(rows, columns=BACKTEST_SUMMARY_FIELDS)
+    numbers = ["backtest_mase", "scale_abs_error", "scale_scaled_error"]
+    return frame.astype(dict.fromkeys(numbers, "float64") | {"horizon": "int64"})
+
+
+def _newest_backtest(conn: Connection, before: dt.date, since: dt.date | None) -> dt.date | None:
+    t = backtest_results
+    newest = select(func.max(t.c.backtest_date)).where(t.c.backtest_date < before)
+    if since is not None:
+        newest = newest.where(t.c.backtest_date >= since)
+    return conn.execute(newest).scalar()
+
+
+def _summary_query(date: dt.date, series_ids: list[str]) -> Select:
+    """GROUP BY series_id, model, horizon over one backtest date's rows. Finite: between minus
+    and plus infinity (NULL, and PostgreSQL's NaN, which sorts above infinity, are not)."""
+    t = backtest_results
+    scaled = t.c.scaled_error
+    finite = and_(scaled > literal(float("-inf")), scaled < literal(float("inf")))
+    positive = and_(scaled > 0, scaled < literal(float("inf")))
+    keys = [t.c.series_id, t.c.model, t.c.horizon]
+    return (
+        select(
+            *keys,
+            func.avg(case((finite, scaled))).label("backtest_mase"),
+            func.sum(case((positive, t.c.abs_error))).label("scale_abs_error"),
+            func.sum(case((positive, scaled))).label("scale_scaled_error"),
+        )
+        .where(t.c.backtest_date == date, t.c.series_id.in_(series_ids))
+        .group_by(*keys)
+        .order_by(*keys)
+    )

@@ -1,4 +1,4 @@
-"""Idempotent writes for SQLite and PostgreSQL: upserts, keyed replaces, and a COPY bulk path.
+"""Idempotent writes for SQLite and PostgreSQL: upserts, keyed replaces, and bulk paths.
 
 Two shapes of write:
 
@@ -12,6 +12,13 @@ Two shapes of write:
   rather than interleave; large writes then COPY straight into the table (nothing can conflict
   once the scope is deleted under the lock), which is as fast as a raw COPY. SQLite
   transactions start with ``BEGIN IMMEDIATE`` (see engine.py), so writers queue on the lock.
+
+Rows are written set-based, one statement per table: on PostgreSQL by COPY (from ``bulk_rows``
+rows), else by one ``executemany`` of one compiled statement. On SQLite that statement is compiled
+once and the rows reach the driver as tuples built column by column from Arrow (dates and times
+in the text format SQLAlchemy's SQLite types store), in batches of ``ROW_BATCH``: SQLAlchemy's
+per-row parameter processing, not SQLite, was most of a large write. Scopes are deleted with one
+statement per value of their leading columns (and batch of the last one's values).
 
 Values reach the database as bound parameters or through COPY; identifiers come from the
 Table objects only.
@@ -43,6 +50,8 @@ from tenacity import (
 log = logging.getLogger(__name__)
 
 BULK_ROWS = 5_000  # from this many rows, PostgreSQL writes go through COPY
+ROW_BATCH = 50_000  # rows per executemany on SQLite: bounds the memory of one batch's tuples
+SCOPE_BATCH = 500  # scopes per DELETE on SQLite (its bound-parameter limit is 32,766)
 LOCK_BUCKETS = 64  # advisory locks per table: scopes hash into this many
 # SQLSTATEs worth retrying the whole transaction for: deadlock, serialization, lock timeout
 _RETRY_SQLSTATES = {"40P01", "40001", "55P03"}
@@ -111,16 +120,27 @@ def upsert_rows(
     """INSERT ... ON CONFLICT (primary key) DO UPDATE, rows in key order."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    stmt = _upsert_statement(conn, table, list(rows[0]), update_columns)
     keys = _keys(table)
-    columns = update_columns if update_columns is not None else list(rows[0])
-    set_ = {c: stmt.excluded[c] for c in columns if c not in keys}
-    if set_:
-        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=set_)
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
     ordered = sorted(rows, key=lambda r: tuple(_sortable(r[k]) for k in keys))
     conn.execute(stmt, ordered)
+
+
+def _upsert_statement(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    update_columns: Sequence[str] | None = None,
+) -> Any:
+    """``INSERT ... ON CONFLICT (primary key) DO UPDATE`` the non-key ``update_columns`` (default
+    ``columns``), or ``DO NOTHING`` when there are none."""
+    stmt = _insert(conn, table)
+    keys = _keys(table)
+    updated = update_columns if update_columns is not None else columns
+    set_ = {c: stmt.excluded[c] for c in updated if c not in keys}
+    if set_:
+        return stmt.on_conflict_do_update(index_elements=keys, set_=set_)
+    return stmt.on_conflict_do_nothing(index_elements=keys)
 
 
 def _sortable(value: Any) -> tuple[bool, Any]:
@@ -200,14 +220,8 @@ def replace_rows(
             _delete_scopes_pg(conn, table, scope, scopes)
             _copy(conn, table.name, table, data)
         else:
-            if scopes:
-                where = and_(*(table.c[c] == bindparam(f"k_{c}") for c in scope))
-                conn.execute(
-                    table.delete().where(where),
-                    [{f"k_{c}": v for c, v in zip(scope, s, strict=True)} for s in scopes],
-                )
-            if data.num_rows:
-                conn.execute(table.insert(), data.to_pylist())
+            _delete_scopes(conn, table, scope, scopes)
+            _execute_rows(conn, table.insert(), data)
     return data.num_rows
 
 
@@ -221,9 +235,73 @@ def upsert_table(
         check_references(conn, table, data)
         if _copies(conn) and data.num_rows >= bulk_rows:
             _staged_upsert_pg(conn, table, data)
-        else:
-            upsert_rows(conn, table, data.to_pylist())
+        elif data.num_rows:
+            keys = [(k, "ascending") for k in _keys(table)]
+            ordered = data.take(pc.sort_indices(data, sort_keys=keys))
+            _execute_rows(conn, _upsert_statement(conn, table, ordered.column_names), ordered)
     return data.num_rows
+
+
+def _delete_scopes(
+    conn: Connection, table: Table, scope: Sequence[str], scopes: Sequence[tuple[Any, ...]]
+) -> None:
+    """Delete the rows of ``scopes`` (sorted values of the ``scope`` columns). SQLite: per value
+    of the leading columns, one DELETE per ``SCOPE_BATCH`` values of the last one (``a = ? AND
+    b IN (...)``: an index range, where ``(a, b) IN (VALUES ...)`` scans the table and one
+    statement per scope searches ``a``'s rows once per ``b``); other dialects: one DELETE
+    executed per scope."""
+    if not scopes:
+        return
+    if conn.dialect.name != "sqlite":
+        where = and_(*(table.c[c] == bindparam(f"k_{c}") for c in scope))
+        conn.execute(
+            table.delete().where(where),
+            [{f"k_{c}": v for c, v in zip(scope, s, strict=True)} for s in scopes],
+        )
+        return
+    *leading, last = (table.c[c] for c in scope)
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for s in scopes:
+        groups.setdefault(s[:-1], []).append(s[-1])
+    for prefix, values in groups.items():
+        for i in range(0, len(values), SCOPE_BATCH):
+            match = [c == v for c, v in zip(leading, prefix, strict=True)]
+            conn.execute(table.delete().where(*match, last.in_(values[i : i + SCOPE_BATCH])))
+
+
+def _execute_rows(conn: Connection, stmt: Any, data: pa.Table) -> None:
+    """``stmt`` (an INSERT or an upsert of ``data``'s columns) executed for every row of ``data``
+    with one executemany per batch; see the module docstring for SQLite's path."""
+    if not data.num_rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(stmt, data.to_pylist())
+        return
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=data.column_names)
+    order = list(compiled.positiontup or [])
+    if sorted(order) != sorted(data.column_names):  # a statement binding more than the row
+        conn.execute(stmt, data.to_pylist())
+        return
+    for batch in data.select(order).to_batches(max_chunksize=ROW_BATCH):
+        columns = [_driver_values(column) for column in batch.columns]
+        conn.exec_driver_sql(str(compiled), list(zip(*columns, strict=True)))
+
+
+def _driver_values(column: pa.Array) -> list[Any]:
+    """A column's values as SQLAlchemy's SQLite types bind them: dates ``YYYY-MM-DD``,
+    timestamps ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC: the tables' timestamps are), booleans 0/1,
+    nulls None."""
+    kind = column.type
+    if pa.types.is_date(kind):
+        column = column.cast(pa.date32()).cast(pa.string())
+    elif pa.types.is_timestamp(kind):  # few distinct values (created_at: one): format those
+        column = column.cast(pa.timestamp("us", tz="UTC"))
+        distinct = pc.unique(column)
+        formatted = pc.strftime(distinct, format="%Y-%m-%d %H:%M:%S")
+        column = pc.take(formatted, pc.index_in(column, value_set=distinct))
+    elif pa.types.is_boolean(kind):
+        column = column.cast(pa.int64())
+    return column.to_pylist()
 
 
 def _copies(conn: Connection) -> bool:

@@ -15,7 +15,9 @@ from pipeline_lib import artifacts
 from pipeline_lib.champion import Evaluation
 from pipeline_lib.evaluation.backtest import BacktestPlan
 from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.policy import DriftVerdict, Flag
 from pipeline_lib.registry import Selection
+from pipeline_lib.retrain import TrainingDecision
 from pipeline_lib.selection import Choice
 from pipeline_lib.validation.report import ExpectationFailure, ValidationReport
 
@@ -311,3 +313,89 @@ def test_save_plot_on_an_fsspec_url() -> None:
     with fsspec.open(url, "rb") as f:
         assert f.read() == PNG_SIGNATURE + b"x"
     assert artifacts.link_for(url) == url
+
+
+def _night_forecasts(n_series: int) -> pd.DataFrame:
+    """Forecasts of series S0..S<n-1> at horizons 1..3 from AS_OF."""
+    targets = pd.to_datetime(["2021-01-01", "2021-01-04", "2021-01-05"])
+    return pd.DataFrame(
+        [
+            {"series_id": f"S{i}", "forecast_date": pd.Timestamp(AS_OF), "target_date": t}
+            | {"horizon": h, "yhat": 100.0 + i, "yhat_lower": 95.0 + i, "yhat_upper": 105.0 + i}
+            | {"model": "naive", "model_version": "baseline-naive"}
+            for i in range(n_series)
+            for h, t in enumerate(targets, start=1)
+        ]
+    )
+
+
+def _flagged_decision() -> TrainingDecision:
+    """S7's decay and S3's input drift on y counted by the retraining policy."""
+    verdict = DriftVerdict(
+        retrain=True,
+        reason="1 series decayed",
+        trigger="decay",
+        drifted=[Flag("input_drift", "S3", "y", {"psi": 0.4})],
+        decayed=[Flag("decay", "S7", "forecast_error", {"mase_ratio": 1.6})],
+    )
+    return TrainingDecision("full", "decay", drift=verdict)
+
+
+def test_select_plot_bounds_the_panels_and_puts_the_flagged_series_first() -> None:
+    forecasts = _night_forecasts(20)
+    drift = _drift({("S5", "y"): True, ("S5", "log_return"): True, ("S9", "y"): True})
+    drift = pd.concat([drift, _drift({("S5", "volume_log"): True})], ignore_index=True)
+    chosen = artifacts.select_plot(forecasts, drift, _flagged_decision(), max_panels=4)
+    assert chosen.shown == ["S7", "S3", "S5", "S9"]
+    assert chosen.reasons["S7"] == "decay counted"
+    assert chosen.reasons["S3"] == "input drift counted: y"
+    assert chosen.reasons["S5"] == "3 drift flags" and chosen.reasons["S9"] == "1 drift flags"
+    assert chosen.left_out == sorted(f"S{i}" for i in range(20) if i not in (3, 5, 7, 9))
+    assert chosen.reasons["S0"] == artifacts.NO_FLAG
+    assert chosen.caption().startswith("4 of 20 series")
+    # no flags at all: the first series by id; a cap above the count draws every series
+    plain = artifacts.select_plot(forecasts, max_panels=3)
+    assert plain.shown == ["S0", "S1", "S10"] and len(plain.left_out) == 17
+    everything = artifacts.select_plot(forecasts, drift, max_panels=50)
+    assert len(everything.shown) == 20 and everything.left_out == []
+    assert everything.caption() == "all 20 series"
+    with pytest.raises(ValueError, match="max_panels"):
+        artifacts.select_plot(forecasts, max_panels=0)
+
+
+def test_forecasts_markdown_says_what_the_plot_draws_and_leaves_out() -> None:
+    forecasts = _night_forecasts(6)
+    drift = _drift({("S4", "y"): True})
+    chosen = artifacts.select_plot(forecasts, drift, _flagged_decision(), max_panels=2)
+    assert chosen.shown == ["S3", "S4"]  # S7 has no forecast tonight
+    text = artifacts.forecasts_markdown(forecasts, plot_url="p.png", plotted=chosen)
+    assert (
+        "The plot draws 2 of 6 series (at most 2: the ones the night flagged first, then by id): "
+        "S3 (input drift counted: y); S4 (1 drift flags)."
+    ) in text
+    assert "Not plotted (4, flagged first): S0, S1, S2, S5." in text
+    assert "series=[...]" in text
+    # the table still has a row per series; without a plot nothing is said about one
+    assert all(_row(text, f"S{i}") for i in range(6))
+    assert "plot draws" not in artifacts.forecasts_markdown(forecasts, plotted=chosen)
+
+
+def test_the_plot_draws_the_chosen_series_only_and_its_size_is_bounded(
+    tmp_path: Path, features: pd.DataFrame, features_forecasts: pd.DataFrame
+) -> None:
+    def plot(series: list[str] | None) -> bytes:
+        return artifacts.plot_forecasts(features, features_forecasts, AS_OF, series=series)
+
+    one = features_forecasts[features_forecasts["series_id"] == "S1"]
+    assert plot(["S1"]) == artifacts.plot_forecasts(features, one, AS_OF)
+    assert plot(["S0", "S1"]) == plot(None) != plot(["S1", "S0"])  # in the order asked for
+    with pytest.raises(ValueError, match=r"no forecasts to plot for series \['S9'\]"):
+        plot(["S9"])
+    # 40 series, 4 panels: two rows of 280 pixels, whatever the series count
+    many = random_walk_features(n_series=40, n_days=280, start=dt.date(2020, 1, 1))
+    forecasts = _night_forecasts(40)
+    chosen = artifacts.select_plot(forecasts, max_panels=4)
+    png = artifacts.plot_forecasts(many, forecasts, AS_OF, series=chosen.shown)
+    path = tmp_path / "plot.png"
+    path.write_bytes(png)
+    assert imread(path).shape[:2] == (2 * 280, 2 * 640)

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 from pipeline_lib.decay import (
+    BACKTEST_SUMMARY_COLUMNS,
     DECAY_METRICS,
     ERROR_FEATURE,
+    backtest_summary,
     horizon_feature,
     prediction_drift,
     realised_errors,
@@ -313,3 +315,42 @@ def test_prediction_change_is_level_free() -> None:
     bold = naive(D(2024, 1, 2)).assign(yhat=lambda f: f["yhat"] * 1.2)
     wobbly = reference.assign(yhat=reference["yhat"] * (1 + 0.01 * np.sin(np.arange(300))))
     assert prediction_drift(bold, wobbly, actuals=actuals)["is_drift"].all()
+
+
+def test_backtest_summary_by_hand_and_decay_from_it() -> None:
+    """The summary keeps what decay needs: per (series, model, horizon) the mean finite scaled
+    error and, for the scale, the sums over the rows whose scaled error is finite and positive;
+    two versions of one model pool, as in the rows."""
+    rows = pd.concat(
+        [
+            backtest_rows("A", "naive", {1: [(1.0, 0.5), (3.0, np.inf)], 2: [(2.0, 1.0)]}),
+            backtest_rows("A", "lstm", {1: [(0.0, 0.0), (9.0, np.nan)]}),
+            backtest_rows("A", "lstm", {1: [(4.0, 2.0)]}).assign(model_version="lstm-v2"),
+            backtest_rows("B", "naive", {1: [(9.0, np.inf)]}),
+        ],
+        ignore_index=True,
+    )
+    summary = backtest_summary(rows)
+    assert list(summary.columns) == BACKTEST_SUMMARY_COLUMNS
+    figures = ["backtest_mase", "scale_abs_error", "scale_scaled_error"]
+    got = {
+        (r[0], r[1], r[2]): tuple(r[3:])
+        for r in summary[["series_id", "model", "horizon", *figures]].itertuples(index=False)
+    }
+    nan = pytest.approx(math.nan, nan_ok=True)
+    assert got == {
+        ("A", "lstm", 1): (1.0, 4.0, 2.0),  # 0 and 2 finite; only 2 positive
+        ("A", "naive", 1): (0.5, 1.0, 0.5),  # inf is neither
+        ("A", "naive", 2): (1.0, 2.0, 1.0),
+        ("B", "naive", 1): (nan, nan, nan),  # nothing finite: no MASE, no scale
+    }
+    # decay from the summary is decay from the rows; a frame of neither kind is refused
+    errors = live_errors({1: [1.0, 3.0], 2: [2.0, 2.0]}, {1: [True, True], 2: [True, False]})
+    errors = pd.concat([errors, errors.assign(series_id="B")], ignore_index=True)
+    from_rows = decay(errors, rows, AS_OF, window_days=30, min_realised=2)
+    from_summary = decay(errors, summary, AS_OF, window_days=30, min_realised=2)
+    pd.testing.assert_frame_equal(from_summary, from_rows)
+    assert "mase_ratio" in set(from_rows.loc[from_rows["series_id"] == "A", "metric"])
+    assert "mase_ratio" not in set(from_rows.loc[from_rows["series_id"] == "B", "metric"])
+    with pytest.raises(ValueError, match="lacks the columns"):
+        decay(errors, summary.drop(columns="scale_abs_error"), AS_OF)

@@ -1,0 +1,230 @@
+"""Set-based writes and the aggregated backtest read, on SQLite and PostgreSQL.
+
+SQLite's row path sends tuples straight to the driver: the stored text must be what
+SQLAlchemy's own per-row binding stores. Scoped deletes take one statement per leading key and
+batch of scopes; the decay's backtest summary, aggregated in SQL, must equal the summary
+``pipeline_lib.decay`` computes from every row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from pipeline_lib import db
+from pipeline_lib.db import values as v
+from pipeline_lib.db.frames import to_arrow
+from pipeline_lib.db.readers import BACKTEST_SUMMARY_FIELDS
+from pipeline_lib.db.upsert import SCOPE_BATCH, replace_rows
+from pipeline_lib.decay import BACKTEST_SUMMARY_COLUMNS, backtest_summary, decay_metrics
+
+D1, D2, D3 = dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)
+
+
+@pytest.fixture
+def engine(db_engine: Engine) -> Engine:
+    """The schema, run ``run-a`` and the model versions the rows refer to."""
+    db.create_schema(db_engine)
+    db.start_run(db_engine, "run-a", "nightly", D1)
+    for version in ("v1", "v2", "baseline-naive"):
+        db.upsert_model_version(db_engine, {"version": version, "kind": "full", "status": "x"})
+    return db_engine
+
+
+def backtest_frame(series: list[str], origins: int = 3, horizons: int = 2) -> pd.DataFrame:
+    """Backtest rows of two LSTM versions (one model, ``lstm``) and naive, awkward values
+    included: infinite and missing scaled errors, zero errors, NaN bounds."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for sid in series:
+        for o in range(origins):
+            origin = pd.Timestamp("2023-12-01") + pd.Timedelta(days=o)
+            for h in range(1, horizons + 1):
+                for model, version in (("lstm", "v1"), ("lstm", "v2"), ("naive", "baseline-naive")):
+                    error = float(rng.gamma(2.0, 1.0))
+                    rows.append(
+                        {
+                            "series_id": sid,
+                            "forecast_date": origin,
+                            "target_date": origin + pd.Timedelta(days=h),
+                            "horizon": h,
+                            "model": model,
+                            "model_version": version,
+                            "yhat": 100.0 + error,
+                            "yhat_lower": np.nan if h == 1 else 95.0,
+                            "yhat_upper": 105.0,
+                            "actual": 100.0,
+                            "abs_error": error,
+                            "squared_error": error**2,
+                            "scaled_error": error / 2.0,
+                            "smape": 1.0,
+                            "pinball_lower": 0.1,
+                            "pinball_median": 0.2,
+                            "pinball_upper": 0.3,
+                            "covered": bool(o % 2),
+                        }
+                    )
+    frame = pd.DataFrame(rows)
+    n = len(frame)
+    frame.loc[frame.index[1:n:7], "scaled_error"] = np.inf  # a series with a zero scale
+    frame.loc[frame.index[2:n:11], "scaled_error"] = np.nan
+    frame.loc[frame.index[3:n:13], ["abs_error", "scaled_error"]] = 0.0
+    return frame
+
+
+def raw_rows(engine: Engine, table: str, where: str) -> list[tuple[Any, ...]]:
+    """Every stored value as the database holds it (SQLite: with its storage class)."""
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        names = [c.name for c in db.metadata.tables[table].columns]
+        cols = ", ".join(f"typeof({c}), {c}" if sqlite else c for c in names)
+        query = f"SELECT {cols} FROM {table} WHERE {where} ORDER BY {', '.join(names[:5])}"
+        return [tuple(r) for r in conn.execute(text(query))]
+
+
+def test_sqlite_tuples_store_what_sqlalchemy_binding_stores(engine: Engine) -> None:
+    """The driver path writes the same text, numbers and NULLs as ``conn.execute(insert(),
+    dicts)``, which SQLite took before (and PostgreSQL's row path still takes)."""
+    frame = backtest_frame(["A"])
+    stamp = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    constants = {"run_id": "run-a", "created_at": stamp}
+    by_sqlalchemy = to_arrow(db.backtest_results, frame, constants | {"backtest_date": D1})
+    by_driver = to_arrow(db.backtest_results, frame, constants | {"backtest_date": D2})
+    with engine.begin() as conn:  # the reference: SQLAlchemy's bind processing, row by row
+        conn.execute(db.backtest_results.insert(), by_sqlalchemy.to_pylist())
+    replace_rows(engine, db.backtest_results, by_driver, ["backtest_date"], bulk_rows=10**9)
+    written = raw_rows(engine, "backtest_results", f"backtest_date = '{D2}'")
+    reference = raw_rows(engine, "backtest_results", f"backtest_date = '{D1}'")
+    date_at = 1 if engine.dialect.name == "sqlite" else 0  # after its typeof on SQLite
+    assert {str(r[date_at]) for r in written} == {D2.isoformat()}
+    assert [r[:date_at] + r[date_at + 1 :] for r in written] == [
+        r[:date_at] + r[date_at + 1 :] for r in reference
+    ]
+    assert len(written) == len(frame)
+    if engine.dialect.name == "sqlite":
+        assert written[0][-1] == "2024-01-02 03:04:05.000006"  # SQLAlchemy's DATETIME text
+        types = {r[i] for r in written for i in range(0, len(r), 2)}
+        assert types == {"text", "integer", "real", "null"}
+    # the writer, and the read path, give back the same Python values
+    db.write_backtest_results(engine, frame, "run-a", D3)
+    stored = db.read_latest_backtest(engine, ["A"], D3 + dt.timedelta(days=1))
+    assert set(stored["backtest_date"]) == {D3} and len(stored) == len(frame)
+    assert stored["covered"].map(type).eq(bool).all()
+    assert np.isinf(stored["scaled_error"]).sum() == np.isinf(frame["scaled_error"]).sum()
+    assert stored["scaled_error"].isna().sum() == frame["scaled_error"].isna().sum()
+
+
+def test_actuals_upsert_on_the_driver_path_restates_and_orders(engine: Engine) -> None:
+    days = pd.date_range("2024-01-01", periods=6, freq="D")
+    first = pd.DataFrame({"series_id": "B", "target_date": days, "actual": np.arange(6.0)})
+    db.write_actuals(engine, first.iloc[::-1], "run-a", bulk_rows=10**9)  # out of key order
+    restated = first.iloc[4:].assign(actual=[40.0, 50.0])
+    db.write_actuals(engine, pd.concat([restated, first.iloc[:1]]), "run-a", bulk_rows=10**9)
+    with engine.connect() as conn:
+        t = db.actuals
+        got = conn.execute(select(t.c.target_date, t.c.actual).order_by(t.c.target_date)).all()
+    assert [a for _, a in got] == [0.0, 1.0, 2.0, 3.0, 40.0, 50.0]
+    assert [d for d, _ in got] == [d.date() for d in days]
+
+
+def test_scoped_replaces_span_many_scopes_and_leave_others(engine: Engine) -> None:
+    """More scopes than one DELETE takes: every replaced scope loses its stale rows, the rows
+    of other scopes stay."""
+    many = [f"S{i:04d}" for i in range(SCOPE_BATCH * 2 + 7)]
+    frame = backtest_frame(many, origins=1, horizons=1)
+    assert db.write_backtest_results(engine, frame, "run-a", D1, series_ids=many) == len(frame)
+    db.write_backtest_results(engine, backtest_frame(["KEEP"]), "run-a", D1, series_ids=["KEEP"])
+    # a rerun of the night with one horizon less, a series gone: none of its old rows remain
+    rerun = backtest_frame(many[1:], origins=1, horizons=1).query("model == 'naive'")
+    db.write_backtest_results(engine, rerun, "run-a", D1, series_ids=many)
+    # forecasts: scopes (series, forecast date), several dates per series, across batches
+    dates = [D1 + dt.timedelta(days=i) for i in range(SCOPE_BATCH + 3)]
+    forecasts = pd.DataFrame(
+        [
+            {"series_id": s, "forecast_date": d, "target_date": d + dt.timedelta(days=h)}
+            | {"horizon": h, "yhat": 1.0, "model_version": "v1"}
+            for s in ("A", "B")
+            for d in dates
+            for h in (1, 2)
+        ]
+    )
+    db.write_forecasts(engine, forecasts, "run-a", bulk_rows=10**9)
+    db.write_forecasts(engine, forecasts.query("horizon == 1"), "run-a", bulk_rows=10**9)
+    with engine.connect() as conn:
+        t = db.backtest_results
+        counts = dict(
+            conn.execute(select(t.c.series_id, func.count()).group_by(t.c.series_id)).all()
+        )
+        f = db.forecasts
+        horizons = set(conn.execute(select(f.c.horizon).distinct()).scalars())
+        n_forecasts = conn.execute(select(func.count()).select_from(f)).scalar_one()
+    assert many[0] not in counts
+    assert all(counts[s] == 1 for s in many[1:])
+    assert counts["KEEP"] == len(backtest_frame(["KEEP"]))
+    assert horizons == {1} and n_forecasts == 2 * len(dates)
+
+
+def test_the_backtest_summary_in_sql_equals_decay_summary_of_the_rows(engine: Engine) -> None:
+    series = ["A", "B", "C"]
+    older = backtest_frame(series).assign(scaled_error=lambda d: d["scaled_error"] * 3)
+    db.write_backtest_results(engine, older, "run-a", D1)
+    newest = backtest_frame(series)
+    newest.loc[newest["series_id"] == "C", "scaled_error"] = np.inf  # C: no finite scale
+    db.write_backtest_results(engine, newest, "run-a", D2)
+    assert BACKTEST_SUMMARY_FIELDS == BACKTEST_SUMMARY_COLUMNS
+
+    for before, since, expected in ((D3, None, newest), (D2, None, older), (D3, D1, newest)):
+        summary = db.read_backtest_summary(engine, ["A", "C"], before, since)
+        rows = db.read_latest_backtest(engine, ["A", "C"], before, since)
+        reference = backtest_summary(rows)
+        assert len(rows) == len(expected.query("series_id in ['A', 'C']"))
+        assert list(summary.columns) == BACKTEST_SUMMARY_COLUMNS
+        assert summary["horizon"].dtype == np.int64
+        pd.testing.assert_frame_equal(summary, reference, check_exact=False, rtol=1e-12)
+    c = summary.loc[summary["series_id"] == "C"]
+    assert c["backtest_mase"].isna().all() and c["scale_scaled_error"].isna().all()
+
+    # no backtest in range: empty, with the columns
+    assert db.read_backtest_summary(engine, ["A"], D1).empty
+    assert db.read_backtest_summary(engine, ["A"], D2, since=D2).empty
+    assert list(db.read_backtest_summary(engine, ["A"], D1).columns) == BACKTEST_SUMMARY_FIELDS
+
+    # the decay rows from the summary are the rows from every backtest row
+    live = live_errors(["A", "C"], as_of=D3)
+    from_rows = decay_metrics(live, rows, D3, window_days=60, min_realised=5)
+    from_sql = decay_metrics(live, summary, D3, window_days=60, min_realised=5)
+    assert "mase_ratio" in set(from_rows["metric"])
+    pd.testing.assert_frame_equal(from_sql, from_rows, check_exact=False, rtol=1e-12)
+
+
+def live_errors(series: list[str], as_of: dt.date) -> pd.DataFrame:
+    """Realised forecasts of lstm (horizon 1) and naive (horizon 2), 20 target dates each."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for sid in series:
+        for i in range(20):
+            for h, model in ((1, "lstm"), (2, "naive")):
+                yhat = 100.0 + float(rng.normal())
+                rows.append(
+                    (sid, as_of - dt.timedelta(days=i), h, model, yhat, 100.0, yhat - 1, yhat + 1)
+                )
+    columns = ["series_id", "target_date", "horizon", "model", "yhat", "actual"]
+    return pd.DataFrame(rows, columns=[*columns, "yhat_lower", "yhat_upper"])
+
+
+def test_created_at_is_one_utc_text_per_write(engine: Engine) -> None:
+    """Timestamps are formatted once per distinct value on the driver path: every row of a
+    write carries the write's time."""
+    before = v.utcnow()
+    db.write_backtest_results(engine, backtest_frame(["A"]), "run-a", D1)
+    with engine.connect() as conn:
+        stamps = conn.execute(select(db.backtest_results.c.created_at).distinct()).scalars().all()
+    assert len(stamps) == 1
+    stamp = pd.Timestamp(stamps[0])
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp  # SQLite: naive UTC
+    assert before - dt.timedelta(seconds=1) <= stamp.to_pydatetime() <= v.utcnow()
