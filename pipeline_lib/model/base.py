@@ -55,11 +55,10 @@ def fit_linear_base(
             continue
         fitted_series, n_windows = fitted_series + 1, n_windows + len(rows)
         with torch.no_grad():
-            x = linear_base_inputs(
-                windows.past[rows], windows.future[rows], module.n_calendar
-            )  # [n, H, width]
+            past, future, target_t = windows.batch(rows)
+            x = linear_base_inputs(past, future, module.n_calendar)  # [n, H, width]
         x64 = x.numpy().astype(np.float64)
-        target = windows.target[rows].numpy().astype(np.float64)  # [n, H]
+        target = target_t.numpy().astype(np.float64)  # [n, H]
         for h in range(target.shape[1]):
             fitted = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(
                 x64[:, h], target[:, h]

@@ -94,7 +94,8 @@ def pinball_loss(
 
 
 def _batch(w: WindowSet, idx: torch.Tensor) -> Batch:
-    return w.past[idx], w.future[idx], w.series_index[idx], w.target[idx]
+    past, future, target = w.batch(idx)  # gathered now: no [N, lookback, F] copy is kept
+    return past, future, w.series_index[idx], target
 
 
 def train_step(

@@ -1,4 +1,4 @@
-"""Vectorised windowing: one float32 tensor [T, F] per series, windows as ``unfold`` views.
+"""Vectorised windowing: one float32 tensor [T, F] per series, windows gathered from it on demand.
 
 Inputs per time step are the scaled ``y`` (column 0), the scaled past columns (built-in
 features, past covariates, each future covariate's own-date value) and the calendar features.
@@ -21,7 +21,7 @@ issued after its origin.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -48,26 +48,68 @@ class SeriesArray:
 
 @dataclass(frozen=True)
 class WindowSet:
-    """Windows of many series, concatenated along the first axis (N windows)."""
+    """Windows of many series (N), gathered on demand from ONE copy of their rows.
 
-    past: torch.Tensor  # [N, lookback, F]
-    future: torch.Tensor  # [N, H, F_future] calendar, covariate leads, their masks
-    target: torch.Tensor  # [N, H]
+    ``rows`` [R, F] holds every series' inputs, concatenated; window ``i`` reads rows
+    ``start[i] .. start[i] + lookback + horizon - 1`` (its origin is row ``start[i] +
+    lookback - 1``). :meth:`batch` builds the tensors of some windows, as the training loop
+    asks for them, so memory holds the rows once instead of ``lookback + horizon`` copies of
+    them (3 GB of windows at 1,000 series x 3 years). ``past``, ``future`` and ``target``
+    build them for every window (small sets: tests, the linear base per series)."""
+
+    rows: torch.Tensor  # [R, F] every series' scaled inputs
+    start: torch.Tensor  # [N] int64, the row of each window's first step
+    leads: torch.Tensor | None  # [N, n_leads] each origin row's leads (None: no future input)
+    lookback: int
+    horizon: int
+    n_calendar: int
+    feature_set: FeatureSet
     series_index: torch.Tensor  # [N] int64
     origin_index: np.ndarray  # [N] row of the origin within its series
     origin_date: np.ndarray  # [N] datetime64[ns]
     target_end_date: np.ndarray  # [N] datetime64[ns], date of the last target
 
     def __len__(self) -> int:
-        return int(self.target.shape[0])
+        return int(self.start.shape[0])
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(past [n, lookback, F], future [n, H, F_future], target [n, H])`` of the windows
+        ``idx``: the calendar columns of each target step, then the future covariates' leads
+        of the origin row and their masks; targets are the change of scaled ``y`` from the
+        origin."""
+        steps = self.start[idx].unsqueeze(1) + torch.arange(self.lookback + self.horizon)
+        w = self.rows[steps]  # [n, L + H, F]
+        past = w[:, : self.lookback, :]
+        future = w[:, self.lookback :, w.shape[2] - self.n_calendar :]  # [n, H, F_cal]
+        if self.feature_set.future_covariates:  # the leads of the origin row, never a later one
+            leads = None if self.leads is None else self.leads[idx]
+            ahead = future_covariate_inputs(leads, self.feature_set, self.horizon, len(steps))
+            future = torch.cat([future, ahead], dim=2)  # [n, H, F_cal + 2C]
+        target = w[:, self.lookback :, 0] - w[:, self.lookback - 1, 0:1]
+        return past, future, target
+
+    def _every(self, part: int) -> torch.Tensor:
+        return self.batch(torch.arange(len(self)))[part]
+
+    @property
+    def past(self) -> torch.Tensor:
+        return self._every(0)
+
+    @property
+    def future(self) -> torch.Tensor:
+        return self._every(1)
+
+    @property
+    def target(self) -> torch.Tensor:
+        return self._every(2)
 
     def subset(self, mask: np.ndarray) -> WindowSet:
-        """The windows where the boolean ``mask`` [N] is true."""
+        """The windows where the boolean ``mask`` [N] is true (the rows are shared)."""
         idx = torch.from_numpy(np.flatnonzero(mask))
-        return WindowSet(
-            past=self.past[idx],
-            future=self.future[idx],
-            target=self.target[idx],
+        return replace(
+            self,
+            start=self.start[idx],
+            leads=None if self.leads is None else self.leads[idx],
             series_index=self.series_index[idx],
             origin_index=self.origin_index[mask],
             origin_date=self.origin_date[mask],
@@ -175,11 +217,6 @@ def future_covariate_inputs(
     return torch.cat([values, known], dim=2)  # [n, H, 2C]
 
 
-def unfold_windows(values: torch.Tensor, lookback: int, horizon: int) -> torch.Tensor:
-    """All windows of ``lookback + horizon`` steps as a view: [T, F] -> [N, lookback + H, F]."""
-    return values.unfold(0, lookback + horizon, 1).permute(0, 2, 1)  # [N, L + H, F]
-
-
 def make_windows(
     series: list[SeriesArray],
     lookback: int,
@@ -192,51 +229,47 @@ def make_windows(
 
     The last ``n_calendar`` input columns are the calendar (known-future) features; the future
     covariates of ``feature_set`` join them from each origin's leads
-    (:func:`future_covariate_inputs`).
+    (:func:`future_covariate_inputs`). Nothing is copied per window (see :class:`WindowSet`).
     """
-    parts: list[WindowSet] = []
     limit = None if cutoff is None else np.datetime64(pd.Timestamp(cutoff).as_unit("ns"))
+    blocks, starts, leads, index, origins, origin_dates, end_dates = [], [], [], [], [], [], []
+    offset = 0
     for s in series:
         n = s.values.shape[0] - lookback - horizon + 1
-        if n <= 0:
-            continue
-        origin = np.arange(n) + lookback - 1
-        end_dates = s.dates[origin + horizon]
-        keep = np.ones(n, bool) if limit is None else end_dates <= limit
-        if not keep.any():
-            continue
-        idx = torch.from_numpy(np.flatnonzero(keep))
-        w = unfold_windows(s.values, lookback, horizon)[idx]  # [n, L + H, F]
-        last_y = w[:, lookback - 1, 0:1]  # [n, 1]
-        future = w[:, lookback:, w.shape[2] - n_calendar :]  # [n, H, F_cal]
-        if feature_set.future_covariates:  # the leads of the origin row, never a later one
-            leads = None if s.leads is None else s.leads[torch.from_numpy(origin[keep])]
-            ahead = future_covariate_inputs(leads, feature_set, horizon, len(idx))  # [n, H, 2C]
-            future = torch.cat([future, ahead], dim=2)  # [n, H, F_cal + 2C]
-        parts.append(
-            WindowSet(
-                past=w[:, :lookback, :],
-                future=future,
-                target=w[:, lookback:, 0] - last_y,
-                series_index=torch.full((len(idx),), s.series_index, dtype=torch.int64),
-                origin_index=origin[keep],
-                origin_date=s.dates[origin[keep]],
-                target_end_date=end_dates[keep],
-            )
-        )
-    if not parts:
+        if n > 0:
+            origin = np.arange(n) + lookback - 1
+            ends = s.dates[origin + horizon]
+            keep = np.ones(n, bool) if limit is None else ends <= limit
+            if keep.any():
+                kept = origin[keep]
+                blocks.append(s.values)
+                starts.append(torch.from_numpy(offset + kept - (lookback - 1)))
+                if feature_set.future_covariates:
+                    if s.leads is None:  # raises, naming the problem
+                        future_covariate_inputs(None, feature_set, horizon, len(kept))
+                    leads.append(s.leads[torch.from_numpy(kept)])
+                index.append(torch.full((len(kept),), s.series_index, dtype=torch.int64))
+                origins.append(kept)
+                origin_dates.append(s.dates[kept])
+                end_dates.append(ends[keep])
+                offset += s.values.shape[0]
+    if not blocks:
         raise NotEnoughHistory(
             f"no complete window to train on: every series needs at least lookback + horizon "
             f"= {lookback + horizon} rows on or before the cut-off {cutoff}"
         )
     return WindowSet(
-        past=torch.cat([p.past for p in parts]).contiguous(),
-        future=torch.cat([p.future for p in parts]).contiguous(),
-        target=torch.cat([p.target for p in parts]).contiguous(),
-        series_index=torch.cat([p.series_index for p in parts]),
-        origin_index=np.concatenate([p.origin_index for p in parts]),
-        origin_date=np.concatenate([p.origin_date for p in parts]),
-        target_end_date=np.concatenate([p.target_end_date for p in parts]),
+        rows=torch.cat(blocks),
+        start=torch.cat(starts),
+        leads=torch.cat(leads) if leads else None,
+        lookback=lookback,
+        horizon=horizon,
+        n_calendar=n_calendar,
+        feature_set=feature_set,
+        series_index=torch.cat(index),
+        origin_index=np.concatenate(origins),
+        origin_date=np.concatenate(origin_dates),
+        target_end_date=np.concatenate(end_dates),
     )
 
 

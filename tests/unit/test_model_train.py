@@ -43,6 +43,17 @@ def _windows(features: pd.DataFrame, horizon: int = 3) -> tuple[WindowSet, Windo
     return split_windows(windows, 0.2)
 
 
+@dataclasses.dataclass(frozen=True)
+class Constant(WindowSet):
+    """Windows whose targets are all ``value``."""
+
+    value: float = 0.0
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        past, future, target = super().batch(idx)
+        return past, future, torch.full_like(target, self.value)
+
+
 def _model(n_past: int, horizon: int = 3) -> LSTMForecaster:
     set_seed(0)
     return LSTMForecaster(2, n_past, len(CAL), horizon, hidden_size=8, embedding_dim=2, dropout=0)
@@ -62,8 +73,8 @@ def test_early_stopping_restores_the_best_weights(features: pd.DataFrame) -> Non
     train, val = _windows(features)
     # Validation targets are the opposite of what training teaches: after the first epoch the
     # validation loss only gets worse, so the best epoch is 1 and training stops early.
-    val = dataclasses.replace(val, target=torch.full_like(val.target, -3.0))
-    train = dataclasses.replace(train, target=torch.full_like(train.target, 3.0))
+    val = Constant(**{f.name: getattr(val, f.name) for f in dataclasses.fields(val)}, value=-3)
+    train = Constant(**{f.name: getattr(train, f.name) for f in dataclasses.fields(train)}, value=3)
     model = _model(train.past.shape[2])
     seen: list[dict] = []
     cfg = TRAIN.model_copy(update={"patience": 2})

@@ -17,11 +17,11 @@ from pipeline_lib.model.scaling import SeriesScalers, fit_scalers
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.model.train import train_full
 from pipeline_lib.model.windows import (
+    SeriesArray,
     make_windows,
     series_arrays,
     split_windows,
     training_rows,
-    unfold_windows,
 )
 
 COLUMNS = [schema.Y, *schema.PAST_FEATURES]
@@ -62,12 +62,19 @@ def test_scalers_are_plain_json_and_handle_nan_and_constant_columns(features: pd
     np.testing.assert_allclose(scaled[s1.to_numpy(), 0], expected, rtol=1e-5)
 
 
-def test_unfold_windows_equal_a_naive_loop() -> None:
-    values = torch.arange(7 * 3, dtype=torch.float32).reshape(7, 3)
-    windows = unfold_windows(values, lookback=3, horizon=2)
-    naive = torch.stack([values[i : i + 5] for i in range(7 - 5 + 1)])
-    assert windows.shape == (3, 5, 3)
-    assert torch.equal(windows, naive)
+def test_windows_are_gathered_from_one_copy_of_the_rows() -> None:
+    values = torch.arange(7 * 3, dtype=torch.float32).reshape(7, 3)  # the last column: calendar
+    dates = pd.bdate_range("2024-01-01", periods=7).to_numpy()
+    w = make_windows([SeriesArray(0, dates, values)], lookback=3, horizon=2, n_calendar=1)
+    naive = torch.stack([values[i : i + 5] for i in range(7 - 5 + 1)])  # [3, L + H, F]
+    assert len(w) == 3 and w.rows.shape == (7, 3)  # the rows once, not once per window
+    assert torch.equal(w.past, naive[:, :3])
+    assert torch.equal(w.future, naive[:, 3:, 2:])
+    assert torch.equal(w.target, naive[:, 3:, 0] - naive[:, 2:3, 0])
+    later = w.subset(np.array([False, True, True]))
+    assert later.rows is w.rows and torch.equal(later.past, naive[1:, :3])
+    past, future, target = w.batch(torch.tensor([2, 0]))
+    assert torch.equal(past, naive[[2, 0], :3]) and torch.equal(target, w.target[[2, 0]])
 
 
 def test_window_shapes_and_targets_line_up_with_dates(features: pd.DataFrame) -> None:
