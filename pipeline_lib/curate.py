@@ -50,9 +50,14 @@ def commit_batches(data_dir: str, batches: list[Batch]) -> dict[str, int]:
 
 
 def read_curated(
-    data_dir: str, dataset: str, keys: list[str], as_of: dt.date | None = None
+    data_dir: str,
+    dataset: str,
+    keys: list[str],
+    as_of: dt.date | None = None,
+    start: dt.date | None = None,
 ) -> pd.DataFrame:
-    """Curated rows of ``dataset`` for ``keys`` (series ids or locations), dated <= ``as_of``."""
+    """Curated rows of ``dataset`` for ``keys`` (series ids or locations), dated <= ``as_of``
+    (and >= ``start``)."""
     columns, _, key_col = _LAYOUT[dataset]
     if not keys:
         return pd.DataFrame(columns=columns)
@@ -61,6 +66,7 @@ def read_curated(
         columns=columns,
         filters={key_col: keys},
         date_to=as_of,
+        date_from=start,
     )
 
 

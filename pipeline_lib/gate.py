@@ -5,7 +5,8 @@ with :class:`ValidationFailed` naming the failed expectations, offending rows an
 folder; curated data is untouched because nothing was committed yet. Warnings (freshness, gaps,
 jumps, suspicious values, revisions of curated rows) are reported and the run goes on; revisions
 are also in each report's ``notes``, for the run's notes. Every report is kept as JSON under
-``reports/validation/<as_of>/``, added to the GX Data Docs site, and, given an engine, written
+``reports/validation/<as_of>/``, added to the GX Data Docs site (one page per GX run: batches
+validated together share one, a failed batch also has its own), and, given an engine, written
 to the ``validation_results`` table, failed batches included, before the run fails.
 """
 
@@ -15,6 +16,7 @@ import datetime as dt
 import json
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping
 
 import pandas as pd
@@ -25,10 +27,13 @@ from pipeline_lib.config import ValidationConfig
 from pipeline_lib.curate import read_curated
 from pipeline_lib.ingest import Batch
 from pipeline_lib.store import atomic_write_bytes
+from pipeline_lib.validation.combined import Item, Run, check_freshness_all, validate_batches
+from pipeline_lib.validation.derived import has_derived
 from pipeline_lib.validation.docs import build_data_docs
 from pipeline_lib.validation.quarantine import quarantine_batch
 from pipeline_lib.validation.report import ValidationReport, raise_if_failed
-from pipeline_lib.validation.validate import KEYS, check_freshness, validate_batch
+from pipeline_lib.validation.revisions import has_revisions
+from pipeline_lib.validation.validate import KEYS
 
 log = logging.getLogger(__name__)
 
@@ -48,42 +53,77 @@ def check_batches(
 
     ``history`` maps a batch name (or a data set) to recent curated rows; by default they are read
     from curated data (the last ``HISTORY_DAYS`` days before ``as_of``, reaching further back to
-    the batch's first date, so every revised row is seen). A batch with no rows
-    gets a freshness-only report on its curated data. ``thresholds`` defaults to
-    ``ValidationConfig()``. With ``engine``, every report is written to ``validation_results``
-    under ``run_id`` (default: a random id) before :class:`ValidationFailed` is raised.
+    the batch's first date, so every revised row is seen), once per data set for all its
+    batches. A batch with no rows gets a freshness-only report on its curated data. The batches
+    of a data set are validated together (:mod:`validation.combined`: one GX run, one report
+    per batch). ``thresholds`` defaults to ``ValidationConfig()``. With ``engine``, every
+    report is written to ``validation_results`` under ``run_id`` (default: a random id) before
+    :class:`ValidationFailed` is raised.
     """
     run_id = run_id or f"validation-{uuid.uuid4().hex[:12]}"
+    # nothing new in an exogenous data set: what a night lacks is named later
+    batches = [b for b in batches if not (b.dataset == schema.COVARIATES and b.data.empty)]
+    pasts = _histories(data_dir, batches, as_of, history)
+    found, runs = _validate(batches, pasts, as_of, thresholds)
     reports: list[ValidationReport] = []
     quarantined: dict[str, str] = {}
-    for batch in batches:
-        if batch.dataset == schema.COVARIATES and batch.data.empty:
-            continue  # nothing new in an exogenous data set: what a night lacks is named later
-        past = _history(data_dir, batch, as_of, history)
-        if batch.data.empty:  # nothing new from this source: only its freshness to check
-            report = check_freshness(past, batch.dataset, as_of, batch.name, thresholds)
-        else:
-            report = validate_batch(
-                batch.data, batch.dataset, as_of, batch.name, past, thresholds, signed=batch.signed
-            )
-        report.source = batch.origin
-        report.notes = [*batch.notes, *report.notes]  # the ingest's (no rows...) and revisions
-        checked = [(report, batch.data)]
-        if batch.covariates is not None and not batch.covariates.empty:
-            name = f"{schema.COVARIATES}-{batch.key}"
-            covariates = validate_batch(batch.covariates, schema.COVARIATES, as_of, name)
-            covariates.source = batch.origin
-            checked.append((covariates, batch.covariates))
-        for checked_report, data in checked:
-            _keep(data_dir, checked_report, data, batch.raw_paths, as_of, quarantined)
-            reports.append(checked_report)
+    for batch, checked in zip(batches, found, strict=True):
+        for report, data in checked:
+            _keep(data_dir, report, data, batch.raw_paths, as_of, quarantined)
+            reports.append(report)
     if engine is not None:
         from pipeline_lib.db import write_validation_results
 
         write_validation_results(engine, run_id, reports)  # its own transaction: kept on failure
-    _data_docs(data_dir, reports, run_id, as_of, thresholds)
+    _data_docs(data_dir, reports, runs, run_id, as_of, thresholds)
     raise_if_failed(reports, quarantined)
     return reports
+
+
+def _validate(
+    batches: list[Batch],
+    pasts: list[pd.DataFrame | None],
+    as_of: dt.date,
+    thresholds: ValidationConfig | None,
+) -> tuple[list[list[tuple[ValidationReport, pd.DataFrame]]], list[Run]]:
+    """Per batch, its report and rows, then its covariates' (if any), and the GX runs over
+    several batches: the batches of a data set with rows are validated together by suite
+    options, those without by freshness."""
+    groups: dict[tuple[str, bool, bool], list[int]] = defaultdict(list)
+    for i, batch in enumerate(batches):
+        empty = batch.data.empty  # nothing new from this source: only its freshness to check
+        groups[(batch.dataset, empty, batch.signed and not empty)].append(i)
+    found: dict[int, ValidationReport] = {}
+    runs: list[Run] = []
+    for (dataset, empty, signed), members in groups.items():
+        items = [Item(batches[i].name, batches[i].key, batches[i].data, pasts[i]) for i in members]
+        if empty:
+            got = check_freshness_all(items, dataset, as_of, thresholds)
+        else:
+            got = validate_batches(items, dataset, as_of, thresholds, signed=signed)
+        found.update(zip(members, got.reports, strict=True))
+        runs += got.runs
+    with_covariates = [
+        i for i, b in enumerate(batches) if b.covariates is not None and not b.covariates.empty
+    ]
+    items = [
+        Item(f"{schema.COVARIATES}-{batches[i].key}", batches[i].key, batches[i].covariates)
+        for i in with_covariates
+    ]
+    got = validate_batches(items, schema.COVARIATES, as_of)
+    covariates = dict(zip(with_covariates, got.reports, strict=True))
+    runs += got.runs
+    checked = []
+    for i, batch in enumerate(batches):
+        report = found[i]
+        report.source = batch.origin
+        report.notes = [*batch.notes, *report.notes]  # the ingest's (no rows...) and revisions
+        mine = [(report, batch.data)]
+        if i in covariates:
+            covariates[i].source = batch.origin
+            mine.append((covariates[i], batch.covariates))
+        checked.append(mine)
+    return checked, runs
 
 
 def _keep(
@@ -103,37 +143,67 @@ def _keep(
         log.warning("%s: warning %s", report.key, warning.describe())
 
 
-def _history(
+def _histories(
     data_dir: str,
-    batch: Batch,
+    batches: list[Batch],
     as_of: dt.date,
     given: Mapping[str, pd.DataFrame] | None,
-) -> pd.DataFrame:
-    if given is not None:  # by batch name, or by data set (then filtered to the batch's key)
-        past = given.get(batch.name, given.get(batch.dataset))
-        if past is None or past.empty:
-            return pd.DataFrame()
-        key = KEYS[batch.dataset]
-        return past[past[key] == batch.key] if key in past.columns else past
+) -> list[pd.DataFrame | None]:
+    """Each batch's recent curated rows (see ``check_batches``): read once per data set for
+    all its batches' keys, from the earliest date any of them needs, then split by key.
+    Data sets whose checks read no history (covariates) get None."""
+    if given is not None:
+        return [_given_history(batch, given) for batch in batches]
+    starts = [_start(batch, as_of) for batch in batches]
+    pasts: list[pd.DataFrame | None] = [None] * len(batches)
+    by_dataset: dict[str, list[int]] = defaultdict(list)
+    for i, batch in enumerate(batches):
+        if has_derived(batch.dataset) or has_revisions(batch.dataset):
+            by_dataset[batch.dataset].append(i)
+    for dataset, members in by_dataset.items():
+        keys = sorted({batches[i].key for i in members})
+        start = min(starts[i] for i in members)
+        past = read_curated(data_dir, dataset, keys, as_of, start=start)
+        own = dict(tuple(past.groupby(KEYS[dataset], sort=False))) if not past.empty else {}
+        nothing = past.iloc[0:0]  # a key without curated rows
+        for i in members:
+            mine = own.get(batches[i].key, nothing)
+            later = starts[i] > start  # another batch reaches further back
+            pasts[i] = mine[mine["date"] >= pd.Timestamp(starts[i])] if later else mine
+    return pasts
+
+
+def _start(batch: Batch, as_of: dt.date) -> dt.date:
+    """The first curated date a batch's checks read: ``HISTORY_DAYS`` before ``as_of``, or
+    the batch's first date if earlier (a re-delivered file)."""
     start = as_of - dt.timedelta(days=HISTORY_DAYS)
-    if "date" in batch.data.columns:  # a batch reaching further back (a re-delivered file)
+    if "date" in batch.data.columns:
         first = pd.to_datetime(batch.data["date"], errors="coerce").min()
         if pd.notna(first):
             start = min(start, first.date())
-    past = read_curated(data_dir, batch.dataset, [batch.key], as_of)
-    return past[past["date"] >= pd.Timestamp(start)] if not past.empty else past
+    return start
+
+
+def _given_history(batch: Batch, given: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """A given history, by batch name or by data set, filtered to the batch's key."""
+    past = given.get(batch.name, given.get(batch.dataset))
+    if past is None or past.empty:
+        return pd.DataFrame()
+    key = KEYS[batch.dataset]
+    return past[past[key] == batch.key] if key in past.columns else past
 
 
 def _data_docs(
     data_dir: str,
     reports: list[ValidationReport],
+    runs: list[Run],
     run_id: str,
     as_of: dt.date,
     thresholds: ValidationConfig | None,
 ) -> None:
     """Data Docs are a convenience: a failure to build them is logged, never fails the run."""
     try:
-        url = build_data_docs(data_dir, reports, run_id, as_of, thresholds)
+        url = build_data_docs(data_dir, reports, run_id, as_of, thresholds, runs=runs)
     except Exception:  # noqa: BLE001 - the gate's verdict must not depend on HTML rendering
         log.exception("building the Data Docs site failed")
         return

@@ -36,8 +36,14 @@ def columns_of(expectation: Any) -> list[str]:
 
 def failure_of(r: ExpectationValidationResult) -> ExpectationFailure:
     """An ExpectationFailure from one failed GX result."""
-    config = r.expectation_config
-    res = r.result or {}
+    return failure_from(r.expectation_config, r.result or {}, r.exception_info or {})
+
+
+def failure_from(
+    config: Any, res: dict[str, Any], exception_info: dict[str, Any]
+) -> ExpectationFailure:
+    """An ExpectationFailure from a failed expectation's configuration, its GX ``result`` dict
+    (counts, ``partial_unexpected_index_list``) and GX's ``exception_info``."""
     rows = [jsonable(dict(row)) for row in res.get("partial_unexpected_index_list") or []]
     return ExpectationFailure(
         check=check_of(config),
@@ -48,7 +54,7 @@ def failure_of(r: ExpectationValidationResult) -> ExpectationFailure:
         unexpected_count=res.get("unexpected_count"),
         rows=rows[:MAX_ROWS],
         expected=_expected(config.type, config.kwargs),
-        details=_details(r),
+        details=_details(res, exception_info),
     )
 
 
@@ -83,18 +89,25 @@ def _expected(kind: str, kw: dict[str, Any]) -> str:
     return ""
 
 
-def _details(r: ExpectationValidationResult) -> str:
+def _details(res: dict[str, Any], exception_info: dict[str, Any]) -> str:
     """What a table-level check saw, or the error GX raised while checking."""
-    error = _exception_message(r.exception_info or {})
+    error = _exception_message(exception_info)
     if error:
         return f"error: {error}"
-    res = r.result or {}
     mismatched = (res.get("details") or {}).get("mismatched")
     if mismatched:
         return "; ".join(f"{k} columns: {sorted(v)}" for k, v in sorted(mismatched.items()) if v)
     if "observed_value" in res:
         return f"observed {jsonable(res['observed_value'])}"
     return ""
+
+
+def raised(info: dict[str, Any] | None) -> bool:
+    """Whether GX raised an error while checking an expectation (flat, or keyed by metric id)."""
+    info = info or {}
+    if info.get("raised_exception"):
+        return True
+    return any(isinstance(v, dict) and v.get("raised_exception") for v in info.values())
 
 
 def _exception_message(info: dict[str, Any]) -> str:

@@ -125,7 +125,7 @@ def check_freshness(
     from pipeline_lib.validation.suites import freshness_suite
 
     data = newest_rows(history, dataset, as_of)
-    pre = [] if len(data) else [_no_data(dataset, as_of)]
+    pre = [] if len(data) else [no_data(dataset, as_of)]
     return _run(data, freshness_suite(dataset, thresholds), dataset, as_of, batch_name, 0, pre)
 
 
@@ -142,25 +142,16 @@ def _run(
     """Run the runnable part of ``suite`` on ``data`` (GX's own copy) and build the report.
 
     ``pre`` and ``post``: failed checks made outside GX, listed before and after its results."""
-    import great_expectations as gx
-
     present = set(map(str, data.columns))
-    runnable = [e for e in suite.expectations if set(columns_of(e)) <= present]
-    skipped = [check_of(e) for e in suite.expectations if not set(columns_of(e)) <= present]
-    order = {check_of(e): i for i, e in enumerate(runnable)}
-    run_suite = gx.ExpectationSuite(name=suite.name, expectations=runnable)
-
-    keys = [k for k in (KEYS[dataset], schema.DATE) if k in present]
+    run_suite, skipped, order = runnable(suite, present)
     result_format: dict[str, Any] = {
         "result_format": "SUMMARY",  # counts and the first MAX_ROWS offending rows, by key
         "partial_unexpected_count": MAX_ROWS,
     }
+    keys = index_columns(dataset, present)
     if keys:
         result_format["unexpected_index_column_names"] = keys
-
-    with _LOCK:
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": data})
-        result = batch.validate(run_suite, result_format=result_format)
+    result = run_gx(data, run_suite, result_format)
 
     results = sorted(result.results, key=lambda r: order[check_of(r.expectation_config)])
     post = post or []
@@ -168,6 +159,45 @@ def _run(
     gx_json = result.to_json_dict()
     gx_json.get("meta", {}).get("batch_markers", {}).pop("ge_load_time", None)  # determinism
     evaluated = len(results) + len(pre) + len(post)
+    return report_of(
+        dataset, batch_name, as_of, row_count, evaluated, failed, skipped, jsonable(gx_json)
+    )
+
+
+def runnable(suite: Any, present: set[str]) -> tuple[Any, list[str], dict[str, int]]:
+    """The part of ``suite`` whose columns are all ``present`` (a GX suite), the check names
+    of the others (skipped), and each runnable check's position (the order of reports)."""
+    import great_expectations as gx
+
+    fits = [e for e in suite.expectations if set(columns_of(e)) <= present]
+    skipped = [check_of(e) for e in suite.expectations if not set(columns_of(e)) <= present]
+    order = {check_of(e): i for i, e in enumerate(fits)}
+    return gx.ExpectationSuite(name=suite.name, expectations=fits), skipped, order
+
+
+def index_columns(dataset: str, present: set[str]) -> list[str]:
+    """The columns naming an offending row in GX's results: the key and the date, if present."""
+    return [k for k in (KEYS[dataset], schema.DATE) if k in present]
+
+
+def run_gx(data: pd.DataFrame, suite: Any, result_format: dict[str, Any]) -> Any:
+    """GX's ExpectationSuiteValidationResult of ``suite`` on ``data`` (one at a time)."""
+    with _LOCK:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": data})
+        return batch.validate(suite, result_format=result_format)
+
+
+def report_of(
+    dataset: str,
+    batch_name: str,
+    as_of: dt.date,
+    row_count: int,
+    evaluated: int,
+    failed: list[ExpectationFailure],
+    skipped: list[str],
+    gx_result: dict[str, Any],
+) -> ValidationReport:
+    """The report of ``evaluated`` checks of which ``failed`` failed (critical ones fail it)."""
     return ValidationReport(
         dataset=dataset,
         batch_name=batch_name,
@@ -179,7 +209,7 @@ def _run(
         failures=[f for f in failed if f.severity == "critical"],
         warnings=[f for f in failed if f.severity != "critical"],
         skipped=skipped,
-        gx_result=jsonable(gx_json),
+        gx_result=gx_result,
     )
 
 
@@ -207,7 +237,8 @@ def _reserved_columns(columns: list[str]) -> ExpectationFailure:
     )
 
 
-def _no_data(dataset: str, as_of: dt.date) -> ExpectationFailure:
+def no_data(dataset: str, as_of: dt.date) -> ExpectationFailure:
+    """The freshness warning of a key with no curated rows and nothing new."""
     return ExpectationFailure(
         check="fresh",
         expectation_type="curated_data_exists",  # a pre-check: nothing to measure staleness on

@@ -21,7 +21,7 @@ KILLED = 77
 POINTS = {
     "land": (ingest, "land_raw"),  # fetched, not yet landed
     "parse": (ingest, "parse_payload"),  # landed, not yet parsed
-    "validate": (gate, "validate_batch"),  # every batch landed and parsed, none committed
+    "validate": (gate, "validate_batches"),  # every batch landed and parsed, none committed
     "partition": (parquet, "atomic_write_bytes"),  # see below: dies half-way through it
     "manifest": (curate, "record_files"),  # rows committed, the file drop not yet recorded
 }
