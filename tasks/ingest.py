@@ -20,9 +20,7 @@ def _transient(task: object, task_run: object, state: object) -> bool:
     return not isinstance(getattr(state, "data", None), SourceError)
 
 
-@task(
-    name="ingest-source",
-    task_run_name="ingest-{source.dataset}-{source.key}",
+_FETCH = dict(
     retries=3,
     retry_delay_seconds=[2, 10, 30],
     retry_jitter_factor=0.5,
@@ -30,22 +28,16 @@ def _transient(task: object, task_run: object, state: object) -> bool:
     cache_policy=NO_CACHE,
     tags=["ingest"],
 )
+
+
+@task(name="ingest-source", task_run_name="ingest-{source.dataset}-{source.key}", **_FETCH)
 def ingest_source(
     settings: Settings, source: Source, as_of: dt.date, start: dt.date | None = None
 ) -> Batch:
     return ingest.ingest_source(settings, source, as_of, start)
 
 
-@task(
-    name="ingest-file-drops",
-    task_run_name="ingest-file-drops-{as_of}",
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_transient,
-    cache_policy=NO_CACHE,
-    tags=["ingest"],
-)
+@task(name="ingest-file-drops", task_run_name="ingest-file-drops-{as_of}", **_FETCH)
 def ingest_file_drops(
     settings: Settings, sources: list[Source], as_of: dt.date, start: dt.date | None = None
 ) -> list[Batch]:
