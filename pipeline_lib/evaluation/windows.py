@@ -22,13 +22,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 def rolling_origins(
     n_dates: int, last_n: int, step: int = 1, min_train: int = 1, horizon: int = 1
 ) -> np.ndarray:
-    """Origin indexes (ascending, int64) of the last ``last_n`` forecast dates, ``step`` rows
-    apart, of a series with ``n_dates`` rows.
+    """Origin indexes (ascending, int64) of the last ``last_n`` forecast dates of a series
+    with ``n_dates`` rows, on the grid of every ``step``-th row from its first (0, step, ...).
 
-    The last origin is the latest one whose ``horizon`` targets are all observed
-    (``n_dates - 1 - horizon``; ``horizon=0`` for forecasts without actuals). Origins with fewer
-    than ``min_train`` rows up to and including them are left out, so fewer than ``last_n``
-    come back on a short series (possibly none).
+    The last origin is the latest grid row whose ``horizon`` targets are all observed (at most
+    ``n_dates - 1 - horizon``; ``horizon=0`` for forecasts without actuals). The grid is fixed
+    to the series' first row, so the next night (a row more) has the same origins, and a new
+    one every ``step`` rows: what a baseline forecast from them is kept
+    (``pipeline_lib.origin_cache``) instead of every origin moving by a row each night. Origins
+    with fewer than ``min_train`` rows up to and including them are left out, so fewer than
+    ``last_n`` come back on a short series (possibly none).
     """
     if last_n < 0 or step < 1 or min_train < 1 or horizon < 0:
         raise ValueError(
@@ -36,6 +39,7 @@ def rolling_origins(
             f"{step=}, {min_train=}, {horizon=}"
         )
     last = n_dates - 1 - horizon
+    last -= last % step  # on the grid
     origins = last - step * np.arange(last_n, dtype=np.int64)[::-1]
     return origins[origins >= min_train - 1]
 

@@ -11,7 +11,12 @@ from pipeline_lib.evaluation.windows import origin_windows, rolling_origins
 
 def test_rolling_origins_count_step_and_last() -> None:
     origins = rolling_origins(100, last_n=5, step=3, min_train=10, horizon=4)
-    assert origins.tolist() == [83, 86, 89, 92, 95]  # last origin leaves 4 targets: 96..99
+    # every 3rd row from the first: 93 is the latest with its 4 targets observed (95 would be)
+    assert origins.tolist() == [81, 84, 87, 90, 93]
+    # the grid is fixed: a row more brings the origin 96 (81 leaves), the row after nothing new
+    later = rolling_origins(101, last_n=5, step=3, min_train=10, horizon=4).tolist()
+    assert later == [84, 87, 90, 93, 96]
+    assert rolling_origins(102, last_n=5, step=3, min_train=10, horizon=4).tolist() == later
     assert rolling_origins(100, last_n=5, horizon=0)[-1] == 99
     assert len(rolling_origins(20, last_n=50, min_train=10, horizon=2)) == 20 - 2 - 9
     assert len(rolling_origins(5, last_n=3, min_train=10)) == 0
