@@ -365,7 +365,10 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def _training(text: str) -> str:
-    """The training action the nightly printed (full, finetune, reuse), if any."""
+    """The training action the nightly printed (full, finetune, reuse), if any; ``reused run``
+    when it answered from an earlier run (nothing new since)."""
+    if re.search(r"^nothing new since run ", text, re.MULTILINE):
+        return "reused run"
     found = re.search(r"^Tonight's model \S+ \((\w+)", text, re.MULTILINE)
     return found.group(1) if found else ""
 
