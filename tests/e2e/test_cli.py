@@ -57,8 +57,9 @@ def test_cli_backfill_dry_run_plans_and_writes_nothing(
     args = ["backfill", "--start", "2015-07-01", "--end", "2015-07-10", "--config", str(cfg)]
     assert main([*args, "--dry-run", "--retrain-every-days", "4", "--series", "WTI"]) == 0
     out = capsys.readouterr().out
-    assert "backfill planned: 10 forecast dates in 3 chunks" in out
-    assert "2015-07-05 .. 2015-07-08" in out
+    # NYSE sessions: 3 July 2015 (a holiday) and the weekend are no forecast dates
+    assert "backfill planned: 7 forecast dates in 3 chunks" in out
+    assert "2015-07-06 .. 2015-07-08" in out
     assert not data.exists()  # nothing ingested, no database, no model
     with pytest.raises(SystemExit, match="unknown series"):
         main([*args, "--dry-run", "--series", "GOLD"])
