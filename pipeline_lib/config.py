@@ -664,6 +664,56 @@ class ParallelConfig(BaseModel):
     series_per_task: int = Field(default=50, ge=1, description="series per task run")
 
 
+class ServeConfig(BaseModel):
+    """``forecast-pipeline serve``, the read API over the published forecasts
+    (:mod:`pipeline_lib.api`): where it listens, which database URL it reads with, and the URLs
+    browsers use to reach it and the reports folder (:func:`pipeline_lib.api.links.report_link`
+    maps a report file to its URL under ``reports_url``)."""
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="address to listen on")
+    port: int = Field(default=8000, ge=1, le=65535, description="port to listen on")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL the API reads with, e.g. a login of the read-only BI role; "
+        "default the pipeline's own database (database_url). A secret, like database_url",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="the URL browsers reach this server at (behind a proxy, or when host is "
+        "0.0.0.0); default http://{host}:{port}",
+    )
+    reports_url: str | None = Field(
+        default=None,
+        description="the URL the reports folder is reachable at from a browser, e.g. an "
+        "object-storage bucket's https URL; default {public_url}/reports (served by the API)",
+    )
+
+    @field_validator("public_url", "reports_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if v is None:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("must be an http:// or https:// URL without a query")
+        return v.rstrip("/")
+
+    @property
+    def public_base(self) -> str:
+        """``public_url``, or ``http://{host}:{port}`` (an IPv6 host in brackets)."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def reports_base(self) -> str:
+        """``reports_url``, or ``{public_url}/reports``."""
+        return self.reports_url or f"{self.public_base}/reports"
+
+
 class Settings(BaseSettings):
     """Everything a run needs. Build it with :func:`load_settings`."""
 
@@ -704,6 +754,7 @@ class Settings(BaseSettings):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     lineage: str = Field(
         default="",
         pattern=r"^[a-z0-9-]*$",
