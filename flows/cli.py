@@ -26,6 +26,12 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from exc
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (1-65535): {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forecast-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grant.add_argument("--role", default="forecast_bi", help="role name (default forecast_bi)")
     grant.add_argument("--config", default=None, help="TOML settings file")
+    serve = sub.add_parser(
+        "serve", help="the read API over the published forecasts (HTTP; reads only, no Prefect)"
+    )
+    serve.add_argument("--config", default=None, help="TOML settings file")
+    serve.add_argument("--host", default=None, help="address to listen on (default [serve] host)")
+    serve.add_argument("--port", type=_port, default=None, help="port (default [serve] port)")
     deploy = sub.add_parser(
         "deploy", help="create the work pool and concurrency limit, deploy deploy/prefect.yaml"
     )
@@ -135,13 +147,14 @@ def main(argv: list[str] | None = None) -> int:
             demo_config(args)
         settings = load_settings(args.config)  # fail fast on a bad config, before Prefect starts
         run_log.data_dir = settings.data_dir
-        if args.command != "db":  # `db` runs without Prefect
+        if args.command not in ("db", "serve"):  # `db` and `serve` run without Prefect
             # Prefect's console handler (it replaces the root handlers): before the run log
             # adjusts it; later set-ups of Prefect's logging only update levels.
             from prefect.logging.configuration import ensure_logging_setup
 
             ensure_logging_setup()
-        run_log.attach()
+        if args.command != "serve":  # a server runs for months: no log kept in memory
+            run_log.attach()
         return run_command(args, settings)
     except (Exception, KeyboardInterrupt) as exc:
         return run_log.fail(exc)
@@ -277,6 +290,8 @@ def run_command(args: argparse.Namespace, settings: Any) -> int:
         return backfill_command(args)
     if args.command == "deploy":
         return deploy_command(args, settings)
+    if args.command == "serve":
+        return serve_command(args, settings)
 
     if args.command == "tune":
         from flows.tune import tune
@@ -340,27 +355,29 @@ def backfill_command(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from flows.backfill import backfill
-    from pipeline_lib.backfill import BackfillOptions, plan_backfill
+    from pipeline_lib.backfill import BackfillOptions, BackfillParameterError, plan_backfill
     from pipeline_lib.config import load_settings
 
-    if args.start > args.end:
-        sys.exit(f"--start {args.start} is after --end {args.end}")
-    try:
-        options = BackfillOptions(
-            retrain_every_days=args.retrain_every_days,
-            series=args.series,
-            dry_run=args.dry_run,
-            parallel_chunks=args.parallel,
-            task_runner=args.task_runner,
-            dask_address=args.dask_address,
-            recompute=args.recompute,
-        )
+    parameters = {
+        "retrain_every_days": args.retrain_every_days or 0,
+        "series": args.series or [],
+        "dry_run": args.dry_run,
+        "parallel_chunks": args.parallel,
+        "task_runner": args.task_runner,
+        "dask_address": args.dask_address or "",
+        "recompute": args.recompute,
+    }
+    try:  # the range, the options and the series, before Prefect starts
+        options = BackfillOptions(**parameters)
         plan_backfill(load_settings(args.config), args.start, args.end, options)
     except ValidationError as exc:
         sys.exit(f"bad backfill options: {exc}")
-    except ValueError as exc:  # the range or the series, before Prefect starts
+    except BackfillParameterError as exc:
+        flag = {"start": "--start", "end": "--end", "series": "--series"}[exc.parameter]
+        sys.exit(f"{flag} {str(exc).removeprefix(exc.parameter + ': ')}")
+    except ValueError as exc:
         sys.exit(str(exc))
-    done = backfill(start=args.start, end=args.end, options=options, config_file=args.config)
+    done = backfill(start=args.start, end=args.end, config_file=args.config, **parameters)
     what = "planned" if done["dry_run"] else "done"
     print(f"backfill {what}: {done['dates']} forecast dates in {len(done['chunks'])} chunks")
     for first, last in done["chunks"]:
@@ -399,6 +416,49 @@ def database_command(args: argparse.Namespace, settings: Any) -> int:
             roles.grant_read_only(engine, args.role)
             print(f"{where}: role {args.role} may SELECT the tables and views, nothing else")
             print(f"add a login: CREATE ROLE <name> LOGIN PASSWORD '...' IN ROLE {args.role};")
+    return 0
+
+
+def serve_command(args: argparse.Namespace, settings: Any) -> int:
+    """``forecast-pipeline serve``: uvicorn on :func:`pipeline_lib.api.app.create_app`, on
+    ``--host``/``--port`` (default ``[serve]``), until SIGINT or SIGTERM."""
+    import gc
+    import socket
+
+    import uvicorn
+
+    from pipeline_lib import paths
+    from pipeline_lib.api.app import create_app
+    from pipeline_lib.errors import PipelineError
+
+    given = {"host": args.host, "port": args.port}
+    update = {k: v for k, v in given.items() if v is not None}
+    settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=update)})
+    host, port = settings.serve.host, settings.serve.port
+    app = create_app(settings)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # bound here, so that a port in use is an error line, not uvicorn's exit; IPPROTO_TCP
+    # given, else asyncio leaves Nagle on for its connections (40 ms per keep-alive answer)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PipelineError(
+            f"serve: cannot listen on {host}:{port} ({exc.strerror or exc}); choose another "
+            "--port or [serve] port (PIPELINE_SERVE__PORT), or stop what uses it"
+        ) from exc
+    print(f"read API on {settings.serve.public_base} (OpenAPI docs at /docs)", flush=True)
+    print(f"  database: {app.state.reader.where}", flush=True)
+    print(f"  reports:  {paths.reports_dir(settings.data_dir)}", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
+    gc.collect()
+    gc.freeze()  # the imports' objects: a full collection no longer walks them (~100 ms)
+    with sock:
+        server.run(sockets=[sock])
+    if not server.started:
+        raise PipelineError("serve: the read API did not start (its log lines above say why)")
     return 0
 
 
