@@ -15,6 +15,7 @@ from prefect.artifacts import (
 )
 from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture, as_completed
+from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.ingest import ingest
@@ -22,12 +23,21 @@ from flows.parallel import dask_runner
 from flows.slot import exclusive
 from pipeline_lib.backfill import (
     BackfillOptions,
+    BackfillParameterError,
     BackfillPlan,
+    DaskAddress,
+    DryRun,
+    ParallelChunks,
+    Recompute,
+    RetrainEvery,
+    SeriesSubset,
+    TaskRunnerName,
     date_fingerprint,
     plan_backfill,
     scoped_settings,
 )
 from pipeline_lib.config import load_settings
+from tasks.artifacts import publish_backfill_summary
 from tasks.model import rebuild_features
 from tasks.publish import settle_model_statuses
 
@@ -72,7 +82,8 @@ def forecast_date(
         refresh_features=False,
     )
     keep = ("as_of", "model_version", "champion", "written", "drift_flags", "unforecast_series")
-    return {**{k: details[k] for k in keep}, "training": details["training"]["action"]}
+    links = {k: details.get(k) for k in ("run_url", "plot")}  # the date's run page and plot
+    return {**{k: details[k] for k in keep}, **links, "training": details["training"]["action"]}
 
 
 def chunk_runner(options: BackfillOptions) -> TaskRunner:
@@ -80,7 +91,7 @@ def chunk_runner(options: BackfillOptions) -> TaskRunner:
     with a process per chunk)."""
     if options.task_runner == "threads":
         return ThreadPoolTaskRunner(max_workers=options.parallel_chunks)
-    return dask_runner(options.dask_address, options.parallel_chunks)
+    return dask_runner(options.dask_address or None, options.parallel_chunks)
 
 
 def run_chunks(
@@ -108,7 +119,7 @@ def run_chunks(
                     "chunk_start": chunk.start,
                     "lineage_start": chunk.lineage_start,
                     "config_file": config_file,
-                    "series": options.series,
+                    "series": options.subset,
                 }
                 wait = [previous[i]] if i in previous else None
                 previous[i] = runner.submit(date_task, parameters, wait_for=wait)
@@ -127,28 +138,60 @@ def run_chunks(
     return [done[d] for d in sorted(done)]
 
 
-@flow(name="backfill", log_prints=True)
+@flow(name="backfill", flow_run_name="backfill-{start}-to-{end}", log_prints=True)
 def backfill(
     start: dt.date,
     end: dt.date,
-    options: BackfillOptions | None = None,
+    retrain_every_days: RetrainEvery = 0,
+    series: SeriesSubset = [],  # noqa: B006 (validated into a new list; never mutated)
+    dry_run: DryRun = False,
+    parallel_chunks: ParallelChunks = 2,
+    task_runner: TaskRunnerName = "threads",
+    dask_address: DaskAddress = "",
+    recompute: Recompute = False,
     config_file: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     """Replay the nightly for every forecast date of ``start``..``end``, safe to rerun.
 
     Ingests exactly the range, rebuilds the features once, then forecasts each date in chunks
     of ``retrain_every_days`` days run in parallel, each starting with a full training. Each
-    date sees only data dated on or before it, and only models trained through it.
+    date sees only data dated on or before it, and only models trained through it. A range or
+    series the run cannot use ends it at once, Failed, with the parameter named (the Run form
+    checks each field alone; how two fields relate can only be checked here).
 
     Args:
         start: The first forecast date.
-        end: The last forecast date (inclusive; not after today).
-        options: Retraining cadence, series subset, dry run, parallelism, task runner.
+        end: The last forecast date (inclusive; not before start, not after today).
+        retrain_every_days: Full retraining cadence inside the backfill, 0 to 366: the dates
+            are cut into chunks of this many days, each starting with a full training.
+            0: the settings' training.retrain_every_days.
+        series: Only these series ids (empty: every configured series). A subset trains its
+            own models; its champions never replace the nightly's.
+        dry_run: Only plan: check the range, list the chunks and dates, write nothing.
+        parallel_chunks: Chunks run at the same time (workers), 1 to 64.
+        task_runner: threads: a thread pool in the flow run's process (trainings take
+            turns). dask: prefect-dask's DaskTaskRunner, one process per chunk (pip install
+            'forecast-pipeline[dask]').
+        dask_address: Scheduler of an existing Dask cluster (tcp://host:8786); empty: a
+            local cluster started for the run.
+        recompute: Recompute every date, even those a former run of the same backfill
+            finished with the same data and settings (their cached results are skipped).
         config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
     """
-    options = options or BackfillOptions()
+    options = BackfillOptions(
+        retrain_every_days=retrain_every_days,
+        series=series,
+        dry_run=dry_run,
+        parallel_chunks=parallel_chunks,
+        task_runner=task_runner,
+        dask_address=dask_address,
+        recompute=recompute,
+    )
     settings = load_settings(config_file)
-    plan = plan_backfill(settings, start, end, options)
+    try:
+        plan = plan_backfill(settings, start, end, options)
+    except BackfillParameterError as exc:
+        return Failed(message=f"Invalid parameter {exc}")
     create_markdown_artifact(plan.markdown(), key="backfill-plan", description="chunks and dates")
     summary: dict[str, Any] = {
         "start": start.isoformat(),
@@ -159,10 +202,11 @@ def backfill(
     }
     if options.dry_run:
         return summary
-    scoped = scoped_settings(settings, options.series)
+    scoped = scoped_settings(settings, options.subset)
     with exclusive(settings, f"backfill {start} to {end}"):
-        ingest(as_of=end, config_file=config_file, start=start, series=options.series)
+        ingest(as_of=end, config_file=config_file, start=start, series=options.subset)
         rebuild_features(scoped, end)
         results = run_chunks(plan, options, config_file)
         settle_model_statuses(scoped)
+    publish_backfill_summary(settings, plan, results)
     return {**summary, "results": results, "cached": sum(r["cached"] for r in results)}

@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 from prefect import flow
+from prefect.utilities.urls import url_for
 
 from flows.parallel import baselines_apart
 from flows.runs import recorded_run
@@ -31,7 +32,7 @@ from tasks.model import (
 from tasks.publish import publish_results, write_run_report
 
 
-@flow(name="forecast", log_prints=True)
+@flow(name="forecast", flow_run_name="forecast-{as_of}", log_prints=True)
 def forecast_stage(
     as_of: dt.date,
     config_file: str | None = None,
@@ -81,6 +82,8 @@ def forecast_stage(
             as_of, decision, candidate, evaluation, written, drift, forecasts, settings.series_ids
         )
         run.details["plot"] = plot
+        # the run's page in the UI, with this date's artifacts (the URL Prefect itself logs)
+        run.details["run_url"] = url_for("flow-run", obj_id=run.id)
         run.details["report"] = write_run_report(settings, run.id, as_of, run.details)
         run.details[STATE] = night_state(settings, as_of, lineage_start)
     return run.details

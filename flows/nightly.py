@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from flows.forecast import forecast_stage
 from flows.ingest import ingest
@@ -14,7 +15,17 @@ from pipeline_lib.backfill import today_in
 from pipeline_lib.config import load_settings
 
 
-@flow(name="nightly", log_prints=True)
+def night_name() -> str:
+    """``nightly-<forecast date>`` (a scheduled run's date: today in the schedules' zone)."""
+    parameters = flow_run.parameters
+    as_of = parameters.get("as_of")
+    if as_of is None:
+        zone = load_settings(parameters.get("config_file")).orchestration.timezone
+        as_of = today_in(zone)
+    return f"nightly-{as_of}"
+
+
+@flow(name="nightly", flow_run_name=night_name, log_prints=True)
 def nightly(
     as_of: dt.date | None = None,
     config_file: str | None = None,

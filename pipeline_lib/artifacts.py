@@ -15,7 +15,6 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 HORIZONS = (1, 5, 14)  # shown in the forecast table, with the last horizon of each run
-MAX_DRIFT_ROWS = 200  # flagged drift rows listed; the rest are counted
 MAX_PANELS = 12  # series drawn in the forecast plot; the others are listed in the markdown
 NO_FLAG = "no flag"
 
@@ -91,7 +89,7 @@ def forecasts_markdown(
         "(models in horizon order).\n\n" + markdown_table(header, rows)
     )
     if plot_url:
-        text += f"\n\nPlot of recent actuals and the forecasts: `{plot_url}`"
+        text += f"\n\n[Plot of recent actuals and the forecasts (PNG)]({plot_url})"
         if plotted is not None:
             text += "\n\n" + _plotted_markdown(plotted)
     return text
@@ -164,29 +162,6 @@ def validation_markdown(
         lines += [f"{key} quarantined in {path}" for key, path in sorted(where.items())]
         text += "\n\n```text\n" + "\n".join(lines) + "\n```"
     return text
-
-
-def drift_markdown(drift: pd.DataFrame, max_rows: int = MAX_DRIFT_ROWS) -> str:
-    """The flagged rows of ``monitor.drift_metrics`` and a line that counts checks and flags."""
-    if drift.empty:
-        return "**Drift**: no drift metrics were computed: no drift flags."
-    flagged = drift.loc[drift["is_drift"].astype(bool)]
-    pairs = drift[[schema.SERIES_ID, "feature"]].drop_duplicates()
-    flagged_pairs = flagged[[schema.SERIES_ID, "feature"]].drop_duplicates()
-    when = ""
-    if "forecast_date" in drift:
-        when = " as of " + ", ".join(sorted({_day(d) for d in drift["forecast_date"]}))
-    head = f"**Drift{when}**: {len(drift)} metrics on {len(pairs)} series-feature pairs"
-    if flagged.empty:
-        return f"{head}: no drift flags."
-    head += f"; {len(flagged)} flagged, on {len(flagged_pairs)} pairs."
-    rows = [
-        [r.series_id, r.feature, r.metric, _number(r.value, ".4g"), _number(r.threshold, ".4g")]
-        for r in flagged.head(max_rows).itertuples()
-    ]
-    table = markdown_table(["series", "feature", "metric", "value", "threshold"], rows)
-    more = f"\n\n... and {len(flagged) - max_rows} more." if len(flagged) > max_rows else ""
-    return f"{head}\n\n{table}{more}"
 
 
 def decision_markdown(decision: TrainingDecision) -> str:
@@ -430,6 +405,8 @@ def save_plot(data_dir: str, run_id: str, as_of: dt.date, png: bytes) -> str:
     return url
 
 
-def link_for(url: str) -> str:
-    """A link to open ``url`` from a browser: a ``file://`` URI for a local path."""
-    return url if "://" in url else Path(url).resolve().as_uri()
+def plot_markdown(url: str, as_of: dt.date, caption: str) -> str:
+    """The plot shown in the run page itself: an image at ``url`` (where a browser reaches the
+    reports folder, see ``pipeline_lib.api.links.report_link``), its caption and a link."""
+    alt = f"forecast plot as of {as_of}"
+    return f"![{alt}]({url})\n\n{alt.capitalize()}: {caption}. [Open the PNG]({url})"

@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -29,55 +29,44 @@ from pipeline_lib.db import safe_url
 from pipeline_lib.features.calendar import calendar_days
 from pipeline_lib.features.stage import load_features
 
+# The backfill's options, typed once: the flow's flat parameters (the Prefect UI renders each
+# as a field of the Run form with its default and bounds, described in the flow's docstring,
+# and names the field whose value is out of range before a run is created) and
+# BackfillOptions share them.
+RetrainEvery = Annotated[int, Field(ge=0, le=366)]
+SeriesSubset = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field()]
+DryRun = bool
+ParallelChunks = Annotated[int, Field(ge=1, le=64)]
+TaskRunnerName = Literal["threads", "dask"]
+DaskAddress = Annotated[str, Field(pattern=r"^$|^[a-z]+://\S+$")]
+Recompute = bool
+
 
 class BackfillOptions(BaseModel):
-    """Options of a backfill (the Prefect UI renders them as a form)."""
+    """Options of a backfill: the backfill flow's parameters after the dates (described
+    there, ``flows/backfill.py``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    retrain_every_days: int | None = Field(
-        default=None,
-        ge=1,
-        le=366,
-        description="Full retraining cadence inside the backfill: the dates are cut into "
-        "chunks of this many days, each starting with a full training. Default: the "
-        "settings' training.retrain_every_days.",
-    )
-    series: list[str] | None = Field(
-        default=None,
-        description="Only these series ids (default: every configured series). A subset "
-        "trains its own models; its champions never replace the nightly's.",
-    )
-    dry_run: bool = Field(
-        default=False,
-        description="Only plan: check the range, list the chunks and dates, write nothing.",
-    )
-    parallel_chunks: int = Field(
-        default=2, ge=1, le=64, description="Chunks run at the same time (workers)."
-    )
-    task_runner: Literal["threads", "dask"] = Field(
-        default="threads",
-        description="threads: a thread pool in the flow run's process (trainings take turns). "
-        "dask: prefect-dask's DaskTaskRunner, one process per chunk (pip install "
-        "'forecast-pipeline[dask]').",
-    )
-    dask_address: str | None = Field(
-        default=None,
-        description="Scheduler of an existing Dask cluster (tcp://host:8786); default: a "
-        "local cluster started for the run.",
-    )
-    recompute: bool = Field(
-        default=False,
-        description="Recompute every date, even those a former run of the same backfill "
-        "finished with the same data and settings (their cached results are skipped).",
-    )
+    retrain_every_days: RetrainEvery = 0
+    series: SeriesSubset = []
+    dry_run: DryRun = False
+    parallel_chunks: ParallelChunks = 2
+    task_runner: TaskRunnerName = "threads"
+    dask_address: DaskAddress = ""
+    recompute: Recompute = False
 
     @field_validator("series")
     @classmethod
-    def _distinct(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and (not v or len(set(v)) != len(v)):
-            raise ValueError(f"series must be a non-empty list of distinct ids, got {v}")
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"series must be distinct ids, got {v}")
         return v
+
+    @property
+    def subset(self) -> list[str] | None:
+        """The series subset, None for every configured series."""
+        return list(self.series) or None
 
 
 @dataclass(frozen=True)
@@ -135,16 +124,28 @@ def today_in(timezone: str) -> dt.date:
     return dt.datetime.now(ZoneInfo(timezone)).date()
 
 
+class BackfillParameterError(ValueError):
+    """A backfill parameter the run cannot use; ``parameter`` names it (as on the Run form)."""
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        super().__init__(f"{parameter}: {problem}")
+        self.parameter = parameter
+
+
 def check_range(start: dt.date, end: dt.date, today: dt.date, first: dt.date) -> None:
     """Refuse a range a backfill cannot run on, naming the bad bound."""
     if start > end:
-        raise ValueError(f"backfill start {start} is after its end {end}")
+        raise BackfillParameterError(
+            "end", f"{end} is before start {start}: the backfill start is after its end"
+        )
     if end > today:
-        raise ValueError(
-            f"backfill end {end} is in the future (today is {today}): no data exists for it yet"
+        raise BackfillParameterError(
+            "end", f"{end} is in the future (today is {today}): no data exists for it yet"
         )
     if start < first:
-        raise ValueError(f"backfill start {start} is before the first date ingested ({first})")
+        raise BackfillParameterError(
+            "start", f"{start} is before the first date ingested ({first})"
+        )
 
 
 def lineage_of(series: list[str]) -> str:
@@ -159,8 +160,8 @@ def scoped_settings(settings: Settings, series: list[str] | None) -> Settings:
         return settings
     unknown = sorted(set(series) - set(settings.series_ids))
     if unknown:
-        raise ValueError(
-            f"unknown series {unknown}: the configured series are {settings.series_ids}"
+        raise BackfillParameterError(
+            "series", f"unknown series {unknown}: the configured series are {settings.series_ids}"
         )
     kept = [s for s in settings.series if s.id in series]
     return settings.model_copy(update={"series": kept, "lineage": lineage_of(series)})
@@ -201,7 +202,7 @@ def plan_backfill(
     """Check the range and the options against ``settings`` and cut the dates into chunks."""
     today = today or today_in(settings.orchestration.timezone)
     check_range(start, end, today, settings.start_date)
-    scoped = scoped_settings(settings, options.series)
+    scoped = scoped_settings(settings, options.subset)
     every = options.retrain_every_days or settings.training.retrain_every_days
     return BackfillPlan(
         start=start,

@@ -1,5 +1,6 @@
 """Run artifacts in Prefect: forecasts, the training decision, backtest and drift as markdown,
-the forecast plot as a link to its file in the data folder, and the validation summary.
+the forecast plot as an image shown in the run page (served from the reports folder, see
+``pipeline_lib.api.links.report_link``), the validation summary, and a backfill's summary.
 
 Keys are fixed (lowercase letters, digits and dashes, as Prefect requires), so each key's
 history in the UI is one artifact per run; every artifact is also attached to its flow run.
@@ -9,15 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pipeline_lib import artifacts
+from pipeline_lib.api.links import report_link
+from pipeline_lib.backfill import BackfillPlan
+from pipeline_lib.backfill_summary import backfill_summary_markdown
 from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
+from pipeline_lib.drift_summary import drift_markdown
 from pipeline_lib.retrain import TrainingDecision
 from pipeline_lib.validation.report import ValidationReport
 
@@ -27,6 +33,7 @@ DRIFT_KEY = "drift-flags"
 DECISION_KEY = "training-decision"
 PLOT_KEY = "forecast-plot"
 VALIDATION_KEY = "validation-summary"
+BACKFILL_SUMMARY_KEY = "backfill-summary"
 
 
 @task(name="publish-forecast-artifacts", cache_policy=NO_CACHE)
@@ -48,15 +55,16 @@ def publish_forecast_artifacts(
         plotted = artifacts.select_plot(forecasts, drift, decision)
         png = artifacts.plot_forecasts(features, forecasts, as_of, series=plotted.shown)
         plot = artifacts.save_plot(settings.data_dir, run_id, as_of, png)
-        create_link_artifact(
-            link=artifacts.link_for(plot),
-            link_text=f"forecast plot as of {as_of} (PNG)",
+        url = report_link(settings, plot)
+        create_markdown_artifact(
+            markdown=artifacts.plot_markdown(url, as_of, plotted.caption()),
             key=PLOT_KEY,
-            description=f"Recent actuals, forecasts and their interval as of {as_of}: "
-            f"{plotted.caption()}",
+            description=f"Recent actuals, forecasts and their interval as of {as_of}",
         )
     create_markdown_artifact(
-        markdown=artifacts.forecasts_markdown(forecasts, plot_url=plot, plotted=plotted),
+        markdown=artifacts.forecasts_markdown(
+            forecasts, plot_url=report_link(settings, plot) if plot else None, plotted=plotted
+        ),
         key=FORECASTS_KEY,
         description=f"Forecasts as of {as_of}",
     )
@@ -71,7 +79,7 @@ def publish_forecast_artifacts(
         description=f"Backtest and champion selection as of {as_of}",
     )
     create_markdown_artifact(
-        markdown=artifacts.drift_markdown(drift),
+        markdown=drift_markdown(drift),
         key=DRIFT_KEY,
         description=f"Drift flags as of {as_of}",
     )
@@ -90,4 +98,21 @@ def publish_validation_artifact(
         markdown=artifacts.validation_markdown(reports, quarantine_paths),
         key=VALIDATION_KEY,
         description=f"Validation of the batches as of {as_of}",
+    )
+
+
+@task(name="publish-backfill-summary", cache_policy=NO_CACHE)
+def publish_backfill_summary(
+    settings: Settings, plan: BackfillPlan, results: Sequence[Mapping[str, Any]]
+) -> None:
+    """The backfill run's summary: every date, linked to its run (its forecasts) and plot."""
+    create_markdown_artifact(
+        markdown=backfill_summary_markdown(
+            plan.start.isoformat(),
+            plan.end.isoformat(),
+            results,
+            lambda path: report_link(settings, path),
+        ),
+        key=BACKFILL_SUMMARY_KEY,
+        description=f"Backfill {plan.start} to {plan.end}: each date's run and plot",
     )

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import create_engine
 
 from flows.backfill import backfill
-from pipeline_lib.backfill import BackfillOptions
 from tests.e2e.conftest import write_config
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +37,7 @@ def test_parallel_chunks_match_and_reruns_are_cached(prefect_api: None, tmp_path
     dask_cfg = write_config(tmp_path / "dask.toml", dask_dir)
     options = {"retrain_every_days": 2, "parallel_chunks": 2}
 
-    done = backfill(START, END, BackfillOptions(**options), str(threads_cfg))
+    done = backfill(START, END, **options, config_file=str(threads_cfg))
     assert done["chunks"] == [["2015-07-06", "2015-07-07"], ["2015-07-08", "2015-07-09"]]
     assert [r["as_of"] for r in done["results"]] == [
         (START + dt.timedelta(days=i)).isoformat() for i in range(4)
@@ -52,10 +51,8 @@ def test_parallel_chunks_match_and_reruns_are_cached(prefect_api: None, tmp_path
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
-        on_dask = BackfillOptions(
-            **options, task_runner="dask", dask_address=cluster.scheduler_address
-        )
-        backfill(START, END, on_dask, str(dask_cfg))
+        on_dask = {**options, "task_runner": "dask", "dask_address": cluster.scheduler_address}
+        backfill(START, END, **on_dask, config_file=str(dask_cfg))
 
     threads, dask = _forecasts(threads_dir), _forecasts(dask_dir)
     assert not threads.duplicated(KEY).any() and len(threads) == 4 * 4 * 7
@@ -68,13 +65,13 @@ def test_parallel_chunks_match_and_reruns_are_cached(prefect_api: None, tmp_path
 
     # a rerun with the same data and settings skips every date: the results are cached
     written = _table(threads_dir, "forecasts")["created_at"]
-    again = backfill(START, END, BackfillOptions(**options), str(threads_cfg))
+    again = backfill(START, END, **options, config_file=str(threads_cfg))
     assert again["cached"] == 4
     assert [r["model_version"] for r in again["results"]] == [
         r["model_version"] for r in done["results"]
     ]
     assert (_table(threads_dir, "forecasts")["created_at"] == written).all()  # not rewritten
     # ... unless asked to recompute: the same rows again
-    forced = backfill(START, START, BackfillOptions(**options, recompute=True), str(threads_cfg))
+    forced = backfill(START, START, **options, recompute=True, config_file=str(threads_cfg))
     assert forced["cached"] == 0
     pd.testing.assert_frame_equal(_forecasts(threads_dir), threads)

@@ -45,7 +45,7 @@ def test_cli_nightly_prints_table_and_paths(
 
 def test_cli_rejects_a_reversed_range(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.toml", tmp_path / "data")
-    with pytest.raises(SystemExit, match="after --end"):
+    with pytest.raises(SystemExit, match="--end 2015-01-01 is before start 2015-02-01"):
         main(["backfill", "--start", "2015-02-01", "--end", "2015-01-01", "--config", str(cfg)])
 
 
@@ -64,4 +64,4 @@ def test_cli_backfill_dry_run_plans_and_writes_nothing(
     with pytest.raises(SystemExit, match="unknown series"):
         main([*args, "--dry-run", "--series", "GOLD"])
     with pytest.raises(SystemExit, match="retrain_every_days"):
-        main([*args, "--dry-run", "--retrain-every-days", "0"])
+        main([*args, "--dry-run", "--retrain-every-days", "-1"])

@@ -116,7 +116,8 @@ def _diagnose(server: PrefectServer, client: Any, run_id: UUID) -> str:
 
 
 def _logs(client: Any, run_id: UUID) -> list[str]:
-    """The messages of a flow run (its own and its tasks' logs), oldest first."""
+    """The logger names and messages of a flow run (its own and its tasks' logs), oldest
+    first."""
     found: list[Any] = []
     while True:
         page = client.read_logs(
@@ -127,7 +128,7 @@ def _logs(client: Any, run_id: UUID) -> list[str]:
         )
         found += page
         if len(page) < 200:
-            return [f"{log.timestamp.isoformat()} {log.message}" for log in found]
+            return [f"{log.timestamp.isoformat()} {log.name} {log.message}" for log in found]
 
 
 def _finished(server: PrefectServer, client: Any, run_id: UUID) -> Any:
@@ -155,7 +156,8 @@ def _backfill(client: Any, deployment_id: UUID, start: str, end: str) -> Any:
         parameters={
             "start": start,
             "end": end,
-            "options": {"retrain_every_days": 2, "parallel_chunks": 2},
+            "retrain_every_days": 2,
+            "parallel_chunks": 2,
         },
     )
 
@@ -274,7 +276,9 @@ def test_backfills_on_a_prefect_server_with_a_process_worker(
         schema = backfill.parameter_openapi_schema
         assert schema["required"] == ["start", "end"]
         assert schema["properties"]["start"]["format"] == "date"
-        assert "BackfillOptions" in schema["definitions"]
+        # flat options, each a field of the form with its default and bounds
+        chunks = schema["properties"]["parallel_chunks"]
+        assert (chunks["default"], chunks["minimum"], chunks["maximum"]) == (2, 1, 64)
         crons = {
             name: [(s.schedule.cron, s.schedule.timezone) for s in deployments[name].schedules]
             for name in ("nightly/nightly", "nightly/retrain")
@@ -286,7 +290,7 @@ def test_backfills_on_a_prefect_server_with_a_process_worker(
         assert deployments["nightly/retrain"].parameters == {"retrain": True}
         # the server checks a run's parameters against the form's schema, as for the UI
         assert backfill.enforce_parameter_schema
-        bad = {"start": "2015-07-01", "end": "2015-07-03", "options": {"parallel_chunks": 0}}
+        bad = {"start": "2015-07-01", "end": "2015-07-03", "parallel_chunks": 0}
         with pytest.raises(PrefectHTTPStatusError) as refused:
             client.create_flow_run_from_deployment(backfill.id, parameters=bad)
         assert refused.value.response.status_code == 409, refused.value
@@ -323,6 +327,8 @@ def test_backfills_on_a_prefect_server_with_a_process_worker(
         assert len(_slot_waits(first_logs)) == 1, first_logs
         freed = "which is no longer running (no run holds the writer lease): freed"
         assert any(freed in x for x in first_logs), first_logs
+        # pipeline_lib's own log records reach the run's logs, not only the worker's terminal
+        assert any(" pipeline_lib." in x for x in first_logs), first_logs
 
         tables = _tables(pg_url)
         stages = _stage_runs(tables["pipeline_runs"], first.id, first_dates)
@@ -331,7 +337,11 @@ def test_backfills_on_a_prefect_server_with_a_process_worker(
 
         artifacts = _artifacts(client, [str(first.id), *stages["run_id"]])
         mine = artifacts.pop(str(first.id))
-        assert {"backfill-plan", "backfill-progress"} <= set(mine), set(mine)
+        assert {"backfill-plan", "backfill-progress", "backfill-summary"} <= set(mine), set(mine)
+        # the summary links every date's run, by the run's name (the date) and its page
+        summary = mine["backfill-summary"].data
+        for day, run_id in owners.items():
+            assert f"[forecast-{day}](" in summary and f"/runs/flow-run/{run_id})" in summary
         assert mine["backfill-progress"].type == "progress"
         assert float(mine["backfill-progress"].data) == 100.0
         plan = mine["backfill-plan"]

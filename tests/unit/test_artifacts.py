@@ -75,7 +75,8 @@ def test_markdown_table_escapes_pipes_and_newlines() -> None:
 
 def test_forecasts_markdown_has_a_row_per_series(forecasts: pd.DataFrame) -> None:
     before = forecasts.copy()
-    text = artifacts.forecasts_markdown(forecasts, plot_url="data/reports/plots/x.png")
+    url = "http://127.0.0.1:8000/reports/plots/x.png"
+    text = artifacts.forecasts_markdown(forecasts, plot_url=url)
     # the horizons asked for that exist (1) and the last one (3); 2 is left out
     header = text.splitlines()[2]
     assert "h=1 (2021-01-01)" in header and "h=3 (2021-01-05)" in header and "h=2" not in header
@@ -85,7 +86,7 @@ def test_forecasts_markdown_has_a_row_per_series(forecasts: pd.DataFrame) -> Non
     assert _row(text, "B") == (
         "| B | lstm | v1 | 2,001.00 [1,996.00, 2,006.00] | 2,003.00 [1,988.00, 2,018.00] |"
     )
-    assert "as of 2020-12-31" in text and "`data/reports/plots/x.png`" in text
+    assert "as of 2020-12-31" in text and f"forecasts (PNG)]({url})" in text
     pd.testing.assert_frame_equal(forecasts, before)
 
 
@@ -168,29 +169,6 @@ def _drift(flags: dict[tuple[str, str], bool]) -> pd.DataFrame:
         ]
     columns = ["series_id", "feature", "metric", "value", "threshold", "is_drift"]
     return pd.DataFrame(rows, columns=columns).assign(forecast_date=AS_OF)
-
-
-def test_drift_markdown_lists_the_flagged_rows() -> None:
-    drift = _drift({("A", "y"): True, ("A", "log_return"): False, ("B", "y"): False})
-    text = artifacts.drift_markdown(drift)
-    assert "as of 2020-12-31" in text
-    assert "9 metrics on 3 series-feature pairs; 1 flagged, on 1 pairs." in text
-    assert _row(text, "A") == "| A | y | psi | 0.35 | 0.2 |"
-    assert text.count("\n| A |") == 1 and "| B |" not in text
-    assert "no drift flags" not in text
-
-
-def test_drift_markdown_without_flags() -> None:
-    text = artifacts.drift_markdown(_drift({("A", "y"): False}))
-    assert "3 metrics on 1 series-feature pairs: no drift flags." in text
-    assert "|" not in text
-    assert "no drift flags" in artifacts.drift_markdown(_drift({}))
-
-
-def test_drift_markdown_caps_the_rows() -> None:
-    drift = _drift({("A", f"f{i}"): True for i in range(5)})
-    text = artifacts.drift_markdown(drift, max_rows=2)
-    assert text.count("| A |") == 2 and "... and 3 more." in text
 
 
 @pytest.fixture
@@ -304,7 +282,13 @@ def test_save_plot_writes_a_readable_png_under_the_data_dir(
     image = imread(path)
     assert image.shape[0] > 100 and image.shape[1] > 100  # pixels: it decodes
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
-    assert artifacts.link_for(url) == path.resolve().as_uri()
+
+
+def test_plot_markdown_shows_the_image_in_the_page() -> None:
+    url = "http://127.0.0.1:8000/reports/plots/2020-12-31/forecast-r1.png"
+    text = artifacts.plot_markdown(url, AS_OF, "all 3 series")
+    assert text.startswith(f"![forecast plot as of 2020-12-31]({url})\n")
+    assert text.endswith(f"Forecast plot as of 2020-12-31: all 3 series. [Open the PNG]({url})")
 
 
 def test_save_plot_on_an_fsspec_url() -> None:
@@ -312,7 +296,6 @@ def test_save_plot_on_an_fsspec_url() -> None:
     assert url == "memory://artifacts-test/reports/plots/2020-12-31/forecast-r2.png"
     with fsspec.open(url, "rb") as f:
         assert f.read() == PNG_SIGNATURE + b"x"
-    assert artifacts.link_for(url) == url
 
 
 def _night_forecasts(n_series: int) -> pd.DataFrame:

@@ -27,11 +27,11 @@ def _plan(start: str, end: str, **options: object):
 
 
 def test_range_is_checked_with_the_bad_bound_named() -> None:
-    with pytest.raises(ValueError, match="start 2015-02-02 is after its end 2015-02-01"):
+    with pytest.raises(ValueError, match="end: 2015-02-01 is before start 2015-02-02"):
         _plan("2015-02-02", "2015-02-01")
-    with pytest.raises(ValueError, match="end 2016-01-01 is in the future"):
+    with pytest.raises(ValueError, match="end: 2016-01-01 is in the future"):
         _plan("2015-12-30", "2016-01-01")
-    with pytest.raises(ValueError, match="before the first date ingested"):
+    with pytest.raises(ValueError, match="start: .* before the first date ingested"):
         _plan("2011-12-31", "2012-01-05")
     assert _plan("2015-12-31", "2015-12-31").dates == [TODAY]  # one day, today: fine
 
@@ -78,7 +78,13 @@ def test_forecast_dates_follow_each_series_calendar() -> None:
 
 def test_options_are_validated() -> None:
     with pytest.raises(ValidationError, match="retrain_every_days"):
-        BackfillOptions(retrain_every_days=0)
+        BackfillOptions(retrain_every_days=-1)
+    assert BackfillOptions(retrain_every_days=0).retrain_every_days == 0  # the settings'
+    with pytest.raises(ValidationError, match="parallel_chunks"):
+        BackfillOptions(parallel_chunks=65)
+    with pytest.raises(ValidationError, match="dask_address"):
+        BackfillOptions(dask_address="localhost 8786")
+    assert BackfillOptions().subset is None and BackfillOptions(series=["A"]).subset == ["A"]
     with pytest.raises(ValidationError, match="distinct"):
         BackfillOptions(series=["SP500", "SP500"])
     with pytest.raises(ValidationError, match="task_runner"):
@@ -95,7 +101,7 @@ def test_series_subset_gets_its_own_lineage() -> None:
     assert subset.series_ids == ["MSFT", "WTI"]  # configured order
     assert subset.lineage == lineage_of(["MSFT", "WTI"]) == lineage_of(["WTI", "MSFT"])
     assert subset.lineage.startswith("subset-") and settings.lineage == ""
-    with pytest.raises(ValueError, match=r"unknown series \['GOLD'\]"):
+    with pytest.raises(ValueError, match=r"series: unknown series \['GOLD'\]"):
         scoped_settings(settings, ["GOLD", "WTI"])
     plan = _plan("2015-07-01", "2015-07-02", series=["WTI"])
     assert plan.series == ("WTI",) and plan.lineage == lineage_of(["WTI"])

@@ -14,6 +14,7 @@ from prefect import Flow
 from flows.backfill import backfill
 from flows.cli import build_parser
 from flows.nightly import nightly
+from pipeline_lib.backfill import BackfillOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,13 +26,17 @@ def test_flows_have_typed_documented_parameters() -> None:
     assert {"format": "date", "type": "string"} in props["as_of"]["anyOf"]
     assert all(p.get("description") for p in props.values())
     assert backfill.parameters.required == ["start", "end"]
-    # the UI renders the options as a form: every field typed, with a description and default
-    options = backfill.parameters.definitions["BackfillOptions"]["properties"]
-    assert {"retrain_every_days", "series", "dry_run", "parallel_chunks", "task_runner"} <= set(
-        options
-    )
-    assert all(p.get("description") and "default" in p for p in options.values())
+    # the UI renders the options flat, as fields of the Run form: every one typed, with a
+    # description, a default (never None) and its bounds, the same as BackfillOptions'
+    params = backfill.parameters.properties
+    options = {k: v for k, v in params.items() if k not in ("start", "end", "config_file")}
+    assert set(options) == set(BackfillOptions.model_fields)
+    assert all(p.get("description") and p.get("default") is not None for p in options.values())
+    defaults = {k: f.default for k, f in BackfillOptions.model_fields.items()}
+    assert {k: p["default"] for k, p in options.items()} == defaults
     assert options["task_runner"]["enum"] == ["threads", "dask"]
+    assert (options["parallel_chunks"]["minimum"], options["parallel_chunks"]["maximum"]) == (1, 64)
+    assert options["series"]["type"] == "array" and "anyOf" not in options["series"]
 
 
 def test_deployments_point_at_flows() -> None:
