@@ -307,7 +307,7 @@ def run_command(args: argparse.Namespace, settings: Any) -> int:
 
     as_of = DEMO_CASES[args.case][1] if args.command == "demo" else args.as_of
     summary = nightly(as_of=as_of, config_file=args.config, retrain=getattr(args, "retrain", False))
-    print_summary(settings, summary)
+    print_summary(settings, summary, args.config)
     return 0
 
 
@@ -462,7 +462,7 @@ def serve_command(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def print_summary(settings: Any, summary: dict[str, Any]) -> None:
+def print_summary(settings: Any, summary: dict[str, Any], config: str | None = None) -> None:
     """A short table of the forecasts written, and where everything is."""
     from pipeline_lib import paths
     from pipeline_lib.report import forecast_table, selection_lines
@@ -499,6 +499,15 @@ def print_summary(settings: Any, summary: dict[str, Any]) -> None:
         ("run report", summary["report"]),
     ]:
         print(f"{name + ':':<17} {url}")
+    if summary.get("plot"):
+        from pipeline_lib.api.links import report_link, series_link
+
+        print(f"{'forecast plot:':<17} {summary['plot']}")
+        print(
+            f"{'read API:':<17} forecast-pipeline serve{' --config ' + config if config else ''}"
+            f", then open {series_link(settings, settings.series_ids[0]).rsplit('/', 1)[0]} "
+            f"or {report_link(settings, summary['plot'])}"
+        )
 
 
 if __name__ == "__main__":
