@@ -149,7 +149,7 @@ def backfill(
     task_runner: TaskRunnerName = "threads",
     dask_address: DaskAddress = "",
     recompute: Recompute = False,
-    config_file: str | None = None,
+    config_file: str = "",
 ) -> dict[str, Any] | State:
     """Replay the nightly for every forecast date of ``start``..``end``, safe to rerun.
 
@@ -176,8 +176,10 @@ def backfill(
             local cluster started for the run.
         recompute: Recompute every date, even those a former run of the same backfill
             finished with the same data and settings (their cached results are skipped).
-        config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
+        config_file: A TOML settings file; empty: PIPELINE_* variables (PIPELINE_CONFIG) and
+            defaults.
     """
+    config = config_file or None
     options = BackfillOptions(
         retrain_every_days=retrain_every_days,
         series=series,
@@ -187,7 +189,7 @@ def backfill(
         dask_address=dask_address,
         recompute=recompute,
     )
-    settings = load_settings(config_file)
+    settings = load_settings(config)
     try:
         plan = plan_backfill(settings, start, end, options)
     except BackfillParameterError as exc:
@@ -204,9 +206,9 @@ def backfill(
         return summary
     scoped = scoped_settings(settings, options.subset)
     with exclusive(settings, f"backfill {start} to {end}"):
-        ingest(as_of=end, config_file=config_file, start=start, series=options.subset)
+        ingest(as_of=end, config_file=config, start=start, series=options.subset)
         rebuild_features(scoped, end)
-        results = run_chunks(plan, options, config_file)
+        results = run_chunks(plan, options, config)
         settle_model_statuses(scoped)
     publish_backfill_summary(settings, plan, results)
     return {**summary, "results": results, "cached": sum(r["cached"] for r in results)}

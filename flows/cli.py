@@ -377,7 +377,7 @@ def backfill_command(args: argparse.Namespace) -> int:
         sys.exit(f"{flag} {str(exc).removeprefix(exc.parameter + ': ')}")
     except ValueError as exc:
         sys.exit(str(exc))
-    done = backfill(start=args.start, end=args.end, config_file=args.config, **parameters)
+    done = backfill(start=args.start, end=args.end, config_file=args.config or "", **parameters)
     what = "planned" if done["dry_run"] else "done"
     print(f"backfill {what}: {done['dates']} forecast dates in {len(done['chunks'])} chunks")
     for first, last in done["chunks"]:
