@@ -185,6 +185,7 @@ class PrefectServer:
     logs: Path
     database_url: str | None = None  # the server's own database; default SQLite in home
     server_env: Mapping[str, str] = field(default_factory=dict)
+    ui: bool = False  # serve the UI too (its pages call this server's API)
     port: int = 0
     server: Service | None = None
     workers: list[Service] = field(default_factory=list)
@@ -192,6 +193,10 @@ class PrefectServer:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment of a client of this server (CLI, worker): its API and home folder."""
@@ -207,7 +212,9 @@ class PrefectServer:
             PREFECT_SERVER_DATABASE_CONNECTION_URL=self.database_url
             or f"sqlite+aiosqlite:///{self.home}/prefect.db",
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            PREFECT_SERVER_UI_ENABLED="false",
+            PREFECT_SERVER_UI_ENABLED="true" if self.ui else "false",
+            # the UI's pages call the API here (by default port 4200, not this server's)
+            **({"PREFECT_SERVER_UI_API_URL": self.api_url} if self.ui else {}),
             **self.server_env,
         )
         argv = [sys.executable, "-m", "prefect", "server", "start"]
