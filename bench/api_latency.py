@@ -45,6 +45,9 @@ import pandas as pd
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sql_write  # noqa: E402  (bench/sql_write.py: the same synthetic forecasts)
+
 from pipeline_lib import db
 from pipeline_lib.api import queries
 
@@ -53,25 +56,10 @@ RANGE_DAYS = 30
 
 
 def forecast_rows(n_series: int, n_days: int, horizons: int, seed: int = 0) -> pd.DataFrame:
-    """Forecasts as the pipeline makes them: every series, forecast date and horizon."""
-    rng = np.random.default_rng(seed)
-    days = pd.bdate_range("2020-01-01", periods=n_days)
-    series = np.array([f"S{i:03d}" for i in range(n_series)])
-    s, d, h = (a.ravel() for a in np.meshgrid(series, days, np.arange(1, horizons + 1)))
-    yhat = 100 + rng.standard_normal(len(s)).cumsum() * 0.01
-    return pd.DataFrame(
-        {
-            "series_id": s,
-            "forecast_date": d,
-            "target_date": d + pd.to_timedelta(h, unit="D"),
-            "horizon": h,
-            "yhat": yhat,
-            "yhat_lower": yhat - 1.5,
-            "yhat_upper": yhat + 1.5,
-            "model": np.where(h == 1, "lstm", "linear"),
-            "model_version": "bench-v1",
-        }
-    )
+    """Forecasts as the pipeline makes them (``bench/sql_write.py``'s), with the models a
+    per-bucket choice publishes: the LSTM at h=1, the linear model after."""
+    rows = sql_write.forecast_rows(n_series, n_days, horizons, seed)
+    return rows.assign(model=np.where(rows["horizon"] == 1, "lstm", "linear"))
 
 
 def actual_rows(n_series: int, n_days: int) -> pd.DataFrame:
