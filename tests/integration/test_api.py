@@ -392,10 +392,11 @@ def test_bad_parameters_name_the_parameter(api: Served) -> None:
         assert words in found["detail"], (path, found["detail"])
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("api", ["postgresql-bi"], indirect=True)
 def test_the_bi_login_is_who_reads(api: Served) -> None:
     """The server runs as the BI login (PIPELINE_SERVE__DATABASE_URL), which can only SELECT."""
-    if api.kind != "postgresql-bi":
-        pytest.skip("PostgreSQL as the BI role only")
+    assert api.kind == "postgresql-bi"
     assert get(api, "/forecasts/latest?series=DE").status_code == 200
     admin = create_engine(api.settings.db_url)
     try:
