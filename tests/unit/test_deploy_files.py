@@ -177,6 +177,23 @@ def test_worker_is_built_from_the_dockerfile_and_points_at_the_services(
     assert data_dir in mounts and mounts[data_dir] in compose["volumes"]
 
 
+def test_the_read_api_serves_the_worker_s_data_read_only(compose: dict[str, Any]) -> None:
+    api, worker = compose["services"]["api"], compose["services"]["worker"]
+    assert api["image"] == worker["image"]  # the worker's build
+    assert api["command"][:2] == ["forecast-pipeline", "serve"]
+    assert any(str(p).endswith(":8000:8000") for p in api["ports"])
+    assert "localhost:8000/health" in " ".join(api["healthcheck"]["test"])
+    env, worker_env = environment(api), environment(worker)
+    assert env["PIPELINE_DATA_DIR"] == worker_env["PIPELINE_DATA_DIR"]
+    assert env["PIPELINE_DATABASE_URL"] == worker_env["PIPELINE_DATABASE_URL"]
+    assert [v for v in api["volumes"] if v.endswith(":ro")] == [
+        f"pipeline-data:{env['PIPELINE_DATA_DIR']}:ro"
+    ]
+    # the artifacts' plots link to the reports folder as the api service publishes it
+    reports = interpolate(worker_env["PIPELINE_SERVE__REPORTS_URL"] or "")
+    assert reports == interpolate(env["PIPELINE_SERVE__PUBLIC_URL"] or "") + "/reports"
+
+
 def test_worker_command_prepares_deploys_then_polls(compose: dict[str, Any]) -> None:
     command = compose["services"]["worker"]["command"]
     assert "deploy/worker-entrypoint.sh" in command
