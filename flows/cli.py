@@ -306,7 +306,8 @@ def run_command(args: argparse.Namespace, settings: Any) -> int:
     from flows.nightly import nightly
 
     as_of = DEMO_CASES[args.case][1] if args.command == "demo" else args.as_of
-    summary = nightly(as_of=as_of, config_file=args.config, retrain=getattr(args, "retrain", False))
+    retrain = getattr(args, "retrain", False)
+    summary = nightly(as_of=as_of, config_file=args.config or "", retrain=retrain)
     print_summary(settings, summary, args.config)
     return 0
 

@@ -20,7 +20,7 @@ def night_name() -> str:
     parameters = flow_run.parameters
     as_of = parameters.get("as_of")
     if as_of is None:
-        zone = load_settings(parameters.get("config_file")).orchestration.timezone
+        zone = load_settings(parameters.get("config_file") or None).orchestration.timezone
         as_of = today_in(zone)
     return f"nightly-{as_of}"
 
@@ -28,7 +28,7 @@ def night_name() -> str:
 @flow(name="nightly", flow_run_name=night_name, log_prints=True)
 def nightly(
     as_of: dt.date | None = None,
-    config_file: str | None = None,
+    config_file: str = "",
     retrain: bool = False,
 ) -> dict[str, Any]:
     """Ingest, validate, store, features, train or fine-tune, forecast, drift, SQL.
@@ -36,14 +36,16 @@ def nightly(
     Args:
         as_of: The forecast date; only data dated on or before it is used. Default: today in
             the schedules' time zone (``orchestration.timezone``).
-        config_file: A TOML settings file; otherwise PIPELINE_* variables and defaults.
+        config_file: A TOML settings file; empty: PIPELINE_* variables (PIPELINE_CONFIG) and
+            defaults.
         retrain: Force a full retraining instead of fine-tuning the current model.
     """
-    settings = load_settings(config_file)
+    config = config_file or None
+    settings = load_settings(config)
     as_of = as_of or today_in(settings.orchestration.timezone)
     with exclusive(settings, f"nightly {as_of}"):
-        ingested = ingest(as_of=as_of, config_file=config_file)
-        summary = forecast_stage(as_of=as_of, config_file=config_file, retrain=retrain)
+        ingested = ingest(as_of=as_of, config_file=config)
+        summary = forecast_stage(as_of=as_of, config_file=config, retrain=retrain)
     return {
         **summary,
         "ingested_rows": ingested["rows"],

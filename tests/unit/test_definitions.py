@@ -23,7 +23,8 @@ def test_flows_have_typed_documented_parameters() -> None:
     assert isinstance(nightly, Flow) and isinstance(backfill, Flow)
     props = nightly.parameters.properties
     assert set(props) == {"as_of", "config_file", "retrain"}
-    assert {"format": "date", "type": "string"} in props["as_of"]["anyOf"]
+    assert {"format": "date", "type": "string"} in props["as_of"]["anyOf"]  # None: today
+    assert props["config_file"] == {**props["config_file"], "type": "string", "default": ""}
     assert all(p.get("description") for p in props.values())
     assert backfill.parameters.required == ["start", "end"]
     # the UI renders the options flat, as fields of the Run form: every one typed, with a
