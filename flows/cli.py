@@ -375,7 +375,7 @@ def backfill_command(args: argparse.Namespace) -> int:
         sys.exit(f"bad backfill options: {exc}")
     except BackfillParameterError as exc:
         flag = {"start": "--start", "end": "--end", "series": "--series"}[exc.parameter]
-        sys.exit(f"{flag} {str(exc).removeprefix(exc.parameter + ': ')}")
+        sys.exit(f"{flag} {exc.problem}")
     except ValueError as exc:
         sys.exit(str(exc))
     done = backfill(start=args.start, end=args.end, config_file=args.config or "", **parameters)
@@ -501,12 +501,12 @@ def print_summary(settings: Any, summary: dict[str, Any], config: str | None = N
     ]:
         print(f"{name + ':':<17} {url}")
     if summary.get("plot"):
-        from pipeline_lib.api.links import report_link, series_link
+        from pipeline_lib.api.links import report_link
 
         print(f"{'forecast plot:':<17} {summary['plot']}")
         print(
             f"{'read API:':<17} forecast-pipeline serve{' --config ' + config if config else ''}"
-            f", then open {series_link(settings, settings.series_ids[0]).rsplit('/', 1)[0]} "
+            f", then open {settings.serve.public_base}/series "
             f"or {report_link(settings, summary['plot'])}"
         )
 

@@ -129,7 +129,7 @@ class BackfillParameterError(ValueError):
 
     def __init__(self, parameter: str, problem: str) -> None:
         super().__init__(f"{parameter}: {problem}")
-        self.parameter = parameter
+        self.parameter, self.problem = parameter, problem
 
 
 def check_range(start: dt.date, end: dt.date, today: dt.date, first: dt.date) -> None:

@@ -50,21 +50,19 @@ def publish_forecast_artifacts(
     """Save the forecast plot (at most ``artifacts.MAX_PANELS`` series, the flagged ones
     first) in the data folder and publish the run's artifacts; returns the plot's path or URL
     (None when there is no forecast to plot)."""
-    plot, plotted = None, None
+    plot, plot_url, plotted = None, None, None
     if not forecasts.empty:
         plotted = artifacts.select_plot(forecasts, drift, decision)
         png = artifacts.plot_forecasts(features, forecasts, as_of, series=plotted.shown)
         plot = artifacts.save_plot(settings.data_dir, run_id, as_of, png)
-        url = report_link(settings, plot)
+        plot_url = report_link(settings, plot)
         create_markdown_artifact(
-            markdown=artifacts.plot_markdown(url, as_of, plotted.caption()),
+            markdown=artifacts.plot_markdown(plot_url, as_of, plotted.caption()),
             key=PLOT_KEY,
             description=f"Recent actuals, forecasts and their interval as of {as_of}",
         )
     create_markdown_artifact(
-        markdown=artifacts.forecasts_markdown(
-            forecasts, plot_url=report_link(settings, plot) if plot else None, plotted=plotted
-        ),
+        markdown=artifacts.forecasts_markdown(forecasts, plot_url=plot_url, plotted=plotted),
         key=FORECASTS_KEY,
         description=f"Forecasts as of {as_of}",
     )
