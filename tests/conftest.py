@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,20 +53,28 @@ def pg_admin_url() -> str:
     return PG_ADMIN_URL
 
 
-@pytest.fixture
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """URL of a fresh database ``test_fp_<random>``, dropped after the test."""
+@contextmanager
+def pg_database(admin_url: str) -> Iterator[str]:
+    """URL of a fresh database ``test_fp_<random>`` on the server of ``admin_url``, dropped at
+    the end (for fixtures of any scope)."""
     name = f"test_fp_{secrets.token_hex(6)}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     quoted = admin.dialect.identifier_preparer.quote(name)
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {quoted}"))
     try:
-        yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """URL of a fresh database ``test_fp_<random>``, dropped after the test."""
+    with pg_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -246,6 +246,20 @@ class PrefectServer:
         self.workers.append(worker)
         return worker
 
+    def deploy_pipeline(self, config: Path, cwd: Path) -> None:
+        """``forecast-pipeline deploy --config <config>`` against this server: the work pool,
+        the concurrency limit and the deployments of deploy/prefect.yaml; it must succeed."""
+        cli = Path(sys.executable).with_name("forecast-pipeline")
+        deployed = subprocess.run(
+            [str(cli), "deploy", "--config", str(config)],
+            env=self.env(),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+
     @contextmanager
     def client(self) -> Iterator[Any]:
         """A synchronous Prefect client on this server's API."""

@@ -17,7 +17,6 @@ which serves the reports folder the plots are in). In the browser:
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,15 +70,7 @@ def site(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sit
     config = write_config(tmp / "pipeline.toml", tmp / "data", extra=ORCHESTRATION + serve)
     cli = str(Path(sys.executable).with_name("forecast-pipeline"))
     with ui_server(tmp) as server:
-        deployed = subprocess.run(
-            [cli, "deploy", "--config", str(config)],
-            env=server.env(),
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+        server.deploy_pipeline(config, tmp)
         with server.client() as client:
             backfill = client.read_deployment_by_name("backfill/backfill")
         server.start_worker(

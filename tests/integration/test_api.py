@@ -28,6 +28,7 @@ from pipeline_lib import db, paths
 from pipeline_lib.api.links import report_link
 from pipeline_lib.config import Settings, load_settings
 from pipeline_lib.store import atomic_write_bytes
+from tests.conftest import pg_database
 
 CLI = Path(sys.executable).with_name("forecast-pipeline")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -143,20 +144,6 @@ class Served:
     settings: Settings
     database: str = ""
     login: str = ""
-
-
-@contextmanager
-def pg_database(admin_url: str) -> Iterator[str]:
-    name = f"test_fp_{secrets.token_hex(6)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager

@@ -18,8 +18,6 @@ import datetime as dt
 import json
 import re
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,16 +243,7 @@ def test_backfills_on_a_prefect_server_with_a_process_worker(
     config.write_text(f'database_url = "{pg_url}"\n' + config.read_text())  # a top-level key
 
     # 1. forecast-pipeline deploy: work pool, concurrency limit, the three deployments
-    cli = Path(sys.executable).with_name("forecast-pipeline")
-    deployed = subprocess.run(
-        [str(cli), "deploy", "--config", str(config)],
-        env=server.env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    server.deploy_pipeline(config, tmp_path)
     with server.client() as client:
         pool = client.read_work_pool(POOL)
         assert pool.type == "process"
