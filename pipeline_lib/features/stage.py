@@ -11,42 +11,62 @@ from pipeline_lib import paths, schema
 from pipeline_lib.config import Settings
 from pipeline_lib.curate import read_covariates, read_curated
 from pipeline_lib.errors import CovariateMissing
-from pipeline_lib.features.build import build_features
+from pipeline_lib.features.build import LOOKBACK_ROWS, build_features
 from pipeline_lib.features.covariates import missing_covariates
 from pipeline_lib.features.holidays import holiday_values
+from pipeline_lib.features.state import (
+    SeriesState,
+    fold_changes,
+    read_state,
+    series_digests,
+    write_state,
+)
 from pipeline_lib.features.values import covariate_frame, covariate_rows
 from pipeline_lib.store import read_dataset, upsert_partitions, with_year
+from pipeline_lib.store.changes import drop_changes, take_changes
+from pipeline_lib.store.parquet import rows_not_in, stored_keys
 from pipeline_lib.validation import raise_if_failed, validate_batch
 
 log = logging.getLogger(__name__)
+
+LOOKBACK_DAYS = 3 * LOOKBACK_ROWS  # calendar days read before a rebuild's first date
 
 
 def refresh_features(settings: Settings, as_of: dt.date) -> int:
     """Bring the stored features of every configured series up to date with curated data
     dated <= as_of.
 
-    The features are computed from curated data (vectorised over every series), then compared
-    with the stored ones: only the rows that are new or differ (a new day, a revised price, a
-    covariate issued since) are validated (``features_suite``) and upserted on (series_id,
-    date), so a night writes the partitions of its new rows, not the whole history. Rows dated
+    Only what may have changed is computed (:mod:`pipeline_lib.features.state`): per series,
+    from the earliest day curated data changed since the last refresh (the change notes of
+    :mod:`pipeline_lib.store.changes`) or the day after the newest date built, reading the
+    ``LOOKBACK_ROWS`` rows before it; a series whose inputs (feature set, covariates, location,
+    calendar) changed, or that is new, is computed whole. The computed rows are compared with
+    the stored ones: only those that are new or differ are validated (``features_suite``) and
+    upserted on (series_id, date), so a night writes the partitions of its new rows. Rows dated
     after ``as_of`` (from a later run) are left as they are. Returns the number of feature rows
     written. A critical validation failure raises ValidationFailed and nothing is written.
     """
-    locations = {s.id: (s.weather.name if s.weather else None) for s in settings.series}
-    prices = read_curated(settings.data_dir, schema.PRICES, list(locations), as_of)
-    weather = read_curated(
-        settings.data_dir, schema.WEATHER, sorted({v for v in locations.values() if v}), as_of
-    )
-    feature_set = settings.feature_set
-    covariates = read_covariates(settings.data_dir, list(locations), as_of)
-    computed = [calendar_covariates(settings, prices, as_of), weather_covariates(settings, weather)]
-    covariates = covariate_frame([covariates, *computed])
-    frequencies = settings.frequencies
-    feats = build_features(prices, weather, locations, as_of, covariates, feature_set, frequencies)
+    data_dir = settings.data_dir
+    changes, notes = take_changes(data_dir)
+    present = stored_keys(paths.features_dir(data_dir), schema.SERIES_ID)
+    state = {k: v for k, v in read_state(data_dir).items() if k in present}  # none: deleted
+    state = fold_changes(state, changes, settings)
+    if notes:  # the changes are in the state before their notes go
+        write_state(data_dir, state)
+        drop_changes(data_dir, notes)
+    digests = series_digests(settings)
+    starts: dict[str, dt.date | None] = {}
+    for sid, digest in digests.items():
+        todo, start = state[sid].start(digest, as_of) if sid in state else (True, None)
+        if todo:
+            starts[sid] = start
+    groups: dict[dt.date | None, list[str]] = {}
+    for sid, start in starts.items():
+        groups.setdefault(start, []).append(sid)
+    computed = [_computed(settings, as_of, ids, start) for start, ids in groups.items()]
+    feats = pd.concat([f for f in computed if not f.empty] or [pd.DataFrame()], ignore_index=True)
     if not feats.empty:
-        check_covariates(settings, feats, as_of)
-        feats = changed_rows(feats, settings, as_of)
-    if not feats.empty:
+        feature_set = settings.feature_set
         extra = [*feature_set.covariate_names, *feature_set.lead_columns]
         signed = any(s.negative_prices for s in settings.series)
         report = validate_batch(
@@ -56,32 +76,88 @@ def refresh_features(settings: Settings, as_of: dt.date) -> int:
         raise_if_failed([report], {report.key: "none: features not written (rebuilt on rerun)"})
         upsert_partitions(
             with_year(feats),
-            paths.features_dir(settings.data_dir),
+            paths.features_dir(data_dir),
             key=schema.FEATURE_KEY,
             partition_cols=[schema.SERIES_ID, "year"],
         )
+    if starts:
+        for sid in starts:
+            old = state.get(sid, SeriesState(digests[sid], as_of))
+            state[sid] = old.built(digests[sid], as_of)
+        write_state(data_dir, state)
     return len(feats)
 
 
-def changed_rows(feats: pd.DataFrame, settings: Settings, as_of: dt.date) -> pd.DataFrame:
-    """The rows of ``feats`` that the stored features lack or hold with other values (NaN
-    equals NaN); every row when the stored features lack one of its columns."""
+def _computed(
+    settings: Settings, as_of: dt.date, series_ids: list[str], start: dt.date | None
+) -> pd.DataFrame:
+    """The feature rows of ``series_ids`` dated ``start``..``as_of`` (None: every date) that
+    the stored features lack or hold with other values, computed from the curated rows of the
+    ``LOOKBACK_ROWS`` rows before ``start`` on (the whole history of a series that has fewer
+    within ``LOOKBACK_DAYS``). Tonight's covariates are checked on every row computed."""
+    log.info(
+        "features of %d series: %s", len(series_ids),
+        "every date" if start is None else f"from {start.isoformat()}",
+    )  # fmt: skip
+    read_from = None if start is None else start - dt.timedelta(days=LOOKBACK_DAYS)
+    prices = read_curated(settings.data_dir, schema.PRICES, series_ids, as_of, read_from)
+    if start is not None:
+        before = prices.loc[prices[schema.DATE] < pd.Timestamp(start), schema.SERIES_ID]
+        counts = before.astype(str).value_counts()
+        short = [sid for sid in series_ids if counts.get(sid, 0) < LOOKBACK_ROWS]
+        if short:  # a gap in the window, or a short history: those series from their start
+            whole = read_curated(settings.data_dir, schema.PRICES, short, as_of)
+            kept = prices.loc[~prices[schema.SERIES_ID].astype(str).isin(short)]
+            prices = pd.concat([kept, whole], ignore_index=True)
+            read_from = None if whole.empty else min(read_from, whole[schema.DATE].min().date())
+    feats = _build(settings, as_of, series_ids, prices, read_from)
+    if feats.empty:
+        return feats
+    check_covariates(settings, feats, as_of)
+    if start is not None:
+        feats = feats.loc[feats[schema.DATE] >= pd.Timestamp(start)].reset_index(drop=True)
+    return changed_rows(feats, settings, as_of, start)
+
+
+def _build(
+    settings: Settings,
+    as_of: dt.date,
+    series_ids: list[str],
+    prices: pd.DataFrame,
+    read_from: dt.date | None,
+) -> pd.DataFrame:
+    """Features of ``series_ids`` from ``prices`` and the weather and covariate values dated
+    ``read_from``..``as_of``."""
+    wanted = set(series_ids)
+    locations = {
+        s.id: (s.weather.name if s.weather else None) for s in settings.series if s.id in wanted
+    }
+    weather = read_curated(
+        settings.data_dir, schema.WEATHER, sorted({v for v in locations.values() if v}), as_of,
+        read_from,
+    )  # fmt: skip
+    covariates = read_covariates(settings.data_dir, series_ids, as_of, start=read_from)
+    computed = [calendar_covariates(settings, prices, as_of), weather_covariates(settings, weather)]
+    covariates = covariate_frame([covariates, *computed])
+    frequencies = settings.frequencies
+    return build_features(
+        prices, weather, locations, as_of, covariates, settings.feature_set, frequencies
+    )
+
+
+def changed_rows(
+    feats: pd.DataFrame, settings: Settings, as_of: dt.date, start: dt.date | None = None
+) -> pd.DataFrame:
+    """The rows of ``feats`` (dated ``start``..``as_of``) that the stored features lack or hold
+    with other values (NaN equals NaN); every row when the stored features lack one of its
+    columns."""
     stored = read_dataset(
         paths.features_dir(settings.data_dir),
         filters={schema.SERIES_ID: sorted(feats[schema.SERIES_ID].astype(str).unique())},
         date_to=as_of,
+        date_from=start,
     )
-    if stored.empty or any(c not in stored.columns for c in feats.columns):
-        return feats
-    key = list(schema.FEATURE_KEY)
-    old = stored[list(feats.columns)].astype({schema.SERIES_ID: str})
-    new = feats.astype({schema.SERIES_ID: str})
-    both = new.merge(old, on=key, how="left", suffixes=("", "@stored"), indicator=True)
-    differs = (both["_merge"] == "left_only").to_numpy()
-    for column in feats.columns.drop(key):
-        a, b = both[column], both[f"{column}@stored"]
-        differs |= ~((a == b) | (a.isna() & b.isna())).to_numpy()
-    return feats.loc[differs]
+    return rows_not_in(feats, stored, list(schema.FEATURE_KEY))
 
 
 def calendar_covariates(settings: Settings, prices: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:

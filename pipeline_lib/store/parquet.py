@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import posixpath
 from collections.abc import Sequence
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import fsspec
 import pandas as pd
@@ -49,6 +49,53 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     if DATE in df.columns:
         df[DATE] = pd.to_datetime(df[DATE]).astype("datetime64[ns]")
     return df
+
+
+def rows_not_in(new: pd.DataFrame, old: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """The rows of ``new`` whose ``key`` ``old`` lacks or holds with other values in any of
+    ``new``'s columns (NaN equals NaN); all of them when ``old`` lacks one of the columns."""
+    if old.empty or new.empty or any(c not in old.columns for c in new.columns):
+        return new
+    stored = _keyed(old[list(new.columns)], key).drop_duplicates(key, keep="last")
+    both = _keyed(new, key).merge(stored, on=key, how="left", suffixes=("", "@old"), indicator=True)
+    differs = (both["_merge"] == "left_only").to_numpy()
+    for column in new.columns.drop(key):
+        a, b = both[column], both[f"{column}@old"]
+        differs |= ~((a == b) | (a.isna() & b.isna())).to_numpy()
+    return new.loc[differs]
+
+
+def _keyed(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """``df`` with its key columns in one type per kind: dates as datetime64[ns], the rest as
+    text (so ``"0005"`` stays itself)."""
+    out = df.reset_index(drop=True)
+    for c in key:
+        if c == DATE or pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
+        else:
+            out[c] = out[c].astype(str)
+    return out
+
+
+def unstored_rows(
+    df: pd.DataFrame, dataset_url: str, key: list[str], partition_cols: list[str]
+) -> pd.DataFrame:
+    """The rows of ``df`` (holding its partition columns, see :func:`with_year`) that its
+    partitions lack or hold with other values: what an upsert of ``df`` would change. Each
+    partition's file is read directly (no scan of the data set)."""
+    if df.empty:
+        return df
+    inner_key = [k for k in key if k not in partition_cols]
+    parts = []
+    for values, part in df.groupby(partition_cols, sort=True, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        old = _read_file(join(_partition_dir(dataset_url, partition_cols, values), PART_FILE))
+        new = part.drop_duplicates(inner_key, keep="last")
+        if old is not None:
+            kept = rows_not_in(new.drop(columns=partition_cols), old, inner_key)
+            new = new.loc[kept.index]
+        parts.append(new)
+    return pd.concat(parts) if parts else df.iloc[:0]
 
 
 def _partition_dir(dataset_url: str, cols: Sequence[str], values: tuple) -> str:
@@ -176,6 +223,9 @@ def read_dataset(
         if bound is not None:
             scalar = pa.scalar(pd.Timestamp(bound).date(), type=pa.date32())
             cond = ds.field(DATE) >= scalar if op == "ge" else ds.field(DATE) <= scalar
+            if YEAR in dataset.schema.names:  # whole partitions skipped, their files unopened
+                year = pa.scalar(pd.Timestamp(bound).year, type=pa.int32())
+                cond &= ds.field(YEAR) >= year if op == "ge" else ds.field(YEAR) <= year
             expr = cond if expr is None else expr & cond
     if columns is not None and any(c not in dataset.schema.names for c in columns):
         dataset = _unified(dataset)  # files written before a column was added lack it
@@ -186,6 +236,16 @@ def read_dataset(
     wanted = columns if columns is not None else [c for c in dataset.schema.names if c != YEAR]
     df = _to_frame(dataset.to_table(columns=wanted, filter=expr))
     return df.drop(columns=[YEAR], errors="ignore").reset_index(drop=True)
+
+
+def stored_keys(dataset_url: str, key_col: str) -> set[str]:
+    """The values of the first partition column ``key_col`` that have a folder (no file read)."""
+    fs, root = filesystem(dataset_url)
+    if not fs.exists(root):
+        return set()
+    prefix = f"{key_col}="
+    names = [posixpath.basename(str(p).rstrip("/")) for p in fs.ls(root, detail=False)]
+    return {unquote(n[len(prefix) :]) for n in names if n.startswith(prefix)}
 
 
 def watermarks(dataset_url: str, key_col: str) -> dict[str, dt.date]:
