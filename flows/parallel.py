@@ -48,7 +48,7 @@ def baselines_apart(
     cfg = settings.parallel
     if cfg.runner == "local":
         return None
-    rows = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
+    rows = schema.dated_up_to(features, as_of)
     plan = holdout_plan(settings, rows, as_of)
     series = sorted(str(s) for s in rows[schema.SERIES_ID].unique())
     parts = chunks(series, cfg)

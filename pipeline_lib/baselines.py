@@ -97,14 +97,16 @@ class Baseline(ABC):
         missing = [c for c in (schema.SERIES_ID, schema.DATE, schema.Y) if c not in history]
         if missing:
             raise ValueError(f"history lacks the columns {missing}")
-        frame = history.loc[history[schema.Y].notna()].sort_values([schema.SERIES_ID, schema.DATE])
+        self.covariate_columns = self._covariate_columns(history)
+        columns = [schema.SERIES_ID, schema.DATE, schema.Y, *self.covariate_columns]
+        frame = history.loc[history[schema.Y].notna(), columns]  # only what is kept: no copy
+        frame = frame.sort_values([schema.SERIES_ID, schema.DATE])  # of the other columns
         if frame.duplicated([schema.SERIES_ID, schema.DATE]).any():
             raise ValueError("history has more than one row for a (series_id, date)")
-        self.covariate_columns = self._covariate_columns(frame)
         self.series = {
             str(sid): SeriesHistory(
                 dates=pd.to_datetime(part[schema.DATE]).to_numpy().astype("datetime64[ns]"),
-                y=part[schema.Y].to_numpy(np.float64),
+                y=part[schema.Y].to_numpy(np.float64, copy=True),  # not a view of the part
                 covariates=part[self.covariate_columns].to_numpy(np.float64),
             )
             for sid, part in frame.groupby(schema.SERIES_ID, sort=True)

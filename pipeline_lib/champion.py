@@ -71,7 +71,7 @@ def baseline_run(
     backtest = baseline_forecasts(
         list(settings.backtest.baselines), rows, part_of(plan, series), settings.frequencies,
         settings.model.band, fitted, baseline_cache(settings), settings.feature_set,
-        fit_end=plan.holdout_start,
+        fit_end=plan.holdout_start, fit_rows=settings.backtest.statistical_fit_rows,
     )  # fmt: skip
     tonight = [
         model.predict(plan.as_of, settings.horizon, settings.frequencies).assign(
@@ -171,8 +171,16 @@ def evaluate(
         quantiles = settings.model.band
         parts.append(
             baseline_forecasts(
-                names, features, plan, frequencies, quantiles, fitted, cache, settings.feature_set
-            )
+                names,
+                features,
+                plan,
+                frequencies,
+                quantiles,
+                fitted,
+                cache,
+                settings.feature_set,
+                fit_rows=settings.backtest.statistical_fit_rows,
+            )  # fmt: skip
         )
     forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     if forecasts.empty:
@@ -214,7 +222,7 @@ def model_forecasts(
     """Tonight's forecasts of each model (``lstm``: the champion; the baselines as the backtest
     fitted them), for the series given per model (default: every model, every series).
     Columns: the forecast columns, ``model`` and ``model_version``."""
-    rows = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
+    rows = schema.dated_up_to(features, as_of)
     frequencies = settings.frequencies
     if models is None:
         every = set(settings.series_ids)
@@ -235,8 +243,9 @@ def model_forecasts(
                 start = evaluation.plan.holdout_start
                 cache = baseline_cache(settings)
                 baseline = make_baseline(
-                    model, settings.model.band, start, cache, settings.feature_set
-                ).fit(rows)
+                    model, settings.model.band, start, cache, settings.feature_set,
+                    settings.backtest.statistical_fit_rows,
+                ).fit(rows)  # fmt: skip
             out = baseline.predict(as_of, settings.horizon, frequencies)
             version = baseline_version(model)
         out = out.loc[out[schema.SERIES_ID].isin(series), FORECAST_COLUMNS]
@@ -385,7 +394,10 @@ def baseline_records(settings: Settings) -> list[dict[str, object]]:
     """``model_versions`` rows of the baselines in use (kind and status ``baseline``)."""
     records = []
     for name in settings.backtest.baselines:
-        model = make_baseline(name, settings.model.band, feature_set=settings.feature_set)
+        model = make_baseline(
+            name, settings.model.band, feature_set=settings.feature_set,
+            fit_rows=settings.backtest.statistical_fit_rows,
+        )  # fmt: skip
         params = {
             k: v
             for k, v in vars(model).items()

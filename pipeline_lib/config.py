@@ -326,6 +326,7 @@ class TrainingConfig(BaseModel):
 
 
 BaselineName = Literal["naive", "seasonal_naive", "linear", "ets", "arima"]
+STATISTICAL_MIN_ROWS = 60  # the fewest rows a statistical baseline is fitted on
 
 
 class BacktestConfig(BaseModel):
@@ -347,6 +348,14 @@ class BacktestConfig(BaseModel):
         description="baselines scored, and published where the selection picks them; ets and "
         "arima are statsforecast's AutoETS and AutoARIMA",
     )
+    # bench/statistical_window.py, electricity 2019-2020: 1000 rows were as accurate as every
+    # row (MASE h=1 ETS 0.870 vs 0.877, ARIMA 0.817 vs 0.839) for 0.69x and 0.88x the CPU
+    statistical_fit_rows: int = Field(
+        default=1000,
+        ge=0,
+        description="rows ets and arima are fitted on: the newest before their fit point (0: "
+        "every row since the series' first, a cost that grows with the history); at least 60",
+    )
     reference: BaselineName = Field(
         default="naive",
         description="the model the dm and margin selection rules fall back to",
@@ -357,6 +366,13 @@ class BacktestConfig(BaseModel):
         lt=1,
         description="margin rule: relative MASE gain over the reference a model needs",
     )
+
+    @field_validator("statistical_fit_rows")
+    @classmethod
+    def _enough_rows(cls, rows: int) -> int:
+        if 0 < rows < STATISTICAL_MIN_ROWS:
+            raise ValueError(f"must be 0 (every row) or at least {STATISTICAL_MIN_ROWS}")
+        return rows
 
     @model_validator(mode="after")
     def _reference_scored(self) -> BacktestConfig:

@@ -39,7 +39,7 @@ def drift_metrics(
     """Drift rows (series_id, feature, metric, value, threshold, is_drift, forecast_date) of
     ``DRIFT_FEATURES`` and of the covariates ``features`` carries."""
     reference, recent = drift_windows(train_start, as_of, cfg.recent_days)
-    rows = features[features[schema.DATE] <= pd.Timestamp(as_of)]
+    rows = schema.dated_up_to(features, as_of)
     # the declared covariates too (their own-date values; the leads repeat them a day later)
     covariates = [c for c in rows.columns if c not in schema.FEATURE_COLUMNS and "@" not in c]
     names = [*DRIFT_FEATURES, *covariates]
@@ -58,7 +58,7 @@ def decay_rows(
     """Performance decay of ``published`` forecasts (from SQL) whose target date has passed, the
     actuals taken from ``features``; ``backtest``: the rows of the newest backtest before
     tonight. The nominal coverage is the model's outer quantiles' span."""
-    actuals = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
+    actuals = schema.dated_up_to(features, as_of)
     actuals = actuals[[schema.SERIES_ID, schema.DATE, schema.Y]].rename(
         columns={schema.DATE: "target_date", schema.Y: "actual"}
     )

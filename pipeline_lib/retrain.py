@@ -238,7 +238,7 @@ def situation(
 ) -> Situation:
     """The night's :class:`Situation`; ``lineage_start`` as in :func:`train_or_reuse`."""
     url = paths.models_dir(settings.data_dir)
-    rows = features[features[schema.DATE] <= pd.Timestamp(as_of)]
+    rows = schema.dated_up_to(features, as_of)
     newest = None if rows.empty else pd.Timestamp(rows[schema.DATE].max()).date()
     counts = rows.groupby(schema.SERIES_ID).size()
     needed = settings.model.lookback + settings.horizon  # shorter series cannot be trained on

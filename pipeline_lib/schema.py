@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 SERIES_ID = "series_id"
 LOCATION = "location"
 DATE = "date"
@@ -59,3 +61,13 @@ PRICES = "prices"
 WEATHER = "weather"
 FEATURES = "features"
 COVARIATES = "covariates"
+
+
+def dated_up_to(frame: pd.DataFrame, as_of: object) -> pd.DataFrame:
+    """The rows of ``frame`` dated on or before ``as_of``: ``frame`` itself, not a copy, when
+    none is later (a night's features are read up to its date), so treat it as read-only."""
+    dates = frame[DATE]
+    cutoff = pd.Timestamp(as_of)
+    if dates.empty or dates.max() <= cutoff:
+        return frame
+    return frame.loc[dates <= cutoff]

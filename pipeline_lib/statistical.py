@@ -68,7 +68,10 @@ class StatsForecastBaseline(Baseline):
     ``fit_end``: datetime64 of the last row the fit may use (None: the first origin). The fit
     point is the last multiple of ``refit_every`` rows on or before it, so one fitted model
     serves ``refit_every`` nights in a row (its parameters stay; ``forward`` updates the states
-    with each origin's data). ``min_train``: fewest rows a fit needs. ``cache``: a folder URL
+    with each origin's data). ``fit_rows``: the fit reads the last ``fit_rows`` rows before
+    the fit point, and each origin's forecast runs the model over the rows from the same first
+    row (0: every row since the series' first), so a night's cost does not grow with the
+    history. ``min_train``: fewest rows a fit needs. ``cache``: a folder URL
     (the models folder's ``statistical/``) keeping each fitted model and its forecasts per
     origin, keyed by a hash of the rows they read, so a night recomputes only what is new;
     ``None``: memory only.
@@ -81,12 +84,16 @@ class StatsForecastBaseline(Baseline):
         min_train: int = 60,
         refit_every: int = 20,
         cache: str | None = None,
+        fit_rows: int = 0,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         if refit_every < 1:
             raise ValueError(f"refit_every must be >= 1, got {refit_every}")
+        if fit_rows and fit_rows < min_train:
+            raise ValueError(f"fit_rows must be 0 (every row) or >= {min_train}, got {fit_rows}")
         self.min_train, self.refit_every, self.cache = min_train, refit_every, cache
+        self.fit_rows = fit_rows
         self.fit_end: np.datetime64 | None = None
         self._fitted: dict[tuple[int, int], _Fitted | None] = {}
         self._fresh: set[tuple[int, int]] = set()  # fitted here, not read from the cache
@@ -105,12 +112,17 @@ class StatsForecastBaseline(Baseline):
         """The unfitted statsforecast model for log (or raw) values ``z`` up to the fit end."""
         raise NotImplementedError
 
+    def _first_row(self, n_fit: int) -> int:
+        """The first row a fit at ``n_fit`` rows reads."""
+        return max(0, n_fit - self.fit_rows) if self.fit_rows else 0
+
     def _model_for(self, s: SeriesHistory, n_fit: int, frequency: str) -> _Fitted | None:
-        """The model fitted on rows ``0..n_fit-1`` (memoised, then from the cache)."""
+        """The model fitted on rows ``_first_row(n_fit)..n_fit-1`` (memoised, then from the
+        cache)."""
         key = (id(s), n_fit)
         if key in self._fitted:
             return self._fitted[key]
-        y = s.y[:n_fit]
+        y = s.y[self._first_row(n_fit) : n_fit]
         use_log = bool(np.all(y > 0))
         season = weekly_season(frequency)
         digest = _digest(self.name, season, use_log, self.quantiles, y)
@@ -158,10 +170,11 @@ class StatsForecastBaseline(Baseline):
             o = int(origin)
             if o + 1 < n_fit:  # before the fit point: in sample
                 continue
-            y = s.y[: o + 1]
-            if fitted.use_log and not np.all(y[n_fit:] > 0):
+            y = s.y[self._first_row(n_fit) : o + 1]
+            after = s.y[n_fit : o + 1]  # the rows since the fit point
+            if fitted.use_log and not np.all(after > 0):
                 continue
-            seen = (o, horizon, hashlib.sha256(y[n_fit:].tobytes()).hexdigest()[:16])
+            seen = (o, horizon, hashlib.sha256(after.tobytes()).hexdigest()[:16])
             if seen not in fitted.forecasts:
                 z = np.log(y) if fitted.use_log else y
                 with warnings.catch_warnings():

@@ -109,7 +109,7 @@ def tune(
 ) -> dict[str, Any]:
     """Run the search as of ``as_of``, save the study and the best configuration, return the
     study record. Deterministic for the same settings, data and seed."""
-    rows = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
+    rows = schema.dated_up_to(features, as_of)
     longest = max(settings.tuning.lookback)
     plan = plan_backtest(
         rows, as_of, settings.horizon, settings.backtest, longest + settings.horizon

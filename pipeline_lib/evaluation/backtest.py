@@ -106,7 +106,7 @@ def lstm_forecasts(
         )
     if trained.horizon != plan.horizon:
         raise ValueError(f"model horizon {trained.horizon} != backtest horizon {plan.horizon}")
-    rows = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
+    rows = schema.dated_up_to(features, plan.as_of)
     out = predict_at(trained, rows, plan.origins, frequencies)
     return out.assign(**{MODEL: LSTM, MODEL_VERSION: trained.version})
 
@@ -117,6 +117,7 @@ def make_baseline(
     fit_end: dt.date | None = None,
     cache: str | None = None,
     feature_set: FeatureSet = FeatureSet(),  # noqa: B008 - frozen, immutable
+    fit_rows: int = 0,
 ) -> Baseline:
     """A baseline by name with the pipeline's quantile levels. ``fit_end``: for a statistical
     baseline (see ``pipeline_lib.statistical``), the last date its parameters may be fitted on
@@ -124,12 +125,14 @@ def make_baseline(
     later night (the statistical fits and forecasts, the linear model's forecasts per origin:
     ``pipeline_lib.origin_cache``; the naive ones need none). ``feature_set``: the declared
     covariates of the features frame (``Settings.feature_set``), read by the linear baseline
-    only; the empty set: no declared covariates."""
+    only; the empty set: no declared covariates. ``fit_rows``: a statistical baseline's fit
+    window (``backtest.statistical_fit_rows``; 0: every row)."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
     model = BASELINES[name](quantiles=tuple(quantiles), feature_set=feature_set)
     if isinstance(model, StatsForecastBaseline):
         model.at(fit_end)
+        model.fit_rows = fit_rows
     return model.cache_in(cache)
 
 
@@ -143,17 +146,18 @@ def baseline_forecasts(
     cache: str | None = None,
     feature_set: FeatureSet = FeatureSet(),  # noqa: B008 - frozen, immutable
     fit_end: dt.date | None = None,
+    fit_rows: int = 0,
 ) -> pd.DataFrame:
     """Each baseline's forecasts from every origin of ``plan``, from the rows dated on or
     before it (the simple baselines refit per origin, the statistical ones are fitted once at
     ``fit_end``, by default the plan's first origin: a part of a night's plan passes the whole
     plan's). ``fitted``: filled with each baseline as fitted, so tonight's forecast comes from
-    the same models; ``cache``, ``feature_set``: see :func:`make_baseline`."""
-    history = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
+    the same models; ``cache``, ``feature_set``, ``fit_rows``: see :func:`make_baseline`."""
+    history = schema.dated_up_to(features, plan.as_of)
     start = fit_end or plan.holdout_start
     parts = []
     for name in names:
-        model = make_baseline(name, quantiles, start, cache, feature_set)
+        model = make_baseline(name, quantiles, start, cache, feature_set, fit_rows)
         model.fit(history)
         out = model.predict_at(plan.origins, plan.horizon, dict(frequencies))
         parts.append(out.assign(**{MODEL_VERSION: baseline_version(name)}))
@@ -183,7 +187,7 @@ def score_backtest(
     metrics of :func:`score_forecasts`. The MASE scale of a series is the same for every model:
     the naive (``season``) error of its history up to its first origin.
     """
-    history = features.loc[features[schema.DATE] <= pd.Timestamp(plan.as_of)]
+    history = schema.dated_up_to(features, plan.as_of)
     actuals = history[[schema.SERIES_ID, schema.DATE, schema.Y]]
     rows = score_rows(forecasts, actuals, history, season, quantiles)
     labelled = forecasts.assign(**{MODEL: forecasts[MODEL_VERSION]})

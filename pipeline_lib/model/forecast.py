@@ -38,7 +38,7 @@ def predict(
     calendar features are computed here. Values are prices (inverse-scaled). Rows after
     ``as_of`` are filtered out first, so they can never influence the output.
     """
-    rows = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
+    rows = schema.dated_up_to(features, as_of)
     dates = np.array([np.datetime64(pd.Timestamp(as_of).as_unit("ns"))])
     return predict_at(trained, rows, dict.fromkeys(trained.series_ids, dates), frequencies)
 
@@ -63,7 +63,7 @@ def predict_at(
     lookback, horizon, feature_set = trained.lookback, trained.horizon, trained.feature_set
     require_columns(features, feature_set)
     wanted = [s for s in trained.series_ids if len(forecast_dates.get(s, ())) > 0]
-    rows = features.loc[features[schema.SERIES_ID].isin(wanted)]
+    rows = readable_rows(features, {s: forecast_dates[s] for s in wanted}, lookback)
     arrays = series_arrays(
         rows,
         trained.scalers,
@@ -118,6 +118,28 @@ def predict_at(
             "yhat_upper": prices[2].reshape(-1),
         }
     )
+
+
+def readable_rows(
+    features: pd.DataFrame, forecast_dates: Mapping[str, np.ndarray], lookback: int
+) -> pd.DataFrame:
+    """The rows forecasts from ``forecast_dates`` (datetime64 by series id) can read: per
+    series, from the ``lookback``-th row with a target on or before its earliest forecast date
+    to its latest forecast date (a copy of those rows only, not of the whole history)."""
+    ids = features[schema.SERIES_ID].astype(str).to_numpy()
+    dates = features[schema.DATE].to_numpy("datetime64[ns]")
+    ends = {s: np.asarray(d).astype("datetime64[ns]") for s, d in forecast_dates.items()}
+    first = pd.Series({s: d.min() for s, d in ends.items()}, dtype="datetime64[ns]")
+    last = pd.Series({s: d.max() for s, d in ends.items()}, dtype="datetime64[ns]")
+    known = first.reindex(ids).notna().to_numpy()
+    before = known & features[schema.Y].notna().to_numpy()
+    before &= dates <= first.reindex(ids).to_numpy()
+    tail = pd.DataFrame({"s": ids[before], "d": dates[before]}).sort_values(["s", "d"])
+    start = tail.groupby("s").tail(lookback).groupby("s")["d"].min()
+    begin = start.reindex(ids).to_numpy("datetime64[ns]")  # NaT: no row before, read all
+    keep = known & (dates <= last.reindex(ids).to_numpy("datetime64[ns]"))
+    keep &= np.isnat(begin) | (dates >= begin)
+    return features.loc[keep]
 
 
 def _dtype(column: str) -> str:

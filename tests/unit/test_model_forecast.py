@@ -10,7 +10,7 @@ import pytest
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
-from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
+from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict, readable_rows
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.model.train import train_full
 from pipeline_lib.model.trained import TrainedModel
@@ -68,3 +68,14 @@ def test_series_with_too_little_history_are_skipped(
     assert set(out[schema.SERIES_ID]) == {"S0"}
     empty = predict(trained, features, dt.date(2019, 1, 1), FREQ)
     assert empty.empty and list(empty.columns) == FORECAST_COLUMNS
+
+
+def test_a_forecast_reads_only_the_rows_its_windows_reach() -> None:
+    features = random_walk_features(n_series=2, n_days=200, seed=3)
+    dates = features[schema.DATE].drop_duplicates().sort_values().to_numpy()
+    ends = {"S0": dates[[120, 150]], "S1": dates[[5, 199]]}  # S1: none before its first date
+    rows = readable_rows(features, ends, lookback=30)
+    s0 = rows.loc[rows[schema.SERIES_ID] == "S0", schema.DATE]
+    assert s0.min() == dates[91] and s0.max() == dates[150] and len(s0) == 60
+    s1 = rows.loc[rows[schema.SERIES_ID] == "S1", schema.DATE]
+    assert s1.min() == dates[0] and s1.max() == dates[199]

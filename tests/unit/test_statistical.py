@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from pipeline_lib import schema
+from pipeline_lib.config import load_settings
+from pipeline_lib.errors import ConfigError
 from pipeline_lib.evaluation.backtest import make_baseline
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.statistical import ARIMA, ETS, _levels, weekly_pattern
@@ -111,3 +113,26 @@ def test_the_cache_keeps_fits_and_forecasts_and_refits_on_other_rows(
         again = night(features, as_of)
     assert "unreadable, refitting" in caplog.text
     pd.testing.assert_frame_equal(first, again)
+
+
+@pytest.mark.parametrize("name", ["ets", "arima"])
+def test_a_fit_window_reads_only_the_newest_rows_before_the_fit_point(name: str) -> None:
+    features = random_walk_features(n_series=1, n_days=400, seed=11)
+    # the first 280 rows 50% higher: a window that starts after them never sees them
+    early = features.index < 280
+    features.loc[early, schema.Y] *= 1.5
+    as_of = pd.Timestamp(features[schema.DATE].iloc[-1]).date()  # 400 rows: the fit point
+    windowed = make_baseline(name, QUANTILES, as_of, fit_rows=120).fit(features)
+    out = windowed.predict(as_of, 5, "B")
+    recent = features.iloc[280:]  # the same 120 rows, alone: the same fit and forecast
+    alone = make_baseline(name, QUANTILES, as_of).fit(recent).predict(as_of, 5, "B")
+    pd.testing.assert_frame_equal(out, alone)
+    whole = make_baseline(name, QUANTILES, as_of).fit(features).predict(as_of, 5, "B")
+    assert not np.allclose(whole["yhat_upper"], out["yhat_upper"])
+
+
+def test_a_fit_window_shorter_than_a_fit_needs_is_refused() -> None:
+    with pytest.raises(ValueError, match="fit_rows must be 0"):
+        ETS(fit_rows=30)
+    with pytest.raises(ConfigError, match="statistical_fit_rows"):
+        load_settings(backtest={"statistical_fit_rows": 30})

@@ -1,0 +1,99 @@
+"""The statistical baselines' fit window: accuracy and cost of fitting AutoETS and AutoARIMA on
+the newest ``backtest.statistical_fit_rows`` rows instead of the whole history.
+
+For each window (0: every row, the behaviour before the setting) and each night, each model is
+fitted as the nightly fits it (:func:`pipeline_lib.evaluation.backtest.make_baseline`, the fit
+point at the night) on the rows dated on or before the night, then forecasts the horizon after
+it; the forecasts are scored out of sample against the feature ``y`` of their target dates
+(:func:`pipeline_lib.evaluation.metrics.score_forecasts`, MAE and MASE on the naive scale). The
+fits are timed (CPU seconds of this process; no cache). Data as ``bench/accuracy.py`` loads it
+(the product's ingest, validation, curate and features, into a temporary folder).
+
+Run it with the project's environment::
+
+    python bench/statistical_window.py                    # the electricity sample, 2019-2020
+    python bench/statistical_window.py --config pipeline_lib/sample_data/stocks.toml \\
+        --start 2015-01-05 --data-end 2015-12-31
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import build_features, nights  # noqa: E402
+
+from pipeline_lib import schema  # noqa: E402
+from pipeline_lib.config import load_settings  # noqa: E402
+from pipeline_lib.evaluation.backtest import make_baseline  # noqa: E402
+from pipeline_lib.evaluation.metrics import score_forecasts  # noqa: E402
+
+ELECTRICITY = "pipeline_lib/sample_data/electricity.toml"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=ELECTRICITY)
+    p.add_argument("--data-end", type=dt.date.fromisoformat, default=dt.date(2020, 12, 31))
+    p.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2019, 1, 2))
+    p.add_argument("--every", type=int, default=10, help="business days between nights")
+    p.add_argument(
+        "--windows", default="0,500,750,1000,1500", help="fit windows in rows (0: every row)"
+    )
+    p.add_argument("--models", default="ets,arima")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(args.config, data_dir=tmp)
+        features = build_features(settings, args.data_end)
+    horizon, band = settings.horizon, settings.model.band
+    last = (pd.Timestamp(args.data_end) - pd.offsets.BDay(horizon)).date()
+    dates = nights(args.start, last, args.every)
+    actuals = features[[schema.SERIES_ID, schema.DATE, schema.Y]]
+    windows = [int(w) for w in args.windows.split(",")]
+    print(f"{args.config}: {features[schema.SERIES_ID].nunique()} series, {len(dates)} nights "
+          f"{dates[0]}..{dates[-1]}, horizon {horizon}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    rows = []
+    for name in args.models.split(","):
+        for window in windows:
+            parts, seconds = [], 0.0
+            for night in dates:
+                history = features.loc[features[schema.DATE] <= pd.Timestamp(night)]
+                model = make_baseline(name, band, night, fit_rows=window)
+                started = time.process_time()
+                model.fit(history)
+                out = model.predict(night, horizon, settings.frequencies)
+                seconds += time.process_time() - started
+                parts.append(out.assign(model=name))
+            forecasts = pd.concat(parts, ignore_index=True)
+            scores = score_forecasts(
+                forecasts, actuals, features.loc[features[schema.DATE] < pd.Timestamp(dates[0])]
+            )
+            for h, label in (("1", "h=1"), ("ALL", "h=1-14")):
+                at = scores.loc[scores["horizon"] == h]
+                rows.append(
+                    {
+                        "model": name, "window": window or "all", "scope": label,
+                        "MAE": at["mae"].mean(), "MASE": at["mase"].mean(),
+                        "fit+forecast CPU s": seconds,
+                    }
+                )  # fmt: skip
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
+        print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
