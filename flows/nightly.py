@@ -13,6 +13,7 @@ from flows.ingest import ingest
 from flows.slot import exclusive
 from pipeline_lib.backfill import today_in
 from pipeline_lib.config import load_settings
+from tasks.publish import prune_backtests
 
 
 def night_name() -> str:
@@ -31,7 +32,8 @@ def nightly(
     config_file: str = "",
     retrain: bool = False,
 ) -> dict[str, Any]:
-    """Ingest, validate, store, features, train or fine-tune, forecast, drift, SQL.
+    """Ingest, validate, store, features, train or fine-tune, forecast, drift, SQL; then the
+    backtests older than ``backtest.keep_days`` go.
 
     Args:
         as_of: The forecast date; only data dated on or before it is used. Default: today in
@@ -46,8 +48,10 @@ def nightly(
     with exclusive(settings, f"nightly {as_of}"):
         ingested = ingest(as_of=as_of, config_file=config)
         summary = forecast_stage(as_of=as_of, config_file=config, retrain=retrain)
+        pruned = prune_backtests(settings, as_of)
     return {
         **summary,
+        "backtest_rows_pruned": pruned,
         "ingested_rows": ingested["rows"],
         "ingest_warnings": ingested["warnings"],
         "ingest_notes": ingested["notes"],

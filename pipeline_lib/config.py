@@ -356,6 +356,12 @@ class BacktestConfig(BaseModel):
         description="rows ets and arima are fitted on: the newest before their fit point (0: "
         "every row since the series' first, a cost that grows with the history); at least 60",
     )
+    keep_days: int = Field(
+        default=31,
+        ge=0,
+        description="days of nightly backtests kept in backtest_results before the night's "
+        "date (each night writes every origin, horizon and model; 0: keep all)",
+    )
     reference: BaselineName = Field(
         default="naive",
         description="the model the dm and margin selection rules fall back to",

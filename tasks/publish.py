@@ -75,6 +75,22 @@ def publish_results(
         )  # fmt: skip
 
 
+@task(name="prune-backtests", **_SQL)
+def prune_backtests(settings: Settings, as_of: dt.date) -> int:
+    """Delete the backtests dated ``backtest.keep_days`` or more before ``as_of`` (0: none);
+    the nightly's step, never a backfill's (its chunks read each other's dates)."""
+    keep = settings.backtest.keep_days
+    if not keep:
+        return 0
+    before = as_of - dt.timedelta(days=keep)
+    with db.engine_scope(settings.db_url) as engine:
+        deleted = db.prune_backtest_results(engine, before)
+    get_run_logger().info(
+        "backtest_results: %d rows of backtests before %s deleted", deleted, before
+    )
+    return deleted
+
+
 @task(name="write-run-report", cache_policy=NO_CACHE)
 def write_run_report(
     settings: Settings, run_id: str, as_of: dt.date, summary: dict[str, Any]

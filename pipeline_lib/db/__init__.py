@@ -20,6 +20,7 @@ from pipeline_lib.db.upsert import run_in_transaction
 from pipeline_lib.db.writers import (
     finish_run,
     mark_crashed,
+    prune_backtest_results,
     set_model_statuses,
     start_run,
     upsert_model_version,
@@ -61,6 +62,7 @@ __all__ = [
     "upsert_model_version",
     "validation_results",
     "write_actuals",
+    "prune_backtest_results",
     "write_backtest_results",
     "write_drift_metrics",
     "write_forecasts",

@@ -59,6 +59,7 @@ __all__ = [
     "set_model_statuses",
     "upsert_model_version",
     "write_actuals",
+    "prune_backtest_results",
     "write_backtest_results",
     "write_drift_metrics",
     "write_forecasts",
@@ -123,6 +124,14 @@ def write_backtest_results(
         if series_ids is not None or not data.num_rows:
             conn.execute(t.delete().where(gone))
         return replace_rows(conn, t, data, key, bulk_rows) if data.num_rows else 0
+
+
+def prune_backtest_results(bind: Engine | Connection, before: dt.date) -> int:
+    """Delete the backtests dated before ``before`` (``backtest.keep_days``: every night writes
+    its whole backtest, every origin, horizon and model); returns the rows deleted."""
+    t = backtest_results
+    with transaction(bind) as conn:
+        return conn.execute(t.delete().where(t.c.backtest_date < before)).rowcount or 0
 
 
 SELECTION_FIELDS = (

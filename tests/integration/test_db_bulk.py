@@ -228,3 +228,14 @@ def test_created_at_is_one_utc_text_per_write(engine: Engine) -> None:
     stamp = pd.Timestamp(stamps[0])
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp  # SQLite: naive UTC
     assert before - dt.timedelta(seconds=1) <= stamp.to_pydatetime() <= v.utcnow()
+
+
+def test_backtests_before_a_date_are_pruned_and_the_later_kept(engine: Engine) -> None:
+    for day in (D1, D2, D3):
+        db.write_backtest_results(engine, backtest_frame(["A"]), "run-a", day)
+    assert db.prune_backtest_results(engine, D2) == len(backtest_frame(["A"]))
+    with engine.connect() as conn:
+        t = db.backtest_results
+        kept = set(conn.execute(select(t.c.backtest_date).distinct()).scalars())
+    assert kept == {D2, D3}
+    assert db.prune_backtest_results(engine, D2) == 0
