@@ -109,7 +109,8 @@ def _computed(
             whole = read_curated(settings.data_dir, schema.PRICES, short, as_of)
             kept = prices.loc[~prices[schema.SERIES_ID].astype(str).isin(short)]
             prices = pd.concat([kept, whole], ignore_index=True)
-            read_from = None if whole.empty else min(read_from, whole[schema.DATE].min().date())
+            if not whole.empty:
+                read_from = min(read_from, whole[schema.DATE].min().date())
     feats = _build(settings, as_of, series_ids, prices, read_from)
     if feats.empty:
         return feats
