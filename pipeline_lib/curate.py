@@ -23,8 +23,6 @@ _LAYOUT = {
 def _unstored(data_dir: str, dataset: str, frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``frame`` (with ``year``) that curated ``dataset`` lacks or holds otherwise."""
     columns, key, key_col = _LAYOUT[dataset]
-    if frame.empty:
-        return with_year(frame[columns])
     url = paths.curated_dir(data_dir, dataset)
     return unstored_rows(with_year(frame[columns]), url, key, [key_col, "year"])
 

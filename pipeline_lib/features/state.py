@@ -45,7 +45,9 @@ class SeriesState:
         """(anything to build for ``as_of``, the first date to build; None: every date)."""
         if digest != self.digest:
             return True, None
-        starts = [d for d in (self.dirty_from,) if d is not None and d <= as_of]
+        starts = []
+        if self.dirty_from is not None and self.dirty_from <= as_of:
+            starts.append(self.dirty_from)
         if as_of > self.through:
             starts.append(self.through + _DAY)
         return (True, min(starts)) if starts else (False, None)

@@ -131,9 +131,9 @@ def readable_rows(
     ends = {s: np.asarray(d).astype("datetime64[ns]") for s, d in forecast_dates.items()}
     first = pd.Series({s: d.min() for s, d in ends.items()}, dtype="datetime64[ns]")
     last = pd.Series({s: d.max() for s, d in ends.items()}, dtype="datetime64[ns]")
-    known = first.reindex(ids).notna().to_numpy()
-    before = known & features[schema.Y].notna().to_numpy()
-    before &= dates <= first.reindex(ids).to_numpy()
+    own_first = first.reindex(ids).to_numpy("datetime64[ns]")  # NaT: a series not asked for
+    known = ~np.isnat(own_first)
+    before = known & features[schema.Y].notna().to_numpy() & (dates <= own_first)
     tail = pd.DataFrame({"s": ids[before], "d": dates[before]}).sort_values(["s", "d"])
     start = tail.groupby("s").tail(lookback).groupby("s")["d"].min()
     begin = start.reindex(ids).to_numpy("datetime64[ns]")  # NaT: no row before, read all
