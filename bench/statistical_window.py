@@ -1,5 +1,6 @@
-"""The statistical baselines' fit window: accuracy and cost of fitting AutoETS and AutoARIMA on
-the newest ``backtest.statistical_fit_rows`` rows instead of the whole history.
+"""The baselines' fit windows: accuracy and cost of fitting AutoETS and AutoARIMA on the newest
+``backtest.statistical_fit_rows`` rows instead of the whole history, and the linear model on
+``backtest.linear_fit_rows`` (one window, or several whose forecasts are averaged: ``56+728``).
 
 For each window (0: every row, the behaviour before the setting) and each night, each model is
 fitted as the nightly fits it (:func:`pipeline_lib.evaluation.backtest.make_baseline`, the fit
@@ -12,6 +13,7 @@ fits are timed (CPU seconds of this process; no cache). Data as ``bench/accuracy
 Run it with the project's environment::
 
     python bench/statistical_window.py                    # the electricity sample, 2019-2020
+    python bench/statistical_window.py --models linear --windows 0,728,56+84+1092+1456
     python bench/statistical_window.py --config pipeline_lib/sample_data/stocks.toml \\
         --start 2015-01-05 --data-end 2015-12-31
 """
@@ -33,7 +35,7 @@ from accuracy import build_features, nights  # noqa: E402
 
 from pipeline_lib import schema  # noqa: E402
 from pipeline_lib.config import load_settings  # noqa: E402
-from pipeline_lib.evaluation.backtest import make_baseline  # noqa: E402
+from pipeline_lib.evaluation.backtest import FitWindows, make_baseline  # noqa: E402
 from pipeline_lib.evaluation.metrics import score_forecasts  # noqa: E402
 
 ELECTRICITY = "pipeline_lib/sample_data/electricity.toml"
@@ -46,7 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2019, 1, 2))
     p.add_argument("--every", type=int, default=10, help="business days between nights")
     p.add_argument(
-        "--windows", default="0,500,750,1000,1500", help="fit windows in rows (0: every row)"
+        "--windows",
+        default="0,500,750,1000,1500",
+        help="fit windows in rows (0: every row); linear only: a+b+... averages several",
     )
     p.add_argument("--models", default="ets,arima")
     return p.parse_args(argv)
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     last = (pd.Timestamp(args.data_end) - pd.offsets.BDay(horizon)).date()
     dates = nights(args.start, last, args.every)
     actuals = features[[schema.SERIES_ID, schema.DATE, schema.Y]]
-    windows = [int(w) for w in args.windows.split(",")]
+    windows = [tuple(int(w) for w in spec.split("+")) for spec in args.windows.split(",")]
     print(f"{args.config}: {features[schema.SERIES_ID].nunique()} series, {len(dates)} nights "
           f"{dates[0]}..{dates[-1]}, horizon {horizon}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     rows = []
@@ -70,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             parts, seconds = [], 0.0
             for night in dates:
                 history = features.loc[features[schema.DATE] <= pd.Timestamp(night)]
-                model = make_baseline(name, band, night, fit_rows=window)
+                fit = FitWindows(statistical=window[0], linear=window)
+                model = make_baseline(name, band, night, None, settings.feature_set, fit)
                 started = time.process_time()
                 model.fit(history)
                 out = model.predict(night, horizon, settings.frequencies)
@@ -84,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                 at = scores.loc[scores["horizon"] == h]
                 rows.append(
                     {
-                        "model": name, "window": window or "all", "scope": label,
+                        "model": name, "window": "+".join(str(w or "all") for w in window),
+                        "scope": label,
                         "MAE": at["mae"].mean(), "MASE": at["mase"].mean(),
                         "fit+forecast CPU s": seconds,
                     }

@@ -307,9 +307,14 @@ class LinearLags(Baseline):
         lags: Sequence[int] = LAGS,
         alpha: float | Sequence[float] = ALPHAS,
         min_train: int = 30,
+        fit_rows: Sequence[int] = (0,),
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        windows = tuple(sorted({int(w) for w in fit_rows}))
+        if not windows or any(0 < w < min_train or w < 0 for w in windows):
+            raise ValueError(f"fit_rows must be 0 (every row) or >= {min_train}, got {fit_rows}")
+        self.fit_rows = windows
         lags = tuple(sorted({int(k) for k in lags}))
         if not lags or lags[0] < 1:
             raise ValueError(f"lags must be positive integers, got {lags}")
@@ -352,6 +357,7 @@ class LinearLags(Baseline):
         digest = settings_digest(
             type(self).__name__, self.lags, self.alpha, self.min_train, self.quantiles,
             self.calibration_window, self.min_calibration, self.covariate_columns, horizon,
+            *(() if self.fit_rows == (0,) else (("fit_rows", self.fit_rows),)),
         )  # fmt: skip
         sid = self._ids.get(id(s), "series")
         url = f"{self.cache.rstrip('/')}/{self.name}/{digest}/{sid}.npz"
@@ -368,15 +374,22 @@ class LinearLags(Baseline):
         if n_cal < self.min_calibration or len(train) - n_cal - horizon < self.min_train:
             return None
         x, target = self._design(z, weekday, covariates, train, horizon)  # [N, F], [N, H]
-        cal_start = len(train) - n_cal
-        fit_rows = train <= train[cal_start] - horizon  # targets before the calibration split
-        calibrate = self._model(self.alpha).fit(x[fit_rows], target[fit_rows])
-        errors = target[cal_start:] - calibrate.predict(x[cal_start:])  # [n_cal, H]
-        lo, hi = np.quantile(errors, [self.quantiles[0], self.quantiles[2]], axis=0)
-        alpha = getattr(calibrate[-1], "alpha_", self.alpha)  # [H] when searched
-        model = self._model(alpha).fit(x, target)  # the calibrated penalty, on all rows
         x_now, _ = self._design(z, weekday, covariates, np.array([origin]), 0)  # [1, F]
-        change = model.predict(x_now).reshape(1, horizon)  # [1, H]
+        cal_start = len(train) - n_cal
+        before = np.flatnonzero(train <= train[cal_start] - horizon)  # targets before the split
+        calibrated = np.zeros_like(target[cal_start:])  # [n_cal, H]
+        change = np.zeros((1, horizon))
+        for window in self.fit_rows:
+            fit = before[-window:] if window else before
+            calibrate = self._model(self.alpha).fit(x[fit], target[fit])
+            calibrated += calibrate.predict(x[cal_start:])
+            alpha = getattr(calibrate[-1], "alpha_", self.alpha)  # [H] when searched
+            newest = slice(-window if window else None, None)  # of all the rows
+            model = self._model(alpha).fit(x[newest], target[newest])  # the calibrated penalty
+            change += model.predict(x_now).reshape(1, horizon)
+        errors = target[cal_start:] - calibrated / len(self.fit_rows)  # [n_cal, H]
+        lo, hi = np.quantile(errors, [self.quantiles[0], self.quantiles[2]], axis=0)
+        change /= len(self.fit_rows)  # [1, H]
         point = _inverse(z[origin] + change, use_log)
         bands = _apply_bands(point, lo[None], hi[None], np.array([use_log]))
         return np.stack(bands)[:, 0]

@@ -23,6 +23,7 @@ from pipeline_lib.evaluation.backtest import (
     LSTM,
     MODEL_VERSION,
     BacktestPlan,
+    FitWindows,
     baseline_forecasts,
     baseline_version,
     lstm_forecasts,
@@ -71,7 +72,7 @@ def baseline_run(
     backtest = baseline_forecasts(
         list(settings.backtest.baselines), rows, part_of(plan, series), settings.frequencies,
         settings.model.band, fitted, baseline_cache(settings), settings.feature_set,
-        fit_end=plan.holdout_start, fit_rows=settings.backtest.statistical_fit_rows,
+        fit_end=plan.holdout_start, windows=FitWindows.of(settings.backtest),
     )  # fmt: skip
     tonight = [
         model.predict(plan.as_of, settings.horizon, settings.frequencies).assign(
@@ -179,7 +180,7 @@ def evaluate(
                 fitted,
                 cache,
                 settings.feature_set,
-                fit_rows=settings.backtest.statistical_fit_rows,
+                windows=FitWindows.of(settings.backtest),
             )  # fmt: skip
         )
     forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
@@ -244,7 +245,7 @@ def model_forecasts(
                 cache = baseline_cache(settings)
                 baseline = make_baseline(
                     model, settings.model.band, start, cache, settings.feature_set,
-                    settings.backtest.statistical_fit_rows,
+                    FitWindows.of(settings.backtest),
                 ).fit(rows)  # fmt: skip
             out = baseline.predict(as_of, settings.horizon, frequencies)
             version = baseline_version(model)
@@ -396,7 +397,7 @@ def baseline_records(settings: Settings) -> list[dict[str, object]]:
     for name in settings.backtest.baselines:
         model = make_baseline(
             name, settings.model.band, feature_set=settings.feature_set,
-            fit_rows=settings.backtest.statistical_fit_rows,
+            windows=FitWindows.of(settings.backtest),
         )  # fmt: skip
         params = {
             k: v

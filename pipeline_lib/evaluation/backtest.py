@@ -26,7 +26,7 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.baselines import BASELINES as SIMPLE_BASELINES
-from pipeline_lib.baselines import Baseline
+from pipeline_lib.baselines import Baseline, LinearLags
 from pipeline_lib.config import BacktestConfig
 from pipeline_lib.evaluation.metrics import MODEL, score_forecasts, score_rows
 from pipeline_lib.evaluation.windows import rolling_origins
@@ -111,13 +111,27 @@ def lstm_forecasts(
     return out.assign(**{MODEL: LSTM, MODEL_VERSION: trained.version})
 
 
+@dataclass(frozen=True)
+class FitWindows:
+    """The rows the baselines are fitted on, newest first (0: every row): ``statistical``,
+    ETS's and ARIMA's (``backtest.statistical_fit_rows``); ``linear``, the linear model's
+    calibration windows, whose forecasts are averaged (``backtest.linear_fit_rows``)."""
+
+    statistical: int = 0
+    linear: tuple[int, ...] = (0,)
+
+    @classmethod
+    def of(cls, config: BacktestConfig) -> FitWindows:
+        return cls(config.statistical_fit_rows, tuple(config.linear_fit_rows))
+
+
 def make_baseline(
     name: str,
     quantiles: Sequence[float],
     fit_end: dt.date | None = None,
     cache: str | None = None,
     feature_set: FeatureSet = FeatureSet(),  # noqa: B008 - frozen, immutable
-    fit_rows: int = 0,
+    windows: FitWindows = FitWindows(),  # noqa: B008 - frozen, immutable
 ) -> Baseline:
     """A baseline by name with the pipeline's quantile levels. ``fit_end``: for a statistical
     baseline (see ``pipeline_lib.statistical``), the last date its parameters may be fitted on
@@ -125,14 +139,19 @@ def make_baseline(
     later night (the statistical fits and forecasts, the linear model's forecasts per origin:
     ``pipeline_lib.origin_cache``; the naive ones need none). ``feature_set``: the declared
     covariates of the features frame (``Settings.feature_set``), read by the linear baseline
-    only; the empty set: no declared covariates. ``fit_rows``: a statistical baseline's fit
-    window (``backtest.statistical_fit_rows``; 0: every row)."""
+    only; the empty set: no declared covariates. ``windows``: the statistical baselines' and
+    the linear model's fit windows (:class:`FitWindows`; by default every row)."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
-    model = BASELINES[name](quantiles=tuple(quantiles), feature_set=feature_set)
+    kind = BASELINES[name]
+    options: dict[str, object] = {"quantiles": tuple(quantiles), "feature_set": feature_set}
+    if issubclass(kind, StatsForecastBaseline):
+        options["fit_rows"] = windows.statistical
+    elif issubclass(kind, LinearLags):
+        options["fit_rows"] = windows.linear
+    model = kind(**options)
     if isinstance(model, StatsForecastBaseline):
         model.at(fit_end)
-        model.fit_rows = fit_rows
     return model.cache_in(cache)
 
 
@@ -146,18 +165,18 @@ def baseline_forecasts(
     cache: str | None = None,
     feature_set: FeatureSet = FeatureSet(),  # noqa: B008 - frozen, immutable
     fit_end: dt.date | None = None,
-    fit_rows: int = 0,
+    windows: FitWindows = FitWindows(),  # noqa: B008 - frozen, immutable
 ) -> pd.DataFrame:
     """Each baseline's forecasts from every origin of ``plan``, from the rows dated on or
     before it (the simple baselines refit per origin, the statistical ones are fitted once at
     ``fit_end``, by default the plan's first origin: a part of a night's plan passes the whole
     plan's). ``fitted``: filled with each baseline as fitted, so tonight's forecast comes from
-    the same models; ``cache``, ``feature_set``, ``fit_rows``: see :func:`make_baseline`."""
+    the same models; ``cache``, ``feature_set``, ``windows``: see :func:`make_baseline`."""
     history = schema.dated_up_to(features, plan.as_of)
     start = fit_end or plan.holdout_start
     parts = []
     for name in names:
-        model = make_baseline(name, quantiles, start, cache, feature_set, fit_rows)
+        model = make_baseline(name, quantiles, start, cache, feature_set, windows)
         model.fit(history)
         out = model.predict_at(plan.origins, plan.horizon, dict(frequencies))
         parts.append(out.assign(**{MODEL_VERSION: baseline_version(name)}))

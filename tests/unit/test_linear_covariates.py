@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from pipeline_lib.baselines import LinearLags, Naive
-from pipeline_lib.evaluation.backtest import make_baseline
+from pipeline_lib.config import load_settings
+from pipeline_lib.errors import ConfigError
+from pipeline_lib.evaluation.backtest import FitWindows, make_baseline
 from pipeline_lib.features.spec import FeatureSet
 
 LOAD = FeatureSet.of(future=[("load", 1)])
@@ -88,3 +90,33 @@ def test_lags_and_alpha_are_validated() -> None:
         LinearLags(lags=(0, 1))
     with pytest.raises(ValueError, match="alpha"):
         LinearLags(alpha=0.0)
+
+
+def test_a_fit_window_reads_only_its_newest_rows() -> None:
+    frame = _planted()
+    as_of = frame["date"].iloc[-1].date()  # origin 599, 596 training origins for horizon 3
+
+    def forecast(data: pd.DataFrame, fit_rows: tuple[int, ...]) -> pd.DataFrame:
+        model = LinearLags(feature_set=LOAD, fit_rows=fit_rows).fit(data)
+        return model.predict(as_of, 3, "D")
+
+    # window 100: the calibration fit reads training origins 245..344 (the 250 before the
+    # origin's are its calibration errors), their lags from row 238; the origin's fit 497..596
+    older = frame.copy()
+    older.loc[:200, ["y", "load", "load@1"]] *= 1.5
+    windowed = forecast(frame, (100,))
+    pd.testing.assert_frame_equal(forecast(older, (100,)), windowed)
+    assert not np.allclose(forecast(older, (0,))["yhat"], forecast(frame, (0,))["yhat"])
+    # several windows: the mean of their changes (log prices: the geometric mean of points)
+    both = forecast(frame, (100, 0))["yhat"].to_numpy()
+    whole = forecast(frame, (0,))["yhat"].to_numpy()
+    np.testing.assert_allclose(both, np.sqrt(windowed["yhat"].to_numpy() * whole), rtol=1e-12)
+
+
+def test_a_fit_window_too_short_is_refused() -> None:
+    with pytest.raises(ValueError, match="fit_rows must be 0"):
+        LinearLags(fit_rows=(10,))
+    with pytest.raises(ConfigError, match="linear_fit_rows"):
+        load_settings(backtest={"linear_fit_rows": [0, 30]})
+    windows = load_settings(backtest={"linear_fit_rows": [1820, 0, 1820]}).backtest
+    assert FitWindows.of(windows).linear == (0, 1820)

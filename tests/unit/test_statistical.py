@@ -12,7 +12,7 @@ import pytest
 from pipeline_lib import schema
 from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
-from pipeline_lib.evaluation.backtest import make_baseline
+from pipeline_lib.evaluation.backtest import FitWindows, make_baseline
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.statistical import ARIMA, ETS, _levels, weekly_pattern
 
@@ -122,7 +122,9 @@ def test_a_fit_window_reads_only_the_newest_rows_before_the_fit_point(name: str)
     early = features.index < 280
     features.loc[early, schema.Y] *= 1.5
     as_of = pd.Timestamp(features[schema.DATE].iloc[-1]).date()  # 400 rows: the fit point
-    windowed = make_baseline(name, QUANTILES, as_of, fit_rows=120).fit(features)
+    windowed = make_baseline(name, QUANTILES, as_of, windows=FitWindows(statistical=120)).fit(
+        features
+    )
     out = windowed.predict(as_of, 5, "B")
     recent = features.iloc[280:]  # the same 120 rows, alone: the same fit and forecast
     alone = make_baseline(name, QUANTILES, as_of).fit(recent).predict(as_of, 5, "B")
