@@ -184,6 +184,7 @@ def evaluate(
             )  # fmt: skip
         )
     forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    parts.clear()  # the scoring below holds the forecasts once, not twice
     if forecasts.empty:
         raise ValueError(
             f"no model could forecast any backtest origin as of {as_of}: the series need more "

@@ -28,7 +28,7 @@ from pipeline_lib import schema
 from pipeline_lib.baselines import BASELINES as SIMPLE_BASELINES
 from pipeline_lib.baselines import Baseline, LinearLags
 from pipeline_lib.config import BacktestConfig
-from pipeline_lib.evaluation.metrics import MODEL, score_forecasts, score_rows
+from pipeline_lib.evaluation.metrics import MODEL, score_rows_and_summary
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.forecast import predict_at
@@ -208,10 +208,9 @@ def score_backtest(
     """
     history = schema.dated_up_to(features, plan.as_of)
     actuals = history[[schema.SERIES_ID, schema.DATE, schema.Y]]
-    rows = score_rows(forecasts, actuals, history, season, quantiles)
-    labelled = forecasts.assign(**{MODEL: forecasts[MODEL_VERSION]})
-    summary = score_forecasts(labelled, actuals, history, season, quantiles)
-    summary = summary.rename(columns={MODEL: MODEL_VERSION})
+    rows, summary = score_rows_and_summary(
+        forecasts, actuals, actuals, season, quantiles, model=MODEL_VERSION
+    )
     kinds = forecasts.drop_duplicates(MODEL_VERSION).set_index(MODEL_VERSION)[MODEL]
     summary.insert(0, MODEL, summary[MODEL_VERSION].map(kinds))
     return rows, summary

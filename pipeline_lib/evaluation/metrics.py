@@ -106,8 +106,33 @@ def score_forecasts(
     scikit-learn functions above, to rounding; a nightly backtest has thousands of groups).
     """
     joined, scales = _prepare(forecasts, actuals, history, season, quantiles)
+    return _summary(_terms(joined, scales, quantiles), scales, quantiles, MODEL)
+
+
+def score_rows_and_summary(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    history: pd.DataFrame,
+    season: int = 1,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+    model: str = MODEL,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`score_rows` and :func:`score_forecasts` of the same forecasts, joined and scored
+    once; the summary's models are the values of the forecasts' column ``model`` (a model
+    version, say), under that column's name."""
+    joined, scales = _prepare(forecasts, actuals, history, season, quantiles)
     terms = _terms(joined, scales, quantiles)
+    summary = _summary(terms, scales, quantiles, model)
+    return _rows(terms, forecasts), summary
+
+
+def _summary(
+    terms: pd.DataFrame, scales: dict[str, float], quantiles: Sequence[float], model: str
+) -> pd.DataFrame:
+    """The metrics per ``(model, series, horizon)`` and over all horizons, from ``terms``
+    (:func:`_terms`; two columns are added for the means and removed again)."""
     terms["width"] = terms["yhat_upper"] - terms["yhat_lower"]
+    terms["covered_share"] = terms["covered"].astype(np.float64)
     means = {
         "abs_error": "mae",
         "squared_error": "rmse",
@@ -115,11 +140,10 @@ def score_forecasts(
         "pinball_lower": pinball_column(quantiles[0]),
         "pinball_median": pinball_column(quantiles[1]),
         "pinball_upper": pinball_column(quantiles[2]),
-        "covered": "coverage",
+        "covered_share": "coverage",
         "width": "width",
     }
-    keys = [MODEL, schema.SERIES_ID]
-    terms["covered"] = terms["covered"].astype(np.float64)
+    keys = [model, schema.SERIES_ID]
     parts = []
     for by, label in ((["horizon"], None), ([], ALL_HORIZONS)):
         grouped = terms.groupby(keys + by, sort=True)
@@ -131,11 +155,12 @@ def score_forecasts(
         )
         part["horizon"] = part["horizon"].astype(str) if label is None else label
         parts.append(part)
+    del terms["width"], terms["covered_share"]
     out = pd.concat(parts, ignore_index=True).sort_values([*keys, "order"], kind="stable")
     out["rmse"] = np.sqrt(out["rmse"])
     scale = out[schema.SERIES_ID].map(scales).to_numpy(np.float64)
     out["mase"] = _ratios(out["mae"].to_numpy(np.float64), scale)
-    columns = [MODEL, schema.SERIES_ID, "horizon", "n", "mae", "rmse", "mase", "smape"]
+    columns = [model, schema.SERIES_ID, "horizon", "n", "mae", "rmse", "mase", "smape"]
     columns += [pinball_column(q) for q in quantiles] + ["coverage", "width"]
     return out[columns].reset_index(drop=True)
 
@@ -171,15 +196,22 @@ def score_rows(
     agrees with :func:`score_forecasts`.
     """
     joined, scales = _prepare(forecasts, actuals, history, season, quantiles)
-    out = _terms(joined, scales, quantiles).rename(columns={schema.Y: "actual"})
-    keep = [c for c in out.columns if c in forecasts.columns or c == MODEL]
-    return out[[*keep, *ROW_METRICS]].reset_index(drop=True)
+    return _rows(_terms(joined, scales, quantiles), forecasts)
+
+
+def _rows(terms: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
+    """The forecasts' columns (and ``model``) of ``terms``, then ``ROW_METRICS``."""
+    keep = [c for c in terms.columns if c in forecasts.columns or c == MODEL]
+    out = terms[[*keep, schema.Y, *ROW_METRICS[1:]]]  # one copy: the rows kept
+    out.columns = [*keep, *ROW_METRICS]  # y is the actual
+    return out
 
 
 def _terms(
     joined: pd.DataFrame, scales: dict[str, float], quantiles: Sequence[float]
 ) -> pd.DataFrame:
-    """``joined`` with each row's metric terms (``ROW_METRICS`` but ``actual``), vectorised."""
+    """``joined`` (the caller's own frame, added to in place) with each row's metric terms
+    (``ROW_METRICS`` but ``actual``), vectorised."""
     y = joined[schema.Y].to_numpy(np.float64)
     yhat = joined["yhat"].to_numpy(np.float64)
     lower = joined["yhat_lower"].to_numpy(np.float64)
@@ -187,7 +219,7 @@ def _terms(
     error = np.abs(y - yhat)
     scale = joined[schema.SERIES_ID].map(scales).to_numpy(np.float64)
     den = np.abs(y) + np.abs(yhat)
-    out = joined.copy()
+    out = joined
     with np.errstate(divide="ignore", invalid="ignore"):
         out["scaled_error"] = np.where(scale > 0, error / scale, np.nan)
     out["abs_error"] = error
@@ -238,10 +270,10 @@ def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
 def _join(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
     if actuals.duplicated([schema.SERIES_ID, schema.DATE]).any():
         raise ValueError("actuals have more than one row for a (series_id, date)")
-    left = forecasts.copy()
+    target = pd.to_datetime(forecasts["target_date"]).astype("datetime64[ns]")
+    left = forecasts.assign(target_date=target)  # a copy of the forecasts' column list only
     if MODEL not in left:
         left[MODEL] = DEFAULT_MODEL
-    left["target_date"] = pd.to_datetime(left["target_date"]).astype("datetime64[ns]")
     right = actuals[ACTUAL_COLUMNS].rename(columns={schema.DATE: "target_date"})
     right = right.assign(target_date=pd.to_datetime(right["target_date"]).astype("datetime64[ns]"))
     right = right.loc[right[schema.Y].notna()]
@@ -256,7 +288,8 @@ def _join(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
 
 def _scales(history: pd.DataFrame, joined: pd.DataFrame, season: int) -> dict[str, float]:
     first = joined.groupby(schema.SERIES_ID)["forecast_date"].min()
-    hist = history.loc[history[schema.Y].notna()].sort_values([schema.SERIES_ID, schema.DATE])
+    hist = history.loc[history[schema.Y].notna(), ACTUAL_COLUMNS]  # not every feature column
+    hist = hist.sort_values([schema.SERIES_ID, schema.DATE])
     out = {}
     for series, frame in hist.groupby(schema.SERIES_ID, sort=False):
         if series in first.index:

@@ -21,7 +21,7 @@ from pipeline_lib.validation import (
     validate_batch,
 )
 from pipeline_lib.validation.suites import features_suite, prices_suite, suite_for, weather_suite
-from pipeline_lib.validation.validate import check_freshness
+from pipeline_lib.validation.validate import check_freshness, run_gx
 
 AS_OF = dt.date(2013, 5, 2)
 
@@ -267,3 +267,22 @@ def test_features_suite() -> None:
     checks = _checks(report.failures)
     assert {"y_not_null", "log_return_finite", "key_unique", "date_not_after_as_of"} <= set(checks)
     assert "series A 2013-01-04 y=None" in _message(report)
+
+
+def test_gx_keeps_no_reference_to_a_validated_frame() -> None:
+    """GX's execution engine would hold the last batch until the next one: a night's whole
+    features frame through the backtest. run_gx lets it go."""
+    import gc
+    import weakref
+
+    import great_expectations as gx
+
+    data = pd.DataFrame({"series_id": ["A"] * 50, "y": [float(i) for i in range(50)]})
+    suite = gx.ExpectationSuite(
+        name="not-null", expectations=[gx.expectations.ExpectColumnValuesToNotBeNull(column="y")]
+    )
+    alive = weakref.ref(data)
+    assert run_gx(data, suite, {"result_format": "SUMMARY"}).success
+    del data
+    gc.collect()
+    assert alive() is None
