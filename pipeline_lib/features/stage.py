@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import numpy as np
 import pandas as pd
 
 from pipeline_lib import paths, schema
@@ -222,4 +223,17 @@ def load_features(settings: Settings, as_of: dt.date) -> pd.DataFrame:
         filters={schema.SERIES_ID: settings.series_ids},
         date_to=as_of,
     )
+    if _in_key_order(feats):  # as the files are read: no sorted copy of the whole history
+        return feats
     return feats.sort_values(schema.FEATURE_KEY).reset_index(drop=True)
+
+
+def _in_key_order(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` has a default index and is sorted by series, then strictly by date
+    (what sorting and resetting the index would give)."""
+    if not frame.index.equals(pd.RangeIndex(len(frame))):
+        return False
+    ids = frame[schema.SERIES_ID].to_numpy()
+    dates = frame[schema.DATE].to_numpy()
+    same = ids[1:] == ids[:-1]
+    return bool(np.all(ids[1:] >= ids[:-1]) and np.all(dates[1:][same] > dates[:-1][same]))

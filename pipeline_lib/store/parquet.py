@@ -234,8 +234,34 @@ def read_dataset(
         if unknown:
             raise KeyError(f"{dataset_url} has no columns {unknown} (has: {dataset.schema.names})")
     wanted = columns if columns is not None else [c for c in dataset.schema.names if c != YEAR]
-    df = _to_frame(dataset.to_table(columns=wanted, filter=expr))
+    df = _to_frame(_read_table(dataset, wanted, expr))
     return df.drop(columns=[YEAR], errors="ignore").reset_index(drop=True)
+
+
+FILES_PER_READ = 500
+
+
+def _read_table(dataset: ds.Dataset, columns: list[str], expr: ds.Expression | None) -> pa.Table:
+    """The rows of ``dataset`` matching ``expr``, in its files' order, read ``FILES_PER_READ``
+    files at a time: a data set keeps the Parquet metadata of every file it has read, about 85
+    KB a file of 18 columns, so the 10,000 files of 1,000 series x 10 years read at once held
+    0.85 GB of it beside 0.37 GB of rows."""
+    fragments = list(dataset.get_fragments(filter=expr))  # partition pruning: nothing read
+    if len(fragments) <= FILES_PER_READ:
+        return dataset.to_table(columns=columns, filter=expr)
+    base = _base_dir(fragments)
+    parts = []
+    for i in range(0, len(fragments), FILES_PER_READ):
+        group = ds.dataset(
+            [f.path for f in fragments[i : i + FILES_PER_READ]],
+            schema=dataset.schema,
+            filesystem=dataset.filesystem,
+            format="parquet",
+            partitioning=dataset.partitioning,
+            partition_base_dir=base,
+        )
+        parts.append(group.to_table(columns=columns, filter=expr))
+    return pa.concat_tables(parts)
 
 
 def stored_keys(dataset_url: str, key_col: str) -> set[str]:

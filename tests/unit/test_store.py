@@ -21,6 +21,7 @@ from pipeline_lib.store import (
     with_year,
 )
 from pipeline_lib.store import fs as store_fs
+from pipeline_lib.store import parquet as store_parquet
 
 T0 = dt.datetime(2024, 5, 1, 2, 3, 4, 567890, tzinfo=dt.UTC)
 
@@ -176,3 +177,16 @@ def test_land_raw_is_append_only_and_idempotent(tmp_path: Path) -> None:
     data_files = [f for f in all_files(tmp_path) if not f.endswith(".meta.json")]
     assert len(data_files) == 3 and len(all_files(tmp_path)) == 6
     assert Path(a).read_bytes() == b"date,close\n2013-01-02,1\n"
+
+
+def test_reading_a_few_files_at_a_time_gives_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = str(tmp_path / "prices")
+    for k, series in enumerate(["A", "B", "C"]):
+        upsert(prices(series, ["2012-05-01", "2013-01-02", "2014-06-02", "2015-03-03"], k), url)
+    whole = read_dataset(url, schema.PRICE_COLUMNS, date_from=dt.date(2013, 1, 1))
+    monkeypatch.setattr(store_parquet, "FILES_PER_READ", 2)  # 9 files read: 2, 2, 2, 2, 1
+    pieces = read_dataset(url, schema.PRICE_COLUMNS, date_from=dt.date(2013, 1, 1))
+    pd.testing.assert_frame_equal(pieces, whole)
+    assert len(whole) == 9 and list(whole["series_id"].unique()) == ["A", "B", "C"]
