@@ -43,6 +43,9 @@ def predict(
     return predict_at(trained, rows, dict.fromkeys(trained.series_ids, dates), frequencies)
 
 
+BATCH = 4096  # windows per forward pass of a backtest
+
+
 def predict_at(
     trained: TrainedModel,
     features: pd.DataFrame,
@@ -96,10 +99,21 @@ def predict_at(
         targets.append(ahead.reshape(-1))
     if not ids:
         return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in FORECAST_COLUMNS})
-    past_t = torch.cat(past)
+    past_t, future_t, index_t = (
+        torch.cat(past),
+        torch.from_numpy(np.concatenate(future)),
+        torch.cat(index),
+    )
     trained.module.eval()
-    with torch.no_grad():
-        out = trained.module(past_t, torch.from_numpy(np.concatenate(future)), torch.cat(index))
+    with torch.no_grad():  # in batches: the LSTM's activations for every window at once were
+        out = torch.cat(  # ~1 GB at 1,000 series x 40 origins
+            [
+                trained.module(
+                    past_t[i : i + BATCH], future_t[i : i + BATCH], index_t[i : i + BATCH]
+                )
+                for i in range(0, len(past_t), BATCH)
+            ]
+        )
     last_y = past_t[:, -1, 0].numpy().astype(np.float64)  # scaled y at each origin
     levels = out.numpy().astype(np.float64) + last_y[:, None, None]  # [N, horizon, 3]
     series = np.array(ids, dtype=object)
