@@ -10,7 +10,8 @@ import pytest
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
-from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict, readable_rows
+from pipeline_lib.model import forecast as forecast_module
+from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict, predict_at, readable_rows
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.model.train import train_full
 from pipeline_lib.model.trained import TrainedModel
@@ -79,3 +80,17 @@ def test_a_forecast_reads_only_the_rows_its_windows_reach() -> None:
     assert s0.min() == dates[91] and s0.max() == dates[150] and len(s0) == 60
     s1 = rows.loc[rows[schema.SERIES_ID] == "S1", schema.DATE]
     assert s1.min() == dates[0] and s1.max() == dates[199]
+
+
+def test_a_backtest_forward_pass_in_batches_gives_the_same_forecasts(
+    trained: TrainedModel, features: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dates = features[schema.DATE].to_numpy("datetime64[ns]")
+    origins = {s: dates[(dates > dates[100]) & (dates <= dates[220])][::3] for s in ("S0", "S1")}
+    whole = predict_at(trained, features, origins, FREQ)
+    windows = sum(len(d) for d in origins.values())
+    assert len(whole) == windows * 4 and windows > 100
+    monkeypatch.setattr(forecast_module, "BATCH", 7)  # many passes, a short last one
+    batched = predict_at(trained, features, origins, FREQ)
+    # the same windows and weights; a small batch may take another float32 kernel (last bit)
+    pd.testing.assert_frame_equal(batched, whole, check_exact=False, rtol=1e-6)
