@@ -270,10 +270,12 @@ def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
 def _join(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
     if actuals.duplicated([schema.SERIES_ID, schema.DATE]).any():
         raise ValueError("actuals have more than one row for a (series_id, date)")
-    target = pd.to_datetime(forecasts["target_date"]).astype("datetime64[ns]")
-    left = forecasts.assign(target_date=target)  # a copy of the forecasts' column list only
-    if MODEL not in left:
-        left[MODEL] = DEFAULT_MODEL
+    changes: dict[str, object] = {}
+    if forecasts["target_date"].dtype != "datetime64[ns]":
+        changes["target_date"] = pd.to_datetime(forecasts["target_date"]).astype("datetime64[ns]")
+    if MODEL not in forecasts:
+        changes[MODEL] = DEFAULT_MODEL
+    left = forecasts.assign(**changes) if changes else forecasts  # merge copies; assign too
     right = actuals[ACTUAL_COLUMNS].rename(columns={schema.DATE: "target_date"})
     right = right.assign(target_date=pd.to_datetime(right["target_date"]).astype("datetime64[ns]"))
     right = right.loc[right[schema.Y].notna()]

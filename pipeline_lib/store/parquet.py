@@ -181,13 +181,21 @@ def _unified(dataset: ds.Dataset) -> ds.Dataset:
     schemas = [f.physical_schema for f in fragments]
     partition = [f for f in dataset.schema if f.name not in pa.unify_schemas(schemas).names]
     unified = pa.unify_schemas([*schemas, pa.schema(partition)], promote_options="permissive")
+    return _over(dataset, fragments, unified, _base_dir(fragments))
+
+
+def _over(
+    dataset: ds.Dataset, fragments: list[ds.Fragment], schema: pa.Schema, base_dir: str
+) -> ds.Dataset:
+    """A data set of ``fragments``' files only, with ``dataset``'s file system and Hive
+    partitioning under ``base_dir``, read with ``schema``."""
     return ds.dataset(
         [f.path for f in fragments],
-        schema=unified,
+        schema=schema,
         filesystem=dataset.filesystem,
         format="parquet",
         partitioning=dataset.partitioning,
-        partition_base_dir=_base_dir(fragments),
+        partition_base_dir=base_dir,
     )
 
 
@@ -252,14 +260,7 @@ def _read_table(dataset: ds.Dataset, columns: list[str], expr: ds.Expression | N
     base = _base_dir(fragments)
     parts = []
     for i in range(0, len(fragments), FILES_PER_READ):
-        group = ds.dataset(
-            [f.path for f in fragments[i : i + FILES_PER_READ]],
-            schema=dataset.schema,
-            filesystem=dataset.filesystem,
-            format="parquet",
-            partitioning=dataset.partitioning,
-            partition_base_dir=base,
-        )
+        group = _over(dataset, fragments[i : i + FILES_PER_READ], dataset.schema, base)
         parts.append(group.to_table(columns=columns, filter=expr))
     return pa.concat_tables(parts)
 
