@@ -77,6 +77,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -249,6 +250,10 @@ class RunResult:
     dates: int = 0  # a backfill's forecast dates
     summary: list[str] = field(default_factory=list)  # the lines the command printed last
     log: str = ""
+    # the main process's resident set, sampled every RSS_EVERY s (see RssSampler): the largest
+    # sample within each stage's runs (GiB), and the stage running when its peak was reached
+    stage_rss_gib: dict[str, float] = field(default_factory=dict)
+    peak_stage: str = ""
 
     @property
     def ok(self) -> bool:
@@ -266,6 +271,60 @@ BEGIN = re.compile(r"^Beginning (?:sub)?flow run '(?P<run>[^']*)' for flow '(?P<
 FINISHED = re.compile(r"^Finished in state (?P<state>\w+)")
 SERVER = re.compile(r"^Starting temporary server")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+RSS_EVERY = 1.0  # seconds between two samples of the child's resident set
+
+
+class RssSampler(threading.Thread):
+    """Samples ``/proc/<pid>/status`` of the pipeline's process every ``RSS_EVERY`` seconds:
+    ``VmRSS`` (its resident set now) and ``VmHWM`` (the largest it has been), with the seconds
+    since the start. The high-water mark tells, within one interval, when the peak that
+    ``ru_maxrss`` reports was reached, even if it lasted less than an interval. Linux only: on
+    another system (no ``/proc``) it records nothing."""
+
+    def __init__(self, pid: int, t0: float) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.t0 = pid, t0
+        self.samples: list[tuple[float, float, float]] = []  # (seconds, rss GiB, hwm GiB)
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        status = Path(f"/proc/{self.pid}/status")
+        while not self.done.wait(RSS_EVERY):
+            try:
+                fields = dict(
+                    line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+                )
+                rss = int(fields["VmRSS"].split()[0]) / 1024**2  # kB
+                hwm = int(fields["VmHWM"].split()[0]) / 1024**2
+            except (OSError, KeyError, ValueError):  # exited (a zombie has no VmRSS)
+                continue
+            self.samples.append((time.perf_counter() - self.t0, rss, hwm))
+
+
+def rss_by_stage(
+    samples: list[tuple[float, float, float]], spans: dict[str, list[tuple[float, float]]]
+) -> tuple[dict[str, float], str]:
+    """Per stage, the largest resident set sampled within its runs (GiB); and the stage that
+    was running when the high-water mark last rose (where the run's peak was reached), or
+    ``between stages``."""
+    peaks: dict[str, float] = {}
+    for name, runs in spans.items():
+        inside = [rss for t, rss, _ in samples if any(a <= t <= b for a, b in runs)]
+        if inside:
+            peaks[name] = max(inside)
+    where = ""
+    if samples:
+        top = max(hwm for _, _, hwm in samples)
+        at = next(t for t, _, hwm in samples if hwm >= top)  # the first sample that saw it
+        # the peak came between the previous sample and this one
+        before = max((t for t, _, _ in samples if t < at), default=0.0)
+        hits = [
+            name for name, runs in spans.items() if any(a <= at and b >= before for a, b in runs)
+        ]
+        where = ", ".join(sorted(hits)) or "between stages"
+    return peaks, where
 
 
 def child_environment(prefect_home: Path) -> dict[str, str]:
@@ -302,15 +361,22 @@ def run_cli(label: str, args: list[str], work: Path, series: int, years: float) 
             env=child_environment(work / "prefect-home"),
             start_new_session=True,  # its own process group: stop() ends it with its API server
         )  # fmt: skip
+        sampler = RssSampler(child.pid, t0)
+        sampler.start()
         try:
             _, status, usage = os.wait4(child.pid, 0)
         except BaseException:  # interrupted, or SIGTERM (see main): no orphaned pipeline run
             stop(child)
             raise
+        finally:
+            sampler.done.set()
         wall = time.perf_counter() - t0
+    sampler.join()
     child.returncode = os.waitstatus_to_exitcode(status)
     text = ANSI.sub("", log_path.read_text(errors="replace"))
-    stages, counts, busy = stage_seconds(text, started_clock, wall)
+    spans: dict[str, list[tuple[float, float]]] = {}
+    stages, counts, busy = stage_seconds(text, started_clock, wall, spans)
+    stage_rss, peak_stage = rss_by_stage(sampler.samples, spans)
     tail = [line for line in text.splitlines() if not LINE.match(line)][-40:]
     result = RunResult(
         label=label,
@@ -327,6 +393,8 @@ def run_cli(label: str, args: list[str], work: Path, series: int, years: float) 
         training=_training(text),
         summary=tail,
         log=str(log_path),
+        stage_rss_gib=stage_rss,
+        peak_stage=peak_stage,
     )
     if child.returncode != 0:
         errors = [line for line in text.splitlines() if line.startswith("error:")]
@@ -341,7 +409,15 @@ def run_cli(label: str, args: list[str], work: Path, series: int, years: float) 
     print(
         f"    {wall:.1f} s, peak RSS {result.peak_rss_gib:.2f} GiB; {largest(result)}", flush=True
     )
+    if stage_rss:
+        print(f"    peak reached in: {peak_stage}; {largest_rss(result)}", flush=True)
     return result
+
+
+def largest_rss(result: RunResult, k: int = LARGEST) -> str:
+    """The stages with the largest resident set sampled while they ran."""
+    top = sorted(result.stage_rss_gib.items(), key=lambda kv: -kv[1])[:k]
+    return "RSS GiB sampled in " + ", ".join(f"{name} {gib:.2f}" for name, gib in top)
 
 
 def stop(child: subprocess.Popen) -> None:
@@ -374,13 +450,17 @@ def _training(text: str) -> str:
 
 
 def stage_seconds(
-    text: str, started: dt.datetime, wall: float
+    text: str,
+    started: dt.datetime,
+    wall: float,
+    spans_out: dict[str, list[tuple[float, float]]] | None = None,
 ) -> tuple[dict[str, float], dict[str, int], dict[str, float]]:
     """Seconds per stage from Prefect's log lines (see the module docstring): each task's runs
     from ``Executing task`` to ``Finished in state``; ``prefect task setup``: from ``Created
     task run`` to ``Executing task`` (the engine's API calls before the task's code runs);
     ``imports`` and ``api server start`` before the first flow run; ``flow overhead`` and
-    ``shutdown`` after."""
+    ``shutdown`` after. ``spans_out``, when given, receives each task's runs (seconds since
+    the start) and the ``imports`` and ``shutdown`` spans."""
     day = started.date()
     previous = started
 
@@ -449,6 +529,11 @@ def stage_seconds(
             stages["startup"] = first
         stages["shutdown"] = max(wall - last, 0.0)
         stages["flow overhead"] = max((last - first) - _union(executed + setup), 0.0)
+        if spans_out is not None:
+            spans_out["imports"] = [(0.0, server_start if server_start is not None else first)]
+            spans_out["shutdown"] = [(last, wall)]
+    if spans_out is not None:
+        spans_out.update(intervals)
     for name, spans in flow_spans.items():
         busy[f"flow {name}"] = sum(b - a for a, b in spans)
         counts[f"flow {name}"] = len(spans)
@@ -663,6 +748,11 @@ def print_table(results: list[RunResult]) -> None:
         )
     loads = "; ".join(f"{r.label} @{r.years:g}y: {r.load_before}" for r in results)
     print(f"\nload average before each run (uptime): {loads}")
+    sampled = [r for r in results if r.stage_rss_gib]
+    if sampled:
+        print(f"\nwhere the memory went (resident set sampled every {RSS_EVERY:g} s):")
+        for r in sampled:
+            print(f"  {r.label} @{r.years:g}y: peak reached in {r.peak_stage}; {largest_rss(r)}")
 
 
 def growth(
