@@ -26,6 +26,7 @@ from pipeline_lib.config import Settings
 from pipeline_lib.drift_summary import drift_markdown
 from pipeline_lib.retrain import TrainingDecision
 from pipeline_lib.validation.report import ValidationReport
+from tasks.memory import RELEASE
 
 FORECASTS_KEY = "forecasts"
 BACKTEST_KEY = "backtest-metrics"
@@ -36,7 +37,7 @@ VALIDATION_KEY = "validation-summary"
 BACKFILL_SUMMARY_KEY = "backfill-summary"
 
 
-@task(name="publish-forecast-artifacts", cache_policy=NO_CACHE)
+@task(name="publish-forecast-artifacts", cache_policy=NO_CACHE, **RELEASE)
 def publish_forecast_artifacts(
     settings: Settings,
     run_id: str,

@@ -12,6 +12,7 @@ from pipeline_lib.config import Settings
 from pipeline_lib.ingest import Batch
 from pipeline_lib.sources import Source, SourceError
 from pipeline_lib.validation.report import ValidationReport
+from tasks.memory import RELEASE
 
 
 def _transient(task: object, task_run: object, state: object) -> bool:
@@ -30,14 +31,19 @@ _FETCH = dict(
 )
 
 
-@task(name="ingest-source", task_run_name="ingest-{source.dataset}-{source.key}", **_FETCH)
+@task(
+    name="ingest-source",
+    task_run_name="ingest-{source.dataset}-{source.key}",
+    **_FETCH,
+    **RELEASE,
+)
 def ingest_source(
     settings: Settings, source: Source, as_of: dt.date, start: dt.date | None = None
 ) -> Batch:
     return ingest.ingest_source(settings, source, as_of, start)
 
 
-@task(name="ingest-file-drops", task_run_name="ingest-file-drops-{as_of}", **_FETCH)
+@task(name="ingest-file-drops", task_run_name="ingest-file-drops-{as_of}", **_FETCH, **RELEASE)
 def ingest_file_drops(
     settings: Settings, sources: list[Source], as_of: dt.date, start: dt.date | None = None
 ) -> list[Batch]:
@@ -46,7 +52,7 @@ def ingest_file_drops(
     return [ingest.ingest_source(settings, source, as_of, start) for source in sources]
 
 
-@task(name="validate-batches", cache_policy=NO_CACHE, tags=["validate"])
+@task(name="validate-batches", cache_policy=NO_CACHE, tags=["validate"], **RELEASE)
 def validate_batches(
     settings: Settings, batches: list[Batch], as_of: dt.date, run_id: str
 ) -> list[ValidationReport]:
@@ -61,6 +67,6 @@ def validate_batches(
         )
 
 
-@task(name="commit-curated", cache_policy=NO_CACHE, tags=["curated-write"])
+@task(name="commit-curated", cache_policy=NO_CACHE, tags=["curated-write"], **RELEASE)
 def commit_curated(settings: Settings, batches: list[Batch]) -> dict[str, int]:
     return curate.commit_batches(settings.data_dir, batches)

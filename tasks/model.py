@@ -14,14 +14,15 @@ from pipeline_lib.config import Settings
 from pipeline_lib.evaluation.backtest import BacktestPlan
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.model.trained import TrainedModel
+from tasks.memory import RELEASE
 
 
-@task(name="refresh-features", cache_policy=NO_CACHE, tags=["features-write"])
+@task(name="refresh-features", cache_policy=NO_CACHE, tags=["features-write"], **RELEASE)
 def rebuild_features(settings: Settings, as_of: dt.date) -> int:
     return refresh_features(settings, as_of)
 
 
-@task(name="build-features", cache_policy=NO_CACHE, tags=["features-write"])
+@task(name="build-features", cache_policy=NO_CACHE, tags=["features-write"], **RELEASE)
 def build_features(settings: Settings, as_of: dt.date, refresh: bool = True) -> pd.DataFrame:
     if refresh:
         refresh_features(settings, as_of)
@@ -54,7 +55,7 @@ def night_state(settings: Settings, as_of: dt.date, lineage_start: dt.date | Non
     return rerun.night_state(settings, as_of, lineage_start)
 
 
-@task(name="train-or-fine-tune", cache_policy=NO_CACHE, tags=["train"])
+@task(name="train-or-fine-tune", cache_policy=NO_CACHE, tags=["train"], **RELEASE)
 def train_model(
     settings: Settings,
     features: pd.DataFrame,
@@ -95,7 +96,7 @@ def backtest_baselines(
     return champion.baseline_run(settings, features, plan, series)
 
 
-@task(name="backtest-and-select", cache_policy=NO_CACHE)
+@task(name="backtest-and-select", cache_policy=NO_CACHE, **RELEASE)
 def backtest(
     settings: Settings,
     features: pd.DataFrame,
@@ -113,7 +114,7 @@ def backtest(
     return evaluation
 
 
-@task(name="forecast", cache_policy=NO_CACHE)
+@task(name="forecast", cache_policy=NO_CACHE, **RELEASE)
 def forecast(
     settings: Settings, evaluation: champion.Evaluation, features: pd.DataFrame, as_of: dt.date
 ) -> pd.DataFrame:
@@ -131,7 +132,7 @@ def models_situation(
     return retrain.situation(settings, features, as_of, lineage_start)
 
 
-@task(name="monitor-drift-and-decay", cache_policy=NO_CACHE)
+@task(name="monitor-drift-and-decay", cache_policy=NO_CACHE, **RELEASE)
 def monitor_drift(
     settings: Settings,
     now: retrain.Situation,
@@ -153,7 +154,7 @@ def monitor_drift(
     return monitoring, verdict
 
 
-@task(name="prediction-drift", cache_policy=NO_CACHE)
+@task(name="prediction-drift", cache_policy=NO_CACHE, **RELEASE)
 def drift_metrics(
     settings: Settings, monitoring: monitor.Monitoring, tonight: pd.DataFrame
 ) -> pd.DataFrame:
@@ -171,7 +172,7 @@ def tuned_settings(settings: Settings, as_of: dt.date) -> Settings:
     return tuned
 
 
-@task(name="tune-hyperparameters", cache_policy=NO_CACHE, tags=["train"])
+@task(name="tune-hyperparameters", cache_policy=NO_CACHE, tags=["train"], **RELEASE)
 def tune_hyperparameters(
     settings: Settings, features: pd.DataFrame, as_of: dt.date, n_trials: int | None
 ) -> dict:

@@ -15,6 +15,7 @@ from pipeline_lib.config import Settings
 from pipeline_lib.lease import Holder
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision
+from tasks.memory import RELEASE
 
 _SQL = dict(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE, tags=["sql-write"])
 
@@ -56,7 +57,7 @@ def mark_crashed(settings: Settings, dead: Holder, found_by: Holder) -> list[str
         return db.mark_crashed(engine, since, message)
 
 
-@task(name="publish-results", **_SQL)
+@task(name="publish-results", **_SQL, **RELEASE)
 def publish_results(
     settings: Settings,
     run_id: str,
