@@ -78,12 +78,14 @@ from pipeline_lib.config import SAMPLE_END, Settings, load_settings
 from pipeline_lib.evaluation.backtest import LSTM
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts, score_rows
 from pipeline_lib.features.stage import load_features, refresh_features
+from pipeline_lib.model.base import refit_to
 from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.retrain import train_or_reuse
 from pipeline_lib.selection import RULES, choose_all, combine
 
 PUBLISHED = "published"
 TONIGHT, NOFUTURE = "lstm_tonight", "lstm_nofuture"  # the --ablate-future pair
+FROZEN = "lstm_tonight_frozen_base"  # tonight's model with the base its training fitted
 KEY = [schema.SERIES_ID, "forecast_date", "horizon"]
 SAMPLE_START_NIGHT = dt.date(2015, 1, 2)  # the first business day of the sample's last year
 
@@ -244,7 +246,7 @@ def tonight_lstm(settings: Settings, rows: pd.DataFrame, night: dt.date) -> pd.D
     """The forecast of the model trained (or fine-tuned) tonight under ``settings``."""
     trained, _ = train_or_reuse(settings, rows, night)
     frequencies = settings.frequencies
-    return predict(trained, rows, night, frequencies)
+    return predict(refit_to(trained, rows, night), rows, night, frequencies)
 
 
 def run_night(
@@ -276,7 +278,10 @@ def run_night(
         forecasts.append(_tagged(part, str(name), night))
     if ablated is not None:
         frequencies = settings.frequencies
-        forecasts.append(_tagged(predict(trained, rows, night, frequencies), TONIGHT, night))
+        tonight = predict(refit_to(trained, rows, night), rows, night, frequencies)
+        forecasts.append(_tagged(tonight, TONIGHT, night))
+        frozen = predict(trained, rows, night, frequencies)
+        forecasts.append(_tagged(frozen, FROZEN, night))
         forecasts.append(_tagged(tonight_lstm(ablated, rows, night), NOFUTURE, night))
     for name, part in rule_forecasts(settings, evaluation, per_model).items():
         if not part.empty:
@@ -411,7 +416,7 @@ def summarise(
     settings: Settings,
 ) -> dict[str, Any]:
     baselines = list(settings.backtest.baselines)
-    extra = [m for m in (TONIGHT, NOFUTURE) if m in set(scores[MODEL])]
+    extra = [m for m in (TONIGHT, FROZEN, NOFUTURE) if m in set(scores[MODEL])]
     singles = [*baselines, LSTM, *extra]
     stat = [m for m in STATISTICAL if m in baselines]
     rules = sorted(m for m in scores[MODEL].unique() if str(m).startswith("rule:"))

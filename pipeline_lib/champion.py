@@ -32,6 +32,7 @@ from pipeline_lib.evaluation.backtest import (
     score_backtest,
 )
 from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
+from pipeline_lib.model.base import refit_to
 from pipeline_lib.model.checkpoint import load_model
 from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.model.trained import TrainedModel
@@ -234,7 +235,8 @@ def model_forecasts(
         if model == LSTM:
             if evaluation.champion is None:
                 continue
-            out = predict(evaluation.champion, rows, as_of, frequencies)
+            # its linear base refitted on every row up to tonight (pipeline_lib.model.base)
+            out = predict(refit_to(evaluation.champion, rows, as_of), rows, as_of, frequencies)
             version = evaluation.champion.version
         elif evaluation.tonight is not None:  # computed apart, with the backtest
             out = evaluation.tonight.loc[evaluation.tonight[MODEL] == model]

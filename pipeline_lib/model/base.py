@@ -11,26 +11,39 @@ needs no early stopping; never the backtest's, whose targets lie after the model
 end), with scikit-learn's ``RidgeCV`` choosing the penalty by efficient leave-one-out, then
 folded into plain weights (standardisation included) and written into the module's buffers
 before the network trains.
+
+Tonight's forecast reads a base refitted up to tonight (:func:`refit_to`): the model's own base
+stops at its target end, which lies ``backtest.last_n + horizon`` rows or more before the night
+(those rows are its backtest), while the per-origin linear baseline is refitted on every row up
+to each origin.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import datetime as dt
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline_lib.model.lstm import LSTMForecaster, linear_base_inputs
-from pipeline_lib.model.windows import WindowSet
+from pipeline_lib.model.trained import TrainedModel
+from pipeline_lib.model.windows import WindowSet, make_windows, series_arrays, training_rows
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties on standardised inputs
 
 
 def fit_linear_base(
-    module: LSTMForecaster, windows: WindowSet, alphas: tuple[float, ...] = ALPHAS
+    module: LSTMForecaster,
+    windows: WindowSet,
+    alphas: tuple[float, ...] = ALPHAS,
+    keep: bool = False,
 ) -> dict[str, Any]:
     """Fit ``module``'s linear base on ``windows`` in place (the caller passes windows whose
     targets end by the model's target end).
@@ -38,14 +51,18 @@ def fit_linear_base(
     One ``StandardScaler`` + ``RidgeCV`` per series and horizon step on that series' windows;
     the fitted line is stored as ``weight = coef / scale`` and ``bias = intercept - weight .
     mean``, so the module applies it to unscaled inputs. A series without at least two windows
-    keeps a zero base (the network alone). Deterministic: no randomness is involved.
+    keeps a zero base (the network alone), or with ``keep`` the base it has. Deterministic: no
+    randomness is involved.
     Returns a summary for the training metrics: the series fitted, their windows and the
     median chosen penalty.
     """
     if module.base != "linear":
         raise ValueError(f"the module has no linear base (base = {module.base!r})")
-    weight = torch.zeros_like(module.base_weight, dtype=torch.float64)  # [S, H, width]
-    bias = torch.zeros_like(module.base_bias, dtype=torch.float64)  # [S, H]
+    weight = module.base_weight.to(torch.float64) if keep else None  # [S, H, width]
+    bias = module.base_bias.to(torch.float64) if keep else None  # [S, H]
+    if weight is None or bias is None:
+        weight = torch.zeros_like(module.base_weight, dtype=torch.float64)
+        bias = torch.zeros_like(module.base_bias, dtype=torch.float64)
     chosen: list[float] = []
     fitted_series, n_windows = 0, 0
     index = windows.series_index.numpy()
@@ -76,3 +93,35 @@ def fit_linear_base(
         "windows": n_windows,
         "median_alpha": float(np.median(chosen)) if chosen else None,
     }
+
+
+def refit_to(trained: TrainedModel, features: pd.DataFrame, as_of: dt.date) -> TrainedModel:
+    """``trained`` with its linear base refitted on the windows whose targets end by ``as_of``
+    (a copy; ``trained`` is left as it is), for the forecast made at ``as_of``.
+
+    The windows: the model's series, rows of the ``train_window_days`` (of its training
+    options) up to ``as_of``, scaled by the model's scalers. Only the base changes: the
+    network's weights, the scalers and the version stay the model's, so the backtest that
+    chose the model scored its own base on origins after its target end (out of sample), and
+    tonight's forecast uses every row before tonight, as the linear baseline does. A model
+    without a linear base, or an ``as_of`` not after its target end, is returned as it is.
+    Deterministic (closed form).
+    """
+    if trained.module.base != "linear" or pd.Timestamp(as_of) <= pd.Timestamp(trained.target_end):
+        return trained
+    days = int(trained.training_config.get("train_window_days", 0)) or None
+    first = pd.Timestamp.min if days is None else pd.Timestamp(as_of) - pd.Timedelta(days=days - 1)
+    rows = training_rows(features, first, as_of, series_ids=trained.series_ids)
+    fs = trained.feature_set
+    arrays = series_arrays(
+        rows, trained.scalers, trained.series_ids, trained.calendar_features, fs.lead_columns
+    )
+    windows = make_windows(
+        arrays, trained.lookback, trained.horizon, len(trained.calendar_features), cutoff=as_of,
+        feature_set=fs,
+    )  # fmt: skip
+    if len(windows) == 0:
+        return trained
+    module = copy.deepcopy(trained.module)
+    fit_linear_base(module, windows, keep=True)
+    return dataclasses.replace(trained, module=module)

@@ -1,6 +1,7 @@
 """The LSTM's linear base (``model.base = "linear"``): its inputs read the origin row, the lags
 and the target's weekday; its closed-form fit recovers a planted linear driver from the
-training windows only; it travels with the checkpoint; ``"none"`` keeps the network alone."""
+training windows only; it travels with the checkpoint; ``"none"`` keeps the network alone;
+tonight's forecast refits it on every window up to tonight and nothing else."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.features.calendar import calendar_features
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.model.base import fit_linear_base
+from pipeline_lib.model.base import fit_linear_base, refit_to
 from pipeline_lib.model.checkpoint import load_model, save_model
 from pipeline_lib.model.forecast import predict_at
 from pipeline_lib.model.lstm import LSTMForecaster, base_width, linear_base_inputs
@@ -131,3 +132,46 @@ def test_trained_hybrid_beats_the_network_alone_and_survives_the_checkpoint(
     child = fine_tune(hybrid, features, TINY, dt.date(2020, 11, 6))  # the base is refitted
     assert child.metrics["base"]["windows"] > hybrid.metrics["base"]["windows"]
     assert not torch.equal(child.module.base_weight, hybrid.module.base_weight)
+
+
+def test_refit_to_tonight_changes_only_the_base_and_reads_only_rows_up_to_tonight(
+    features: pd.DataFrame,
+) -> None:
+    end, fit_end = dt.date(2020, 10, 30), dt.date(2020, 8, 31)
+    hybrid = train_full(features, MODEL, TINY, HORIZON, end, fit_end=fit_end, feature_set=FS)
+    before = {k: v.clone() for k, v in hybrid.module.state_dict().items()}
+    tonight = refit_to(hybrid, features, end)
+
+    # a copy: the model scored in the backtest keeps its own base; the network is the same
+    assert tonight is not hybrid and tonight.version == hybrid.version
+    assert all(torch.equal(v, hybrid.module.state_dict()[k]) for k, v in before.items())
+    network = [k for k in before if not k.startswith("base_")]
+    assert all(torch.equal(tonight.module.state_dict()[k], before[k]) for k in network)
+    assert not torch.equal(tonight.module.base_weight, hybrid.module.base_weight)
+
+    # the base is the closed-form fit on the windows whose targets end by tonight, from the
+    # rows of the model's training window up to tonight, scaled by the model's scalers
+    rows = features.loc[features[schema.DATE] >= pd.Timestamp(end) - pd.Timedelta(days=399)]
+    arrays = series_arrays(rows, hybrid.scalers, hybrid.series_ids, CAL, FS.lead_columns)
+    windows = make_windows(arrays, LOOKBACK, HORIZON, len(CAL), cutoff=end, feature_set=FS)
+    assert windows.target_end_date.max() == np.datetime64(pd.Timestamp(end).as_unit("ns"))
+    direct = _module(windows)
+    fit_linear_base(direct, windows)
+    assert torch.allclose(tonight.module.base_weight, direct.base_weight)
+    assert torch.allclose(tonight.module.base_bias, direct.base_bias)
+
+    # point in time: a later row, however wrong, changes nothing; the same inputs, the same base
+    later = features.loc[features[schema.DATE] > pd.Timestamp(end)].index
+    spoiled = features.copy()
+    spoiled.loc[later, schema.Y] = 1e6
+    again = refit_to(hybrid, spoiled, end)
+    assert torch.equal(again.module.base_weight, tonight.module.base_weight)
+    assert torch.equal(again.module.base_bias, tonight.module.base_bias)
+
+    # nothing to refit: on or before the target end, or without a base
+    assert refit_to(hybrid, features, fit_end) is hybrid
+    alone = train_full(
+        features, MODEL.model_copy(update={"base": "none"}), TINY, HORIZON, end,
+        fit_end=fit_end, feature_set=FS,
+    )  # fmt: skip
+    assert refit_to(alone, features, end) is alone
