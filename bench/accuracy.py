@@ -196,6 +196,7 @@ def _tagged(frame: pd.DataFrame, model: str, night: dt.date) -> pd.DataFrame:
 # rule variants scored beside each rule with the configured settings
 VARIANTS = [
     ("dm_set_a05", "dm_set", {"alpha": 0.05}),
+    ("margin_dm_set_a05", "margin_dm_set", {"alpha": 0.05}),
     ("dm_a05", "dm", {"alpha": 0.05}),
     ("comb_m2", "combination", {"max_members": 2}),
     ("comb_m5", "combination", {"max_members": 5}),

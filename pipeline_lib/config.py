@@ -419,9 +419,16 @@ class SelectionConfig(BaseModel):
     forecasts is far ahead of the others and a mean dilutes it).
     """
 
-    rule: Literal["dm_set", "best", "dm", "margin", "combination", "dm_combination", "dm_mean"] = (
-        Field(default="margin", description="how the backtest evidence picks what is published")
-    )
+    rule: Literal[
+        "dm_set",
+        "best",
+        "dm",
+        "margin",
+        "combination",
+        "dm_combination",
+        "dm_mean",
+        "margin_dm_set",
+    ] = Field(default="margin", description="how the backtest evidence picks what is published")
     bucket_ends: list[int] = Field(
         default_factory=lambda: [1, 5],
         description="last horizon of each bucket but the last: [1, 5] gives h=1, 2-5, 6-H",

@@ -10,7 +10,7 @@ horizons; models are compared on the windows every one of them forecast.
 Rules (``SelectionConfig.rule``); ``bench/accuracy.py`` scores each one walk-forward, and the
 README gives the figures that chose the default:
 
-- ``dm_set`` (default): the models whose loss is not significantly worse than the best one's
+- ``dm_set``: the models whose loss is not significantly worse than the best one's
   (a one-sided Diebold-Mariano test on the loss differences, HAC variance over the overlap of
   the windows, Harvey-Leybourne-Newbold small-sample correction, level ``alpha``), at most
   ``max_members`` of them, best first, combined with equal weights. A model that is clearly best
@@ -20,8 +20,12 @@ README gives the figures that chose the default:
 - ``best``: the model with the lowest mean loss.
 - ``dm``: the best model if the test says the ``reference`` is significantly worse than it,
   else the reference.
-- ``margin``: the reference unless the best model's MASE is lower than the reference's by more
-  than ``min_improvement`` (the product's rule before this one, per bucket).
+- ``margin`` (the default): the reference unless the best model's MASE is lower than the
+  reference's by more than ``min_improvement``, then the best model.
+- ``margin_dm_set``: the reference unless the best model's MASE beats it by
+  ``min_improvement`` (as ``margin``), then the ``dm_set`` of the models: where nothing clearly
+  beats what a user has for free, it is kept; where something does, the models a test cannot
+  tell from the best are combined instead of a pick made on noise.
 - ``combination``: the equal-weight mean of the ``max_members`` best models.
 - ``dm_combination``: that mean, scored on the same windows from its members' backtest
   forecasts, unless a single model's loss is lower and the test says the mean is
@@ -49,7 +53,16 @@ from scipy import stats
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL
 
-RULES = ("dm_set", "best", "dm", "margin", "combination", "dm_combination", "dm_mean")
+RULES = (
+    "dm_set",
+    "best",
+    "dm",
+    "margin",
+    "combination",
+    "dm_combination",
+    "dm_mean",
+    "margin_dm_set",
+)
 COMBINED = "__combination__"  # the window-loss column of the best models' mean
 LOSS = "scaled_error"
 
@@ -189,7 +202,9 @@ def choose(
         else:
             better, evidence_ref = ranked, {}
         members = better[:max_members] or [reference]
-    else:  # dm_set
+    elif rule == "margin_dm_set" and margin_pick(best, mase, reference, min_improvement) != best:
+        members = [reference]
+    else:  # dm_set, and margin_dm_set where the best model beats the reference by the margin
         tied = [m for m in ranked if not (p_worse[m] < alpha)]
         members = tied[:max_members]
     weight = 1.0 / len(members)

@@ -50,3 +50,19 @@ def test_release_gives_a_stages_freed_memory_back(tmp_path: Path) -> None:
     # the stage peaked near 0.5 GB (the Arrow table, the frame, its sorted copy); without the
     # release, Arrow's pool and glibc's heaps keep most of it (measured: about 540 MB more)
     assert float(after) - float(base) < 60, (base, after)
+
+
+def test_every_heavy_stage_releases_after_it_completes_or_fails() -> None:
+    from tasks import artifacts, ingest, model, publish
+    from tasks.memory import release_memory
+
+    heavy = [
+        ingest.ingest_source, ingest.ingest_file_drops, ingest.validate_batches,
+        ingest.commit_curated, model.rebuild_features, model.build_features, model.train_model,
+        model.backtest, model.forecast, model.monitor_drift, model.drift_metrics,
+        model.tune_hyperparameters, publish.publish_results,
+        artifacts.publish_forecast_artifacts,
+    ]  # fmt: skip
+    for stage in heavy:
+        assert release_memory in stage.on_completion_hooks, stage.name
+        assert release_memory in stage.on_failure_hooks, stage.name

@@ -117,6 +117,22 @@ def test_the_dm_and_margin_rules_keep_the_reference_without_strong_evidence() ->
         assert choose_all(clear, 1, [], rule)["S"][0].label == "linear"
 
 
+def test_margin_dm_set_keeps_the_reference_or_combines_what_beats_it() -> None:
+    # nothing beats naive by the margin: naive, even where the test ties linear with it
+    slight = _rows({"naive": {1: 1.0}, "linear": {1: 0.97}, "ets": {1: 0.98}}, seed=2)
+    (kept,) = choose_all(slight, 1, [], "margin_dm_set")["S"]
+    assert kept.label == "naive" and kept.rule == "margin_dm_set"
+    assert choose_all(slight, 1, [], "dm_set")["S"][0].label != "naive"
+    # two models beat naive by far and cannot be told apart: their mean, not a pick
+    tied = _rows({"naive": {1: 1.0}, "linear": {1: 0.6}, "lstm": {1: 0.61}, "ets": {1: 1.5}})
+    (both,) = choose_all(tied, 1, [], "margin_dm_set")["S"]
+    assert both.label == "mean(linear,lstm)"
+    assert choose_all(tied, 1, [], "margin")["S"][0].label in {"linear", "lstm"}  # one, on noise
+    # one model clearly best: alone, as margin would publish it
+    clear = _rows({"naive": {1: 1.0}, "linear": {1: 0.5}, "lstm": {1: 1.1}})
+    assert choose_all(clear, 1, [], "margin_dm_set")["S"][0].label == "linear"
+
+
 def test_a_model_missing_most_windows_is_left_out() -> None:
     rows = _rows({"naive": {1: 1.0}, "lstm": {1: 0.1}})
     rows = rows.loc[~((rows["model"] == "lstm") & (rows["forecast_date"] > "2021-02-01"))]
