@@ -20,9 +20,9 @@ README gives the figures that chose the default:
 - ``best``: the model with the lowest mean loss.
 - ``dm``: the best model if the test says the ``reference`` is significantly worse than it,
   else the reference.
-- ``margin`` (the default): the reference unless the best model's MASE is lower than the
+- ``margin``: the reference unless the best model's MASE is lower than the
   reference's by more than ``min_improvement``, then the best model.
-- ``margin_dm_set``: the reference unless the best model's MASE beats it by
+- ``margin_dm_set`` (the default): the reference unless the best model's MASE beats it by
   ``min_improvement`` (as ``margin``), then the ``dm_set`` of the models: where nothing clearly
   beats what a user has for free, it is kept; where something does, the models a test cannot
   tell from the best are combined instead of a pick made on noise.
