@@ -12,12 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.features.calendar import calendar_features
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.model.base import fit_linear_base, refit_to
+from pipeline_lib.model.base import ALPHAS, fit_linear_base, refit_to, ridge_loo
 from pipeline_lib.model.checkpoint import load_model, save_model
 from pipeline_lib.model.forecast import predict_at
 from pipeline_lib.model.lstm import LSTMForecaster, base_width, linear_base_inputs
@@ -175,3 +178,23 @@ def test_refit_to_tonight_changes_only_the_base_and_reads_only_rows_up_to_tonigh
         fit_end=fit_end, feature_set=FS,
     )  # fmt: skip
     assert refit_to(alone, features, end) is alone
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ridge_loo_is_scikit_learns_standardised_ridge_cv(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k, n, p = 4, int(rng.integers(30, 400)), 12
+    x = rng.normal(size=(k, n, p)) * rng.uniform(0.1, 10, p) + rng.normal(size=p)
+    x[:, :, 3] = 2.5  # a constant column
+    x[:, :, 4] = 2 * x[:, :, 5]  # collinear columns
+    noise = rng.normal(size=(k, n)) * rng.uniform(0.5, 50, k)[:, None]  # penalties differ
+    y = np.einsum("knp,p->kn", x, rng.normal(size=p)) + noise
+    weight, intercept, alpha = ridge_loo(x, y, ALPHAS)
+    for i in range(k):
+        fitted = make_pipeline(StandardScaler(), RidgeCV(alphas=ALPHAS)).fit(x[i], y[i])
+        scaler, ridge = fitted[0], fitted[1]
+        w = ridge.coef_ / scaler.scale_
+        assert alpha[i] == ridge.alpha_
+        np.testing.assert_allclose(weight[i], w, rtol=1e-7, atol=1e-9)
+        assert intercept[i] == pytest.approx(ridge.intercept_ - w @ scaler.mean_, rel=1e-7)
+    assert weight[:, 3] == pytest.approx(0.0)
