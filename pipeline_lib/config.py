@@ -326,6 +326,10 @@ class TrainingConfig(BaseModel):
 
 
 BaselineName = Literal["naive", "seasonal_naive", "linear", "ets", "arima"]
+# the selection rules (pipeline_lib.selection reads its RULES from here)
+RuleName = Literal[
+    "dm_set", "best", "dm", "margin", "combination", "dm_combination", "dm_mean", "margin_dm_set"
+]
 STATISTICAL_MIN_ROWS = 60  # the fewest rows a statistical baseline is fitted on
 
 
@@ -420,16 +424,7 @@ class SelectionConfig(BaseModel):
     model (margin: 1.0%, over h=1-14 on the stocks, where naive is best).
     """
 
-    rule: Literal[
-        "dm_set",
-        "best",
-        "dm",
-        "margin",
-        "combination",
-        "dm_combination",
-        "dm_mean",
-        "margin_dm_set",
-    ] = Field(
+    rule: RuleName = Field(
         default="margin_dm_set", description="how the backtest evidence picks what is published"
     )
     bucket_ends: list[int] = Field(

@@ -44,25 +44,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from pipeline_lib import schema
+from pipeline_lib.config import RuleName
 from pipeline_lib.evaluation.metrics import MODEL
 
-RULES = (
-    "dm_set",
-    "best",
-    "dm",
-    "margin",
-    "combination",
-    "dm_combination",
-    "dm_mean",
-    "margin_dm_set",
-)
+RULES: tuple[str, ...] = get_args(RuleName)
 COMBINED = "__combination__"  # the window-loss column of the best models' mean
 LOSS = "scaled_error"
 
