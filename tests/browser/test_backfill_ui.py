@@ -202,7 +202,7 @@ def test_a_backfill_from_the_form_links_each_dates_forecasts_and_plot(
 
         # its forecasts artifact: the date's forecasts
         ui.open_artifact(browser, site.ui, artifacts["forecasts"])
-        text = ui.visible_text(browser, ui.rendered_markdown(browser))
+        text = ui.markdown_text(browser)
         assert f"Forecasts as of {day}" in text and "MSFT" in text
 
         # its plot, shown in the page from the read API: loaded

@@ -660,6 +660,20 @@ def rendered_markdown(driver: WebDriver) -> WebElement:
     )
 
 
+def markdown_text(driver: WebDriver) -> str:
+    """The ``innerText`` of the open artifact page's rendered markdown, read in the same wait as
+    the element is found: the UI may replace the element right after it first renders (a stale
+    element is read again, not failed on)."""
+
+    def text(d: WebDriver) -> str | None:
+        found = str(d.execute_script(
+            "return arguments[0].innerText", d.find_element(By.CSS_SELECTOR, MARKDOWN)
+        ))  # fmt: skip
+        return found or None
+
+    return wait_for(driver, text, "the rendered markdown's text")
+
+
 def markdown_images(driver: WebDriver, count: int = 0) -> list[WebElement]:
     """The ``<img>`` in the rendered markdown, once ``count`` are there and all have loaded
     or failed (``complete``)."""
