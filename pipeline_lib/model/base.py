@@ -31,7 +31,7 @@ import torch
 
 from pipeline_lib.model.lstm import LSTMForecaster, linear_base_inputs
 from pipeline_lib.model.trained import TrainedModel
-from pipeline_lib.model.windows import WindowSet, make_windows, series_arrays, training_rows
+from pipeline_lib.model.windows import WindowSet, model_windows, training_rows
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties on standardised inputs
 
@@ -107,9 +107,10 @@ def fit_linear_base(
     """
     if module.base != "linear":
         raise ValueError(f"the module has no linear base (base = {module.base!r})")
-    weight = module.base_weight.to(torch.float64) if keep else None  # [S, H, width]
-    bias = module.base_bias.to(torch.float64) if keep else None  # [S, H]
-    if weight is None or bias is None:
+    if keep:  # copies: the buffers are written once, at the end
+        weight = module.base_weight.to(torch.float64, copy=True)  # [S, H, width]
+        bias = module.base_bias.to(torch.float64, copy=True)  # [S, H]
+    else:
         weight = torch.zeros_like(module.base_weight, dtype=torch.float64)
         bias = torch.zeros_like(module.base_bias, dtype=torch.float64)
     chosen: list[float] = []
@@ -156,14 +157,7 @@ def refit_to(trained: TrainedModel, features: pd.DataFrame, as_of: dt.date) -> T
     days = int(trained.training_config.get("train_window_days", 0)) or None
     first = pd.Timestamp.min if days is None else pd.Timestamp(as_of) - pd.Timedelta(days=days - 1)
     rows = training_rows(features, first, as_of, series_ids=trained.series_ids)
-    fs = trained.feature_set
-    arrays = series_arrays(
-        rows, trained.scalers, trained.series_ids, trained.calendar_features, fs.lead_columns
-    )
-    windows = make_windows(
-        arrays, trained.lookback, trained.horizon, len(trained.calendar_features), cutoff=as_of,
-        feature_set=fs,
-    )  # fmt: skip
+    windows = model_windows(trained, rows, as_of)
     if len(windows) == 0:
         return trained
     module = copy.deepcopy(trained.module)

@@ -40,9 +40,8 @@ from pipeline_lib.model.trained import (
 from pipeline_lib.model.windows import (
     NO_COVARIATES,
     WindowSet,
-    make_windows,
+    model_windows,
     require_columns,
-    series_arrays,
     split_windows,
     training_rows,
 )
@@ -244,18 +243,6 @@ def fit(
     return metrics, best_optimizer
 
 
-def _windows(trained: TrainedModel, frame: pd.DataFrame) -> WindowSet:
-    """All windows of ``frame`` scaled by ``trained.scalers``, targets up to its target end."""
-    fs = trained.feature_set
-    arrays = series_arrays(
-        frame, trained.scalers, trained.series_ids, trained.calendar_features, fs.lead_columns
-    )
-    n_cal, end = len(trained.calendar_features), trained.target_end
-    return make_windows(
-        arrays, trained.lookback, trained.horizon, n_cal, cutoff=end, feature_set=fs
-    )
-
-
 def _fit_into(
     trained: TrainedModel,
     train: WindowSet,
@@ -298,7 +285,7 @@ def _run(
     A linear base is fitted on every window (its targets end by ``trained.target_end``, the
     validation windows included): a ridge needs no early stopping, and the newest windows are
     the ones its forecasts resemble most."""
-    windows = _windows(trained, frame)
+    windows = model_windows(trained, frame, trained.target_end)
     train, val = split_windows(windows, cfg.val_fraction)
     n_rows = len(frame)
     return _fit_into(
@@ -527,7 +514,7 @@ def fine_tune(
     )
     if saved is not None and (earlier := saved(trained.version)) is not None:
         return earlier
-    windows = _windows(trained, frame)
+    windows = model_windows(trained, frame, trained.target_end)
     split = finetune_windows(windows, recent_start, train_cfg)
     lr = train_cfg.learning_rate * train_cfg.finetune_lr_factor
     epochs, state = train_cfg.finetune_epochs, parent.optimizer_state

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,9 @@ from pipeline_lib import schema
 from pipeline_lib.errors import NotEnoughHistory
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.scaling import SeriesScalers
+
+if TYPE_CHECKING:
+    from pipeline_lib.model.trained import TrainedModel
 
 NO_COVARIATES = FeatureSet()  # the built-in inputs only (a model saved before covariates)
 
@@ -291,3 +295,16 @@ def split_windows(windows: WindowSet, val_fraction: float) -> tuple[WindowSet, W
     if len(train) == 0:
         raise NotEnoughHistory("no training window ends before the validation period")
     return train, val
+
+
+def model_windows(trained: TrainedModel, frame: pd.DataFrame, cutoff: dt.date) -> WindowSet:
+    """All windows of ``frame`` for ``trained`` (its series, scalers, calendar and covariate
+    inputs, look-back and horizon), targets up to ``cutoff``."""
+    fs = trained.feature_set
+    arrays = series_arrays(
+        frame, trained.scalers, trained.series_ids, trained.calendar_features, fs.lead_columns
+    )
+    n_cal = len(trained.calendar_features)
+    return make_windows(
+        arrays, trained.lookback, trained.horizon, n_cal, cutoff=cutoff, feature_set=fs
+    )

@@ -666,10 +666,7 @@ def markdown_text(driver: WebDriver) -> str:
     element is read again, not failed on)."""
 
     def text(d: WebDriver) -> str | None:
-        found = str(d.execute_script(
-            "return arguments[0].innerText", d.find_element(By.CSS_SELECTOR, MARKDOWN)
-        ))  # fmt: skip
-        return found or None
+        return visible_text(d, d.find_element(By.CSS_SELECTOR, MARKDOWN)) or None
 
     return wait_for(driver, text, "the rendered markdown's text")
 
