@@ -14,8 +14,8 @@ from prefect import get_run_logger
 from prefect.task_runners import TaskRunner
 
 from pipeline_lib import schema
-from pipeline_lib.champion import BaselineRun
-from pipeline_lib.config import ParallelConfig, Settings
+from pipeline_lib.champion import BaselineRun, chunked
+from pipeline_lib.config import Settings
 from pipeline_lib.retrain import holdout_plan
 from tasks.model import backtest_baselines
 
@@ -35,11 +35,6 @@ def dask_runner(address: str | None, workers: int) -> TaskRunner:
     return DaskTaskRunner(cluster_kwargs=cluster)
 
 
-def chunks(series: list[str], cfg: ParallelConfig) -> list[list[str]]:
-    size = cfg.series_per_task
-    return [series[i : i + size] for i in range(0, len(series), size)]
-
-
 def baselines_apart(
     settings: Settings, features: pd.DataFrame, as_of: dt.date
 ) -> BaselineRun | None:
@@ -51,7 +46,7 @@ def baselines_apart(
     rows = schema.dated_up_to(features, as_of)
     plan = holdout_plan(settings, rows, as_of)
     series = sorted(str(s) for s in rows[schema.SERIES_ID].unique())
-    parts = chunks(series, cfg)
+    parts = chunked(series, cfg.series_per_task)
     where = cfg.dask_address or f"a local cluster of {cfg.workers} workers"
     get_run_logger().info(
         "per-series baselines of %d series on Dask (%s): %d task runs", len(series), where,

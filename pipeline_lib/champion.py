@@ -60,6 +60,16 @@ class BaselineRun:
         )
 
 
+def empty_published() -> pd.DataFrame:
+    """No forecasts, in the published columns."""
+    return pd.DataFrame(columns=PUBLISHED_COLUMNS)
+
+
+def chunked(items: list[str], size: int) -> list[list[str]]:
+    """``items`` in consecutive chunks of ``size`` (the last one shorter)."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 def baseline_run(
     settings: Settings, features: pd.DataFrame, plan: BacktestPlan, series: list[str]
 ) -> BaselineRun:
@@ -82,14 +92,16 @@ def baseline_run(
         for name, model in fitted.items()
     ]
     tonight = [t for t in tonight if not t.empty]
-    empty = pd.DataFrame(columns=PUBLISHED_COLUMNS)
-    return BaselineRun(backtest, pd.concat(tonight, ignore_index=True) if tonight else empty)
+    made = pd.concat(tonight, ignore_index=True) if tonight else empty_published()
+    return BaselineRun(backtest, made)
 
 
 @dataclass
 class Evaluation:
     """Tonight's backtest and its outcome. ``champion``: the LSTM published from (None when
-    no LSTM could be scored); ``notes``: what was left out of the contest, and why."""
+    no LSTM could be scored); ``notes``: what was left out of the contest, and why;
+    ``tonight``: the baselines' forecasts from tonight, made with their backtest (the forecast
+    columns, ``model`` and ``model_version``)."""
 
     plan: BacktestPlan
     rows: pd.DataFrame
@@ -97,8 +109,7 @@ class Evaluation:
     selection: registry.Selection
     champion: TrainedModel | None
     notes: list[str] = field(default_factory=list)
-    baselines: dict[str, Baseline] = field(default_factory=dict)
-    tonight: pd.DataFrame | None = None  # the baselines' forecasts, when computed apart
+    tonight: pd.DataFrame = field(default_factory=empty_published)
 
     def model_metrics(self, version: str) -> dict[str, object]:
         """Backtest figures of one version for its registry record."""
@@ -161,39 +172,54 @@ def evaluate(
             if version == champion:
                 forced = f"champion cannot be scored out of sample: {exc}"
     names = list(settings.backtest.baselines)
-    fitted: dict[str, Baseline] = {}
+    apart = None
     if baselines is not None:  # in the order evaluate makes them: by baseline, then series
         rank = baselines.backtest[MODEL_VERSION].map(
             {baseline_version(n): i for i, n in enumerate(names)}
         )
         ids = baselines.backtest[schema.SERIES_ID].astype(str)
-        parts.append(baselines.backtest.iloc[np.lexsort((ids.to_numpy(), rank.to_numpy()))])
-    else:
-        cache = baseline_cache(settings)
-        quantiles = settings.model.band
-        parts.append(
-            baseline_forecasts(
-                names,
-                features,
-                plan,
-                frequencies,
-                quantiles,
-                fitted,
-                cache,
-                settings.feature_set,
-                windows=FitWindows.of(settings.backtest),
-            )  # fmt: skip
+        apart = baselines.backtest.iloc[np.lexsort((ids.to_numpy(), rank.to_numpy()))]
+    history = schema.dated_up_to(features, as_of)
+    actuals = history[[schema.SERIES_ID, schema.DATE, schema.Y]]
+    series = sorted(str(s) for s in history[schema.SERIES_ID].unique())
+    rows_parts, summary_parts, tonight = [], [], []
+    # by chunks of series: one chunk's forecasts and their scoring are held at once, and a
+    # series is scored the same in any chunk (its MASE scale and metrics read it alone)
+    for chunk in chunked(series, settings.backtest.series_per_chunk):
+        if apart is None:
+            run = baseline_run(settings, features, plan, chunk)
+            tonight.append(run.tonight)
+            base = run.backtest
+        else:
+            base = apart.loc[apart[schema.SERIES_ID].isin(chunk)]
+        pieces = [f.loc[f[schema.SERIES_ID].isin(chunk)] for f in parts] + [base]
+        pieces = [p for p in pieces if not p.empty]
+        if not pieces:
+            continue
+        forecasts = pd.concat(pieces, ignore_index=True)
+        del pieces, base
+        rows, summary = score_backtest(
+            forecasts,
+            actuals.loc[actuals[schema.SERIES_ID].isin(chunk)],
+            part_of(plan, chunk),
+            settings.model.band,
+            settings.backtest.mase_season,
         )
-    forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
-    parts.clear()  # the scoring below holds the forecasts once, not twice
-    if forecasts.empty:
+        rows_parts.append(rows)
+        summary_parts.append(summary)
+        del forecasts, rows, summary
+    parts.clear()
+    if not rows_parts:
         raise ValueError(
             f"no model could forecast any backtest origin as of {as_of}: the series need more "
             f"history ({settings.model.lookback + settings.horizon} rows at least)"
         )
-    rows, summary = score_backtest(
-        forecasts, features, plan, settings.model.band, settings.backtest.mase_season
-    )
+    rows = pd.concat(rows_parts, ignore_index=True)
+    rows_parts.clear()
+    # the order of one scoring of every series: by model version, then series
+    keys = [MODEL_VERSION, schema.SERIES_ID]
+    summary = pd.concat(summary_parts, ignore_index=True).sort_values(keys, kind="stable")
+    summary = summary.reset_index(drop=True)
     challenger = candidate.version if candidate.version in models else None
     cfg = settings.backtest
     selection = registry.select(
@@ -211,8 +237,11 @@ def evaluate(
         step=cfg.step,
     )
     winner = models.get(selection.champion) if selection.champion else None
-    tonight = baselines.tonight if baselines is not None else None
-    return Evaluation(plan, rows, summary, selection, winner, notes, fitted, tonight)
+    if baselines is not None:
+        tonight = [baselines.tonight]
+    tonight = [t for t in tonight if not t.empty]
+    made = pd.concat(tonight, ignore_index=True) if tonight else empty_published()
+    return Evaluation(plan, rows, summary, selection, winner, notes, made)
 
 
 def model_forecasts(
@@ -238,24 +267,13 @@ def model_forecasts(
             # its linear base refitted on every row up to tonight (pipeline_lib.model.base)
             out = predict(refit_to(evaluation.champion, rows, as_of), rows, as_of, frequencies)
             version = evaluation.champion.version
-        elif evaluation.tonight is not None:  # computed apart, with the backtest
+        else:  # made with the backtest
             out = evaluation.tonight.loc[evaluation.tonight[MODEL] == model]
-            version = baseline_version(model)
-        else:
-            baseline = evaluation.baselines.get(model)
-            if baseline is None:
-                start = evaluation.plan.holdout_start
-                cache = baseline_cache(settings)
-                baseline = make_baseline(
-                    model, settings.model.band, start, cache, settings.feature_set,
-                    FitWindows.of(settings.backtest),
-                ).fit(rows)  # fmt: skip
-            out = baseline.predict(as_of, settings.horizon, frequencies)
             version = baseline_version(model)
         out = out.loc[out[schema.SERIES_ID].isin(series), FORECAST_COLUMNS]
         parts.append(out.assign(**{MODEL: model, MODEL_VERSION: version}))
     if not parts:
-        return pd.DataFrame(columns=PUBLISHED_COLUMNS)
+        return empty_published()
     return pd.concat(parts, ignore_index=True)[PUBLISHED_COLUMNS]
 
 
@@ -308,7 +326,7 @@ def published_forecasts(
         evaluation.selection = registry.with_choices(evaluation.selection, choices)
     published = combine(per_model, choices)
     if published.empty:
-        return pd.DataFrame(columns=PUBLISHED_COLUMNS)
+        return empty_published()
     selection = evaluation.selection
     versions = {c.label: choice_version(selection, c) for cs in choices.values() for c in cs}
     published[MODEL_VERSION] = published[MODEL].map(versions)

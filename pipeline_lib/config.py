@@ -377,6 +377,12 @@ class BacktestConfig(BaseModel):
         description="days of nightly backtests kept in backtest_results before the night's "
         "date (each night writes every origin, horizon and model; 0: keep all)",
     )
+    series_per_chunk: int = Field(
+        default=200,
+        ge=1,
+        description="series whose baselines are run and every model scored at once: the "
+        "backtest holds one chunk's forecasts and their scoring, not every series' (memory)",
+    )
     reference: BaselineName = Field(
         default="naive",
         description="the model the dm and margin selection rules fall back to",

@@ -34,7 +34,7 @@ from pipeline_lib import schema
 from pipeline_lib.config import SelectionConfig
 from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION, baseline_version, overall_mase
 from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
-from pipeline_lib.selection import Choice, choose_all
+from pipeline_lib.selection import ROW_COLUMNS, Choice, choose_all
 from pipeline_lib.store.fs import atomic_write_bytes
 
 SELECTIONS = "selections"
@@ -99,9 +99,14 @@ def contest_versions(baselines: list[str], champion: str | None) -> dict[str, st
 
 
 def contest_rows(rows: pd.DataFrame, versions: dict[str, str]) -> pd.DataFrame:
-    """The backtest rows of the versions in the contest, ``model`` set to their names."""
-    contest = rows.loc[rows[MODEL_VERSION].isin(list(versions))]
-    return contest.assign(**{MODEL: contest[MODEL_VERSION].map(versions)})
+    """The backtest rows of the versions in the contest, ``model`` set to their names: only
+    the columns the selection rules read (:data:`pipeline_lib.selection.ROW_COLUMNS`), since
+    at a thousand series a night's rows are millions and this is a copy of them."""
+    keep = rows[MODEL_VERSION].isin(list(versions)).to_numpy()
+    columns = [c for c in [*ROW_COLUMNS, MODEL_VERSION] if c in rows.columns and c != MODEL]
+    contest = rows.loc[keep, columns]
+    contest[MODEL] = contest[MODEL_VERSION].map(versions)
+    return contest
 
 
 def select(

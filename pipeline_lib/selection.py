@@ -57,6 +57,17 @@ from pipeline_lib.evaluation.metrics import MODEL
 RULES: tuple[str, ...] = get_args(RuleName)
 COMBINED = "__combination__"  # the window-loss column of the best models' mean
 LOSS = "scaled_error"
+# what the rules read of a backtest row (the combination: its point forecast and error too)
+ROW_COLUMNS = [
+    schema.SERIES_ID,
+    "forecast_date",
+    "horizon",
+    MODEL,
+    LOSS,
+    "abs_error",
+    "yhat",
+    "actual",
+]
 
 
 @dataclass(frozen=True)

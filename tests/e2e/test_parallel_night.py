@@ -1,6 +1,7 @@
 """A night's per-series work apart (``[parallel] runner = "dask"``): the baselines computed in
 chunks of series, in this process or as Prefect task runs on a local Dask cluster of two worker
-processes, give exactly the contest, the choices and the forecasts of the single-process night."""
+processes, give exactly the contest, the choices and the forecasts of the single-process night;
+so does a backtest run and scored a chunk of series at a time (``backtest.series_per_chunk``)."""
 
 from __future__ import annotations
 
@@ -24,14 +25,15 @@ SERIES = [f"S{i}" for i in range(5)]
 FEATURES = random_walk_features(n_series=5, n_days=300, start=dt.date(2020, 1, 1), seed=3)
 
 
-def _settings(tmp_path: Path, **parallel: object):
+def _settings(tmp_path: Path, series_per_chunk: int = 200, **parallel: object):
     return load_settings(
         data_dir=str(tmp_path / "data"),
         horizon=3,
         series=[SeriesConfig(id=s) for s in SERIES],
         model={"lookback": 10, "hidden_size": 4, "embedding_dim": 2},
         training={"max_epochs": 2, "train_window_days": 400},
-        backtest={"last_n": 6, "step": 2},  # every default baseline: linear, ets, arima too
+        # every default baseline: linear, ets, arima too
+        backtest={"last_n": 6, "step": 2, "series_per_chunk": series_per_chunk},
         parallel={"series_per_task": 2, **parallel},
     )
 
@@ -47,9 +49,15 @@ def _night(settings, candidate, decision, apart=None):
     return evaluation, forecasts
 
 
-def _same(one, other) -> None:
+def _same(one, other, rows_in_order: bool = True) -> None:
     (a, fa), (b, fb) = one, other
-    pd.testing.assert_frame_equal(a.rows, b.rows)
+    if rows_in_order:
+        pd.testing.assert_frame_equal(a.rows, b.rows)
+    else:  # chunk by chunk of series
+        keys = ["model_version", "series_id", "forecast_date", "horizon"]
+        pd.testing.assert_frame_equal(
+            a.rows.sort_values(keys, ignore_index=True), b.rows.sort_values(keys, ignore_index=True)
+        )
     pd.testing.assert_frame_equal(a.summary, b.summary)
     assert a.selection.to_dict() == b.selection.to_dict()
     pd.testing.assert_frame_equal(fa, fb)
@@ -70,6 +78,11 @@ def test_baselines_in_chunks_and_on_dask_give_the_local_night(
         "ets",
         "arima",
     }
+
+    _forget_baselines(settings)  # run and scored two series at a time in the backtest
+    in_chunks = _night(_settings(tmp_path, series_per_chunk=2), candidate, decision)
+    _same(local, in_chunks, rows_in_order=False)
+    assert not local[0].rows.equals(in_chunks[0].rows)  # the chunks' order: not a no-op
 
     _forget_baselines(settings)
     plan = retrain.holdout_plan(settings, FEATURES, AS_OF)
