@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +47,8 @@ from pipeline_lib.db.upsert import (
     upsert_rows,
     upsert_table,
 )
+
+BACKTEST_SLICE_ROWS = 500_000  # backtest rows converted and written at once (its memory)
 
 if TYPE_CHECKING:
     from pipeline_lib.validation.report import ExpectationFailure, ValidationReport
@@ -105,25 +107,50 @@ def write_backtest_results(
     backtest_date: dt.date,
     bulk_rows: int = BULK_ROWS,
     series_ids: list[str] | None = None,
+    slice_rows: int = BACKTEST_SLICE_ROWS,
 ) -> int:
     """Write one night's backtest rows, replacing every row of ``backtest_date`` (only of
     ``series_ids`` when given: a run over a subset of the series leaves the others' rows).
 
     ``df``: the rows of :func:`pipeline_lib.evaluation.backtest.score_backtest` (forecast
-    columns, ``model``, ``model_version``, ``actual`` and the metric terms). Returns the number
-    of rows written.
+    columns, ``model``, ``model_version``, ``actual`` and the metric terms). They are converted
+    and written whole series at a time, about ``slice_rows`` rows a slice (a thousand series'
+    night is millions of rows: one Arrow copy of them all doubled the publish stage's memory),
+    in one transaction. Returns the number of rows written.
     """
     constants = {"backtest_date": backtest_date, "run_id": run_id, "created_at": v.utcnow()}
-    data = to_arrow(backtest_results, df, constants)
     t = backtest_results
-    key = ["backtest_date"] if series_ids is None else ["backtest_date", "series_id"]
     with transaction(bind) as conn:
         gone = t.c.backtest_date == backtest_date
         if series_ids is not None:  # series of the run without rows tonight
             gone &= t.c.series_id.in_(sorted(set(series_ids) - set(df.get("series_id", []))))
-        if series_ids is not None or not data.num_rows:
-            conn.execute(t.delete().where(gone))
-        return replace_rows(conn, t, data, key, bulk_rows) if data.num_rows else 0
+        conn.execute(t.delete().where(gone))
+        if df.empty:
+            to_arrow(t, df, constants)  # the columns are checked all the same
+            return 0
+        written = 0
+        for part in series_slices(df, slice_rows):
+            data = to_arrow(t, part, constants)
+            # a slice holds whole series: its primary keys are checked with every row they
+            # could repeat
+            written += replace_rows(conn, t, data, ["backtest_date", "series_id"], bulk_rows)
+        return written
+
+
+def series_slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
+    """The rows of ``df`` by whole series (in series order), about ``rows`` rows a slice."""
+    sizes = df["series_id"].value_counts(sort=False).sort_index()
+    ids = df["series_id"]
+    chunk: list[str] = []
+    count = 0
+    for sid, size in sizes.items():
+        chunk.append(str(sid))
+        count += int(size)
+        if count >= rows:
+            yield df.loc[ids.isin(chunk)]
+            chunk, count = [], 0
+    if chunk:
+        yield df.loc[ids.isin(chunk)]
 
 
 def prune_backtest_results(bind: Engine | Connection, before: dt.date) -> int:

@@ -239,3 +239,23 @@ def test_backtests_before_a_date_are_pruned_and_the_later_kept(engine: Engine) -
         kept = set(conn.execute(select(t.c.backtest_date).distinct()).scalars())
     assert kept == {D2, D3}
     assert db.prune_backtest_results(engine, D2) == 0
+
+
+def test_a_backtest_written_in_slices_of_whole_series_equals_one_write(engine: Engine) -> None:
+    """Slices of a few rows (each series whole) store what one slice stores; a key repeated
+    within a series is still named, and the failed write leaves the night's earlier rows."""
+    series = ["A", "B", "C", "D", "E"]
+    frame = backtest_frame(series).sample(frac=1.0, random_state=3)  # series interleaved
+    assert db.write_backtest_results(engine, frame, "run-a", D1, slice_rows=5) == len(frame)
+    sliced = db.read_latest_backtest(engine, series, D2)
+    db.write_backtest_results(engine, frame, "run-a", D1)  # one slice, replacing the night
+    whole = db.read_latest_backtest(engine, series, D2)
+    keys = ["series_id", "model_version", "forecast_date", "target_date"]
+    pd.testing.assert_frame_equal(
+        sliced.drop(columns="created_at").sort_values(keys, ignore_index=True),
+        whole.drop(columns="created_at").sort_values(keys, ignore_index=True),
+    )
+    repeated = pd.concat([frame, frame.loc[frame["series_id"] == "D"].head(1)])
+    with pytest.raises(ValueError, match="backtest_results"):
+        db.write_backtest_results(engine, repeated, "run-a", D1, slice_rows=5)
+    assert len(db.read_latest_backtest(engine, series, D2)) == len(frame)
