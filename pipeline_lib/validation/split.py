@@ -110,7 +110,10 @@ class Split:
     ) -> list[tuple[bool, dict[str, Any], dict[str, Any] | None]] | None:
         from great_expectations.util import convert_to_json_serializable
 
-        index, values = res["unexpected_index_list"], res.get("unexpected_list")
+        index = res["unexpected_index_list"]
+        values = offending_values(res.get("unexpected_list"), index, expectation)
+        if values is False:
+            return None
         where: list[list[int]] = [[] for _ in self.sizes]  # offending rows' positions, by item
         for p, entry in enumerate(index):
             i = self.at.get(entry.get(self.index[0])) if isinstance(entry, dict) else None
@@ -162,6 +165,42 @@ class Split:
             unexpected_index_list=[index[j] for j in first],
             unexpected_index_column_names=self.index,
         )["result"]
+
+
+def offending_values(
+    values: list[Any] | None, index: list[Any], expectation: Any
+) -> list[Any] | None | bool:
+    """The values of every offending row (``unexpected_list``, one per entry of ``index``).
+
+    GX keeps at most 200 values (``great_expectations.constants.MAX_RESULT_RECORDS``) even in
+    a COMPLETE result, but every row's index entry, which holds the checked columns' values too:
+    the rest are read from there. False when they cannot be (the caller validates the batches
+    alone)."""
+    if values is None or len(values) >= len(index):
+        return values
+    kind = expectation.expectation_type
+    try:
+        if kind == PAIR:
+            a, b = expectation.column_A, expectation.column_B
+            rebuilt = [(e[a], e[b]) for e in index]
+        elif kind == COMPOUND:
+            columns = list(expectation.column_list)
+            rebuilt = [{c: e[c] for c in columns} for e in index]
+        else:
+            rebuilt = [e[expectation.column] for e in index]
+    except (KeyError, TypeError, AttributeError):
+        return False
+    same = all(_equal(x, y) for x, y in zip(rebuilt, values, strict=False))
+    return rebuilt if same else False
+
+
+def _equal(x: Any, y: Any) -> bool:
+    """Equal values, NaN equal to NaN (an offending value may be missing)."""
+    if isinstance(x, tuple | list) and isinstance(y, tuple | list):
+        return len(x) == len(y) and all(_equal(a, b) for a, b in zip(x, y, strict=True))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_equal(x[k], y[k]) for k in x)
+    return bool(x == y) or (pd.isna(x) and pd.isna(y)) if np.ndim(x) == 0 else False
 
 
 def skipped_rows(data: pd.DataFrame, expectation: Any) -> np.ndarray | None:

@@ -188,3 +188,24 @@ def test_data_docs_have_a_page_per_run_and_per_failed_batch(tmp_path: Any) -> No
     assert "2013-05-29" in html  # the offending rows are named by key and date
     kept = sorted(p.name for p in (tmp_path / "reports" / "validation").rglob("*.json"))
     assert kept == [f"prices-{k}.json" for k in "ABCD"]  # every batch keeps its own report
+
+
+def test_more_offending_rows_than_gx_keeps_values_of_are_split_by_batch() -> None:
+    """GX keeps at most 200 offending values of a check even in a COMPLETE result, but every
+    offending row's key: 205 batches whose day fails a column check and a pair check each get
+    the report they get alone (it used to stop the night with an IndexError)."""
+    items = []
+    for k in range(205):
+        sid = f"S{k:04d}"
+        new = _prices(sid, "2013-05-31", AS_OF)
+        new["close"] = -1.0  # close_positive (critical) and close_ge_low, on each batch's day
+        items.append(Item(f"prices-{sid}", sid, new, _prices(sid, "2013-01-01", "2013-05-30")))
+    validated = validate_batches(items, schema.PRICES, AS_OF)
+    assert len(validated.runs) == 1  # validated together, not one GX run a batch
+    for i in (0, 150, 204):
+        alone = validate_batch(items[i].data, schema.PRICES, AS_OF, items[i].name, items[i].history)
+        _same([validated.reports[i]], [alone])
+    last = validated.reports[204]
+    checks = {f.check: f.rows for f in last.failures + last.warnings}
+    assert checks["close_positive"] == [{"series_id": "S0204", "date": "2013-05-31", "close": -1.0}]
+    assert "close_ge_low" in checks
