@@ -71,13 +71,18 @@ def chunked(items: list[str], size: int) -> list[list[str]]:
 
 
 def baseline_run(
-    settings: Settings, features: pd.DataFrame, plan: BacktestPlan, series: list[str]
+    settings: Settings,
+    features: pd.DataFrame,
+    plan: BacktestPlan,
+    series: list[str],
+    tonight: bool = True,
 ) -> BaselineRun:
     """Every baseline of ``settings`` on ``series`` (a chunk of the night's series): their
     forecasts from the origins of the night's ``plan`` (the statistical ones fitted at the
-    whole plan's first origin, as :func:`evaluate` fits them) and tonight's forecasts. A
-    series' baselines read that series only, so chunks run anywhere (a Dask worker) and give
-    what :func:`evaluate` alone gives."""
+    whole plan's first origin, as :func:`evaluate` fits them) and, with ``tonight``,
+    tonight's forecasts (else none: :func:`model_forecasts` makes those that are published).
+    A series' baselines read that series only, so chunks run anywhere (a Dask worker) and
+    give what :func:`evaluate` alone gives."""
     rows = features.loc[features[schema.SERIES_ID].isin(series)]
     fitted: dict[str, Baseline] = {}
     backtest = baseline_forecasts(
@@ -85,23 +90,23 @@ def baseline_run(
         settings.model.band, fitted, baseline_cache(settings), settings.feature_set,
         fit_end=plan.holdout_start, windows=FitWindows.of(settings.backtest),
     )  # fmt: skip
-    tonight = [
+    made = [
         model.predict(plan.as_of, settings.horizon, settings.frequencies).assign(
             **{MODEL_VERSION: baseline_version(name)}
         )
-        for name, model in fitted.items()
+        for name, model in (fitted.items() if tonight else ())
     ]
-    tonight = [t for t in tonight if not t.empty]
-    made = pd.concat(tonight, ignore_index=True) if tonight else empty_published()
-    return BaselineRun(backtest, made)
+    made = [t for t in made if not t.empty]
+    return BaselineRun(backtest, pd.concat(made, ignore_index=True) if made else empty_published())
 
 
 @dataclass
 class Evaluation:
     """Tonight's backtest and its outcome. ``champion``: the LSTM published from (None when
     no LSTM could be scored); ``notes``: what was left out of the contest, and why;
-    ``tonight``: the baselines' forecasts from tonight, made with their backtest (the forecast
-    columns, ``model`` and ``model_version``)."""
+    ``tonight``: the baselines' forecasts from tonight when they were made with their
+    backtest apart (the forecast columns, ``model`` and ``model_version``); None: they are
+    made for the series that publish them (:func:`model_forecasts`)."""
 
     plan: BacktestPlan
     rows: pd.DataFrame
@@ -109,7 +114,7 @@ class Evaluation:
     selection: registry.Selection
     champion: TrainedModel | None
     notes: list[str] = field(default_factory=list)
-    tonight: pd.DataFrame = field(default_factory=empty_published)
+    tonight: pd.DataFrame | None = None
 
     def model_metrics(self, version: str) -> dict[str, object]:
         """Backtest figures of one version for its registry record."""
@@ -182,14 +187,12 @@ def evaluate(
     history = schema.dated_up_to(features, as_of)
     actuals = history[[schema.SERIES_ID, schema.DATE, schema.Y]]
     series = sorted(str(s) for s in history[schema.SERIES_ID].unique())
-    rows_parts, summary_parts, tonight = [], [], []
+    rows_parts, summary_parts = [], []
     # by chunks of series: one chunk's forecasts and their scoring are held at once, and a
     # series is scored the same in any chunk (its MASE scale and metrics read it alone)
     for chunk in chunked(series, settings.backtest.series_per_chunk):
         if apart is None:
-            run = baseline_run(settings, features, plan, chunk)
-            tonight.append(run.tonight)
-            base = run.backtest
+            base = baseline_run(settings, features, plan, chunk, tonight=False).backtest
         else:
             base = apart.loc[apart[schema.SERIES_ID].isin(chunk)]
         pieces = [f.loc[f[schema.SERIES_ID].isin(chunk)] for f in parts] + [base]
@@ -237,11 +240,8 @@ def evaluate(
         step=cfg.step,
     )
     winner = models.get(selection.champion) if selection.champion else None
-    if baselines is not None:
-        tonight = [baselines.tonight]
-    tonight = [t for t in tonight if not t.empty]
-    made = pd.concat(tonight, ignore_index=True) if tonight else empty_published()
-    return Evaluation(plan, rows, summary, selection, winner, notes, made)
+    tonight = baselines.tonight if baselines is not None else None
+    return Evaluation(plan, rows, summary, selection, winner, notes, tonight)
 
 
 def model_forecasts(
@@ -264,11 +264,20 @@ def model_forecasts(
         if model == LSTM:
             if evaluation.champion is None:
                 continue
-            # its linear base refitted on every row up to tonight (pipeline_lib.model.base)
-            out = predict(refit_to(evaluation.champion, rows, as_of), rows, as_of, frequencies)
+            # its linear base refitted on every row up to tonight (pipeline_lib.model.base),
+            # for the series wanted
+            refitted = refit_to(evaluation.champion, rows, as_of, series)
+            out = predict(refitted, rows, as_of, frequencies)
             version = evaluation.champion.version
-        else:  # made with the backtest
+        elif evaluation.tonight is not None:  # made apart, with the backtest
             out = evaluation.tonight.loc[evaluation.tonight[MODEL] == model]
+            version = baseline_version(model)
+        else:  # fitted on the series wanted only: a series' baseline reads that series alone
+            baseline = make_baseline(
+                model, settings.model.band, evaluation.plan.holdout_start,
+                baseline_cache(settings), settings.feature_set, FitWindows.of(settings.backtest),
+            ).fit(rows.loc[rows[schema.SERIES_ID].isin(series)])  # fmt: skip
+            out = baseline.predict(as_of, settings.horizon, frequencies)
             version = baseline_version(model)
         out = out.loc[out[schema.SERIES_ID].isin(series), FORECAST_COLUMNS]
         parts.append(out.assign(**{MODEL: model, MODEL_VERSION: version}))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -140,9 +141,16 @@ def fit_linear_base(
     }
 
 
-def refit_to(trained: TrainedModel, features: pd.DataFrame, as_of: dt.date) -> TrainedModel:
+def refit_to(
+    trained: TrainedModel,
+    features: pd.DataFrame,
+    as_of: dt.date,
+    series: Collection[str] | None = None,
+) -> TrainedModel:
     """``trained`` with its linear base refitted on the windows whose targets end by ``as_of``
-    (a copy; ``trained`` is left as it is), for the forecast made at ``as_of``.
+    (a copy; ``trained`` is left as it is), for the forecast made at ``as_of``. ``series``:
+    only these series' bases are refitted (those whose forecast is wanted; a series' base
+    reads that series alone), the others keep the model's; default every series.
 
     The windows: the model's series, rows of the ``train_window_days`` (of its training
     options) up to ``as_of``, scaled by the model's scalers. Only the base changes: the
@@ -156,7 +164,10 @@ def refit_to(trained: TrainedModel, features: pd.DataFrame, as_of: dt.date) -> T
         return trained
     days = int(trained.training_config.get("train_window_days", 0)) or None
     first = pd.Timestamp.min if days is None else pd.Timestamp(as_of) - pd.Timedelta(days=days - 1)
-    rows = training_rows(features, first, as_of, series_ids=trained.series_ids)
+    ids = trained.series_ids if series is None else [s for s in trained.series_ids if s in series]
+    if not ids:
+        return trained
+    rows = training_rows(features, first, as_of, series_ids=ids)
     windows = model_windows(trained, rows, as_of)
     if len(windows) == 0:
         return trained

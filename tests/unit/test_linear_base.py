@@ -171,6 +171,13 @@ def test_refit_to_tonight_changes_only_the_base_and_reads_only_rows_up_to_tonigh
     assert torch.equal(again.module.base_weight, tonight.module.base_weight)
     assert torch.equal(again.module.base_bias, tonight.module.base_bias)
 
+    # the series wanted only: theirs is the refit of every series, the others keep the model's
+    one = refit_to(hybrid, features, end, series={"S1"})
+    assert torch.equal(one.module.base_weight[1], tonight.module.base_weight[1])
+    assert torch.equal(one.module.base_bias[1], tonight.module.base_bias[1])
+    assert torch.equal(one.module.base_weight[0], hybrid.module.base_weight[0])
+    assert refit_to(hybrid, features, end, series=set()) is hybrid
+
     # nothing to refit: on or before the target end, or without a base
     assert refit_to(hybrid, features, fit_end) is hybrid
     alone = train_full(
