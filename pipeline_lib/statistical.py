@@ -5,10 +5,11 @@ the rows up to a *fit point* on or before the backtest's first origin (see
 ``pipeline_lib.evaluation.backtest``), then applied without refitting to the data up to each
 later origin with statsforecast's ``forward`` (the states are updated, the parameters stay). So
 every backtest forecast is out of sample and tonight's forecast comes from the very model the
-backtest scored. The fit point moves in steps of ``refit_every`` rows (20: about a month), and
+backtest scored. The fit point moves in steps of ``refit_every`` rows (20: about a month; each
+series on nights of its own, so a night refits one series in 20, not all of them at once), and
 the fitted models and their forecasts per origin are kept in the models folder
 (``statistical/<model>/<series>/``), keyed by a hash of the rows they read: a night fits
-nothing new on most nights and forecasts only its new origins (``bench/selection_cost.py``
+only the series whose step it is and forecasts only its new origins (``bench/selection_cost.py``
 prints the cost). The cache holds pickles written by the pipeline itself; a torn, foreign or
 stale file is refitted, never trusted (its hash of the rows must match).
 
@@ -33,6 +34,7 @@ import hashlib
 import logging
 import pickle
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -61,13 +63,23 @@ def _levels(quantiles: Sequence[float]) -> list[str]:
     return out
 
 
+def fit_point(rows: int, every: int, series_id: str) -> int:
+    """The fit point of a series whose fit may read ``rows`` rows: the last row count on or
+    before ``rows`` that is its own step of ``every`` rows, offset by a stable hash of its id,
+    so a night refits the series whose step it is (about one in ``every``), not all of them
+    on the same night."""
+    offset = zlib.crc32(series_id.encode()) % every
+    return rows - (rows - offset) % every
+
+
 class StatsForecastBaseline(Baseline):
     """A statsforecast model fitted once per series at its fit point, then ``forward``-ed to
     each origin.
 
     ``fit_end``: datetime64 of the last row the fit may use (None: the first origin). The fit
-    point is the last multiple of ``refit_every`` rows on or before it, so one fitted model
-    serves ``refit_every`` nights in a row (its parameters stay; ``forward`` updates the states
+    point is the last of the series' steps of ``refit_every`` rows on or before it
+    (:func:`fit_point`: the steps of the series are staggered), so one fitted model serves
+    ``refit_every`` nights in a row (its parameters stay; ``forward`` updates the states
     with each origin's data). ``fit_rows``: the fit reads the last ``fit_rows`` rows before
     the fit point, and each origin's forecast runs the model over the rows from the same first
     row (0: every row since the series' first), so a night's cost does not grow with the
@@ -157,7 +169,7 @@ class StatsForecastBaseline(Baseline):
             rows = int(np.searchsorted(s.dates, self.fit_end, side="right"))
         else:
             rows = int(origins.min()) + 1
-        n_fit = rows - rows % self.refit_every
+        n_fit = fit_point(rows, self.refit_every, self._ids.get(id(s), ""))
         if n_fit < self.min_train:
             return out[0], out[1], out[2]
         fitted = self._model_for(s, n_fit, frequency)

@@ -14,9 +14,11 @@ from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.evaluation.backtest import FitWindows, make_baseline
 from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.statistical import ARIMA, ETS, _levels, weekly_pattern
+from pipeline_lib.statistical import ARIMA, ETS, _levels, fit_point, weekly_pattern
 
 QUANTILES = (0.1, 0.5, 0.9)
+# a series id whose refit steps fall on multiples of 20 rows (fit_point's offset 0)
+ALIGNED = next(f"S{i}" for i in range(1000) if fit_point(20, 20, f"S{i}") == 20)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,8 @@ def test_the_cache_keeps_fits_and_forecasts_and_refits_on_other_rows(
     first = night(features, as_of)
     files = sorted((tmp_path / "statistical" / "arima").rglob("*.pkl"))
     assert [f.parent.name for f in files] == ["S0", "S1"]
-    assert all(f.name.startswith("200-") for f in files)  # 210 rows, refit every 20: 200
+    # 210 rows, refit every 20 rows on each series' own steps (200 where the offset is 0)
+    assert all(f.name.startswith(f"{fit_point(210, 20, f.parent.name)}-") for f in files)
     pd.testing.assert_frame_equal(first, night(features, as_of, where=None))  # same figures
     # the next night reads the same fit (same file) and adds its own origin's forecast
     before = {f: f.stat().st_mtime_ns for f in files}
@@ -118,6 +121,7 @@ def test_the_cache_keeps_fits_and_forecasts_and_refits_on_other_rows(
 @pytest.mark.parametrize("name", ["ets", "arima"])
 def test_a_fit_window_reads_only_the_newest_rows_before_the_fit_point(name: str) -> None:
     features = random_walk_features(n_series=1, n_days=400, seed=11)
+    features[schema.SERIES_ID] = ALIGNED  # its fit points: multiples of 20 rows
     # the first 280 rows 50% higher: a window that starts after them never sees them
     early = features.index < 280
     features.loc[early, schema.Y] *= 1.5
@@ -138,3 +142,17 @@ def test_a_fit_window_shorter_than_a_fit_needs_is_refused() -> None:
         ETS(fit_rows=30)
     with pytest.raises(ConfigError, match="statistical_fit_rows"):
         load_settings(backtest={"statistical_fit_rows": 30})
+
+
+def test_fit_points_are_staggered_over_the_series() -> None:
+    """Each series is refitted every 20 rows, on steps of its own: a night refits about one
+    series in 20, not all of them on the same night; the point never reads a row too many."""
+    ids = [f"S{i:04d}" for i in range(1000)]
+    for rows in (1000, 1001, 1019):
+        points = np.array([fit_point(rows, 20, sid) for sid in ids])
+        assert ((points <= rows) & (points > rows - 20)).all()
+        assert 20 <= (points == rows).sum() <= 80  # about 50 refitted tonight
+    # a series keeps its point for 20 nights, then moves 20 rows on; the same id, the same point
+    one = [fit_point(rows, 20, "DE") for rows in range(1000, 1041)]
+    assert len(set(one)) == 3 and np.diff(sorted(set(one))).tolist() == [20, 20]
+    assert fit_point(1234, 20, "DE") == fit_point(1234, 20, "DE")
