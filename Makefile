@@ -4,6 +4,9 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# pytest-xdist workers: the tests are independent (each its own folders, databases, servers);
+# a file's tests run on one worker, so its module fixtures (a trained model) are made once
+WORKERS ?= 2
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -32,10 +35,10 @@ demo: $(STAMP)
 	$(BIN)/forecast-pipeline demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
