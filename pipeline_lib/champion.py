@@ -316,7 +316,8 @@ def published_forecasts(
                 if (m in backtest.baselines or m == LSTM) and (sid, m) not in made:
                     wanted.setdefault(m, set()).add(sid)
         extra = model_forecasts(settings, evaluation, features, as_of, wanted)
-        per_model = pd.concat([per_model, extra], ignore_index=True)
+        parts = [p for p in (per_model, extra) if not p.empty]
+        per_model = pd.concat(parts, ignore_index=True) if parts else per_model
         made |= set(zip(extra[schema.SERIES_ID], extra[MODEL], strict=True))
         for (sid, i), c in sorted(broken.items()):
             available = {m for s, m in made if s == sid}
