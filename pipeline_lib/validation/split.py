@@ -200,7 +200,9 @@ def _equal(x: Any, y: Any) -> bool:
         return len(x) == len(y) and all(_equal(a, b) for a, b in zip(x, y, strict=True))
     if isinstance(x, dict) and isinstance(y, dict):
         return x.keys() == y.keys() and all(_equal(x[k], y[k]) for k in x)
-    return bool(x == y) or (pd.isna(x) and pd.isna(y)) if np.ndim(x) == 0 else False
+    if np.ndim(x) or np.ndim(y):
+        return False
+    return bool(x == y) or bool(pd.isna(x) and pd.isna(y))
 
 
 def skipped_rows(data: pd.DataFrame, expectation: Any) -> np.ndarray | None:
