@@ -509,7 +509,16 @@ def submit_accepted(driver: WebDriver) -> Accepted:
         lambda d: "/run?" not in d.current_url and not d.current_url.endswith("/run"),
         "the page to leave the form",
     )
-    return Accepted(run_id, toast, driver.current_url)
+    # the UI may land on the deployment's page first and pick its tab a moment later (seen
+    # under load: ?tab=Details, then ?tab=Runs): the URL it settles on, unchanged for 1 s
+    settled = [driver.current_url, time.monotonic()]
+
+    def still(d: WebDriver) -> str | None:
+        if d.current_url != settled[0]:
+            settled[:] = [d.current_url, time.monotonic()]
+        return settled[0] if time.monotonic() - settled[1] >= 1.0 else None
+
+    return Accepted(run_id, toast, wait_for(driver, still, "the page's URL to settle"))
 
 
 # --- flow run page
