@@ -55,7 +55,7 @@ def _number(value: object, fmt: str = ",.2f") -> str:
 
 
 def _day(value: object) -> str:
-    return pd.Timestamp(value).date().isoformat()  # type: ignore[arg-type]
+    return pd.Timestamp(value).date().isoformat()
 
 
 def forecasts_markdown(

@@ -424,7 +424,7 @@ def selection_records(selection: registry.Selection) -> list[dict[str, object]]:
 
 def baseline_records(settings: Settings) -> list[dict[str, object]]:
     """``model_versions`` rows of the baselines in use (kind and status ``baseline``)."""
-    records = []
+    records: list[dict[str, object]] = []
     for name in settings.backtest.baselines:
         model = make_baseline(
             name, settings.model.band, feature_set=settings.feature_set,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -326,6 +326,12 @@ class TrainingConfig(BaseModel):
 
 
 BaselineName = Literal["naive", "seasonal_naive", "linear", "ets", "arima"]
+
+
+def _all_baselines() -> list[BaselineName]:
+    return ["naive", "seasonal_naive", "linear", "ets", "arima"]
+
+
 # the selection rules (pipeline_lib.selection reads its RULES from here)
 RuleName = Literal[
     "dm_set", "best", "dm", "margin", "combination", "dm_combination", "dm_mean", "margin_dm_set"
@@ -348,7 +354,7 @@ class BacktestConfig(BaseModel):
     step: int = Field(default=2, ge=1, description="rows between consecutive origins")
     mase_season: int = Field(default=1, ge=1, description="MASE scale: 1 = naive, 5 = weekly")
     baselines: list[BaselineName] = Field(
-        default_factory=lambda: ["naive", "seasonal_naive", "linear", "ets", "arima"],
+        default_factory=_all_baselines,
         description="baselines scored, and published where the selection picks them; ets and "
         "arima are statsforecast's AutoETS and AutoARIMA",
     )
@@ -459,6 +465,17 @@ class TuningConfig(BaseModel):
     batch_size: list[int] = Field(default_factory=lambda: [64, 128, 256])
 
 
+class DriftTableOptions(TypedDict):
+    """The keyword arguments of ``pipeline_lib.drift.drift_table`` a DriftConfig gives."""
+
+    psi_bins: int
+    psi_threshold: float
+    ks_pvalue_threshold: float
+    wasserstein_threshold: float
+    mean_shift_threshold: float
+    std_ratio_threshold: float
+
+
 class DriftConfig(BaseModel):
     """Drift thresholds: input drift (pipeline_lib.drift), prediction drift and performance
     decay (pipeline_lib.decay). Every metric row carries its threshold and flag.
@@ -522,7 +539,7 @@ class DriftConfig(BaseModel):
         description="|live interval coverage - nominal level| above this is decay",
     )
 
-    def table_options(self) -> dict[str, float]:
+    def table_options(self) -> DriftTableOptions:
         """The keyword arguments of ``pipeline_lib.drift.drift_table`` these settings give."""
         return {
             "psi_bins": self.psi_bins,
@@ -532,6 +549,13 @@ class DriftConfig(BaseModel):
             "mean_shift_threshold": self.mean_shift_threshold,
             "std_ratio_threshold": self.std_ratio_threshold,
         }
+
+
+DecayMetric = Literal["mase_ratio", "coverage_gap"]
+
+
+def _all_decay_metrics() -> list[DecayMetric]:
+    return ["mase_ratio", "coverage_gap"]
 
 
 class RetrainPolicyConfig(BaseModel):
@@ -573,8 +597,8 @@ class RetrainPolicyConfig(BaseModel):
     input_drift_count: int = Field(
         default=1, ge=0, description="drifted (series, feature) pairs that trigger; 0: never"
     )
-    decay_metrics: list[Literal["mase_ratio", "coverage_gap"]] = Field(
-        default_factory=lambda: ["mase_ratio", "coverage_gap"],
+    decay_metrics: list[DecayMetric] = Field(
+        default_factory=_all_decay_metrics,
         description="decay flags (all horizons of a series) that count",
     )
     decay_count: int = Field(default=2, ge=0, description="decayed series that trigger; 0: never")

@@ -52,6 +52,7 @@ def commit_batches(data_dir: str, batches: list[Batch]) -> dict[str, int]:
     written: dict[str, int] = {}
     for batch, covariates, rows in plan:
         if covariates is not None:  # before the prices: their watermark says "done"
+            assert batch.covariates is not None  # covariates: its rows not yet stored
             _write(data_dir, schema.COVARIATES, covariates)
             written[f"{schema.COVARIATES}-{batch.key}"] = len(batch.covariates)
         _write(data_dir, batch.dataset, rows)

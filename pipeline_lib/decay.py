@@ -209,7 +209,10 @@ def _decay_group(
             ("backtest_mase", reference, None, ratio_flag),
             ("mase_ratio", ratio, ratio_threshold, ratio_flag),
         ]
-    rows = [("n_realised", float(len(part)), None, False), ("mae", mae(y, yhat), None, ratio_flag)]
+    rows: list[tuple[str, float, float | None, bool]] = [
+        ("n_realised", float(len(part)), None, False),
+        ("mae", mae(y, yhat), None, ratio_flag),
+    ]
     rows += mase_rows
     if {"yhat_lower", "yhat_upper"} <= set(part.columns):
         lower = part["yhat_lower"].to_numpy(np.float64)

@@ -83,7 +83,7 @@ def sources_for(settings: Settings) -> list[Source]:
     return [*prices, *weather, *exogenous, *weather_forecast_sources(settings)]
 
 
-def split_sources(sources: list[Source]) -> tuple[list[Source], list[Source]]:
+def split_sources(sources: list[Source]) -> tuple[list[FileDropSource], list[Source]]:
     """``(file drops, live sources)``, each in the order given: a file drop reads its folder
     (local work, read together), a live source calls an API (each retried on its own)."""
     drops = [s for s in sources if isinstance(s, FileDropSource)]

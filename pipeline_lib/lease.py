@@ -192,7 +192,7 @@ def _guards(data_dir: str, db_url: str, label: str) -> list[Any]:
 
 def _try_all(guards: list[Any]) -> bool:
     """Take every guard, or none (those taken are let go again)."""
-    taken = []
+    taken: list[Any] = []
     for guard in guards:
         if not guard.try_acquire():
             for held in reversed(taken):

@@ -80,7 +80,7 @@ class OriginStore:
         self.entries[(origin + 1, int(self.prints[origin]))] = np.asarray(values, np.float64)
         self.added += 1
 
-    def save(self, origins: Sequence[int]) -> None:
+    def save(self, origins: Sequence[int] | np.ndarray) -> None:
         """Write the file when entries were added tonight, without the entries made on fewer
         than ``min(origins) + 1 - KEEP_ROWS_BEHIND`` rows. A failed write is logged only."""
         if not self.url or not self.added or not len(origins):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -47,7 +48,7 @@ class Selection:
     ``published``: per series, the label published on each horizon bucket (``"1-1"``,
     ``"2-5"``, ...); ``choices``: per series, the :class:`pipeline_lib.selection.Choice` of each
     bucket as a dict (rule, weights, evidence); ``series_mase``: per series, each model's
-    all-horizon backtest MASE."""
+    all-horizon backtest MASE. A MASE that is not finite is None (JSON has no NaN)."""
 
     as_of: str
     champion: str | None
@@ -55,9 +56,9 @@ class Selection:
     challenger: str | None
     promoted: bool
     reason: str
-    mase: dict[str, float] = field(default_factory=dict)
+    mase: dict[str, float | None] = field(default_factory=dict)
     published: dict[str, dict[str, str]] = field(default_factory=dict)
-    series_mase: dict[str, dict[str, float]] = field(default_factory=dict)
+    series_mase: dict[str, dict[str, float | None]] = field(default_factory=dict)
     choices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,7 +90,7 @@ class Selection:
         return out
 
 
-def contest_versions(baselines: list[str], champion: str | None) -> dict[str, str]:
+def contest_versions(baselines: Sequence[str], champion: str | None) -> dict[str, str]:
     """The model name of each version in the per-bucket contest: the baselines' and the
     champion's (``lstm``); other LSTM versions of the backtest are not in it."""
     versions = {baseline_version(b): b for b in baselines}
@@ -115,7 +116,7 @@ def select(
     as_of: dt.date,
     champion: str | None,
     challenger: str | None,
-    baselines: list[str],
+    baselines: Sequence[str],
     forced: str | None = None,
     *,
     horizon: int,
@@ -173,7 +174,7 @@ def select(
         min_improvement=min_improvement,
         step=step,
     )
-    series_mase: dict[str, dict[str, float]] = {}
+    series_mase: dict[str, dict[str, float | None]] = {}
     for sid, part in scores.loc[scores[MODEL_VERSION].isin(list(versions))].groupby(
         schema.SERIES_ID, sort=True
     ):

@@ -216,13 +216,14 @@ def decide(
 @dataclass(frozen=True)
 class Situation:
     """What a night's decision reads: the rows up to the run, the series long enough to
-    train on, the newest data date, the hold-out start, the models that count and the
-    champion of the newest selection that counts."""
+    train on, the newest data date, the hold-out start (None without a backtest origin:
+    no target is held out), the models that count and the champion of the newest selection
+    that counts."""
 
     rows: pd.DataFrame
     series_ids: list[str]
     newest: dt.date | None
-    fit_end: dt.date
+    fit_end: dt.date | None
     models: list[dict[str, Any]]
     champion: str | None
 
@@ -298,6 +299,7 @@ def train_or_reuse(
             drift=drift,
         )
     if decision.action == "reuse":
+        assert decision.base_version is not None  # decide reuses only a current model
         return load_model(url, decision.base_version), decision
     rows, fit_end = now.rows, now.fit_end
     loaded: list[str] = []
@@ -317,6 +319,7 @@ def train_or_reuse(
             saved, settings.feature_set,
         )  # fmt: skip
     else:
+        assert decision.base_version is not None  # decide fine-tunes only a current model
         parent = load_model(url, decision.base_version)
         trained = fine_tune(parent, rows, settings.training, as_of, progress, fit_end, saved)
     if not loaded:

@@ -164,7 +164,7 @@ def summary_query() -> Select:
     newest = (
         select(
             ids.c.series_id,
-            _latest_date(ids.c.series_id).label("latest"),  # type: ignore[arg-type]
+            _latest_date(ids.c.series_id).label("latest"),
         )
         .where(ids.c.series_id.is_not(None))
         .subquery("newest")

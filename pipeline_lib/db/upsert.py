@@ -346,7 +346,9 @@ def _delete_scopes_pg(
 def _copy(conn: Connection, target: str, table: Table, data: pa.Table) -> None:
     """COPY ``data`` into ``target`` (quoted name) as CSV, in batches of 100,000 rows."""
     columns = ", ".join(_quote(conn, c) for c in data.column_names)
-    cursor = conn.connection.driver_connection.cursor()  # psycopg 3: COPY FROM STDIN
+    driver = conn.connection.driver_connection  # None only once the pool detached it
+    assert driver is not None, "an open Connection has its driver connection"
+    cursor = driver.cursor()  # psycopg 3: COPY FROM STDIN
     options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
     try:
         with cursor.copy(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, String, select, update
 
 from pipeline_lib.db import values as v
 from pipeline_lib.db.engine import make_engine
@@ -235,7 +235,9 @@ def _selection_row(i: int, record: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{where}: horizon_from must not be after horizon_to")
     for name in ("series_id", "model", "model_version", "rule"):
         value = v.to_str(record[name])
-        limit = model_selections.c[name].type.length
+        column_type = model_selections.c[name].type
+        assert isinstance(column_type, String) and column_type.length  # String(n) columns
+        limit = column_type.length
         if not value or len(value) > limit:
             raise ValueError(f"{where}: {name} must be 1 to {limit} characters, got {value!r}")
         row[name] = value
@@ -457,10 +459,10 @@ def mark_crashed(bind: Engine | Connection, since: dt.datetime, message: str) ->
     time a run that died took the writer lease); returns their run ids, oldest first."""
     running = (pipeline_runs.c.status == "running") & (pipeline_runs.c.started_at >= since)
     with transaction(bind) as conn:
-        ids = conn.execute(
+        found = conn.execute(
             select(pipeline_runs.c.run_id).where(running).order_by(pipeline_runs.c.started_at)
         ).scalars()
-        ids = [str(i) for i in ids]
+        ids = [str(i) for i in found]
         if ids:
             conn.execute(
                 update(pipeline_runs)

@@ -144,12 +144,14 @@ def make_baseline(
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
     kind = BASELINES[name]
-    options: dict[str, object] = {"quantiles": tuple(quantiles), "feature_set": feature_set}
+    levels = tuple(quantiles)
+    model: Baseline
     if issubclass(kind, StatsForecastBaseline):
-        options["fit_rows"] = windows.statistical
+        model = kind(quantiles=levels, feature_set=feature_set, fit_rows=windows.statistical)
     elif issubclass(kind, LinearLags):
-        options["fit_rows"] = windows.linear
-    model = kind(**options)
+        model = kind(quantiles=levels, feature_set=feature_set, fit_rows=windows.linear)
+    else:
+        model = kind(quantiles=levels, feature_set=feature_set)
     if isinstance(model, StatsForecastBaseline):
         model.at(fit_end)
     return model.cache_in(cache)

@@ -113,7 +113,7 @@ def fold_changes(
     but not before its issue date (no row sees a value issued after it). Series without a
     state are left out (they are built whole)."""
     reach = {s.id: max((c.known_ahead for c in s.covariates), default=0) for s in settings.series}
-    at = {}
+    at: dict[str, list[str]] = {}  # weather location -> the series there
     for s in settings.series:
         if s.weather is not None:
             at.setdefault(s.weather.name, []).append(s.id)

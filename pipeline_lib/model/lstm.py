@@ -86,6 +86,11 @@ class LSTMForecaster(nn.Module):
     median + softplus(b).
     """
 
+    # The linear base's buffers (registered only with base="linear"), typed for the checker:
+    # nn.Module's __getattr__ returns Tensor | Module.
+    base_weight: torch.Tensor  # [n_series, horizon, width]
+    base_bias: torch.Tensor  # [n_series, horizon]
+
     def __init__(
         self,
         n_series: int,

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pipeline_lib.model.trained import TrainedModel
 
 NO_COVARIATES = FeatureSet()  # the built-in inputs only (a model saved before covariates)
+_NO_LEADS = "the series have no lead columns, but the model has future covariates"
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,10 @@ def future_covariate_inputs(
     covariates = feature_set.future_covariates
     values = torch.zeros(n, horizon, len(covariates))  # [n, H, C]
     known = torch.zeros(n, horizon, len(covariates))  # [n, H, C]
-    if covariates and leads is None:
-        raise ValueError("the series have no lead columns, but the model has future covariates")
+    if leads is None:
+        if covariates:
+            raise ValueError(_NO_LEADS)
+        return torch.cat([values, known], dim=2)  # [n, H, 0]
     column = 0
     for i, c in enumerate(covariates):
         for h in range(1, min(c.known_ahead, horizon) + 1):
@@ -249,8 +252,8 @@ def make_windows(
                 blocks.append(s.values)
                 starts.append(torch.from_numpy(offset + kept - (lookback - 1)))
                 if feature_set.future_covariates:
-                    if s.leads is None:  # raises, naming the problem
-                        future_covariate_inputs(None, feature_set, horizon, len(kept))
+                    if s.leads is None:
+                        raise ValueError(_NO_LEADS)
                     leads.append(s.leads[torch.from_numpy(kept)])
                 index.append(torch.full((len(kept),), s.series_index, dtype=torch.int64))
                 origins.append(kept)

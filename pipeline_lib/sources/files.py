@@ -157,8 +157,8 @@ class FileDropSource:
             info = fs.info(path)
             size, modified = info.get("size"), _modified(info)
             stamp = taken.get(path)
-            done = stamp is not None and stamp.done
-            if done and stamp.size == size and stamp.modified == modified:
+            done = stamp if stamp is not None and stamp.done else None  # taken whole before
+            if done is not None and done.size == size and done.modified == modified:
                 continue
             content = self._read(fs, path, size)
             request: dict[str, object] = {
@@ -183,7 +183,7 @@ class FileDropSource:
                 media_type=_media_type(path) or CSV,
                 name=posixpath.basename(path),
             )
-            if done and stamp.sha256 == payload.sha256:
+            if done is not None and done.sha256 == payload.sha256:
                 continue  # touched, not changed
             payloads.append(payload)
         return payloads

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote, unquote
 
 import fsspec
@@ -209,7 +210,7 @@ def _base_dir(fragments: list[ds.Fragment]) -> str:
 def read_dataset(
     dataset_url: str,
     columns: list[str] | None = None,
-    filters: dict[str, Sequence] | None = None,
+    filters: Mapping[str, Sequence[Any]] | None = None,
     date_to: dt.date | None = None,
     date_from: dt.date | None = None,
 ) -> pd.DataFrame:

@@ -21,6 +21,8 @@ from pipeline_lib.config import ValidationConfig
 from pipeline_lib.validation.report import ValidationReport
 
 if TYPE_CHECKING:
+    from great_expectations.data_context.types.base import DataContextConfig
+
     from pipeline_lib.validation.combined import Run
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,11 @@ def build_data_docs(
         context.validation_results_store.set(key, result)
         keys.append(key)
     suites = [ExpectationSuiteIdentifier(name=name) for name in SUITES]
-    urls = context.build_data_docs(site_names=[SITE], resource_identifiers=[*keys, *suites])
+    # GX annotates a list of one identifier type; its site builder takes a mixed list
+    urls = context.build_data_docs(
+        site_names=[SITE],
+        resource_identifiers=[*keys, *suites],  # type: ignore[arg-type]
+    )
     return urls.get(SITE)
 
 
@@ -106,7 +112,7 @@ def _pages(
     return pages + [(run.dataset, run.name, run.gx_result) for run in runs]
 
 
-def _config(root: Path) -> object:
+def _config(root: Path) -> DataContextConfig:
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,

@@ -183,7 +183,7 @@ def _rows(revisions: pd.DataFrame, key: str) -> list[dict[str, object]]:
 
 
 def _day(value: object) -> str:
-    return pd.Timestamp(value).date().isoformat()  # type: ignore[arg-type]
+    return pd.Timestamp(value).date().isoformat()
 
 
 def _value(value: float) -> str:

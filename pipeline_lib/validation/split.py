@@ -12,7 +12,8 @@ GX is imported on first use.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,8 @@ class Split:
         )
 
         self.data, self.owners, self.index = data, owners, index
-        self.at = {k: i for i, k in enumerate(keys)}
+        # key -> item, looked up with whatever GX put in an index entry (None if absent)
+        self.at: dict[Hashable, int] = {k: i for i, k in enumerate(keys)}
         self.sizes = np.bincount(owners, minlength=len(keys)).astype("int64")
         ranked = np.argsort(owners, kind="stable")
         bounds = np.searchsorted(owners[ranked], np.arange(len(keys) + 1))
@@ -169,7 +171,7 @@ class Split:
 
 def offending_values(
     values: list[Any] | None, index: list[Any], expectation: Any
-) -> list[Any] | None | bool:
+) -> list[Any] | Literal[False] | None:
     """The values of every offending row (``unexpected_list``, one per entry of ``index``).
 
     GX keeps at most 200 values (``great_expectations.constants.MAX_RESULT_RECORDS``) even in
@@ -179,6 +181,7 @@ def offending_values(
     if values is None or len(values) >= len(index):
         return values
     kind = expectation.expectation_type
+    rebuilt: list[Any]
     try:
         if kind == PAIR:
             a, b = expectation.column_A, expectation.column_B
