@@ -16,7 +16,7 @@ help:
 	@echo "make demo       install into $(VENV) and run the nightly pipeline on the bundled sample data"
 	@echo "make test       install into $(VENV) and run the whole test suite (SQLite and PostgreSQL)"
 	@echo "make test-fast  unit tests only"
-	@echo "make lint       ruff check"
+	@echo "make lint       ruff check and mypy on pipeline_lib"
 	@echo "make format     ruff format"
 	@echo "make sql        regenerate sql/schema.sql from the SQLAlchemy tables"
 	@echo "make install    only create $(VENV) and install the project with its dev extras"
@@ -42,6 +42,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .
