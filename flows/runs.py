@@ -10,6 +10,7 @@ from typing import Any
 
 from prefect.runtime import flow_run
 
+from pipeline_lib import memory
 from pipeline_lib.config import Settings
 from tasks.publish import finish_run, prepare_database, start_run
 
@@ -26,7 +27,14 @@ def current_run_id() -> str:
 
 @contextmanager
 def recorded_run(settings: Settings, flow: str, as_of: dt.date) -> Iterator[RunRecord]:
-    """Record this flow run; put what it did in ``record.details`` (kept when it succeeds)."""
+    """Record this flow run; put what it did in ``record.details`` (kept when it succeeds).
+    While it runs, the heavy stages' memory releases collect only what the run made
+    (:func:`pipeline_lib.memory.run_objects_only`)."""
+    with memory.run_objects_only():
+        yield from _recorded(settings, flow, as_of)
+
+
+def _recorded(settings: Settings, flow: str, as_of: dt.date) -> Iterator[RunRecord]:
     parent = flow_run.get_parent_flow_run_id()
     context = {"parent_run_id": str(parent)} if parent else {}
     record = RunRecord(current_run_id())

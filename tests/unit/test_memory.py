@@ -66,3 +66,49 @@ def test_every_heavy_stage_releases_after_it_completes_or_fails() -> None:
     for stage in heavy:
         assert release_memory in stage.on_completion_hooks, stage.name
         assert release_memory in stage.on_failure_hooks, stage.name
+
+
+def test_a_run_exempts_older_objects_from_collections_until_the_last_run_ends() -> None:
+    import gc
+    import threading
+    import weakref
+
+    from pipeline_lib import memory
+
+    class Node:
+        other: object = None
+
+    assert gc.get_freeze_count() == 0
+    inside: list[int] = []
+    second_entered, first_may_end = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with memory.run_objects_only():
+            second_entered.set()
+            first_may_end.wait(10)
+            inside.append(gc.get_freeze_count())
+
+    gc.disable()  # no automatic collection frees the cycle before the run begins
+    try:
+        node = Node()
+        node.other = node  # a cycle: garbage only a collection frees
+        alive = weakref.ref(node)
+        del node
+        with memory.run_objects_only():
+            frozen = gc.get_freeze_count()
+            assert frozen > 0
+            gc.collect()
+            assert alive() is not None  # older than the run: not walked, not freed
+            worker = threading.Thread(target=other_run)
+            worker.start()
+            assert second_entered.wait(10)
+        # the first run ended while the second goes on: the older objects stay frozen
+        assert gc.get_freeze_count() >= frozen
+        first_may_end.set()
+        worker.join(10)
+        assert inside and inside[0] >= frozen
+        assert gc.get_freeze_count() == 0  # the last run ended: the collector sees them again
+        gc.collect()
+        assert alive() is None
+    finally:
+        gc.enable()
