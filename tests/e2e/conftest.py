@@ -1,12 +1,19 @@
-"""End-to-end fixtures: Prefect's test harness (a temporary local API) and small configs."""
+"""End-to-end fixtures: a temporary local Prefect API (Prefect's test harness, on PostgreSQL) and
+small configs."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import pg_database
+from tests.prefect_server import free_port
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -41,12 +48,84 @@ batch_size = [64]
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_api(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """A Prefect API for the flows the tests call, for the whole session (of each xdist worker).
 
+    Prefect's test harness, but on a throw-away PostgreSQL database instead of its SQLite
+    file: on SQLite, the first concurrency request of each task tag (every tagged task asks
+    for its tag's slots) fails with "database is locked" whenever another write is under way,
+    and Prefect's client retries it after 2, 4, 8 s (35 such waits in test_nightly_e2e: 124 s
+    on SQLite, 62 s on PostgreSQL). With PIPELINE_SKIP_POSTGRES=1 the harness's own SQLite
+    is used."""
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    with prefect_test_harness(server_startup_timeout=120):
+    if os.environ.get("PIPELINE_SKIP_POSTGRES") == "1":
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+        return
+    with pg_database(request.getfixturevalue("pg_admin_url")) as url, _harness_on(url):
         yield
+
+
+@contextmanager
+def _harness_on(database_url: str) -> Iterator[None]:
+    """What ``prefect.testing.utilities.prefect_test_harness`` does (Prefect 3.9), with the
+    server's database at ``database_url``."""
+    import prefect.context
+    import prefect.settings
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.server.database.dependencies import temporary_database_interface
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    server_url = make_url(database_url).set(drivername="postgresql+asyncpg")
+    db_setting = prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL
+    with ExitStack() as stack:
+        stack.enter_context(temporary_database_interface())
+        stack.enter_context(
+            prefect.settings.temporary_settings(
+                updates={db_setting: server_url.render_as_string(hide_password=False)}
+            )
+        )
+        server = SubprocessASGIServer(port=free_port())
+        prior = SubprocessASGIServer._instances.get(None)
+        SubprocessASGIServer._instances[None] = server  # flows find this server, not a new one
+        server.start(timeout=120)
+        stack.enter_context(
+            prefect.settings.temporary_settings(
+                updates={prefect.settings.PREFECT_API_URL: server.api_url}
+            )
+        )
+        stack.enter_context(
+            prefect.context._temporary_global_settings_context(  # noqa: SLF001
+                prefect.context.get_settings_context()
+            )
+        )
+        try:
+            yield
+        finally:
+
+            async def drain() -> None:  # logs and events first, or they hit a stopped server
+                try:
+                    result = APILogWorker.instance().drain()
+                    if inspect.isawaitable(result):
+                        await result
+                except RuntimeError:  # never started
+                    pass
+                result = EventsWorker.drain_all()
+                if inspect.isawaitable(result):
+                    await result
+
+            run_coro_as_sync(drain())
+            server.stop()
+            if prior is not None:
+                SubprocessASGIServer._instances[None] = prior
+            else:
+                SubprocessASGIServer._instances.pop(None, None)
 
 
 def write_config(
