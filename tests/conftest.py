@@ -70,6 +70,14 @@ def pg_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def for_prefect_server(url: str) -> str:
+    """The same PostgreSQL database as Prefect's server names it (it speaks asyncpg). A
+    Prefect server on its default SQLite file fails a write with "database is locked" whenever
+    two overlap (a run's tasks and a worker on 2 cores), answers 503, and its clients back off
+    for 2 s, 4 s, 8 s...: on PostgreSQL nothing waits."""
+    return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
 @pytest.fixture
 def pg_url(pg_admin_url: str) -> Iterator[str]:
     """URL of a fresh database ``test_fp_<random>``, dropped after the test."""

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import require_selenium, ui_server
+from tests.conftest import for_prefect_server, pg_database
 from tests.e2e.conftest import write_config
 from tests.prefect_server import PrefectServer, Service, free_port, tail, wait_until
 
@@ -35,7 +36,7 @@ require_selenium()
 
 from tests.browser import ui  # noqa: E402
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres]
 
 POOL = "forecast-pool"
 DATES = [dt.date(2015, 7, 1), dt.date(2015, 7, 2)]  # NYSE sessions: one chunk of 2 days
@@ -61,15 +62,21 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """Server and UI, deployments, a worker and the read API. (``browser`` first: nothing is
-    started where the browser test is skipped.)"""
+def site(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str
+) -> Iterator[Site]:
+    """Server and UI (on a PostgreSQL database of its own: ``for_prefect_server``),
+    deployments, a worker and the read API. (``browser`` first: nothing is started where the
+    browser test is skipped.)"""
     tmp = tmp_path_factory.mktemp("backfill-ui")
     port = free_port()
     serve = f"\n[serve]\nport = {port}\n"
     config = write_config(tmp / "pipeline.toml", tmp / "data", extra=ORCHESTRATION + serve)
     cli = str(Path(sys.executable).with_name("forecast-pipeline"))
-    with ui_server(tmp) as server:
+    with (
+        pg_database(pg_admin_url) as url,
+        ui_server(tmp, database_url=for_prefect_server(url)) as server,
+    ):
         server.deploy_pipeline(config, tmp)
         with server.client() as client:
             backfill = client.read_deployment_by_name("backfill/backfill")

@@ -10,9 +10,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.conftest import pg_database
+from tests.conftest import for_prefect_server, pg_database
 from tests.prefect_server import free_port
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -82,13 +81,12 @@ def _harness_on(database_url: str) -> Iterator[None]:
     from prefect.server.database.dependencies import temporary_database_interface
     from prefect.utilities.asyncutils import run_coro_as_sync
 
-    server_url = make_url(database_url).set(drivername="postgresql+asyncpg")
     db_setting = prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL
     with ExitStack() as stack:
         stack.enter_context(temporary_database_interface())
         stack.enter_context(
             prefect.settings.temporary_settings(
-                updates={db_setting: server_url.render_as_string(hide_password=False)}
+                updates={db_setting: for_prefect_server(database_url)}
             )
         )
         server = SubprocessASGIServer(port=free_port())

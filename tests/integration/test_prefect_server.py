@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,9 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import PrefectHTTPStatusError
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine
 
+from tests.conftest import for_prefect_server, pg_database
 from tests.e2e.conftest import write_config
 from tests.prefect_server import PrefectServer, tail, wait_until
 
@@ -69,20 +68,10 @@ SCHEDULER_BUG = "Can't evaluate bulk DML statement"
 
 @pytest.fixture
 def prefect_database(pg_admin_url: str) -> Iterator[str]:
-    """A throw-away PostgreSQL database for the Prefect server itself. (On its default SQLite
-    file, two flow runs and a worker on 2 cores lock the database now and then; the server then
-    answers 503 and its clients back off for up to a minute.)"""
-    name = f"test_fp_prefect_{secrets.token_hex(6)}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(pg_admin_url).set(drivername="postgresql+asyncpg", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A throw-away PostgreSQL database for the Prefect server itself (on its default SQLite
+    file, its clients back off for seconds now and then: ``for_prefect_server``)."""
+    with pg_database(pg_admin_url) as url:
+        yield for_prefect_server(url)
 
 
 @pytest.fixture
