@@ -59,7 +59,6 @@ def _date_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     result_serializer="json",
     retries=1,
     retry_delay_seconds=30,
-    tags=["backfill"],
 )
 def forecast_date(
     as_of: dt.date,

@@ -27,7 +27,6 @@ _FETCH = dict(
     retry_jitter_factor=0.5,
     retry_condition_fn=_transient,
     cache_policy=NO_CACHE,
-    tags=["ingest"],
 )
 
 
@@ -52,7 +51,7 @@ def ingest_file_drops(
     return [ingest.ingest_source(settings, source, as_of, start) for source in sources]
 
 
-@task(name="validate-batches", cache_policy=NO_CACHE, tags=["validate"], **RELEASE)
+@task(name="validate-batches", cache_policy=NO_CACHE, **RELEASE)
 def validate_batches(
     settings: Settings, batches: list[Batch], as_of: dt.date, run_id: str
 ) -> list[ValidationReport]:
@@ -67,6 +66,6 @@ def validate_batches(
         )
 
 
-@task(name="commit-curated", cache_policy=NO_CACHE, tags=["curated-write"], **RELEASE)
+@task(name="commit-curated", cache_policy=NO_CACHE, **RELEASE)
 def commit_curated(settings: Settings, batches: list[Batch]) -> dict[str, int]:
     return curate.commit_batches(settings.data_dir, batches)

@@ -17,12 +17,12 @@ from pipeline_lib.model.trained import TrainedModel
 from tasks.memory import RELEASE
 
 
-@task(name="refresh-features", cache_policy=NO_CACHE, tags=["features-write"], **RELEASE)
+@task(name="refresh-features", cache_policy=NO_CACHE, **RELEASE)
 def rebuild_features(settings: Settings, as_of: dt.date) -> int:
     return refresh_features(settings, as_of)
 
 
-@task(name="build-features", cache_policy=NO_CACHE, tags=["features-write"], **RELEASE)
+@task(name="build-features", cache_policy=NO_CACHE, **RELEASE)
 def build_features(settings: Settings, as_of: dt.date, refresh: bool = True) -> pd.DataFrame:
     if refresh:
         refresh_features(settings, as_of)
@@ -55,7 +55,7 @@ def night_state(settings: Settings, as_of: dt.date, lineage_start: dt.date | Non
     return rerun.night_state(settings, as_of, lineage_start)
 
 
-@task(name="train-or-fine-tune", cache_policy=NO_CACHE, tags=["train"], **RELEASE)
+@task(name="train-or-fine-tune", cache_policy=NO_CACHE, **RELEASE)
 def train_model(
     settings: Settings,
     features: pd.DataFrame,
@@ -172,7 +172,7 @@ def tuned_settings(settings: Settings, as_of: dt.date) -> Settings:
     return tuned
 
 
-@task(name="tune-hyperparameters", cache_policy=NO_CACHE, tags=["train"], **RELEASE)
+@task(name="tune-hyperparameters", cache_policy=NO_CACHE, **RELEASE)
 def tune_hyperparameters(
     settings: Settings, features: pd.DataFrame, as_of: dt.date, n_trials: int | None
 ) -> dict:

@@ -17,7 +17,7 @@ from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision
 from tasks.memory import RELEASE
 
-_SQL = dict(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE, tags=["sql-write"])
+_SQL = dict(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 
 
 @task(name="prepare-database", **_SQL)

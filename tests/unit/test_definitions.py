@@ -96,3 +96,19 @@ def test_library_never_imports_prefect() -> None:
         if "import prefect" in p.read_text() or "from prefect" in p.read_text()
     ]
     assert offenders == []
+
+
+def test_no_task_carries_tags() -> None:
+    """A tagged task asks the API for its tags' concurrency slots before it runs: on the local
+    API's SQLite file a write that fails while another is under way, retried seconds later
+    (tasks/__init__.py)."""
+    from prefect import Task
+
+    tagged, seen = [], 0
+    for module in sorted((ROOT / "tasks").glob("*.py")) + sorted((ROOT / "flows").glob("*.py")):
+        loaded = importlib.import_module(f"{module.parent.name}.{module.stem}")
+        for name, value in vars(loaded).items():
+            seen += isinstance(value, Task)
+            if isinstance(value, Task) and value.tags:
+                tagged.append(f"{module.parent.name}.{module.stem}.{name}: {sorted(value.tags)}")
+    assert seen >= 15 and tagged == []
