@@ -40,8 +40,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from selection_cost import make_features  # noqa: E402
 
-from pipeline_lib import champion, schema  # noqa: E402
+from pipeline_lib import champion, retrain, schema  # noqa: E402
 from pipeline_lib.config import SeriesConfig, Settings, load_settings  # noqa: E402
+from pipeline_lib.night import Night  # noqa: E402
 from pipeline_lib.retrain import holdout_plan  # noqa: E402
 
 
@@ -82,7 +83,8 @@ def on_dask(settings: Settings, features: pd.DataFrame, as_of: dt.date) -> champ
 
     @flow(name="bench-dask-speedup")
     def apart() -> champion.BaselineRun | None:
-        return baselines_apart(settings, features, as_of)
+        models = retrain.situation(settings, features, as_of)
+        return baselines_apart(Night(settings, as_of, "bench", features, models))
 
     result = apart()
     assert result is not None

@@ -14,6 +14,7 @@ from flows.parallel import baselines_apart
 from flows.runs import recorded_run
 from pipeline_lib.backfill import scoped_settings
 from pipeline_lib.config import load_settings
+from pipeline_lib.night import Night
 from pipeline_lib.publish import run_summary
 from pipeline_lib.rerun import STATE
 from tasks.artifacts import publish_forecast_artifacts
@@ -63,21 +64,16 @@ def forecast_stage(
             run.details = done
             return run.details
         features = build_features(settings, as_of, refresh_features)
-        now = models_situation(settings, features, as_of, lineage_start)
-        monitoring, verdict = monitor_drift(settings, now, as_of, lineage_start)
-        candidate, decision = train_model(
-            settings, features, as_of, retrain, lineage_start, verdict, now
-        )
-        apart = baselines_apart(settings, features, as_of)  # None: in the backtest task
-        evaluation = backtest(settings, features, as_of, candidate, decision, apart)
-        forecasts = forecast(settings, evaluation, features, as_of)
-        drift = drift_metrics(settings, monitoring, forecasts)
-        written = publish_results(
-            settings, run.id, as_of, candidate, decision, evaluation, forecasts, drift, features
-        )
-        plot = publish_forecast_artifacts(
-            settings, run.id, as_of, forecasts, decision, evaluation, drift, features
-        )
+        models = models_situation(settings, features, as_of, lineage_start)
+        night = Night(settings, as_of, run.id, features, models, lineage_start)
+        monitoring, verdict = monitor_drift(night)
+        candidate, decision = train_model(night, retrain, verdict)
+        apart = baselines_apart(night)  # None: in the backtest task
+        evaluation = backtest(night, candidate, decision, apart)
+        forecasts = forecast(night, evaluation)
+        drift = drift_metrics(night, monitoring, forecasts)
+        written = publish_results(night, candidate, decision, evaluation, forecasts, drift)
+        plot = publish_forecast_artifacts(night, forecasts, decision, evaluation, drift)
         run.details = run_summary(
             as_of, decision, candidate, evaluation, written, drift, forecasts, settings.series_ids
         )

@@ -7,15 +7,12 @@ results are those of the local run (``tests/e2e/test_parallel_night.py``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
-import pandas as pd
 from prefect import get_run_logger
 from prefect.task_runners import TaskRunner
 
 from pipeline_lib import schema
 from pipeline_lib.champion import BaselineRun, chunked
-from pipeline_lib.config import Settings
+from pipeline_lib.night import Night
 from pipeline_lib.retrain import holdout_plan
 from tasks.model import backtest_baselines
 
@@ -35,16 +32,15 @@ def dask_runner(address: str | None, workers: int) -> TaskRunner:
     return DaskTaskRunner(cluster_kwargs=cluster)
 
 
-def baselines_apart(
-    settings: Settings, features: pd.DataFrame, as_of: dt.date
-) -> BaselineRun | None:
+def baselines_apart(night: Night) -> BaselineRun | None:
     """The baselines' part of the night computed on Dask, or None when it runs locally (in
     the backtest task itself)."""
+    settings = night.settings
     cfg = settings.parallel
     if cfg.runner == "local":
         return None
-    rows = schema.dated_up_to(features, as_of)
-    plan = holdout_plan(settings, rows, as_of)
+    rows = schema.dated_up_to(night.features, night.as_of)
+    plan = holdout_plan(settings, rows, night.as_of)
     series = sorted(str(s) for s in rows[schema.SERIES_ID].unique())
     parts = chunked(series, cfg.series_per_task)
     where = cfg.dask_address or f"a local cluster of {cfg.workers} workers"

@@ -24,6 +24,7 @@ from pipeline_lib.backfill_summary import backfill_summary_markdown
 from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
 from pipeline_lib.drift_summary import drift_markdown
+from pipeline_lib.night import Night
 from pipeline_lib.retrain import TrainingDecision
 from pipeline_lib.validation.report import ValidationReport
 from tasks.memory import RELEASE
@@ -39,23 +40,21 @@ BACKFILL_SUMMARY_KEY = "backfill-summary"
 
 @task(name="publish-forecast-artifacts", cache_policy=NO_CACHE, **RELEASE)
 def publish_forecast_artifacts(
-    settings: Settings,
-    run_id: str,
-    as_of: dt.date,
+    night: Night,
     forecasts: pd.DataFrame,
     decision: TrainingDecision,
     evaluation: Evaluation,
     drift: pd.DataFrame,
-    features: pd.DataFrame,
 ) -> str | None:
     """Save the forecast plot (at most ``artifacts.MAX_PANELS`` series, the flagged ones
     first) in the data folder and publish the run's artifacts; returns the plot's path or URL
     (None when there is no forecast to plot)."""
+    settings, as_of = night.settings, night.as_of
     plot, plot_url, plotted = None, None, None
     if not forecasts.empty:
         plotted = artifacts.select_plot(forecasts, drift, decision)
-        png = artifacts.plot_forecasts(features, forecasts, as_of, series=plotted.shown)
-        plot = artifacts.save_plot(settings.data_dir, run_id, as_of, png)
+        png = artifacts.plot_forecasts(night.features, forecasts, as_of, series=plotted.shown)
+        plot = artifacts.save_plot(settings.data_dir, night.run_id, as_of, png)
         plot_url = report_link(settings, plot)
         create_markdown_artifact(
             markdown=artifacts.plot_markdown(plot_url, as_of, plotted.caption()),

@@ -14,6 +14,7 @@ from pipeline_lib.config import Settings
 from pipeline_lib.evaluation.backtest import BacktestPlan
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.model.trained import TrainedModel
+from pipeline_lib.night import Night
 from tasks.memory import RELEASE
 
 
@@ -57,13 +58,7 @@ def night_state(settings: Settings, as_of: dt.date, lineage_start: dt.date | Non
 
 @task(name="train-or-fine-tune", cache_policy=NO_CACHE, **RELEASE)
 def train_model(
-    settings: Settings,
-    features: pd.DataFrame,
-    as_of: dt.date,
-    force_full: bool = False,
-    lineage_start: dt.date | None = None,
-    drift: policy.DriftVerdict | None = None,
-    now: retrain.Situation | None = None,
+    night: Night, force_full: bool = False, drift: policy.DriftVerdict | None = None
 ) -> tuple[TrainedModel, retrain.TrainingDecision]:
     logger = get_run_logger()
 
@@ -75,8 +70,9 @@ def train_model(
         )
 
     trained, decision = retrain.train_or_reuse(
-        settings, features, as_of, force_full, progress, lineage_start, drift, now
-    )
+        night.settings, night.features, night.as_of, force_full, progress,
+        night.lineage_start, drift, night.models,
+    )  # fmt: skip
     logger.info(
         "model %s: %s, trigger %s (%s)",
         trained.version, decision.action, decision.trigger, decision.reason,
@@ -98,14 +94,14 @@ def backtest_baselines(
 
 @task(name="backtest-and-select", cache_policy=NO_CACHE, **RELEASE)
 def backtest(
-    settings: Settings,
-    features: pd.DataFrame,
-    as_of: dt.date,
+    night: Night,
     candidate: TrainedModel,
     decision: retrain.TrainingDecision,
     baselines: champion.BaselineRun | None = None,
 ) -> champion.Evaluation:
-    evaluation = champion.evaluate(settings, features, as_of, candidate, decision, baselines)
+    evaluation = champion.evaluate(
+        night.settings, night.features, night.as_of, candidate, decision, baselines
+    )
     logger = get_run_logger()
     logger.info("champion %s: %s", evaluation.selection.champion, evaluation.selection.reason)
     logger.info("published per series: %s", evaluation.selection.published)
@@ -115,10 +111,8 @@ def backtest(
 
 
 @task(name="forecast", cache_policy=NO_CACHE, **RELEASE)
-def forecast(
-    settings: Settings, evaluation: champion.Evaluation, features: pd.DataFrame, as_of: dt.date
-) -> pd.DataFrame:
-    return champion.published_forecasts(settings, evaluation, features, as_of)
+def forecast(night: Night, evaluation: champion.Evaluation) -> pd.DataFrame:
+    return champion.published_forecasts(night.settings, evaluation, night.features, night.as_of)
 
 
 @task(name="read-models", cache_policy=NO_CACHE)
@@ -133,16 +127,13 @@ def models_situation(
 
 
 @task(name="monitor-drift-and-decay", cache_policy=NO_CACHE, **RELEASE)
-def monitor_drift(
-    settings: Settings,
-    now: retrain.Situation,
-    as_of: dt.date,
-    lineage_start: dt.date | None = None,
-) -> tuple[monitor.Monitoring, policy.DriftVerdict]:
+def monitor_drift(night: Night) -> tuple[monitor.Monitoring, policy.DriftVerdict]:
     """Before training: input drift against the current model's training window, decay of
     the forecasts published before tonight, and the retraining policy's verdict on them."""
-    with db.engine_scope(settings.db_url) as engine:
-        monitoring, verdict = retrain.monitor_night(settings, engine, now, as_of, lineage_start)
+    with db.engine_scope(night.settings.db_url) as engine:
+        monitoring, verdict = retrain.monitor_night(
+            night.settings, engine, night.models, night.as_of, night.lineage_start
+        )
     logger = get_run_logger()
     flags = int(monitoring.rows["is_drift"].astype(bool).sum()) if len(monitoring.rows) else 0
     logger.info(
@@ -156,10 +147,10 @@ def monitor_drift(
 
 @task(name="prediction-drift", cache_policy=NO_CACHE, **RELEASE)
 def drift_metrics(
-    settings: Settings, monitoring: monitor.Monitoring, tonight: pd.DataFrame
+    night: Night, monitoring: monitor.Monitoring, tonight: pd.DataFrame
 ) -> pd.DataFrame:
     """Every drift row of the night: the monitoring's and tonight's prediction drift."""
-    return monitor.with_predictions(monitoring, tonight, settings.drift)
+    return monitor.with_predictions(monitoring, tonight, night.settings.drift)
 
 
 @task(name="apply-tuned-settings", cache_policy=NO_CACHE)

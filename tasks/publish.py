@@ -14,6 +14,7 @@ from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
 from pipeline_lib.lease import Holder
 from pipeline_lib.model.trained import TrainedModel
+from pipeline_lib.night import Night
 from pipeline_lib.retrain import TrainingDecision
 from tasks.memory import RELEASE
 
@@ -59,20 +60,17 @@ def mark_crashed(settings: Settings, dead: Holder, found_by: Holder) -> list[str
 
 @task(name="publish-results", **_SQL, **RELEASE)
 def publish_results(
-    settings: Settings,
-    run_id: str,
-    as_of: dt.date,
+    night: Night,
     candidate: TrainedModel,
     decision: TrainingDecision,
     evaluation: Evaluation,
     forecasts: pd.DataFrame,
     drift: pd.DataFrame,
-    features: pd.DataFrame,
 ) -> dict[str, int]:
-    with db.engine_scope(settings.db_url) as engine:
+    with db.engine_scope(night.settings.db_url) as engine:
         return publish.publish_results(
-            engine, settings, run_id, as_of, candidate, decision, evaluation, forecasts, drift,
-            features,
+            engine, night.settings, night.run_id, night.as_of, candidate, decision, evaluation,
+            forecasts, drift, night.features,
         )  # fmt: skip
 
 

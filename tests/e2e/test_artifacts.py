@@ -23,6 +23,7 @@ from pipeline_lib.api.links import report_link
 from pipeline_lib.config import SeriesConfig, Settings, load_settings
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.monitor import drift_metrics
+from pipeline_lib.night import Night
 from pipeline_lib.validation.report import (
     ExpectationFailure,
     ValidationFailed,
@@ -80,9 +81,9 @@ def forecast_artifacts_flow(
     drift: pd.DataFrame,
 ) -> tuple[str, str | None]:
     run_id = str(flow_run.get_id())
-    plot = publish_forecast_artifacts(
-        settings, run_id, AS_OF, forecasts, decision, evaluation, drift, FEATURES
-    )
+    models = retrain.situation(settings, FEATURES, AS_OF)
+    night = Night(settings, AS_OF, run_id, FEATURES, models)
+    plot = publish_forecast_artifacts(night, forecasts, decision, evaluation, drift)
     return run_id, plot
 
 

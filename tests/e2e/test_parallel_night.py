@@ -17,6 +17,7 @@ from flows.parallel import baselines_apart
 from pipeline_lib import champion, paths, retrain
 from pipeline_lib.config import SeriesConfig, load_settings
 from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.night import Night
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +98,8 @@ def test_baselines_in_chunks_and_on_dask_give_the_local_night(
 
         @flow
         def apart():
-            return baselines_apart(on_dask, FEATURES, AS_OF)
+            models = retrain.situation(on_dask, FEATURES, AS_OF)
+            return baselines_apart(Night(on_dask, AS_OF, "test", FEATURES, models))
 
         computed = apart()
         workers = cluster.scheduler_info["workers"]
@@ -106,4 +108,5 @@ def test_baselines_in_chunks_and_on_dask_give_the_local_night(
         local[0].rows.query("model != 'lstm'")
     )
     _same(local, _night(settings, candidate, decision, computed))
-    assert baselines_apart(settings, FEATURES, AS_OF) is None  # runner "local": in the task
+    here = Night(settings, AS_OF, "test", FEATURES, retrain.situation(settings, FEATURES, AS_OF))
+    assert baselines_apart(here) is None  # runner "local": in the task
