@@ -13,10 +13,12 @@ A module per responsibility, every public name importable from here:
 - :mod:`~pipeline_lib.config.monitoring`: drift and decay thresholds, the retraining policy.
 - :mod:`~pipeline_lib.config.running`: HTTP sources, ingest, validation, orchestration,
   parallel execution and the read API.
-- :mod:`~pipeline_lib.config.settings`: :class:`Settings` (all of the above) and
-  :func:`load_settings` (the TOML file, the environment, one-line error messages).
+- :mod:`~pipeline_lib.config.settings`: :class:`Settings` (all of the above).
+- :mod:`~pipeline_lib.config.loading`: :func:`load_settings` (the TOML file, the environment,
+  one-line error messages).
 """
 
+from pipeline_lib.config.loading import load_settings
 from pipeline_lib.config.modelling import (
     STATISTICAL_MIN_ROWS,
     BacktestConfig,
@@ -52,7 +54,7 @@ from pipeline_lib.config.series import (
     SourceSpec,
     default_series,
 )
-from pipeline_lib.config.settings import Settings, load_settings
+from pipeline_lib.config.settings import Settings
 
 __all__ = [
     "SAMPLE_END",
