@@ -26,16 +26,22 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.baselines import BASELINES as SIMPLE_BASELINES
-from pipeline_lib.baselines import Baseline, LinearLags
+from pipeline_lib.baselines import Baseline
 from pipeline_lib.config import BacktestConfig
 from pipeline_lib.evaluation.metrics import MODEL, score_rows_and_summary
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.spec import FeatureSet
+from pipeline_lib.linear_baseline import LinearLags
 from pipeline_lib.model.forecast import predict_at
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.statistical import ARIMA, ETS, StatsForecastBaseline
 
-BASELINES: dict[str, type[Baseline]] = {**SIMPLE_BASELINES, ETS.name: ETS, ARIMA.name: ARIMA}
+BASELINES: dict[str, type[Baseline]] = {
+    **SIMPLE_BASELINES,
+    LinearLags.name: LinearLags,
+    ETS.name: ETS,
+    ARIMA.name: ARIMA,
+}
 
 MODEL_VERSION = "model_version"
 LSTM = "lstm"

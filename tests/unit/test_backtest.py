@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline_lib import schema
-from pipeline_lib.baselines import LinearLags, SeasonalNaive
+from pipeline_lib.baselines import SeasonalNaive
 from pipeline_lib.config import BacktestConfig, ModelConfig, TrainingConfig
 from pipeline_lib.evaluation.backtest import (
     baseline_forecasts,
@@ -20,6 +20,7 @@ from pipeline_lib.evaluation.backtest import (
     score_backtest,
 )
 from pipeline_lib.evaluation.metrics import score_forecasts, score_rows
+from pipeline_lib.linear_baseline import LinearLags
 from pipeline_lib.model.forecast import predict, predict_at
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.model.train import train_full

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib.baselines import LinearLags, Naive, SeasonalNaive
+from pipeline_lib.baselines import Naive, SeasonalNaive
+from pipeline_lib.linear_baseline import LinearLags
 from pipeline_lib.model.testing import random_walk_features
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib.baselines import LinearLags
 from pipeline_lib.features.spec import FeatureSet
+from pipeline_lib.linear_baseline import LinearLags
 from pipeline_lib.origin_cache import prefix_fingerprints
 
 LOAD = FeatureSet.of(future=[("load", 1)])
