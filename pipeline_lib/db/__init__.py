@@ -3,6 +3,8 @@
 from pipeline_lib.db.engine import driver_url, engine_scope, make_engine, safe_url
 from pipeline_lib.db.migrate import create_schema, ensure_current, upgrade
 from pipeline_lib.db.readers import read_backtest_summary, read_forecasts, read_latest_backtest
+from pipeline_lib.db.runs import finish_run, mark_crashed, start_run, write_validation_results
+from pipeline_lib.db.selections import write_model_selections
 from pipeline_lib.db.tables import (
     actuals,
     backtest_results,
@@ -18,19 +20,14 @@ from pipeline_lib.db.tables import (
 )
 from pipeline_lib.db.upsert import run_in_transaction
 from pipeline_lib.db.writers import (
-    finish_run,
-    mark_crashed,
     prune_backtest_results,
     set_model_statuses,
-    start_run,
     upsert_model_version,
     write_actuals,
     write_backtest_results,
     write_drift_metrics,
     write_forecasts,
-    write_model_selections,
     write_training_decision,
-    write_validation_results,
 )
 
 __all__ = [
