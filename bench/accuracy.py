@@ -247,7 +247,8 @@ def tonight_lstm(settings: Settings, rows: pd.DataFrame, night: dt.date) -> pd.D
     """The forecast of the model trained (or fine-tuned) tonight under ``settings``."""
     trained, _ = train_or_reuse(settings, rows, night)
     frequencies = settings.frequencies
-    return predict(refit_to(trained, rows, night), rows, night, frequencies)
+    tonight = refit_to(trained, rows, night, rows=settings.model.base_refit_rows)
+    return predict(tonight, rows, night, frequencies)
 
 
 def run_night(
@@ -279,7 +280,8 @@ def run_night(
         forecasts.append(_tagged(part, str(name), night))
     if ablated is not None:
         frequencies = settings.frequencies
-        tonight = predict(refit_to(trained, rows, night), rows, night, frequencies)
+        refitted = refit_to(trained, rows, night, rows=settings.model.base_refit_rows)
+        tonight = predict(refitted, rows, night, frequencies)
         forecasts.append(_tagged(tonight, TONIGHT, night))
         frozen = predict(trained, rows, night, frequencies)
         forecasts.append(_tagged(frozen, FROZEN, night))

@@ -266,7 +266,9 @@ def model_forecasts(
                 continue
             # its linear base refitted on every row up to tonight (pipeline_lib.model.base),
             # for the series wanted
-            refitted = refit_to(evaluation.champion, rows, as_of, series)
+            refitted = refit_to(
+                evaluation.champion, rows, as_of, series, settings.model.base_refit_rows
+            )
             out = predict(refitted, rows, as_of, frequencies)
             version = evaluation.champion.version
         elif evaluation.tonight is not None:  # made apart, with the backtest

@@ -43,7 +43,11 @@ log = logging.getLogger(__name__)
 
 DRIFT_FLAGS_KEY = "drift_flags"  # in a full model's metrics: the flags it was trained with
 # Every model setting but the quantiles (compared on their own) shapes the network.
-_ARCHITECTURE = tuple(k for k in ModelConfig.model_fields if k != "quantiles")
+# what a model is built with (quantiles are compared on their own; base_refit_rows only says
+# how tonight's forecast refits the base)
+_ARCHITECTURE = tuple(
+    k for k in ModelConfig.model_fields if k not in ("quantiles", "base_refit_rows")
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ def _mismatch(record: dict[str, Any], settings: Settings, series_ids: list[str])
     if inputs:
         return inputs
     wanted = settings.model.model_dump()
+    wanted["gate"] = wanted["gate"] and wanted["base"] != "none"  # a gate needs a base
     changed = [k for k in _ARCHITECTURE if hp.get(k) != wanted[k]]
     return f"model settings changed: {', '.join(changed)}" if changed else None
 

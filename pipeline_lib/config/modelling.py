@@ -28,6 +28,19 @@ class ModelConfig(BaseModel):
         "on the origin's inputs and the known-future ones, fitted in closed form on the "
         "training windows (a hybrid, see pipeline_lib.model.base); 'none': the network alone",
     )
+    gate: bool = Field(
+        default=True,
+        description="with base = 'linear': scale the network's correction of the median, per "
+        "series and horizon step, by the factor (0, 0.25, ..., 1) with the least absolute error "
+        "on the validation windows",
+    )
+    base_refit_rows: int = Field(
+        default=1820,
+        ge=0,
+        description="with base = 'linear': the newest rows of each series up to tonight the base "
+        "is refitted on for tonight's forecast (0: every row), as the linear baseline's "
+        "backtest.linear_fit_rows",
+    )
     quantiles: list[float] = Field(
         default_factory=lambda: [0.1, 0.5, 0.9],
         description="levels the LSTM forecasts: an odd count (3, 5, ...) of increasing values "
@@ -50,6 +63,12 @@ class ModelConfig(BaseModel):
     def _base_lags(self) -> ModelConfig:
         if self.base == "linear" and self.lookback < 7:
             raise ValueError("model.base = 'linear' reads the lag 7: lookback must be at least 7")
+        if 0 < self.base_refit_rows <= 2 * self.lookback:
+            raise ValueError(
+                f"model.base_refit_rows must be 0 (every row) or more than twice the lookback "
+                f"({2 * self.lookback}): the base is refitted on the windows of those rows, "
+                f"got {self.base_refit_rows}"
+            )
         return self
 
     @property

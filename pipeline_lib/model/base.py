@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline_lib import schema
 from pipeline_lib.model.lstm import LSTMForecaster, linear_base_inputs
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.model.windows import WindowSet, model_windows, training_rows
@@ -141,19 +142,67 @@ def fit_linear_base(
     }
 
 
+GATES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the factors a gate chooses among
+
+
+@torch.no_grad()
+def fit_gate(module: LSTMForecaster, val: WindowSet, batch_size: int = 4096) -> dict[str, Any]:
+    """Choose, per series and horizon step, the factor of :data:`GATES` that scales the
+    network's correction of the median with the least absolute error on the validation
+    windows ``val`` (the larger factor on a tie), and write it into ``module.gate_weight``.
+
+    Trained on the residuals of a base fitted on its own training windows, the network's
+    correction of the median often adds error where a fresh base is hard to beat (walk-forward
+    on the electricity zones, h=1: 1.6% behind the per-origin linear model without the gate,
+    2.6% ahead with it; README). A series without validation windows keeps the whole
+    correction (1). Returns a summary for the training metrics.
+    """
+    module.gate_weight.fill_(1.0)
+    module.eval()
+    n_series, horizon = module.gate_weight.shape
+    errors = torch.zeros(len(GATES), n_series, horizon, dtype=torch.float64)
+    mid = len(module.quantiles) // 2
+    for start in range(0, len(val), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(val)))
+        past, future, target = val.batch(idx)
+        series = val.series_index[idx]
+        base = module.base_forecast(past, future, series)
+        assert base is not None  # a gate comes with a linear base
+        correction = module(past, future, series)[..., mid] - base  # [n, H]
+        for k, factor in enumerate(GATES):
+            error = (target - base - factor * correction).abs().to(torch.float64)  # [n, H]
+            errors[k].index_add_(0, series, error)
+    last_best = torch.flip(errors, [0]).argmin(0)  # [n_series, H]; a tie: the larger factor
+    chosen = torch.tensor(GATES, dtype=module.gate_weight.dtype)[len(GATES) - 1 - last_best]
+    seen = torch.zeros(n_series, dtype=torch.bool)
+    seen[val.series_index.unique()] = True
+    module.gate_weight.copy_(torch.where(seen.unsqueeze(1), chosen, torch.ones_like(chosen)))
+    factors = module.gate_weight[seen]
+    return {
+        "factors": list(GATES),
+        "mean": float(factors.mean()) if seen.any() else 1.0,
+        "h1_mean": float(factors[:, 0].mean()) if seen.any() else 1.0,
+    }
+
+
 def refit_to(
     trained: TrainedModel,
     features: pd.DataFrame,
     as_of: dt.date,
     series: Collection[str] | None = None,
+    rows: int | None = None,
 ) -> TrainedModel:
     """``trained`` with its linear base refitted on the windows whose targets end by ``as_of``
     (a copy; ``trained`` is left as it is), for the forecast made at ``as_of``. ``series``:
     only these series' bases are refitted (those whose forecast is wanted; a series' base
     reads that series alone), the others keep the model's; default every series.
 
-    The windows: the model's series, rows of the ``train_window_days`` (of its training
-    options) up to ``as_of``, scaled by the model's scalers. Only the base changes: the
+    The windows: the model's series, scaled by the model's scalers, from the newest ``rows``
+    rows of each series up to ``as_of`` (0: every row; ``model.base_refit_rows``, as the
+    linear baseline's fit window), or with ``rows`` None from the ``train_window_days`` of
+    its training options. On the electricity zones the longer window of the linear baseline
+    (1,820 rows, every row of the sample) gave the hybrid 2% less error at h=1 than its
+    three-year training window (README). Only the base changes: the
     network's weights, the scalers and the version stay the model's, so the backtest that
     chose the model scored its own base on origins after its target end (out of sample), and
     tonight's forecast uses every row before tonight, as the linear baseline does. A model
@@ -162,13 +211,20 @@ def refit_to(
     """
     if trained.module.base != "linear" or pd.Timestamp(as_of) <= pd.Timestamp(trained.target_end):
         return trained
-    days = int(trained.training_config.get("train_window_days", 0)) or None
-    first = pd.Timestamp.min if days is None else pd.Timestamp(as_of) - pd.Timedelta(days=days - 1)
     ids = trained.series_ids if series is None else [s for s in trained.series_ids if s in series]
     if not ids:
         return trained
-    rows = training_rows(features, first, as_of, series_ids=ids)
-    windows = model_windows(trained, rows, as_of)
+    if rows is None:
+        days = int(trained.training_config.get("train_window_days", 0)) or None
+        first = (
+            pd.Timestamp.min if days is None else pd.Timestamp(as_of) - pd.Timedelta(days=days - 1)
+        )
+        frame = training_rows(features, first, as_of, series_ids=ids)
+    else:
+        frame = training_rows(features, pd.Timestamp.min, as_of, series_ids=ids)
+        if rows:
+            frame = frame.groupby(schema.SERIES_ID, sort=False).tail(rows)
+    windows = model_windows(trained, frame, as_of)
     if len(windows) == 0:
         return trained
     module = copy.deepcopy(trained.module)

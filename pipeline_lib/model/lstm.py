@@ -77,6 +77,10 @@ class LSTMForecaster(nn.Module):
             saved with the weights.
         n_calendar_features: the calendar columns at the head of each known-future step (the
             rest are the future covariates' values and masks); read by the linear base.
+        gate: with a linear base, a buffer ``gate_weight`` [n_series, horizon] (ones) scales
+            the network's correction of the median (the quantiles move with it, their gaps
+            kept); chosen after training on the validation windows
+            (:func:`pipeline_lib.model.base.fit_gate`), saved with the weights.
 
     ``forward`` returns [batch, horizon, Q]: the quantiles of the change of scaled y from the
     last observed step (with a base: the base's forecast of it plus the network's correction),
@@ -90,6 +94,7 @@ class LSTMForecaster(nn.Module):
     # nn.Module's __getattr__ returns Tensor | Module.
     base_weight: torch.Tensor  # [n_series, horizon, width]
     base_bias: torch.Tensor  # [n_series, horizon]
+    gate_weight: torch.Tensor  # [n_series, horizon], with gate=True
 
     def __init__(
         self,
@@ -106,6 +111,7 @@ class LSTMForecaster(nn.Module):
         attention: bool = False,
         base: str = "none",
         n_calendar_features: int = 4,
+        gate: bool = False,
     ) -> None:
         super().__init__()
         if cell not in _CELLS:
@@ -141,6 +147,9 @@ class LSTMForecaster(nn.Module):
             width = base_width(n_past_features, n_future_features, n_calendar_features, horizon)
             self.register_buffer("base_weight", torch.zeros(n_series, horizon, width))
             self.register_buffer("base_bias", torch.zeros(n_series, horizon))
+        self.gate = gate and base == "linear"
+        if self.gate:
+            self.register_buffer("gate_weight", torch.ones(n_series, horizon))
 
     def base_forecast(
         self, past: torch.Tensor, future: torch.Tensor, series: torch.Tensor
@@ -176,6 +185,8 @@ class LSTMForecaster(nn.Module):
         steps = F.softplus(raw)  # [batch, horizon, Q], positive gaps between quantiles
         below = steps[..., :mid].flip(-1).cumsum(-1).flip(-1)  # [batch, horizon, Q // 2]
         above = steps[..., mid + 1 :].cumsum(-1)  # [batch, horizon, Q // 2]
+        if self.gate:  # the correction of the median scaled, the gaps between quantiles kept
+            median = median * self.gate_weight[series].unsqueeze(-1)
         out = torch.cat([median - below, median, median + above], dim=2)  # [batch, horizon, Q]
         base = self.base_forecast(past, future, series)
         return out if base is None else out + base.unsqueeze(-1)

@@ -28,7 +28,7 @@ from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.errors import NotEnoughHistory
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.model.base import fit_linear_base
+from pipeline_lib.model.base import fit_gate, fit_linear_base
 from pipeline_lib.model.lstm import LSTMForecaster
 from pipeline_lib.model.scaling import SeriesScalers, fit_scalers
 from pipeline_lib.model.trained import (
@@ -258,14 +258,19 @@ def _fit_into(
 ) -> TrainedModel:
     """Fit ``trained.module``; keep the metrics and the best epoch's optimizer state in it.
 
-    A module with a linear base gets it fitted first, in closed form, on ``base_windows``.
+    A module with a linear base gets it fitted first, in closed form, on ``base_windows``;
+    with a gate, the gate is chosen last, on ``val`` (:func:`pipeline_lib.model.base.fit_gate`).
     """
     base = None
     if trained.module.base == "linear":
         base = fit_linear_base(trained.module, base_windows)
+    if trained.module.gate:  # the network trains with its whole correction
+        trained.module.gate_weight.fill_(1.0)
     metrics, state = fit(
         trained.module, train, val, cfg, learning_rate, max_epochs, progress, optimizer_state
     )
+    if trained.module.gate:  # then the correction is scaled where it adds error
+        metrics["gate"] = fit_gate(trained.module, val)
     metrics.update(n_train_windows=len(train), n_val_windows=len(val), n_rows=n_rows)
     if base is not None:
         metrics["base"] = base

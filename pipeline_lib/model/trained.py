@@ -32,9 +32,10 @@ MODULE_ARGS = (
     "attention",
     "base",
     "n_calendar_features",
+    "gate",
 )
 # Defaults of arguments added later, for checkpoints saved before them.
-MODULE_DEFAULTS = {"cell": "lstm", "attention": False, "base": "none"}
+MODULE_DEFAULTS = {"cell": "lstm", "attention": False, "base": "none", "gate": False}
 # The record keeps ``n_calendar_features`` (the calendar columns, as before covariates) and adds
 # ``n_future_features`` only when future covariates widen the known-future inputs, so records
 # (and versions) of models without covariates are unchanged; absent, it is the calendar count.
@@ -149,6 +150,7 @@ def hyperparameters(
         "cell": model_cfg.cell,
         "attention": model_cfg.attention,
         **({"base": model_cfg.base} if model_cfg.base != "none" else {}),
+        **({"gate": True} if model_cfg.gate and model_cfg.base != "none" else {}),
         "lookback": model_cfg.lookback,
     }
 

@@ -60,6 +60,8 @@ def test_bad_configs_say_what_is_wrong(tmp_path: Path) -> None:
         load_settings(data_dir="s3://bucket/data")
     with pytest.raises(ConfigError, match="model.quantiles: quantiles must be an odd count"):
         load_settings(model={"quantiles": [0.9, 0.5, 0.1]})
+    with pytest.raises(ConfigError, match="base_refit_rows must be 0 .every row. or more than"):
+        load_settings(model={"base_refit_rows": 100})
     with pytest.raises(ConfigError, match="horizn: unknown setting"):
         load_settings(horizn=3)  # a typo is an error, not silently ignored
 

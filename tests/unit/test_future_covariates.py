@@ -196,7 +196,7 @@ def test_fine_tune_keeps_the_parents_feature_set(
 def _record(feature_set: FeatureSet | None, settings) -> dict:
     hp = {k: getattr(settings.model, k) for k in ("lookback", "hidden_size", "num_layers")}
     hp |= {"dropout": settings.model.dropout, "embedding_dim": settings.model.embedding_dim}
-    hp |= {"base": settings.model.base}
+    hp |= {"base": settings.model.base, "gate": settings.model.gate}
     record = {
         "version": "m1",
         "train_end": "2015-06-01",

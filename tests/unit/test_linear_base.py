@@ -20,7 +20,7 @@ from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.features.calendar import calendar_features
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.model.base import ALPHAS, fit_linear_base, refit_to, ridge_loo
+from pipeline_lib.model.base import ALPHAS, GATES, fit_gate, fit_linear_base, refit_to, ridge_loo
 from pipeline_lib.model.checkpoint import load_model, save_model
 from pipeline_lib.model.forecast import predict_at
 from pipeline_lib.model.lstm import LSTMForecaster, base_width, linear_base_inputs
@@ -205,3 +205,75 @@ def test_ridge_loo_is_scikit_learns_standardised_ridge_cv(seed: int) -> None:
         np.testing.assert_allclose(weight[i], w, rtol=1e-7, atol=1e-9)
         assert intercept[i] == pytest.approx(ridge.intercept_ - w @ scaler.mean_, rel=1e-7)
     assert weight[:, 3] == pytest.approx(0.0)
+
+
+def test_gate_keeps_the_correction_where_it_helps_and_drops_it_where_it_adds_error(
+    features: pd.DataFrame,
+) -> None:
+    train = _windows(features, cutoff=dt.date(2020, 8, 31))
+    val = _windows(features).subset(_windows(features).origin_date > np.datetime64("2020-09-01"))
+    torch.manual_seed(0)
+    n_past, n_future = train.past.shape[2], train.future.shape[2]
+    module = LSTMForecaster(
+        2, n_past, n_future, HORIZON, base="linear", n_calendar_features=len(CAL), gate=True
+    )
+    fit_linear_base(module, train)
+    shift, mid = 0.8, len(module.quantiles) // 2
+    with torch.no_grad():  # the network's median correction: + shift everywhere
+        last = module.head[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias.view(HORIZON, -1)[:, mid] = shift
+        module.base_bias[0] -= shift  # series 0's base is low by shift: the correction fixes it
+    summary = fit_gate(module, val)  # series 1's base is right: the correction only adds error
+    assert module.gate_weight[0].tolist() == [1.0] * HORIZON
+    # h = 1, 2: the base explains y, none of the shift is kept; h = 3 (x unknown): less of it
+    assert module.gate_weight[1, :2].tolist() == [0.0, 0.0] and module.gate_weight[1, 2] < 1
+    assert summary["h1_mean"] == 0.5 and summary["factors"] == list(GATES)
+
+    # the gate moves the median's correction only: the quantiles keep their gaps
+    with torch.no_grad():
+        out = module(val.past, val.future, val.series_index)  # [n, H, Q]
+        base = module.base_forecast(val.past, val.future, val.series_index)
+    one = val.series_index == 1
+    assert torch.allclose(out[one][:, :2, mid], base[one][:, :2], atol=1e-6)  # none left
+    gaps = out[..., 1:] - out[..., :-1]
+    assert torch.allclose(gaps[one], gaps[~one], atol=1e-5) and (gaps > 0).all()
+
+
+def test_a_trained_gate_is_chosen_on_validation_and_saved_with_the_weights(
+    features: pd.DataFrame, tmp_path: Path
+) -> None:
+    end, fit_end = dt.date(2020, 10, 30), dt.date(2020, 8, 31)
+    gated = train_full(features, MODEL, TINY, HORIZON, end, fit_end=fit_end, feature_set=FS)
+    assert gated.hyperparameters["gate"] is True and gated.module.gate
+    assert set(gated.module.gate_weight.unique().tolist()) <= set(GATES)
+    assert gated.metrics["gate"]["factors"] == list(GATES)
+    save_model(str(tmp_path), gated)
+    loaded = load_model(str(tmp_path), gated.version)
+    assert torch.equal(loaded.module.gate_weight, gated.module.gate_weight)
+    child = fine_tune(gated, features, TINY, dt.date(2020, 11, 6))  # chosen again
+    assert "gate" in child.metrics and child.module.gate
+
+    ungated = train_full(
+        features, MODEL.model_copy(update={"gate": False}), TINY, HORIZON, end,
+        fit_end=fit_end, feature_set=FS,
+    )  # fmt: skip
+    assert "gate" not in ungated.hyperparameters and not ungated.module.gate
+    assert "gate_weight" not in ungated.module.state_dict() and "gate" not in ungated.metrics
+
+
+def test_refit_to_the_newest_rows_of_each_series(features: pd.DataFrame) -> None:
+    end, fit_end = dt.date(2020, 10, 30), dt.date(2020, 8, 31)
+    hybrid = train_full(features, MODEL, TINY, HORIZON, end, fit_end=fit_end, feature_set=FS)
+    newest = refit_to(hybrid, features, end, rows=60)
+    rows = schema.dated_up_to(features, end).sort_values([schema.SERIES_ID, schema.DATE])
+    rows = rows.groupby(schema.SERIES_ID).tail(60)
+    arrays = series_arrays(rows, hybrid.scalers, hybrid.series_ids, CAL, FS.lead_columns)
+    windows = make_windows(arrays, LOOKBACK, HORIZON, len(CAL), cutoff=end, feature_set=FS)
+    assert len(windows) == 2 * (60 - LOOKBACK - HORIZON + 1)
+    direct = _module(windows)
+    fit_linear_base(direct, windows)
+    assert torch.allclose(newest.module.base_weight, direct.base_weight)
+    every = refit_to(hybrid, features, end, rows=0)  # every row up to tonight
+    assert not torch.allclose(every.module.base_weight, newest.module.base_weight)

@@ -19,7 +19,7 @@ def _model(
     hp = {
         k: getattr(SETTINGS.model, k)
         for k in ("lookback", "hidden_size", "num_layers", "dropout", "embedding_dim", "base")
-    }
+    } | {"gate": True}
     record = {
         "version": version,
         "train_end": train_end,
@@ -102,6 +102,17 @@ def test_config_changes_and_requests_force_full_training() -> None:
     no_base = _model("m1", "2015-06-01")  # saved before the linear base: trained in full
     del no_base["hyperparameters"]["base"]
     assert _decide([no_base], "2015-06-02").reason == "model settings changed: base"
+    no_gate = _model("m1", "2015-06-01")  # saved before the gate: trained in full
+    del no_gate["hyperparameters"]["gate"]
+    assert _decide([no_gate], "2015-06-02").reason == "model settings changed: gate"
+    # how tonight's forecast refits the base is no model setting
+    refit = SETTINGS.model_copy(
+        update={"model": SETTINGS.model.model_copy(update={"base_refit_rows": 0})}
+    )
+    same = decide(
+        [_model("m1", "2015-06-01")], refit, dt.date(2015, 6, 2), SERIES, dt.date(2015, 6, 2)
+    )
+    assert same.action == "finetune"
 
 
 def _verdict(retrain: bool, trigger: str = "drift") -> DriftVerdict:
