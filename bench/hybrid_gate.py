@@ -117,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     scored = forecasts.merge(actual, on=[schema.SERIES_ID, "target_date"])
     scored["ae"] = (scored["yhat"] - scored[schema.Y]).abs()
     for label, part in (("h=1", scored.loc[scored["horizon"] == 1]), ("h=1-14", scored)):
-        table = part.pivot_table(index=schema.SERIES_ID, columns="model", values="ae")
-        ratio = table.div(table["linear"], axis=0)
-        table.loc["mean ratio to linear"] = ratio.mean()
-        table.loc["series below linear"] = (ratio < 1).sum()
+        table = part.pivot_table(index="model", columns=schema.SERIES_ID, values="ae")
+        ratio = table.div(table.loc["linear"], axis=1)
+        table["mean ratio to linear"] = ratio.mean(axis=1)
+        table["series below linear"] = (ratio < 1).sum(axis=1).astype(int)
         with pd.option_context("display.width", 250, "display.float_format", "{:.3f}".format):
-            print(f"\nMAE, {label}\n{table.T.to_string()}")
+            print(f"\nMAE, {label}\n{table.to_string()}")
     print(f"load {os.getloadavg()[0]:.1f}")
     return 0
 

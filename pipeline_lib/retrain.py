@@ -34,7 +34,8 @@ from pipeline_lib.config import ModelConfig, Settings
 from pipeline_lib.evaluation.backtest import BacktestPlan, plan_backtest
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.checkpoint import list_models, load_model, save_model
-from pipeline_lib.model.train import fine_tune, train_full
+from pipeline_lib.model.finetune import fine_tune
+from pipeline_lib.model.train import train_full
 from pipeline_lib.model.trained import MODULE_DEFAULTS, TrainedModel
 from pipeline_lib.monitor import Monitoring, before_training
 from pipeline_lib.policy import DriftVerdict, assess

@@ -18,10 +18,11 @@ from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig, load_settings
 from pipeline_lib.features.spec import FeatureSet, lead_column
 from pipeline_lib.model.checkpoint import load_model, save_model
+from pipeline_lib.model.finetune import fine_tune
 from pipeline_lib.model.forecast import predict_at
 from pipeline_lib.model.scaling import fit_scalers
 from pipeline_lib.model.testing import covariate_features, random_walk_features
-from pipeline_lib.model.train import fine_tune, train_full
+from pipeline_lib.model.train import train_full
 from pipeline_lib.model.trained import TrainedModel, build_module
 from pipeline_lib.model.windows import make_windows, series_arrays
 from pipeline_lib.retrain import decide

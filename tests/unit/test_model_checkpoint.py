@@ -23,9 +23,10 @@ import torch
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.model import checkpoint
 from pipeline_lib.model.checkpoint import list_models, load_model, save_model, select_model
+from pipeline_lib.model.finetune import fine_tune
 from pipeline_lib.model.forecast import predict
 from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import fine_tune, train_full
+from pipeline_lib.model.train import train_full
 from pipeline_lib.model.trained import TrainedModel
 
 MODEL = ModelConfig(lookback=10, hidden_size=8, embedding_dim=2, dropout=0.0)

@@ -14,11 +14,12 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
+from pipeline_lib.model.finetune import fine_tune
 from pipeline_lib.model.forecast import predict
 from pipeline_lib.model.lstm import LSTMForecaster
 from pipeline_lib.model.scaling import fit_scalers
 from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import eval_step, fine_tune, fit, set_seed, train_full
+from pipeline_lib.model.train import eval_step, fit, set_seed, train_full
 from pipeline_lib.model.trained import data_fingerprint
 from pipeline_lib.model.windows import WindowSet, make_windows, series_arrays, split_windows
 
