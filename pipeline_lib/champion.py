@@ -8,8 +8,6 @@ backtest itself.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 
@@ -38,6 +36,7 @@ from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision, holdout_plan
 from pipeline_lib.selection import Choice, combine, fallback
+from pipeline_lib.selection_records import choice_version
 
 PUBLISHED_COLUMNS = [*FORECAST_COLUMNS, MODEL, MODEL_VERSION]
 log = logging.getLogger(__name__)
@@ -294,7 +293,7 @@ def published_forecasts(
     """Tonight's forecast of every series: per horizon bucket, the model or the combination
     its selection chose. Columns: the forecast columns, ``model`` (the model's name or the
     combination's ``mean(...)`` label) and ``model_version`` (the model's, or the
-    combination's :func:`combination_version`).
+    combination's :func:`~pipeline_lib.selection_records.combination_version`).
 
     A choice whose member gave no forecast tonight (the backtest scored it on earlier origins)
     falls back (:func:`pipeline_lib.selection.fallback`) to the best scored model that did
@@ -354,98 +353,3 @@ def _members(choices: dict[str, list[Choice]]) -> dict[str, set[str]]:
             for m in c.weights:
                 needed.setdefault(m, set()).add(sid)
     return needed
-
-
-def combination_version(weights: dict[str, float], versions: dict[str, str]) -> str:
-    """The ``model_versions`` id of a combination: ``combo-`` and a hash of its members'
-    versions and weights (the same members give the same id)."""
-    members = {versions[m]: round(w, 12) for m, w in weights.items()}
-    text = json.dumps(members, sort_keys=True)
-    return f"combo-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-
-
-def member_versions(selection: registry.Selection, choice: Choice) -> dict[str, str]:
-    """The ``model_versions`` id of each member of a choice (``lstm``: the night's champion)."""
-    return {
-        m: (selection.champion or "") if m == LSTM else baseline_version(m) for m in choice.weights
-    }
-
-
-def choice_version(selection: registry.Selection, choice: Choice) -> str:
-    """The ``model_versions`` id a choice publishes under: its model's, or its combination's."""
-    versions = member_versions(selection, choice)
-    if len(choice.weights) == 1:
-        return versions[next(iter(choice.weights))]
-    return combination_version(choice.weights, versions)
-
-
-def combination_records(selection: registry.Selection) -> list[dict[str, object]]:
-    """``model_versions`` rows of the night's combinations (kind and status ``combination``;
-    hyper-parameters: the members' weights and versions)."""
-    records: dict[str, dict[str, object]] = {}
-    for choices in selection.series_choices().values():
-        for c in choices:
-            if len(c.weights) == 1:
-                continue
-            version = choice_version(selection, c)
-            records[version] = {
-                "version": version,
-                "parent_version": None,
-                "kind": "combination",
-                "status": "combination",
-                "hyperparameters": {
-                    "members": dict(sorted(c.weights.items())),
-                    "versions": dict(sorted(member_versions(selection, c).items())),
-                },
-                "path": None,
-            }
-    return list(records.values())
-
-
-def selection_records(selection: registry.Selection) -> list[dict[str, object]]:
-    """``model_selections`` rows of the night: per series and horizon bucket, what was
-    published, by which rule, with its weights, member versions and evidence."""
-    as_of = dt.date.fromisoformat(selection.as_of)
-    return [
-        {
-            "forecast_date": as_of,
-            "series_id": sid,
-            "horizon_from": c.first,
-            "horizon_to": c.last,
-            "model": c.label,
-            "model_version": choice_version(selection, c),
-            "rule": c.rule,
-            "weights": c.weights,
-            "member_versions": member_versions(selection, c),
-            "evidence": c.evidence,
-        }
-        for sid, choices in sorted(selection.series_choices().items())
-        for c in choices
-    ]
-
-
-def baseline_records(settings: Settings) -> list[dict[str, object]]:
-    """``model_versions`` rows of the baselines in use (kind and status ``baseline``)."""
-    records: list[dict[str, object]] = []
-    for name in settings.backtest.baselines:
-        model = make_baseline(
-            name, settings.model.band, feature_set=settings.feature_set,
-            windows=FitWindows.of(settings.backtest),
-        )  # fmt: skip
-        params = {
-            k: v
-            for k, v in vars(model).items()
-            if k not in ("series", "covariate_columns", "cache") and not k.startswith("_")
-        }
-        params["feature_set"] = model.feature_set.to_dict()
-        records.append(
-            {
-                "version": baseline_version(name),
-                "parent_version": None,
-                "kind": "baseline",
-                "status": "baseline",
-                "hyperparameters": {"name": name, **params},
-                "path": None,
-            }
-        )
-    return records

@@ -12,16 +12,12 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import Engine
 
 from pipeline_lib import db, paths, registry
-from pipeline_lib.champion import (
-    Evaluation,
-    baseline_records,
-    combination_records,
-    selection_records,
-)
+from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision
 from pipeline_lib.schema import DATE, SERIES_ID, Y
+from pipeline_lib.selection_records import baseline_records, combination_records, selection_records
 from pipeline_lib.store import atomic_write_bytes
 
 
