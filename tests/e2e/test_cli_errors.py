@@ -15,6 +15,7 @@ import pytest
 
 import flows.cli as cli
 from flows.cli import main
+from flows.run_log import _NoTraceback
 from pipeline_lib.errors import ConfigError, StorageError, find_user_error, one_line
 from pipeline_lib.sources.base import ParseError
 from tests.e2e.conftest import write_config
@@ -132,7 +133,7 @@ def test_the_console_formatter_drops_tracebacks_only_there() -> None:
     except ParseError:
         record = logging.LogRecord("prefect.flow_runs", logging.ERROR, "", 0, "failed", (), None)
         record.exc_info = sys.exc_info()
-    shown = cli._NoTraceback(logging.Formatter("%(levelname)s %(message)s")).format(record)
+    shown = _NoTraceback(logging.Formatter("%(levelname)s %(message)s")).format(record)
     assert shown == "ERROR failed"
     assert "Traceback" in logging.Formatter().format(record)  # the log file's handler: all
 
