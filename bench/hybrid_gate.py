@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import build_features, nights  # noqa: E402
+from statistical_window import walk_forward_parser  # noqa: E402
 
 from pipeline_lib import schema  # noqa: E402
 from pipeline_lib.config import Settings, load_settings  # noqa: E402
@@ -45,16 +46,9 @@ from pipeline_lib.model.forecast import predict  # noqa: E402
 from pipeline_lib.model.trained import TrainedModel  # noqa: E402
 from pipeline_lib.retrain import train_or_reuse  # noqa: E402
 
-ELECTRICITY = "pipeline_lib/sample_data/electricity.toml"
-
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default=ELECTRICITY)
-    p.add_argument("--data-end", type=dt.date.fromisoformat, default=dt.date(2020, 12, 31))
-    p.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2019, 1, 2))
-    p.add_argument("--every", type=int, default=40, help="business days between nights (40)")
-    return p.parse_args(argv)
+    return walk_forward_parser(__doc__, 40).parse_args(argv)
 
 
 def bare(model: TrainedModel) -> TrainedModel:

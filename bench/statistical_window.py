@@ -41,12 +41,20 @@ from pipeline_lib.evaluation.metrics import score_forecasts  # noqa: E402
 ELECTRICITY = "pipeline_lib/sample_data/electricity.toml"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def walk_forward_parser(doc: str, every: int) -> argparse.ArgumentParser:
+    """The arguments of a walk-forward over the electricity sample's 2019-2020 nights."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--config", default=ELECTRICITY)
     p.add_argument("--data-end", type=dt.date.fromisoformat, default=dt.date(2020, 12, 31))
     p.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2019, 1, 2))
-    p.add_argument("--every", type=int, default=10, help="business days between nights")
+    p.add_argument(
+        "--every", type=int, default=every, help=f"business days between nights ({every})"
+    )
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = walk_forward_parser(__doc__, 10)
     p.add_argument(
         "--windows",
         default="0,500,750,1000,1500",
