@@ -167,6 +167,53 @@ def test_combine_averages_the_members_and_their_bands() -> None:
     assert combine(forecasts, {"S": [missing]}).empty
 
 
+def _combine_one_by_one(forecasts: pd.DataFrame, choices: dict) -> pd.DataFrame:
+    """The frame-by-frame combination (the implementation before the set-based one)."""
+    parts, values = [], ["yhat", "yhat_lower", "yhat_upper"]
+    key = [schema.SERIES_ID, "forecast_date", "target_date", "horizon"]
+    for sid, series_choices in choices.items():
+        rows = forecasts.loc[forecasts[schema.SERIES_ID] == sid]
+        for c in series_choices:
+            part = rows.loc[rows["horizon"].between(c.first, c.last)]
+            members = [part.loc[part["model"] == m].set_index(key)[values] for m in c.weights]
+            if any(m.empty for m in members):
+                continue
+            total = sum(m * w for m, w in zip(members, c.weights.values(), strict=True))
+            parts.append(total.dropna().reset_index().assign(model=c.label))
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values([schema.SERIES_ID, "forecast_date", "horizon"], ignore_index=True)
+
+
+def test_combine_in_one_pass_gives_the_frame_by_frame_result_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    models, rows = ["naive", "ets", "arima", "linear", "lstm"], []
+    for s in range(30):
+        for m in models:
+            for h in range(1, 15):
+                if rng.random() < 0.03:  # a member without this target date
+                    continue
+                y = float(rng.normal(50, 10))
+                rows.append(
+                    {schema.SERIES_ID: f"S{s:02d}", "forecast_date": pd.Timestamp("2021-06-30"),
+                     "target_date": pd.Timestamp("2021-06-30") + pd.Timedelta(days=h),
+                     "horizon": h, "model": m, "yhat": y if rng.random() > 0.02 else np.nan,
+                     "yhat_lower": y - 3.3, "yhat_upper": y + 4.7}
+                )  # fmt: skip
+    forecasts = pd.DataFrame(rows)
+    choices = {}
+    for s in range(30):
+        series = []
+        for first, last in ((1, 1), (2, 5), (6, 14)):
+            members = list(rng.choice(models, size=int(rng.integers(1, 4)), replace=False))
+            weights = {m: 1.0 / len(members) for m in sorted(members)}
+            series.append(Choice(f"S{s:02d}", first, last, "dm_set", weights))
+        choices[f"S{s:02d}"] = series
+    choices["S03"][1] = Choice("S03", 2, 5, "dm_set", {"naive": 0.5, "absent": 0.5})
+    got, want = combine(forecasts, choices), _combine_one_by_one(forecasts, choices)
+    assert len(got) > 300 and not (got["model"] == "mean(absent,naive)").any()
+    pd.testing.assert_frame_equal(got, want[got.columns], check_exact=True)
+
+
 def _planted() -> pd.DataFrame:
     """Three series: a steady trend (the linear model's), a random walk (naive's), and a
     random walk whose returns carry a strong weekday pattern."""
