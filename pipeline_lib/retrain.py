@@ -89,7 +89,7 @@ def _mismatch(record: dict[str, Any], settings: Settings, series_ids: list[str])
     if inputs:
         return inputs
     wanted = settings.model.model_dump()
-    wanted["gate"] = wanted["gate"] and wanted["base"] != "none"  # a gate needs a base
+    wanted["gate"] = settings.model.gated  # what the model records: a gate needs a base
     changed = [k for k in _ARCHITECTURE if hp.get(k) != wanted[k]]
     return f"model settings changed: {', '.join(changed)}" if changed else None
 

@@ -150,7 +150,7 @@ def hyperparameters(
         "cell": model_cfg.cell,
         "attention": model_cfg.attention,
         **({"base": model_cfg.base} if model_cfg.base != "none" else {}),
-        **({"gate": True} if model_cfg.gate and model_cfg.base != "none" else {}),
+        **({"gate": True} if model_cfg.gated else {}),
         "lookback": model_cfg.lookback,
     }
 
