@@ -80,6 +80,7 @@ from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.model.base import refit_to
 from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
+from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import train_or_reuse
 from pipeline_lib.selection import RULES, choose_all, combine
 
@@ -243,12 +244,18 @@ def without_future(settings: Settings, data_dir: str) -> Settings:
     return settings.model_copy(update={"series": series, "data_dir": data_dir})
 
 
+def forecast_tonight(
+    settings: Settings, trained: TrainedModel, rows: pd.DataFrame, night: dt.date
+) -> pd.DataFrame:
+    """``trained``'s forecast from ``night``, its base refitted up to it as the product does."""
+    tonight = refit_to(trained, rows, night, rows=settings.model.base_refit_rows)
+    return predict(tonight, rows, night, settings.frequencies)
+
+
 def tonight_lstm(settings: Settings, rows: pd.DataFrame, night: dt.date) -> pd.DataFrame:
     """The forecast of the model trained (or fine-tuned) tonight under ``settings``."""
     trained, _ = train_or_reuse(settings, rows, night)
-    frequencies = settings.frequencies
-    tonight = refit_to(trained, rows, night, rows=settings.model.base_refit_rows)
-    return predict(tonight, rows, night, frequencies)
+    return forecast_tonight(settings, trained, rows, night)
 
 
 def run_night(
@@ -279,11 +286,9 @@ def run_night(
     for name, part in per_model.groupby(MODEL, sort=True):
         forecasts.append(_tagged(part, str(name), night))
     if ablated is not None:
-        frequencies = settings.frequencies
-        refitted = refit_to(trained, rows, night, rows=settings.model.base_refit_rows)
-        tonight = predict(refitted, rows, night, frequencies)
+        tonight = forecast_tonight(settings, trained, rows, night)
         forecasts.append(_tagged(tonight, TONIGHT, night))
-        frozen = predict(trained, rows, night, frequencies)
+        frozen = predict(trained, rows, night, settings.frequencies)
         forecasts.append(_tagged(frozen, FROZEN, night))
         forecasts.append(_tagged(tonight_lstm(ablated, rows, night), NOFUTURE, night))
     for name, part in rule_forecasts(settings, evaluation, per_model).items():
