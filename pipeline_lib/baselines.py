@@ -97,15 +97,20 @@ class Baseline(ABC):
         columns = [schema.SERIES_ID, schema.DATE, schema.Y, *self.covariate_columns]
         frame = history.loc[history[schema.Y].notna(), columns]  # only what is kept: no copy
         frame = frame.sort_values([schema.SERIES_ID, schema.DATE])  # of the other columns
-        if frame.duplicated([schema.SERIES_ID, schema.DATE]).any():
+        # one array per column, each series a slice of it (one pass, no per-series frames)
+        ids = frame[schema.SERIES_ID].astype(str).to_numpy()
+        dates = pd.to_datetime(frame[schema.DATE]).to_numpy().astype("datetime64[ns]")
+        y = frame[schema.Y].to_numpy(np.float64, copy=True)  # not a view of the caller's frame
+        covariates = frame[self.covariate_columns].to_numpy(np.float64)
+        new = np.ones(len(ids), bool)
+        new[1:] = ids[1:] != ids[:-1]
+        if ((dates[1:] == dates[:-1]) & ~new[1:]).any():
             raise ValueError("history has more than one row for a (series_id, date)")
+        starts = np.flatnonzero(new)
+        ends = [*starts[1:], len(ids)]
         self.series = {
-            str(sid): SeriesHistory(
-                dates=pd.to_datetime(part[schema.DATE]).to_numpy().astype("datetime64[ns]"),
-                y=part[schema.Y].to_numpy(np.float64, copy=True),  # not a view of the part
-                covariates=part[self.covariate_columns].to_numpy(np.float64),
-            )
-            for sid, part in frame.groupby(schema.SERIES_ID, sort=True)
+            str(ids[a]): SeriesHistory(dates[a:b], y[a:b], covariates[a:b])
+            for a, b in zip(starts, ends, strict=True)
         }
         self._ids = {id(s): sid for sid, s in self.series.items()}
         return self

@@ -48,7 +48,7 @@ from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from pipeline_lib import schema
 from pipeline_lib.config import RuleName
@@ -139,7 +139,7 @@ def dm_pvalue(d: np.ndarray, lag: int) -> float:
     h = lag + 1
     correction = math.sqrt(max((n + 1 - 2 * h + h * (h - 1) / n) / n, 1e-12))
     t = mean / math.sqrt(var / n) * correction
-    return float(stats.t.sf(t, df=n - 1))
+    return float(special.stdtr(n - 1, -t))  # Student t's survival function, as stats.t.sf
 
 
 def choose(
@@ -161,20 +161,34 @@ def choose(
     if rule not in RULES:
         raise ValueError(f"unknown selection rule {rule!r}; known: {list(RULES)}")
     table = losses.drop(columns=[schema.SERIES_ID, "forecast_date"], errors="ignore")
-    table = table.astype(np.float64).replace([np.inf, -np.inf], np.nan)
-    combined = table.pop(COMBINED) if COMBINED in table else None
-    if table.empty:
+    # one row of window losses per model (NumPy: this runs per series and bucket each night)
+    names = [str(c) for c in table.columns]
+    values = table.to_numpy(np.float64, copy=True).T
+    values[np.isinf(values)] = np.nan
+    combined = None
+    if COMBINED in names:
+        at = names.index(COMBINED)
+        combined, values = values[at], np.delete(values, at, axis=0)
+        names.pop(at)
+    if not names or values.shape[1] == 0:
         return None
-    coverage = table.notna().mean()
-    left_out = sorted(str(m) for m in coverage.index[coverage <= 0.5])
-    table = table.drop(columns=left_out).dropna()
-    if table.empty or table.shape[1] == 0:
+    coverage = (~np.isnan(values)).sum(axis=1) / values.shape[1]
+    left_out = sorted(m for m, c in zip(names, coverage, strict=True) if c <= 0.5)
+    kept = coverage > 0.5
+    names = [m for m, k in zip(names, kept, strict=True) if k]
+    values = values[kept]
+    complete = ~np.isnan(values).any(axis=0)  # the windows every model left has
+    values = np.ascontiguousarray(values[:, complete])
+    if not names or values.shape[1] == 0:
         return None
-    mase = table.mean().sort_values(kind="stable")
-    ranked = [str(m) for m in mase.index]  # best first (ties: column order)
+    means = values.sum(axis=1) / values.shape[1]
+    order = np.argsort(means, kind="stable")
+    ranked = [names[i] for i in order]  # best first (ties: column order)
+    mase = {names[i]: float(means[i]) for i in order}
+    row = dict(zip(names, values, strict=True))
     best = ranked[0]
     lag = max(0, math.ceil(last / step) - 1)
-    p_worse = {m: dm_pvalue(table[m].to_numpy() - table[best].to_numpy(), lag) for m in ranked}
+    p_worse = {m: dm_pvalue(row[m] - row[best], lag) for m in ranked}
     p_worse[best] = 1.0
     if rule == "best":
         members = [best]
@@ -188,18 +202,17 @@ def choose(
     elif rule == "dm_combination":
         members = ranked[:max_members]
         if combined is not None and len(members) > 1:
-            mean_loss = combined.loc[table.index]
-            if mean_loss.notna().all():
-                d = mean_loss.to_numpy() - table[best].to_numpy()
-                p_mean = dm_pvalue(d, lag)
+            mean_loss = combined[complete]
+            if not np.isnan(mean_loss).any():
+                p_mean = dm_pvalue(mean_loss - row[best], lag)
                 p_worse["mean"] = p_mean
                 mase["mean"] = float(mean_loss.mean())
-                if float(mean_loss.mean()) > float(mase[best]) and p_mean < alpha:
+                if mase["mean"] > mase[best] and p_mean < alpha:
                     members = [best]
     elif rule == "dm_mean":
-        if reference in table:
-            ref = table[reference].to_numpy()
-            p_ref = {m: dm_pvalue(ref - table[m].to_numpy(), lag) for m in ranked}
+        if reference in row:
+            ref = row[reference]
+            p_ref = {m: dm_pvalue(ref - row[m], lag) for m in ranked}
             better = [m for m in ranked if m != reference and p_ref[m] < alpha]
             evidence_ref = {m: _finite(v) for m, v in p_ref.items() if m != reference}
         else:
@@ -216,7 +229,7 @@ def choose(
         "mase": {m: float(mase[m]) for m in shown},
         "p_worse_than_best": {m: _finite(p_worse[m]) for m in shown},
         "best": best,
-        "windows": len(table),
+        "windows": values.shape[1],
         **({"p_reference_worse": evidence_ref} if rule == "dm_mean" else {}),
         "left_out": left_out,
         "alpha": alpha,

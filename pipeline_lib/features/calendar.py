@@ -66,7 +66,13 @@ def dates_ahead(dates: np.ndarray, horizon: int, frequency: str) -> np.ndarray:
     if frequency == DAILY:
         return dates[:, None] + np.arange(1, horizon + 1) * np.timedelta64(1, "D")
     if frequency == BUSINESS:
-        index = pd.DatetimeIndex(dates)
+        days = dates.astype("datetime64[D]")
+        if np.array_equal(days.astype("datetime64[ns]"), dates, equal_nan=True):
+            # dates at midnight: numpy's business days, as pandas' BDay counts them (a date
+            # on a weekend rolls back to the Friday before, then steps; NaT stays NaT)
+            ahead = np.busday_offset(days[:, None], np.arange(1, horizon + 1), roll="backward")
+            return ahead.astype("datetime64[ns]")
+        index = pd.DatetimeIndex(dates)  # with a time of day: pandas keeps it
         steps = [(index + pd.offsets.BDay(h)).to_numpy() for h in range(1, horizon + 1)]
         return np.stack(steps, axis=1).astype("datetime64[ns]")
     sessions = _sessions(frequency)

@@ -117,3 +117,22 @@ def test_short_history_gets_no_forecast() -> None:
 
 def _params(model) -> dict:
     return {"lags": model.lags} if isinstance(model, LinearLags) else {}
+
+
+def test_fit_keeps_each_series_in_date_order_and_rejects_duplicates() -> None:
+    a = _series(np.arange(6.0))
+    b = _series(10 + np.arange(4.0)).assign(series_id="B")
+    shuffled = pd.concat([b, a], ignore_index=True).sample(frac=1.0, random_state=0)
+    dropped = shuffled.iloc[0]
+    shuffled.loc[shuffled.index[0], "y"] = np.nan  # a row without y is dropped
+    model = Naive().fit(shuffled)
+    assert list(model.series) == ["A", "B"]
+    for sid, frame in (("A", a), ("B", b)):
+        want = frame.loc[~((frame["series_id"] == dropped["series_id"]) &
+                           (frame["date"] == dropped["date"]))]  # fmt: skip
+        s = model.series[sid]
+        np.testing.assert_array_equal(s.dates, want["date"].to_numpy().astype("datetime64[ns]"))
+        np.testing.assert_array_equal(s.y, want["y"].to_numpy())
+        assert s.covariates.shape == (len(want), 0)
+    with pytest.raises(ValueError, match="more than one row for a"):
+        Naive().fit(pd.concat([a, a.tail(1)], ignore_index=True))

@@ -13,7 +13,7 @@ from pipeline_lib import schema
 from pipeline_lib.baselines import Naive, SeasonalNaive
 from pipeline_lib.config import ModelConfig, TrainingConfig, load_settings
 from pipeline_lib.errors import ConfigError
-from pipeline_lib.features.calendar import future_dates, weekly_season
+from pipeline_lib.features.calendar import dates_ahead, future_dates, weekly_season
 from pipeline_lib.features.covariates import add_covariates, missing_covariates
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.forecast import predict
@@ -116,3 +116,18 @@ def test_the_calendar_is_checked_at_config_load() -> None:
 
 def test_the_bundled_stocks_use_the_nyse_sessions() -> None:
     assert set(load_settings().frequencies.values()) == {"XNYS"}
+
+
+def test_business_days_ahead_are_pandas_bday_steps() -> None:
+    """``"B"`` steps come from NumPy's business days at midnight; they are pandas' ``BDay``
+    steps for every weekday and weekend date (a weekend rolls to Monday), NaT included; a time
+    of day is kept (pandas' path)."""
+    days = pd.date_range("2023-12-20", "2024-03-10", freq="D").to_numpy().astype("datetime64[ns]")
+    days = np.append(days, np.datetime64("NaT", "ns"))
+    index = pd.DatetimeIndex(days)
+    want = np.stack([(index + pd.offsets.BDay(h)).to_numpy() for h in range(1, 15)], axis=1)
+    got = dates_ahead(days, 14, "B")
+    assert got.dtype == np.dtype("datetime64[ns]")
+    np.testing.assert_array_equal(got, want.astype("datetime64[ns]"))
+    noon = days[:3] + np.timedelta64(12, "h")
+    assert pd.Timestamp(dates_ahead(noon, 1, "B")[0, 0]) == pd.Timestamp("2023-12-21 12:00")

@@ -4,16 +4,20 @@ Diebold-Mariano test, combinations, and the whole choice on planted series with 
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib import registry, schema
+from pipeline_lib import registry, schema, selection
 from pipeline_lib.config import BacktestConfig, SelectionConfig
 from pipeline_lib.evaluation.backtest import baseline_forecasts, plan_backtest, score_backtest
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.selection import (
+    COMBINED,
+    RULES,
     Choice,
     buckets,
     choose,
@@ -212,6 +216,65 @@ def test_combine_in_one_pass_gives_the_frame_by_frame_result_bit_for_bit() -> No
     got, want = combine(forecasts, choices), _combine_one_by_one(forecasts, choices)
     assert len(got) > 300 and not (got["model"] == "mean(absent,naive)").any()
     pd.testing.assert_frame_equal(got, want[got.columns], check_exact=True)
+
+
+def _stats_t_sf(df: float, x: float) -> float:
+    from scipy import stats
+
+    return float(stats.t.sf(-x, df))
+
+
+def _evidence_with_pandas(losses: pd.DataFrame, last: int, step: int) -> dict:
+    """The evidence of :func:`choose` as its pandas implementation computed it (before the
+    NumPy one): MASE per model in rank order, the DM p-values with scipy.stats' t, windows."""
+    table = losses.drop(columns=[schema.SERIES_ID, "forecast_date"])
+    table = table.astype(np.float64).replace([np.inf, -np.inf], np.nan)
+    combined = table.pop(COMBINED) if COMBINED in table else None
+    coverage = table.notna().mean()
+    left_out = sorted(str(m) for m in coverage.index[coverage <= 0.5])
+    table = table.drop(columns=left_out).dropna()
+    mase = table.mean().sort_values(kind="stable")
+    best, lag = str(mase.index[0]), max(0, -(-last // step) - 1)
+
+    def p(d: np.ndarray) -> float:  # the test as before: scipy.stats' t distribution
+        with mock.patch.object(selection, "special", SimpleNamespace(stdtr=_stats_t_sf)):
+            return dm_pvalue(d, lag)
+
+    out = {m: (float(v), p(table[m].to_numpy() - table[best].to_numpy())) for m, v in mase.items()}
+    if combined is not None:
+        mean_loss = combined.loc[table.index]
+        out["mean"] = (float(mean_loss.mean()), p(mean_loss.to_numpy() - table[best].to_numpy()))
+    return {"ranked": out, "windows": len(table), "left_out": left_out}
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_choose_in_numpy_gives_the_pandas_evidence_bit_for_bit(rule: str) -> None:
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        n, models = int(rng.integers(5, 40)), ["naive", "ets", "arima", "linear", "lstm"]
+        losses = pd.DataFrame(
+            {m: rng.gamma(2.0, 0.5 + 0.1 * i, n) for i, m in enumerate(models)}
+        ).assign(**{COMBINED: rng.gamma(2.0, 0.55, n)})
+        losses.iloc[rng.integers(0, n, 3), rng.integers(0, 6, 3)] = np.nan  # gaps
+        losses.loc[:, "ets"] = np.where(rng.random(n) < 0.6 * (trial % 2), np.nan, losses["ets"])
+        losses.iloc[0, 4] = np.inf if trial % 3 == 0 else losses.iloc[0, 4]
+        losses["naive"] = losses["linear"] if trial % 5 == 0 else losses["naive"]  # a tie
+        losses.insert(0, "forecast_date", pd.bdate_range("2021-01-04", periods=n))
+        losses.insert(0, schema.SERIES_ID, "S")
+        last = int(rng.integers(1, 15))
+        if rule != "dm_combination":
+            losses = losses.drop(columns=COMBINED)
+        got = choose(losses, "S", 1, last, rule, alpha=0.1, step=2)
+        want = _evidence_with_pandas(losses, last, 2)
+        assert got is not None
+        shown = {m: (got.evidence["mase"][m], got.evidence["p_worse_than_best"][m])
+                 for m in got.evidence["mase"]}  # fmt: skip
+        ranked = {m: (v, p if np.isfinite(p) else None)
+                  for m, (v, p) in want["ranked"].items() if m in shown}  # fmt: skip
+        ranked[got.evidence["best"]] = (ranked[got.evidence["best"]][0], 1.0)
+        assert list(shown) == list(ranked) and shown == ranked  # the same floats, exactly
+        assert got.evidence["windows"] == want["windows"]
+        assert got.evidence["left_out"] == want["left_out"]
 
 
 def _planted() -> pd.DataFrame:
