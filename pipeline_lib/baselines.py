@@ -155,8 +155,10 @@ class Baseline(ABC):
                 continue
             freq = _frequency(frequency, sid)
             yhat, lo, hi = self._forecast(s, origins[ok], horizon, freq)
-            parts.append(_frame(sid, pd.DatetimeIndex(dates[ok]), yhat, lo, hi, freq, self.name))
-        return _concat(parts)
+            keep = ~np.isnan(yhat).any(axis=1) & ~np.isnan(lo).any(axis=1)  # origins with all
+            if keep.any():
+                parts.append((sid, dates[ok][keep], yhat[keep], lo[keep], hi[keep], freq))
+        return _frame(parts, horizon, self.name)
 
     def backtest(
         self,
@@ -297,35 +299,13 @@ def _frequency(frequency: str | Mapping[str, str], series_id: str) -> str:
 
 
 def _frame(
-    series_id: str,
-    forecast_dates: Sequence[pd.Timestamp] | pd.DatetimeIndex,
-    yhat: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    frequency: str,
+    parts: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]],
+    horizon: int,
     model: str,
 ) -> pd.DataFrame:
-    """Forecast rows of one series, origins [N] x horizons [H]; origins with NaN dropped."""
-    keep = ~np.isnan(yhat).any(axis=1) & ~np.isnan(lower).any(axis=1)
-    n, horizon = yhat.shape
-    days = pd.DatetimeIndex(forecast_dates).normalize().to_numpy()
-    targets = dates_ahead(days, horizon, frequency)  # [N, horizon]
-    frame = pd.DataFrame(
-        {
-            schema.SERIES_ID: series_id,
-            "forecast_date": np.repeat(pd.DatetimeIndex(forecast_dates).as_unit("ns"), horizon),
-            "target_date": targets.reshape(-1),
-            "horizon": np.tile(np.arange(1, horizon + 1, dtype=np.int64), n),
-            "yhat": yhat.reshape(-1),
-            "yhat_lower": lower.reshape(-1),
-            "yhat_upper": upper.reshape(-1),
-            MODEL: model,
-        }
-    )
-    return frame.loc[np.repeat(keep, horizon)]
-
-
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Forecast rows of every series in one frame, from per series: its id, forecast dates
+    [N] (datetime64[ns]), point, lower and upper forecasts [N, H] and its frequency (the
+    target dates follow it)."""
     columns = [*FORECAST_COLUMNS, MODEL]
     if not parts:
         empty = {c: pd.Series(dtype="float64") for c in columns}
@@ -337,4 +317,22 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
             MODEL: pd.Series(dtype="str"),
         }
         return pd.DataFrame(empty)[columns]
-    return pd.concat(parts, ignore_index=True)[columns]
+    ids = [sid for sid, *_ in parts]
+    dates = np.concatenate([d for _, d, *_ in parts])
+    targets = np.concatenate(  # from each forecast date's day
+        [dates_ahead(d.astype("datetime64[D]"), horizon, f) for _, d, *_, f in parts]
+    )
+    frame = pd.DataFrame(
+        {
+            schema.SERIES_ID: np.repeat(ids, [len(d) * horizon for _, d, *_ in parts]),
+            "forecast_date": np.repeat(dates, horizon),
+            "target_date": targets.reshape(-1),
+            "horizon": np.tile(np.arange(1, horizon + 1, dtype=np.int64), len(dates)),
+            **{
+                column: np.concatenate([p[at] for p in parts]).reshape(-1)
+                for column, at in (("yhat", 2), ("yhat_lower", 3), ("yhat_upper", 4))
+            },
+            MODEL: model,
+        }
+    )
+    return frame[columns]
