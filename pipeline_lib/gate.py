@@ -32,6 +32,7 @@ from pipeline_lib.validation.derived import has_derived
 from pipeline_lib.validation.docs import build_data_docs
 from pipeline_lib.validation.quarantine import quarantine_batch
 from pipeline_lib.validation.report import ValidationReport, raise_if_failed
+from pipeline_lib.validation.reuse import keep_freshness, reused_freshness
 from pipeline_lib.validation.revisions import has_revisions
 from pipeline_lib.validation.validate import KEYS
 
@@ -64,7 +65,7 @@ def check_batches(
     # nothing new in an exogenous data set: what a night lacks is named later
     batches = [b for b in batches if not (b.dataset == schema.COVARIATES and b.data.empty)]
     pasts = _histories(data_dir, batches, as_of, history)
-    found, runs = _validate(batches, pasts, as_of, thresholds)
+    found, runs, reused = _validate(data_dir, batches, pasts, as_of, thresholds)
     reports: list[ValidationReport] = []
     quarantined: dict[str, str] = {}
     for batch, checked in zip(batches, found, strict=True):
@@ -75,30 +76,43 @@ def check_batches(
         from pipeline_lib.db import write_validation_results
 
         write_validation_results(engine, run_id, reports)  # its own transaction: kept on failure
-    _data_docs(data_dir, reports, runs, run_id, as_of, thresholds)
+    fresh = [r for r in reports if id(r) not in reused]  # the reused have their pages
+    if fresh or runs:
+        _data_docs(data_dir, fresh, runs, run_id, as_of, thresholds)
+    elif reports:
+        log.info("freshness of %d batches as an earlier run of %s found it", len(reports), as_of)
     raise_if_failed(reports, quarantined)
     return reports
 
 
 def _validate(
+    data_dir: str,
     batches: list[Batch],
     pasts: list[pd.DataFrame | None],
     as_of: dt.date,
     thresholds: ValidationConfig | None,
-) -> tuple[list[list[tuple[ValidationReport, pd.DataFrame]]], list[Run]]:
-    """Per batch, its report and rows, then its covariates' (if any), and the GX runs over
-    several batches: the batches of a data set with rows are validated together by suite
-    options, those without by freshness."""
+) -> tuple[list[list[tuple[ValidationReport, pd.DataFrame]]], list[Run], set[int]]:
+    """Per batch, its report and rows, then its covariates' (if any), the GX runs over
+    several batches, and the ids of the reports reused from an earlier identical check: the
+    batches of a data set with rows are validated together by suite options, those without
+    by freshness (:mod:`pipeline_lib.validation.reuse`: the same check of the same rows and
+    date is answered from the earlier run's reports)."""
     groups: dict[tuple[str, bool, bool], list[int]] = defaultdict(list)
     for i, batch in enumerate(batches):
         empty = batch.data.empty  # nothing new from this source: only its freshness to check
         groups[(batch.dataset, empty, batch.signed and not empty)].append(i)
     found: dict[int, ValidationReport] = {}
     runs: list[Run] = []
+    reused: set[int] = set()
     for (dataset, empty, signed), members in groups.items():
         items = [Item(batches[i].name, batches[i].key, batches[i].data, pasts[i]) for i in members]
         if empty:
-            got = check_freshness_all(items, dataset, as_of, thresholds)
+            got = reused_freshness(data_dir, items, dataset, as_of, thresholds)
+            if got is not None:
+                reused.update(id(r) for r in got.reports)
+            else:
+                got = check_freshness_all(items, dataset, as_of, thresholds)
+                keep_freshness(data_dir, items, got, dataset, as_of, thresholds)
         else:
             got = validate_batches(items, dataset, as_of, thresholds, signed=signed)
         found.update(zip(members, got.reports, strict=True))
@@ -123,7 +137,7 @@ def _validate(
             covariates[i].source = batch.origin
             mine.append((covariates[i], batch.covariates))
         checked.append(mine)
-    return checked, runs
+    return checked, runs, reused
 
 
 def _keep(

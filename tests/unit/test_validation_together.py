@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import uuid
 from typing import Any, ClassVar
+from unittest import mock
 
 import fsspec
 import numpy as np
@@ -209,3 +210,46 @@ def test_more_offending_rows_than_gx_keeps_values_of_are_split_by_batch() -> Non
     checks = {f.check: f.rows for f in last.failures + last.warnings}
     assert checks["close_positive"] == [{"series_id": "S0204", "date": "2013-05-31", "close": -1.0}]
     assert "close_ge_low" in checks
+
+
+def test_a_second_freshness_check_of_the_same_rows_reuses_the_first(tmp_path: Any) -> None:
+    """A rerun of a night with nothing new takes the freshness reports the first run's GX check
+    made (no GX run, no new Data Docs page) and records them as its own; a changed newest row
+    or another date is checked again."""
+    data_dir = str(tmp_path)
+    curated = [
+        Batch(schema.PRICES, "A", "t", (AS_OF, AS_OF), _prices("A", "2013-01-01", AS_OF)),
+        Batch(schema.PRICES, "B", "t", (AS_OF, AS_OF), _prices("B", "2013-01-01", "2013-05-10")),
+    ]
+    commit_batches(data_dir, curated)
+    empty = [Batch(schema.PRICES, k, "t", (AS_OF, AS_OF), pd.DataFrame()) for k in "AB"]
+    real = gate.check_freshness_all
+    with mock.patch.object(gate, "check_freshness_all", side_effect=real) as gx:
+        first = gate.check_batches(data_dir, empty, AS_OF, run_id="run-1")
+        second = gate.check_batches(data_dir, empty, AS_OF, run_id="run-2")
+        assert gx.call_count == 1  # the second run asked GX nothing
+        _same(second, first)
+        assert [[w.check for w in r.warnings] for r in second] == [[], ["fresh"]]
+        docs = tmp_path / "reports" / "data_docs"
+        assert any("run-1" in str(p) for p in docs.rglob("*.html"))
+        assert not any("run-2" in str(p) for p in docs.rglob("*.html"))
+
+        # a revised value is not what freshness reads: still the same answer
+        revised = _prices("B", "2013-05-10", "2013-05-10", level=101.0)
+        commit_batches(data_dir, [Batch(schema.PRICES, "B", "t", (AS_OF, AS_OF), revised)])
+        gate.check_batches(data_dir, empty, AS_OF, run_id="run-3")
+        assert gx.call_count == 1
+        # B has a newer row: its newest row differs, so the data set is checked again
+        newer = _prices("B", "2013-05-13", "2013-05-13")
+        commit_batches(data_dir, [Batch(schema.PRICES, "B", "t", (AS_OF, AS_OF), newer)])
+        gate.check_batches(data_dir, empty, AS_OF, run_id="run-3b")
+        assert gx.call_count == 2
+        later = AS_OF + dt.timedelta(days=3)  # another date: B is staler
+        gate.check_batches(data_dir, empty, later, run_id="run-4")
+        assert gx.call_count == 3
+
+    torn = tmp_path / "state" / "freshness" / AS_OF.isoformat() / f"{schema.PRICES}.pkl"
+    torn.write_bytes(b"not a pickle")  # a torn file: checked again, never trusted
+    with mock.patch.object(gate, "check_freshness_all", side_effect=real) as gx:
+        again = gate.check_batches(data_dir, empty, AS_OF, run_id="run-5")
+    assert gx.call_count == 1 and [r.success for r in again] == [True, True]

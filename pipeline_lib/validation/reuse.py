@@ -1,0 +1,134 @@
+"""Freshness reports kept for a run that asks the same question again.
+
+A night with nothing new from a source checks only the freshness of that source's curated data:
+each key's newest row and how many days old it is on the run's date
+(:func:`pipeline_lib.validation.combined.check_freshness_all`). A second run of the same night
+(a retried schedule, a no-new-data night run twice) asks the same question of the same rows, and
+Great Expectations' import and run were most of what such a night cost (about 4 of 19 s at 100
+series). The reports of a freshness check are kept under
+``state/freshness/<as_of>/<dataset>.pkl``, keyed by a digest of everything the check reads (the
+data set, the batch's name and key, the date, the thresholds, the key's newest curated rows and
+the GX version); a run whose every empty batch of a data set finds its digest there takes those
+reports instead of running GX again, and records them as its own (report files,
+``validation_results``). Any change to what the check reads (a new row, a revised newest row,
+another threshold) misses the digest and the check runs. The files are the pipeline's own
+pickles; a torn or foreign file is ignored, and at most ``KEEP_DATES`` dates are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import pickle
+from collections.abc import Sequence
+from importlib.metadata import version
+
+import pandas as pd
+
+from pipeline_lib.config import ValidationConfig
+from pipeline_lib.store.fs import atomic_write_bytes, filesystem, join
+from pipeline_lib.validation.combined import Item, Validated
+from pipeline_lib.validation.derived import newest_rows
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when what a digest covers or the file layout changes
+KEEP_DATES = 14  # dates whose freshness reports are kept (the newest by date)
+
+
+def _folder(data_dir: str) -> str:
+    return join(data_dir, "state", "freshness")
+
+
+def _file(data_dir: str, dataset: str, as_of: dt.date) -> str:
+    return join(_folder(data_dir), as_of.isoformat(), f"{dataset}.pkl")
+
+
+def freshness_digest(
+    item: Item, dataset: str, as_of: dt.date, thresholds: ValidationConfig | None
+) -> str:
+    """What a freshness check of ``item`` reads, as a digest."""
+    newest = newest_rows(item.history, dataset, as_of)
+    head = "|".join(
+        map(
+            str,
+            (
+                FORMAT,
+                version("great_expectations"),
+                dataset,
+                item.name,
+                item.key,
+                as_of.isoformat(),
+                (thresholds or ValidationConfig()).model_dump_json(),
+                list(newest.columns),
+                list(newest.dtypes.astype(str)),
+            ),
+        )
+    )
+    rows = pd.util.hash_pandas_object(newest, index=False).to_numpy().tobytes()
+    return hashlib.sha256(head.encode() + rows).hexdigest()
+
+
+def reused_freshness(
+    data_dir: str,
+    items: Sequence[Item],
+    dataset: str,
+    as_of: dt.date,
+    thresholds: ValidationConfig | None,
+) -> Validated | None:
+    """The kept reports of a freshness check of exactly ``items`` (in order), or None when any
+    of them is not kept (then every item is checked: one GX run per data set)."""
+    kept = _read(_file(data_dir, dataset, as_of))
+    if not kept:
+        return None
+    reports = []
+    for item in items:
+        blob = kept.get(freshness_digest(item, dataset, as_of, thresholds))
+        if blob is None:
+            return None
+        reports.append(pickle.loads(blob))  # noqa: S301 - the pipeline's own file, a copy each
+    return Validated(reports, [])
+
+
+def keep_freshness(
+    data_dir: str,
+    items: Sequence[Item],
+    checked: Validated,
+    dataset: str,
+    as_of: dt.date,
+    thresholds: ValidationConfig | None,
+) -> None:
+    """Keep the reports of a freshness check of ``items`` (as they are now: call before the
+    run adds its own notes). A failure to write only costs the next run the check."""
+    url = _file(data_dir, dataset, as_of)
+    try:
+        kept = _read(url)
+        for item, report in zip(items, checked.reports, strict=True):
+            digest = freshness_digest(item, dataset, as_of, thresholds)
+            kept[digest] = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write_bytes(url, pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL))
+        _prune(data_dir)
+    except Exception as exc:  # noqa: BLE001 - a cache: never fails the run
+        log.warning("freshness reports not kept (%s): %s", url, exc)
+
+
+def _read(url: str) -> dict[str, bytes]:
+    try:
+        fs, path = filesystem(url)
+        if not fs.exists(path):
+            return {}
+        kept = pickle.loads(fs.cat_file(path))  # noqa: S301 - the pipeline's own file
+    except Exception as exc:  # noqa: BLE001 - torn or foreign: check again
+        log.warning("freshness reports %s unreadable, checking again: %s", url, exc)
+        return {}
+    if not isinstance(kept, dict):
+        return {}
+    return {k: v for k, v in kept.items() if isinstance(k, str) and isinstance(v, bytes)}
+
+
+def _prune(data_dir: str) -> None:
+    fs, path = filesystem(_folder(data_dir))
+    dates = sorted(fs.ls(path, detail=False))
+    for old in dates[:-KEEP_DATES]:
+        fs.rm(old, recursive=True)
