@@ -175,8 +175,12 @@ def run_command(args: argparse.Namespace, settings: Any) -> int:
         print(f"configured: {study['configured']}")
         return 0
 
+    from flows.processes import start_api_early
+
+    api_ready = start_api_early()  # Prefect's local API starts while the flows are imported
     from flows.nightly import nightly
 
+    api_ready()
     as_of = DEMO_CASES[args.case][1] if args.command == "demo" else args.as_of
     retrain = getattr(args, "retrain", False)
     summary = nightly(as_of=as_of, config_file=args.config or "", retrain=retrain)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 OWNER = "PIPELINE_EPHEMERAL_OWNER"  # "<pid>:<start time>" of the process that started it
@@ -104,3 +105,45 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def start_api_early() -> Callable[[], None]:
+    """Start Prefect's ephemeral API server now, in the background, when this run will use one
+    (no ``PREFECT_API_URL``); returns a wait that returns once it answers (re-raising its
+    failure). Its start is a child process importing Prefect's server and migrating its
+    database (about 6 s), which otherwise begins only when the first flow asks for the API;
+    started before the flows are imported (torch, scikit-learn, statsforecast: a few
+    seconds), the two overlap on a machine with a second core. The server is the one Prefect's
+    client starts itself (``SubprocessASGIServer``, one per process), so the client finds it
+    running; call the wait before the first flow, as the client would not wait for it."""
+    import threading
+
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return lambda: None
+    failed: list[BaseException] = []
+    imported = threading.Event()
+
+    def start() -> None:
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            imported.set()  # the rest is the child's start: this thread only polls it
+            SubprocessASGIServer().start()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the wait, in the main thread
+            failed.append(exc)
+        finally:
+            imported.set()
+
+    thread = threading.Thread(target=start, name="prefect-api-start", daemon=True)
+    thread.start()
+    imported.wait()  # Prefect's server module first (needed anyway): imports in two threads
+    # at once contend for the interpreter and would serialise
+
+    def wait() -> None:
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    return wait

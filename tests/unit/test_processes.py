@@ -45,3 +45,27 @@ def test_a_server_whose_owner_died_is_found_and_ended(
         for proc in (orphan, owned, elsewhere):
             proc.kill()
             proc.wait(10)
+
+
+def test_the_api_starts_early_only_without_an_api_url_and_its_failure_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.server.api import server
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.processes import start_api_early
+
+    started: list[int] = []
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        monkeypatch.setattr(server.SubprocessASGIServer, "start", lambda self: started.append(1))
+        start_api_early()()
+    assert started == []  # a configured API: nothing of ours to start
+
+    def broken(self: object) -> None:
+        raise RuntimeError("port in use")
+
+    monkeypatch.setattr(server.SubprocessASGIServer, "start", broken)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # no API URL
+        wait = start_api_early()
+        with pytest.raises(RuntimeError, match="port in use"):
+            wait()  # raised in the run's thread, before its first flow
