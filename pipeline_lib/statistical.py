@@ -5,8 +5,9 @@ the rows up to a *fit point* on or before the backtest's first origin (see
 ``pipeline_lib.evaluation.backtest``), then applied without refitting to the data up to each
 later origin with statsforecast's ``forward`` (the states are updated, the parameters stay). So
 every backtest forecast is out of sample and tonight's forecast comes from the very model the
-backtest scored. The fit point moves in steps of ``refit_every`` rows (20: about a month; each
-series on nights of its own, so a night refits one series in 20, not all of them at once), and
+backtest scored. The fit point moves in steps of ``refit_every`` rows
+(``backtest.statistical_refit_rows``, 60: about a quarter of business days; each series on
+nights of its own, so a night refits one series in 60, not all of them at once), and
 the fitted models and their forecasts per origin are kept in the models folder
 (``statistical/<model>/<series>/``), keyed by a hash of the rows they read: a night fits
 only the series whose step it is and forecasts only its new origins (``bench/selection_cost.py``
@@ -94,7 +95,7 @@ class StatsForecastBaseline(Baseline):
     def __init__(
         self,
         min_train: int = 60,
-        refit_every: int = 20,
+        refit_every: int = 60,
         cache: str | None = None,
         fit_rows: int = 0,
         **kwargs: object,

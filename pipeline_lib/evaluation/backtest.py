@@ -121,14 +121,21 @@ def lstm_forecasts(
 class FitWindows:
     """The rows the baselines are fitted on, newest first (0: every row): ``statistical``,
     ETS's and ARIMA's (``backtest.statistical_fit_rows``); ``linear``, the linear model's
-    calibration windows, whose forecasts are averaged (``backtest.linear_fit_rows``)."""
+    calibration windows, whose forecasts are averaged (``backtest.linear_fit_rows``);
+    ``statistical_refit``: rows between ETS's and ARIMA's fit points
+    (``backtest.statistical_refit_rows``)."""
 
     statistical: int = 0
     linear: tuple[int, ...] = (0,)
+    statistical_refit: int = 60
 
     @classmethod
     def of(cls, config: BacktestConfig) -> FitWindows:
-        return cls(config.statistical_fit_rows, tuple(config.linear_fit_rows))
+        return cls(
+            config.statistical_fit_rows,
+            tuple(config.linear_fit_rows),
+            config.statistical_refit_rows,
+        )
 
 
 def make_baseline(
@@ -153,7 +160,12 @@ def make_baseline(
     levels = tuple(quantiles)
     model: Baseline
     if issubclass(kind, StatsForecastBaseline):
-        model = kind(quantiles=levels, feature_set=feature_set, fit_rows=windows.statistical)
+        model = kind(
+            quantiles=levels,
+            feature_set=feature_set,
+            fit_rows=windows.statistical,
+            refit_every=windows.statistical_refit,
+        )
     elif issubclass(kind, LinearLags):
         model = kind(quantiles=levels, feature_set=feature_set, fit_rows=windows.linear)
     else:

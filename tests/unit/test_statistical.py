@@ -19,6 +19,7 @@ from pipeline_lib.statistical import ARIMA, ETS, _levels, fit_point, weekly_patt
 QUANTILES = (0.1, 0.5, 0.9)
 # a series id whose refit steps fall on multiples of 20 rows (fit_point's offset 0)
 ALIGNED = next(f"S{i}" for i in range(1000) if fit_point(20, 20, f"S{i}") == 20)
+EVERY_20 = FitWindows(statistical_refit=20)  # fit points 20 rows apart (shorter test series)
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +48,19 @@ def test_forecasts_use_only_rows_up_to_the_origin_and_the_fit_end(
 ) -> None:
     fit_end = pd.Timestamp(features[schema.DATE].iloc[199])
     as_of = pd.Timestamp(features[schema.DATE].iloc[229]).date()
-    full = make_baseline(name, QUANTILES, fit_end.date()).fit(features)
+    full = make_baseline(name, QUANTILES, fit_end.date(), windows=EVERY_20).fit(features)
     out = full.predict(as_of, 5, "B")
     assert set(out[schema.SERIES_ID]) == {"S0", "S1"} and len(out) == 10
     assert (out["yhat_lower"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_upper"]).all()
     assert (out["yhat_upper"] - out["yhat_lower"]).gt(0).all()
     # rows after the forecast date change nothing
     cut = features.loc[features[schema.DATE] <= pd.Timestamp(as_of)]
-    again = make_baseline(name, QUANTILES, fit_end.date()).fit(cut).predict(as_of, 5, "B")
+    again = make_baseline(name, QUANTILES, fit_end.date(), windows=EVERY_20).fit(cut)
+    again = again.predict(as_of, 5, "B")
     pd.testing.assert_frame_equal(out, again)
     # a later fit end is another model: the fit end is what the parameters saw
-    later = make_baseline(name, QUANTILES, as_of).fit(features).predict(as_of, 5, "B")
+    later = make_baseline(name, QUANTILES, as_of, windows=EVERY_20).fit(features)
+    later = later.predict(as_of, 5, "B")
     assert not np.allclose(later["yhat_upper"], out["yhat_upper"])
     # origins before the fit end would be in sample: no forecast from them
     early = pd.Timestamp(features[schema.DATE].iloc[150]).date()
@@ -91,7 +94,8 @@ def test_the_cache_keeps_fits_and_forecasts_and_refits_on_other_rows(
     as_of = pd.Timestamp(features[schema.DATE].iloc[229]).date()
 
     def night(frame: pd.DataFrame, day: dt.date, where: str | None = cache) -> pd.DataFrame:
-        return make_baseline("arima", QUANTILES, fit_end, where).fit(frame).predict(day, 5, "B")
+        model = make_baseline("arima", QUANTILES, fit_end, where, windows=EVERY_20)
+        return model.fit(frame).predict(day, 5, "B")
 
     first = night(features, as_of)
     files = sorted((tmp_path / "statistical" / "arima").rglob("*.pkl"))
@@ -126,14 +130,15 @@ def test_a_fit_window_reads_only_the_newest_rows_before_the_fit_point(name: str)
     early = features.index < 280
     features.loc[early, schema.Y] *= 1.5
     as_of = pd.Timestamp(features[schema.DATE].iloc[-1]).date()  # 400 rows: the fit point
-    windowed = make_baseline(name, QUANTILES, as_of, windows=FitWindows(statistical=120)).fit(
-        features
-    )
+    windows = FitWindows(statistical=120, statistical_refit=20)
+    windowed = make_baseline(name, QUANTILES, as_of, windows=windows).fit(features)
     out = windowed.predict(as_of, 5, "B")
     recent = features.iloc[280:]  # the same 120 rows, alone: the same fit and forecast
-    alone = make_baseline(name, QUANTILES, as_of).fit(recent).predict(as_of, 5, "B")
+    alone = make_baseline(name, QUANTILES, as_of, windows=EVERY_20).fit(recent)
+    alone = alone.predict(as_of, 5, "B")
     pd.testing.assert_frame_equal(out, alone)
-    whole = make_baseline(name, QUANTILES, as_of).fit(features).predict(as_of, 5, "B")
+    whole = make_baseline(name, QUANTILES, as_of, windows=EVERY_20).fit(features)
+    whole = whole.predict(as_of, 5, "B")
     assert not np.allclose(whole["yhat_upper"], out["yhat_upper"])
 
 
@@ -142,6 +147,10 @@ def test_a_fit_window_shorter_than_a_fit_needs_is_refused() -> None:
         ETS(fit_rows=30)
     with pytest.raises(ConfigError, match="statistical_fit_rows"):
         load_settings(backtest={"statistical_fit_rows": 30})
+    with pytest.raises(ConfigError, match="statistical_refit_rows"):
+        load_settings(backtest={"statistical_refit_rows": 0})
+    windows = FitWindows.of(load_settings(backtest={"statistical_refit_rows": 5}).backtest)
+    assert make_baseline("ets", QUANTILES, windows=windows).refit_every == 5
 
 
 def test_fit_points_are_staggered_over_the_series() -> None:
