@@ -21,9 +21,10 @@ stale file is refitted, never trusted (its hash of the rows must match).
 - ``arima``: non-seasonal ``AutoARIMA`` (stepwise, with drift where it helps).
 
 The models work on log values while the series has been positive up to its fit end (prices),
-so errors and bands are relative; from an origin whose history holds a value <= 0 a log model
-gives no forecast. The bands are statsforecast's own prediction intervals at the levels that
-map to the configured quantiles (``q < 0.5``: the lower end of the ``100 (1 - 2q)`` % interval;
+so errors and bands are relative; from an origin whose rows since the fit point hold a value
+<= 0 the same rows fitted on the raw scale forecast instead (a log model cannot follow it).
+The bands are statsforecast's own prediction intervals at the levels that map to the
+configured quantiles (``q < 0.5``: the lower end of the ``100 (1 - 2q)`` % interval;
 ``q > 0.5``: the upper end of the ``100 (2q - 1)`` % one; 0.5: the mean, the median on the
 log scale). A series whose model search fails (too short, constant) gets no forecast and a
 warning in the log.
@@ -108,8 +109,8 @@ class StatsForecastBaseline(Baseline):
         self.min_train, self.refit_every, self.cache = min_train, refit_every, cache
         self.fit_rows = fit_rows
         self.fit_end: np.datetime64 | None = None
-        self._fitted: dict[tuple[int, int], _Fitted | None] = {}
-        self._fresh: set[tuple[int, int]] = set()  # fitted here, not read from the cache
+        self._fitted: dict[tuple[int, int, bool], _Fitted | None] = {}
+        self._fresh: set[tuple[int, int, bool]] = set()  # fitted here, not read from the cache
 
     def fit(self, history: Any) -> Self:
         super().fit(history)
@@ -129,14 +130,16 @@ class StatsForecastBaseline(Baseline):
         """The first row a fit at ``n_fit`` rows reads."""
         return max(0, n_fit - self.fit_rows) if self.fit_rows else 0
 
-    def _model_for(self, s: SeriesHistory, n_fit: int, frequency: str) -> _Fitted | None:
+    def _model_for(
+        self, s: SeriesHistory, n_fit: int, frequency: str, raw: bool = False
+    ) -> _Fitted | None:
         """The model fitted on rows ``_first_row(n_fit)..n_fit-1`` (memoised, then from the
-        cache)."""
-        key = (id(s), n_fit)
+        cache): on logs while they are positive, on the raw values with ``raw``."""
+        key = (id(s), n_fit, raw)
         if key in self._fitted:
             return self._fitted[key]
         y = s.y[self._first_row(n_fit) : n_fit]
-        use_log = bool(np.all(y > 0))
+        use_log = not raw and bool(np.all(y > 0))
         season = weekly_season(frequency)
         digest = _digest(self.name, season, use_log, self.quantiles, y)
         url = None
@@ -178,30 +181,37 @@ class StatsForecastBaseline(Baseline):
             return out[0], out[1], out[2]
         keys = _levels(self.quantiles)
         levels = sorted({_number(k.split("-", 1)[1]) for k in keys if k != "mean"})
-        new = 0
+        changed: dict[int, _Fitted] = {}
         for i, origin in enumerate(origins):
             o = int(origin)
             if o + 1 < n_fit:  # before the fit point: in sample
                 continue
             y = s.y[self._first_row(n_fit) : o + 1]
             after = s.y[n_fit : o + 1]  # the rows since the fit point
+            model = fitted
             if fitted.use_log and not np.all(after > 0):
-                continue
+                # a log model cannot follow a value <= 0: the same rows fitted on the raw
+                # scale serve the origins after one, until the next fit point
+                raw = self._model_for(s, n_fit, frequency, raw=True)
+                if raw is None:
+                    continue
+                model = raw
             seen = (o, horizon, hashlib.sha256(after.tobytes()).hexdigest()[:16])
-            if seen not in fitted.forecasts:
-                z = np.log(y) if fitted.use_log else y
+            if seen not in model.forecasts:
+                z = np.log(y) if model.use_log else y
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    res = fitted.model.forward(y=z, h=horizon, level=levels or None)
+                    res = model.model.forward(y=z, h=horizon, level=levels or None)
                 values = np.stack([np.asarray(res[k], np.float64) for k in keys])
-                fitted.forecasts[seen] = np.exp(values) if fitted.use_log else values
-                new += 1
-            out[:, i] = fitted.forecasts[seen]
-        if new and fitted.url:
-            _save(fitted)
-            if (id(s), n_fit) in self._fresh:  # a new fit point: older fits may go
-                self._fresh.discard((id(s), n_fit))
-                _prune(fitted.url, n_fit - KEEP_FITS * self.refit_every)
+                model.forecasts[seen] = np.exp(values) if model.use_log else values
+                changed[id(model)] = model
+            out[:, i] = model.forecasts[seen]
+        for model in changed.values():
+            if model.url:
+                _save(model)
+        if changed and fitted.url and (id(s), n_fit, False) in self._fresh:
+            self._fresh.discard((id(s), n_fit, False))  # a new fit point: older fits may go
+            _prune(fitted.url, n_fit - KEEP_FITS * self.refit_every)
         lower, point, upper = out  # the quantiles' order
         return point, np.minimum(lower, point), np.maximum(upper, point)
 

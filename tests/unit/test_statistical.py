@@ -165,3 +165,32 @@ def test_fit_points_are_staggered_over_the_series() -> None:
     one = [fit_point(rows, 20, "DE") for rows in range(1000, 1041)]
     assert len(set(one)) == 3 and np.diff(sorted(set(one))).tolist() == [20, 20]
     assert fit_point(1234, 20, "DE") == fit_point(1234, 20, "DE")
+
+
+@pytest.mark.parametrize("name", ["ets", "arima"])
+def test_origins_after_a_value_not_above_zero_get_the_raw_scale_fit(name: str, tmp_path) -> None:
+    """A log model fitted on positive prices cannot follow a price <= 0 after its fit point:
+    the origins after it are forecast by the same rows fitted on the raw scale (so the series
+    keeps the model until its next fit point); the origins before it are unchanged."""
+    features = random_walk_features(n_series=1, n_days=300, seed=7)
+    features[schema.SERIES_ID] = ALIGNED
+    dates = features[schema.DATE].to_numpy()
+    fit_end = pd.Timestamp(dates[239]).date()  # 240 rows: a fit point of ALIGNED
+    dipped = features.copy()
+    dipped.loc[dipped.index[260], schema.Y] = -1.0  # a negative price after the fit point
+    origins = {ALIGNED: dates[[250, 259, 260, 270]]}
+
+    def forecasts(frame: pd.DataFrame) -> pd.DataFrame:
+        model = make_baseline(name, QUANTILES, fit_end, str(tmp_path), windows=EVERY_20)
+        return model.fit(frame).predict_at(origins, 5, "B")
+
+    out = forecasts(dipped)
+    assert sorted(out["forecast_date"].unique()) == sorted(pd.to_datetime(origins[ALIGNED]))
+    plain = forecasts(features)
+    before = out["forecast_date"] < pd.Timestamp(dates[260])
+    pd.testing.assert_frame_equal(
+        out.loc[before].reset_index(drop=True), plain.loc[before].reset_index(drop=True)
+    )
+    assert out.loc[~before, "yhat"].notna().all()
+    fits = sorted(p.name for p in (tmp_path / name / ALIGNED).glob("240-*.pkl"))
+    assert len(fits) == 2  # the log fit and the raw-scale one, both at the fit point
