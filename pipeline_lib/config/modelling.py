@@ -230,11 +230,11 @@ class SelectionConfig(BaseModel):
     reference (naive) unless a model's backtest MASE beats it by ``backtest.min_improvement``
     (10%); then the models a Diebold-Mariano test at ``alpha`` 0.05 cannot tell from the best
     one, combined (``margin_dm_set``). Over the four scopes measured (two data sets, h=1 and
-    h=1-14; with the LSTM's gate, 2026-12-06) it was on average 0.8% better than the best
-    single model in hindsight (margin alone: 0.9% worse), 3.7% better at h=1 on electricity, no
-    worse than the best statistical baseline on 14 of 20 series and scopes (margin: 13), and at
-    most 2.1% behind the best single model (over h=1-14 on the stocks, where naive is best;
-    margin: 1.8%, at h=1 on electricity).
+    h=1-14; with the LSTM's gate, ETS and ARIMA refitted every 60 rows, 2026-12-06) it was on
+    average 0.9% better than the best single model in hindsight (margin alone: 0.7% worse), 4.0%
+    better at h=1 on electricity, no worse than the best statistical baseline on 15 of 20 series
+    and scopes (margin: 13), and at most 2.1% behind the best single model (over h=1-14 on the
+    stocks, where naive is best; margin: 1.6%, over h=1-14 on the stocks).
     """
 
     rule: RuleName = Field(
