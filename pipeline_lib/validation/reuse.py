@@ -45,27 +45,19 @@ def _file(data_dir: str, dataset: str, as_of: dt.date) -> str:
     return join(_folder(data_dir), as_of.isoformat(), f"{dataset}.pkl")
 
 
-def freshness_digest(
-    item: Item, dataset: str, as_of: dt.date, thresholds: ValidationConfig | None
-) -> str:
-    """What a freshness check of ``item`` reads, as a digest."""
+def _question(dataset: str, as_of: dt.date, thresholds: ValidationConfig | None) -> str:
+    """What every freshness check of a data set on a date shares: the format, GX's version,
+    the data set, the date and the thresholds."""
+    settings = (thresholds or ValidationConfig()).model_dump_json()
+    return f"{FORMAT}|{version('great_expectations')}|{dataset}|{as_of.isoformat()}|{settings}"
+
+
+def freshness_digest(item: Item, dataset: str, question: str, as_of: dt.date) -> str:
+    """What a freshness check of ``item`` reads (its name, key and newest rows, and the
+    ``question`` of :func:`_question`), as a digest."""
     newest = newest_rows(item.history, dataset, as_of)
-    head = "|".join(
-        map(
-            str,
-            (
-                FORMAT,
-                version("great_expectations"),
-                dataset,
-                item.name,
-                item.key,
-                as_of.isoformat(),
-                (thresholds or ValidationConfig()).model_dump_json(),
-                list(newest.columns),
-                list(newest.dtypes.astype(str)),
-            ),
-        )
-    )
+    head = f"{question}|{item.name}|{item.key}|{list(newest.columns)}|"
+    head += str(list(newest.dtypes.astype(str)))
     rows = pd.util.hash_pandas_object(newest, index=False).to_numpy().tobytes()
     return hashlib.sha256(head.encode() + rows).hexdigest()
 
@@ -82,9 +74,10 @@ def reused_freshness(
     kept = _read(_file(data_dir, dataset, as_of))
     if not kept:
         return None
+    question = _question(dataset, as_of, thresholds)
     reports = []
     for item in items:
-        blob = kept.get(freshness_digest(item, dataset, as_of, thresholds))
+        blob = kept.get(freshness_digest(item, dataset, question, as_of))
         if blob is None:
             return None
         reports.append(pickle.loads(blob))  # noqa: S301 - the pipeline's own file, a copy each
@@ -104,8 +97,9 @@ def keep_freshness(
     url = _file(data_dir, dataset, as_of)
     try:
         kept = _read(url)
+        question = _question(dataset, as_of, thresholds)
         for item, report in zip(items, checked.reports, strict=True):
-            digest = freshness_digest(item, dataset, as_of, thresholds)
+            digest = freshness_digest(item, dataset, question, as_of)
             kept[digest] = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
         atomic_write_bytes(url, pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL))
         _prune(data_dir)
