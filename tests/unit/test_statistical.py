@@ -154,8 +154,8 @@ def test_a_fit_window_shorter_than_a_fit_needs_is_refused() -> None:
 
 
 def test_fit_points_are_staggered_over_the_series() -> None:
-    """Each series is refitted every 20 rows, on steps of its own: a night refits about one
-    series in 20, not all of them on the same night; the point never reads a row too many."""
+    """With steps of 20 rows, each series is refitted on steps of its own: a night refits about
+    one series in 20, not all of them on the same night; the point never reads a row too many."""
     ids = [f"S{i:04d}" for i in range(1000)]
     for rows in (1000, 1001, 1019):
         points = np.array([fit_point(rows, 20, sid) for sid in ids])
