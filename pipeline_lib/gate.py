@@ -27,12 +27,12 @@ from pipeline_lib.config import ValidationConfig
 from pipeline_lib.curate import read_curated
 from pipeline_lib.ingest import Batch
 from pipeline_lib.store import atomic_write_bytes
-from pipeline_lib.validation.combined import Item, Run, check_freshness_all, validate_batches
+from pipeline_lib.validation.combined import Item, Run, validate_batches
 from pipeline_lib.validation.derived import has_derived
 from pipeline_lib.validation.docs import build_data_docs
 from pipeline_lib.validation.quarantine import quarantine_batch
 from pipeline_lib.validation.report import ValidationReport, raise_if_failed
-from pipeline_lib.validation.reuse import keep_freshness, reused_freshness
+from pipeline_lib.validation.reuse import checked_freshness
 from pipeline_lib.validation.revisions import has_revisions
 from pipeline_lib.validation.validate import KEYS
 
@@ -107,12 +107,9 @@ def _validate(
     for (dataset, empty, signed), members in groups.items():
         items = [Item(batches[i].name, batches[i].key, batches[i].data, pasts[i]) for i in members]
         if empty:
-            got = reused_freshness(data_dir, items, dataset, as_of, thresholds)
-            if got is not None:
+            got, was_reused = checked_freshness(data_dir, items, dataset, as_of, thresholds)
+            if was_reused:
                 reused.update(id(r) for r in got.reports)
-            else:
-                got = check_freshness_all(items, dataset, as_of, thresholds)
-                keep_freshness(data_dir, items, got, dataset, as_of, thresholds)
         else:
             got = validate_batches(items, dataset, as_of, thresholds, signed=signed)
         found.update(zip(members, got.reports, strict=True))

@@ -28,7 +28,7 @@ import pandas as pd
 
 from pipeline_lib.config import ValidationConfig
 from pipeline_lib.store.fs import atomic_write_bytes, filesystem, join
-from pipeline_lib.validation.combined import Item, Validated
+from pipeline_lib.validation.combined import Item, Validated, check_freshness_all
 from pipeline_lib.validation.derived import newest_rows
 
 log = logging.getLogger(__name__)
@@ -62,49 +62,39 @@ def freshness_digest(item: Item, dataset: str, question: str, as_of: dt.date) ->
     return hashlib.sha256(head.encode() + rows).hexdigest()
 
 
-def reused_freshness(
+def checked_freshness(
     data_dir: str,
     items: Sequence[Item],
     dataset: str,
     as_of: dt.date,
     thresholds: ValidationConfig | None,
-) -> Validated | None:
-    """The kept reports of a freshness check of exactly ``items`` (in order), or None when any
-    of them is not kept (then every item is checked: one GX run per data set)."""
-    kept = _read(_file(data_dir, dataset, as_of))
-    if not kept:
-        return None
-    question = _question(dataset, as_of, thresholds)
-    reports = []
-    for item in items:
-        blob = kept.get(freshness_digest(item, dataset, question, as_of))
-        if blob is None:
-            return None
-        reports.append(pickle.loads(blob))  # noqa: S301 - the pipeline's own file, a copy each
-    return Validated(reports, [])
-
-
-def keep_freshness(
-    data_dir: str,
-    items: Sequence[Item],
-    checked: Validated,
-    dataset: str,
-    as_of: dt.date,
-    thresholds: ValidationConfig | None,
-) -> None:
-    """Keep the reports of a freshness check of ``items`` (as they are now: call before the
-    run adds its own notes). A failure to write only costs the next run the check."""
+) -> tuple[Validated, bool]:
+    """The freshness reports of ``items`` (in order) and whether they were reused: the kept
+    ones when every item's digest is kept, else one GX check of them all
+    (:func:`~pipeline_lib.validation.combined.check_freshness_all`), kept for the next run as
+    it made them (before the run adds its own notes). The file is read once and each item
+    digested once; a failure to keep only costs the next run the check."""
     url = _file(data_dir, dataset, as_of)
-    try:
-        kept = _read(url)
+    kept = _read(url)
+    digests: list[str] | None = None
+    if kept:
         question = _question(dataset, as_of, thresholds)
-        for item, report in zip(items, checked.reports, strict=True):
-            digest = freshness_digest(item, dataset, question, as_of)
+        digests = [freshness_digest(item, dataset, question, as_of) for item in items]
+        if all(d in kept for d in digests):  # a copy each: the run adds its own notes
+            reports = [pickle.loads(kept[d]) for d in digests]  # noqa: S301 - our own file
+            return Validated(reports, []), True
+    checked = check_freshness_all(items, dataset, as_of, thresholds)
+    try:
+        if digests is None:
+            question = _question(dataset, as_of, thresholds)
+            digests = [freshness_digest(item, dataset, question, as_of) for item in items]
+        for digest, report in zip(digests, checked.reports, strict=True):
             kept[digest] = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
         atomic_write_bytes(url, pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL))
         _prune(data_dir)
     except Exception as exc:  # noqa: BLE001 - a cache: never fails the run
         log.warning("freshness reports not kept (%s): %s", url, exc)
+    return checked, False
 
 
 def _read(url: str) -> dict[str, bytes]:

@@ -18,7 +18,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from pipeline_lib import gate, schema
 from pipeline_lib.curate import commit_batches, read_curated
 from pipeline_lib.ingest import Batch
-from pipeline_lib.validation import ValidationFailed, check_freshness, validate_batch
+from pipeline_lib.validation import ValidationFailed, check_freshness, reuse, validate_batch
 from pipeline_lib.validation.combined import Item, check_freshness_all, validate_batches
 from pipeline_lib.validation.report import MAX_ROWS
 
@@ -223,8 +223,8 @@ def test_a_second_freshness_check_of_the_same_rows_reuses_the_first(tmp_path: An
     ]
     commit_batches(data_dir, curated)
     empty = [Batch(schema.PRICES, k, "t", (AS_OF, AS_OF), pd.DataFrame()) for k in "AB"]
-    real = gate.check_freshness_all
-    with mock.patch.object(gate, "check_freshness_all", side_effect=real) as gx:
+    real = reuse.check_freshness_all
+    with mock.patch.object(reuse, "check_freshness_all", side_effect=real) as gx:
         first = gate.check_batches(data_dir, empty, AS_OF, run_id="run-1")
         second = gate.check_batches(data_dir, empty, AS_OF, run_id="run-2")
         assert gx.call_count == 1  # the second run asked GX nothing
@@ -250,6 +250,6 @@ def test_a_second_freshness_check_of_the_same_rows_reuses_the_first(tmp_path: An
 
     torn = tmp_path / "state" / "freshness" / AS_OF.isoformat() / f"{schema.PRICES}.pkl"
     torn.write_bytes(b"not a pickle")  # a torn file: checked again, never trusted
-    with mock.patch.object(gate, "check_freshness_all", side_effect=real) as gx:
+    with mock.patch.object(reuse, "check_freshness_all", side_effect=real) as gx:
         again = gate.check_batches(data_dir, empty, AS_OF, run_id="run-5")
     assert gx.call_count == 1 and [r.success for r in again] == [True, True]
