@@ -45,6 +45,7 @@ import numpy as np
 from fsspec.core import url_to_fs
 
 from pipeline_lib.baselines import Baseline, SeriesHistory
+from pipeline_lib.config import STATISTICAL_REFIT_ROWS
 from pipeline_lib.features.calendar import weekly_season
 from pipeline_lib.store.fs import atomic_write_bytes
 
@@ -96,7 +97,7 @@ class StatsForecastBaseline(Baseline):
     def __init__(
         self,
         min_train: int = 60,
-        refit_every: int = 60,
+        refit_every: int = STATISTICAL_REFIT_ROWS,
         cache: str | None = None,
         fit_rows: int = 0,
         **kwargs: object,

@@ -21,6 +21,7 @@ A module per responsibility, every public name importable from here:
 from pipeline_lib.config.loading import load_settings
 from pipeline_lib.config.modelling import (
     STATISTICAL_MIN_ROWS,
+    STATISTICAL_REFIT_ROWS,
     BacktestConfig,
     BaselineName,
     ModelConfig,
@@ -61,6 +62,7 @@ __all__ = [
     "SAMPLE_START",
     "SEATTLE",
     "STATISTICAL_MIN_ROWS",
+    "STATISTICAL_REFIT_ROWS",
     "BacktestConfig",
     "BaselineName",
     "CovariateConfig",

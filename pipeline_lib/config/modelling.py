@@ -126,6 +126,7 @@ RuleName = Literal[
     "dm_set", "best", "dm", "margin", "combination", "dm_combination", "dm_mean", "margin_dm_set"
 ]
 STATISTICAL_MIN_ROWS = 60  # the fewest rows a statistical baseline is fitted on
+STATISTICAL_REFIT_ROWS = 60  # rows between a statistical baseline's fit points, by default
 
 
 class BacktestConfig(BaseModel):
@@ -159,7 +160,7 @@ class BacktestConfig(BaseModel):
     # 0.870 / 0.877 / 0.879, ARIMA 0.833 / 0.830 / 0.824 (h=1-14 within 0.7%); the stocks of
     # 2015 within noise either way; CPU 303 / 111 / 59 s. 60 rows: a third of the fits
     statistical_refit_rows: int = Field(
-        default=60,
+        default=STATISTICAL_REFIT_ROWS,
         ge=1,
         description="rows between the fit points of ets and arima: each series' model is "
         "refitted (its form searched, its parameters estimated) when its history has grown "

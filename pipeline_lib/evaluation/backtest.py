@@ -27,7 +27,7 @@ import pandas as pd
 from pipeline_lib import schema
 from pipeline_lib.baselines import BASELINES as SIMPLE_BASELINES
 from pipeline_lib.baselines import Baseline
-from pipeline_lib.config import BacktestConfig
+from pipeline_lib.config import STATISTICAL_REFIT_ROWS, BacktestConfig
 from pipeline_lib.evaluation.metrics import MODEL, score_rows_and_summary
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.spec import FeatureSet
@@ -127,7 +127,7 @@ class FitWindows:
 
     statistical: int = 0
     linear: tuple[int, ...] = (0,)
-    statistical_refit: int = 60
+    statistical_refit: int = STATISTICAL_REFIT_ROWS
 
     @classmethod
     def of(cls, config: BacktestConfig) -> FitWindows:
