@@ -33,7 +33,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import ClassVar, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
@@ -157,7 +157,7 @@ class Baseline(ABC):
             yhat, lo, hi = self._forecast(s, origins[ok], horizon, freq)
             keep = ~np.isnan(yhat).any(axis=1) & ~np.isnan(lo).any(axis=1)  # origins with all
             if keep.any():
-                parts.append((sid, dates[ok][keep], yhat[keep], lo[keep], hi[keep], freq))
+                parts.append(_Part(sid, dates[ok][keep], yhat[keep], lo[keep], hi[keep], freq))
         return _frame(parts, horizon, self.name)
 
     def backtest(
@@ -298,14 +298,20 @@ def _frequency(frequency: str | Mapping[str, str], series_id: str) -> str:
     return freq
 
 
-def _frame(
-    parts: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]],
-    horizon: int,
-    model: str,
-) -> pd.DataFrame:
-    """Forecast rows of every series in one frame, from per series: its id, forecast dates
-    [N] (datetime64[ns]), point, lower and upper forecasts [N, H] and its frequency (the
-    target dates follow it)."""
+class _Part(NamedTuple):
+    """One series' forecasts: forecast dates [N] (datetime64[ns]), point, lower and upper
+    [N, H], and its frequency (the target dates follow it)."""
+
+    series_id: str
+    dates: np.ndarray
+    yhat: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    frequency: str
+
+
+def _frame(parts: list[_Part], horizon: int, model: str) -> pd.DataFrame:
+    """Forecast rows of every series in one frame."""
     columns = [*FORECAST_COLUMNS, MODEL]
     if not parts:
         empty = {c: pd.Series(dtype="float64") for c in columns}
@@ -317,21 +323,21 @@ def _frame(
             MODEL: pd.Series(dtype="str"),
         }
         return pd.DataFrame(empty)[columns]
-    ids = [sid for sid, *_ in parts]
-    dates = np.concatenate([d for _, d, *_ in parts])
+    dates = np.concatenate([p.dates for p in parts])
     targets = np.concatenate(  # from each forecast date's day
-        [dates_ahead(d.astype("datetime64[D]"), horizon, f) for _, d, *_, f in parts]
+        [dates_ahead(p.dates.astype("datetime64[D]"), horizon, p.frequency) for p in parts]
     )
     frame = pd.DataFrame(
         {
-            schema.SERIES_ID: np.repeat(ids, [len(d) * horizon for _, d, *_ in parts]),
+            schema.SERIES_ID: np.repeat(
+                [p.series_id for p in parts], [len(p.dates) * horizon for p in parts]
+            ),
             "forecast_date": np.repeat(dates, horizon),
             "target_date": targets.reshape(-1),
             "horizon": np.tile(np.arange(1, horizon + 1, dtype=np.int64), len(dates)),
-            **{
-                column: np.concatenate([p[at] for p in parts]).reshape(-1)
-                for column, at in (("yhat", 2), ("yhat_lower", 3), ("yhat_upper", 4))
-            },
+            "yhat": np.concatenate([p.yhat for p in parts]).reshape(-1),
+            "yhat_lower": np.concatenate([p.lower for p in parts]).reshape(-1),
+            "yhat_upper": np.concatenate([p.upper for p in parts]).reshape(-1),
             MODEL: model,
         }
     )
