@@ -63,11 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default="ets,arima")
     p.add_argument(
         "--refit-every",
-        default="20",
-        help="rows between the fit points of ets and arima (backtest.statistical_refit_rows), "
-        "several to "
-        "compare: 1,20,60 (fits kept in a cache, as the nightly keeps them, so a fit point "
-        "shared by nights is fitted once and the CPU seconds are what the nights cost)",
+        default=None,
+        help="rows between the fit points of ets and arima (default: the config's "
+        "backtest.statistical_refit_rows); several to compare: 1,20,60 (fits kept in a cache, "
+        "as the nightly keeps them, so a fit point shared by nights is fitted once and the "
+        "CPU seconds are what the nights cost)",
     )
     return p.parse_args(argv)
 
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.config}: {features[schema.SERIES_ID].nunique()} series, {len(dates)} nights "
           f"{dates[0]}..{dates[-1]}, horizon {horizon}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     rows = []
-    everies = [int(e) for e in args.refit_every.split(",")]
+    refit = args.refit_every or str(settings.backtest.statistical_refit_rows)
+    everies = [int(e) for e in refit.split(",")]
     variants = [
         (name, window, every)
         for name in args.models.split(",")
