@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "as the nightly keeps them, so a fit point shared by nights is fitted once and the "
         "CPU seconds are what the nights cost)",
     )
+    p.add_argument(
+        "--search-every",
+        default=None,
+        help="fit points of ets and arima per model search (default: the config's "
+        "backtest.statistical_search_every); several to compare: 1,4",
+    )
     return p.parse_args(argv)
 
 
@@ -87,18 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     refit = args.refit_every or str(settings.backtest.statistical_refit_rows)
     everies = [int(e) for e in refit.split(",")]
+    search = args.search_every or str(settings.backtest.statistical_search_every)
+    searches = [int(e) for e in search.split(",")]
     variants = [
-        (name, window, every)
+        (name, window, every, search_every)
         for name in args.models.split(",")
         for window in windows
         for every in (everies if name in ("ets", "arima") else [0])
+        for search_every in (searches if name in ("ets", "arima") else [1])
     ]
-    for name, window, every in variants:
+    for name, window, every, search_every in variants:
         with tempfile.TemporaryDirectory() as cache:
             parts, seconds = [], 0.0
             for night in dates:
                 history = features.loc[features[schema.DATE] <= pd.Timestamp(night)]
-                fit = FitWindows(window[0], window, every or 1)
+                fit = FitWindows(window[0], window, every or 1, search_every)
                 model = make_baseline(name, band, night, cache, settings.feature_set, fit)
                 started = time.process_time()
                 model.fit(history)
@@ -114,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(
                     {
                         "model": name, "window": "+".join(str(w or "all") for w in window),
-                        "refit every": every or "", "scope": label,
+                        "refit every": every or "", "search every": search_every,
+                        "scope": label,
                         "MAE": at["mae"].mean(), "MASE": at["mase"].mean(),
                         "fit+forecast CPU s": seconds,
                     }

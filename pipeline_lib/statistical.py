@@ -7,12 +7,18 @@ later origin with statsforecast's ``forward`` (the states are updated, the param
 every backtest forecast is out of sample and tonight's forecast comes from the very model the
 backtest scored. The fit point moves in steps of ``refit_every`` rows
 (``backtest.statistical_refit_rows``, 60: about a quarter of business days; each series on
-nights of its own, so a night refits one series in 60, not all of them at once), and
-the fitted models and their forecasts per origin are kept in the models folder
-(``statistical/<model>/<series>/``), keyed by a hash of the rows they read: a night fits
-only the series whose step it is and forecasts only its new origins (``bench/selection_cost.py``
-prints the cost). The cache holds pickles written by the pipeline itself; a torn, foreign or
-stale file is refitted, never trusted (its hash of the rows must match).
+nights of its own, so a night refits one series in 60, not all of them at once). The form
+of a model (ETS's error, trend, damping and season; ARIMA's order, mean and drift) is searched
+at one fit point in ``search_every`` (``backtest.statistical_search_every``, 4: about a year of
+business days) and kept by the fit points between, which re-estimate its parameters on their
+own rows (a tenth of a search's cost); a fit point's form always comes from the same search
+point, fitted again if it is not in the cache, so what a night publishes does not depend on
+what the models folder holds. The fitted models and their forecasts per origin are kept in
+the models folder (``statistical/<model>/<series>/``), keyed by a hash of the rows they read
+(and the form they were given): a night fits only the series whose step it is and forecasts
+only its new origins (``bench/selection_cost.py`` prints the cost). The cache holds pickles
+written by the pipeline itself; a torn, foreign or stale file is refitted, never trusted (its
+hash of the rows must match).
 
 - ``ets``: ``AutoETS`` (AICc search over error, trend, damping). Where the series has a weekly
   pattern (:func:`weekly_pattern`: the Theta method's seasonality test on its changes at the
@@ -45,11 +51,13 @@ import numpy as np
 from fsspec.core import url_to_fs
 
 from pipeline_lib.baselines import Baseline, SeriesHistory
-from pipeline_lib.config import STATISTICAL_REFIT_ROWS
+from pipeline_lib.config import STATISTICAL_REFIT_ROWS, STATISTICAL_SEARCH_EVERY
 from pipeline_lib.features.calendar import weekly_season
 from pipeline_lib.store.fs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
+
+Form = tuple[int | str | bool, ...]  # what a model search chose, its parameters left out
 
 
 def _levels(quantiles: Sequence[float]) -> list[str]:
@@ -73,6 +81,18 @@ def fit_point(rows: int, every: int, series_id: str) -> int:
     on the same night."""
     offset = zlib.crc32(series_id.encode()) % every
     return rows - (rows - offset) % every
+
+
+def search_point(n_fit: int, every: int, search_every: int, series_id: str) -> int:
+    """The fit point whose model search gives its form to the fit at ``n_fit`` (a fit point of
+    ``series_id``, see :func:`fit_point`): the last one on or before it whose row count is the
+    series' own step of ``every * search_every`` rows (offset by the same hash as its fit
+    points, taken modulo the longer step, so the search points are fit points and the series
+    search on nights spread over the whole cycle), so one fit point in ``search_every``
+    searches and the others re-estimate the parameters of its form. ``search_every`` 1: every
+    fit point searches (returns ``n_fit``)."""
+    offset = zlib.crc32(series_id.encode()) % (every * search_every)
+    return n_fit - ((n_fit - offset) // every % search_every) * every
 
 
 class StatsForecastBaseline(Baseline):
@@ -100,15 +120,18 @@ class StatsForecastBaseline(Baseline):
         refit_every: int = STATISTICAL_REFIT_ROWS,
         cache: str | None = None,
         fit_rows: int = 0,
+        search_every: int = STATISTICAL_SEARCH_EVERY,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         if refit_every < 1:
             raise ValueError(f"refit_every must be >= 1, got {refit_every}")
+        if search_every < 1:
+            raise ValueError(f"search_every must be >= 1, got {search_every}")
         if fit_rows and fit_rows < min_train:
             raise ValueError(f"fit_rows must be 0 (every row) or >= {min_train}, got {fit_rows}")
         self.min_train, self.refit_every, self.cache = min_train, refit_every, cache
-        self.fit_rows = fit_rows
+        self.fit_rows, self.search_every = fit_rows, search_every
         self.fit_end: np.datetime64 | None = None
         self._fitted: dict[tuple[int, int, bool], _Fitted | None] = {}
         self._fresh: set[tuple[int, int, bool]] = set()  # fitted here, not read from the cache
@@ -123,8 +146,16 @@ class StatsForecastBaseline(Baseline):
         self.fit_end = None if fit_end is None else np.datetime64(fit_end, "ns")
         return self
 
-    def _make(self, season: int, z: np.ndarray) -> Any:
-        """The unfitted statsforecast model for log (or raw) values ``z`` up to the fit end."""
+    def _make(self, season: int, z: np.ndarray, form: Form | None = None) -> Any:
+        """The unfitted statsforecast model for log (or raw) values ``z`` up to the fit end:
+        its automatic search, or with ``form`` (see :meth:`_form`) that form alone."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _form(model: Any) -> Form | None:
+        """What a fitted model's search chose (the parameters left out), for :meth:`_make`;
+        None where the fit does not say (statsforecast's special case of a constant series):
+        the fit point searches for itself."""
         raise NotImplementedError
 
     def _first_row(self, n_fit: int) -> int:
@@ -132,17 +163,33 @@ class StatsForecastBaseline(Baseline):
         return max(0, n_fit - self.fit_rows) if self.fit_rows else 0
 
     def _model_for(
-        self, s: SeriesHistory, n_fit: int, frequency: str, raw: bool = False
+        self,
+        s: SeriesHistory,
+        n_fit: int,
+        frequency: str,
+        raw: bool = False,
+        form_only: bool = False,
     ) -> _Fitted | None:
         """The model fitted on rows ``_first_row(n_fit)..n_fit-1`` (memoised, then from the
-        cache): on logs while they are positive, on the raw values with ``raw``."""
+        cache): on logs while they are positive, on the raw values with ``raw``. Its form is
+        searched at a search point (:func:`search_point`), else taken from the search point's
+        model. ``form_only``: wanted for its form (a search point before the fit point), so a
+        fresh fit is written to the cache at once (no forecast of it will write it)."""
         key = (id(s), n_fit, raw)
         if key in self._fitted:
             return self._fitted[key]
         y = s.y[self._first_row(n_fit) : n_fit]
         use_log = not raw and bool(np.all(y > 0))
         season = weekly_season(frequency)
-        digest = _digest(self.name, season, use_log, self.quantiles, y)
+        form = None
+        if not raw:
+            sid = self._ids.get(id(s), "")
+            searched_at = search_point(n_fit, self.refit_every, self.search_every, sid)
+            if searched_at != n_fit and searched_at >= self.min_train:
+                searched = self._model_for(s, searched_at, frequency, form_only=True)
+                if searched is not None and searched.use_log == use_log:
+                    form = self._form(searched.model)
+        digest = _digest(self.name, season, use_log, self.quantiles, y, form)
         url = None
         if self.cache:
             sid = self._ids.get(id(s), "series")
@@ -150,13 +197,19 @@ class StatsForecastBaseline(Baseline):
         fitted = _load(url, digest) if url else None
         if fitted is None:
             z = np.log(y) if use_log else y
-            model = self._make(season, z)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    model.fit(z)
+                    try:
+                        model = self._make(season, z, form).fit(z)
+                    except Exception:  # the form fits no more: search again
+                        if form is None:
+                            raise
+                        model = self._make(season, z).fit(z)
                 fitted = _Fitted(digest, model, use_log, {}, url)
                 self._fresh.add(key)
+                if url and form_only:  # no forecast will save it: the later fit points need it
+                    _save(fitted)
             except Exception as exc:  # statsforecast raises many kinds on degenerate series
                 log.warning("%s: no model for a series of %d rows: %s", self.name, n_fit, exc)
         elif fitted is not None:
@@ -212,7 +265,9 @@ class StatsForecastBaseline(Baseline):
                 _save(model)
         if changed and fitted.url and (id(s), n_fit, False) in self._fresh:
             self._fresh.discard((id(s), n_fit, False))  # a new fit point: older fits may go
-            _prune(fitted.url, n_fit - KEEP_FITS * self.refit_every)
+            sid = self._ids.get(id(s), "")
+            searched_at = search_point(n_fit, self.refit_every, self.search_every, sid)
+            _prune(fitted.url, min(searched_at, n_fit - KEEP_FITS * self.refit_every))
         lower, point, upper = out  # the quantiles' order
         return point, np.minimum(lower, point), np.maximum(upper, point)
 
@@ -245,12 +300,15 @@ def _prune(url: str, below: int) -> None:
         log.warning("statistical model cache %s not pruned: %s", url, exc)
 
 
-def _digest(name: str, season: int, use_log: bool, quantiles: Any, y: np.ndarray) -> str:
-    """What a fit depends on: the model, the season, the scale, the quantiles and the rows (not
-    the target dates: ``"B"`` and an exchange calendar share a fit)."""
+def _digest(
+    name: str, season: int, use_log: bool, quantiles: Any, y: np.ndarray, form: Form | None
+) -> str:
+    """What a fit depends on: the model, the season, the scale, the quantiles, the form its
+    search point chose (None: a search) and the rows (not the target dates: ``"B"`` and an
+    exchange calendar share a fit)."""
     import statsforecast
 
-    head = f"{name}|{statsforecast.__version__}|{season}|{use_log}|{tuple(quantiles)}|"
+    head = f"{name}|{statsforecast.__version__}|{season}|{use_log}|{tuple(quantiles)}|{form}|"
     return hashlib.sha256(head.encode() + np.ascontiguousarray(y).tobytes()).hexdigest()
 
 
@@ -303,10 +361,23 @@ class ETS(StatsForecastBaseline):
 
     name = "ets"
 
-    def _make(self, season: int, z: np.ndarray) -> Any:
+    def _make(self, season: int, z: np.ndarray, form: Form | None = None) -> Any:
         from statsforecast.models import AutoETS
 
-        return AutoETS(season_length=season if weekly_pattern(z, season) else 1)
+        if form is None:
+            return AutoETS(season_length=season if weekly_pattern(z, season) else 1)
+        season_length, components, damped = form
+        return AutoETS(season_length=int(season_length), model=str(components), damped=bool(damped))
+
+    @staticmethod
+    def _form(model: Any) -> Form | None:
+        """The season length, the components (``"MNA"``: error, trend, season) and the damping
+        of the chosen ``ETS(M,Ad,A)``."""
+        method = model.model_.get("method", "")
+        if not (method.startswith("ETS(") and method.count(",") == 2):
+            return None
+        error, trend, season = method[4:-1].split(",")
+        return (int(model.season_length), error + trend[0] + season, trend.endswith("d"))
 
 
 class ARIMA(StatsForecastBaseline):
@@ -314,7 +385,22 @@ class ARIMA(StatsForecastBaseline):
 
     name = "arima"
 
-    def _make(self, season: int, z: np.ndarray) -> Any:
+    def _make(self, season: int, z: np.ndarray, form: Form | None = None) -> Any:
+        from statsforecast.models import ARIMA as FixedARIMA
         from statsforecast.models import AutoARIMA
 
-        return AutoARIMA(season_length=1)
+        if form is None:
+            return AutoARIMA(season_length=1)
+        p, d, q, mean, drift = form
+        return FixedARIMA(
+            order=(int(p), int(d), int(q)), include_mean=bool(mean), include_drift=bool(drift)
+        )
+
+    @staticmethod
+    def _form(model: Any) -> Form | None:
+        """The order ``(p, d, q)`` of the chosen ARIMA and whether it has a mean and a drift."""
+        if "arma" not in model.model_ or "coef" not in model.model_:
+            return None
+        p, q, _, _, _, d, _ = model.model_["arma"]
+        coef = model.model_["coef"]
+        return (int(p), int(d), int(q), "intercept" in coef, "drift" in coef)

@@ -22,6 +22,7 @@ from pipeline_lib.config.loading import load_settings
 from pipeline_lib.config.modelling import (
     STATISTICAL_MIN_ROWS,
     STATISTICAL_REFIT_ROWS,
+    STATISTICAL_SEARCH_EVERY,
     BacktestConfig,
     BaselineName,
     ModelConfig,
@@ -63,6 +64,7 @@ __all__ = [
     "SEATTLE",
     "STATISTICAL_MIN_ROWS",
     "STATISTICAL_REFIT_ROWS",
+    "STATISTICAL_SEARCH_EVERY",
     "BacktestConfig",
     "BaselineName",
     "CovariateConfig",

@@ -27,7 +27,7 @@ import pandas as pd
 from pipeline_lib import schema
 from pipeline_lib.baselines import BASELINES as SIMPLE_BASELINES
 from pipeline_lib.baselines import Baseline
-from pipeline_lib.config import STATISTICAL_REFIT_ROWS, BacktestConfig
+from pipeline_lib.config import STATISTICAL_REFIT_ROWS, STATISTICAL_SEARCH_EVERY, BacktestConfig
 from pipeline_lib.evaluation.metrics import MODEL, score_rows_and_summary
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.spec import FeatureSet
@@ -123,11 +123,13 @@ class FitWindows:
     ETS's and ARIMA's (``backtest.statistical_fit_rows``); ``linear``, the linear model's
     calibration windows, whose forecasts are averaged (``backtest.linear_fit_rows``);
     ``statistical_refit``: rows between ETS's and ARIMA's fit points
-    (``backtest.statistical_refit_rows``)."""
+    (``backtest.statistical_refit_rows``); ``statistical_search``: fit points per model search
+    (``backtest.statistical_search_every``)."""
 
     statistical: int = 0
     linear: tuple[int, ...] = (0,)
     statistical_refit: int = STATISTICAL_REFIT_ROWS
+    statistical_search: int = STATISTICAL_SEARCH_EVERY
 
     @classmethod
     def of(cls, config: BacktestConfig) -> FitWindows:
@@ -135,6 +137,7 @@ class FitWindows:
             config.statistical_fit_rows,
             tuple(config.linear_fit_rows),
             config.statistical_refit_rows,
+            config.statistical_search_every,
         )
 
 
@@ -165,6 +168,7 @@ def make_baseline(
             feature_set=feature_set,
             fit_rows=windows.statistical,
             refit_every=windows.statistical_refit,
+            search_every=windows.statistical_search,
         )
     elif issubclass(kind, LinearLags):
         model = kind(quantiles=levels, feature_set=feature_set, fit_rows=windows.linear)

@@ -14,12 +14,21 @@ from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.evaluation.backtest import FitWindows, make_baseline
 from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.statistical import ARIMA, ETS, _levels, fit_point, weekly_pattern
+from pipeline_lib.statistical import (
+    ARIMA,
+    ETS,
+    _levels,
+    fit_point,
+    search_point,
+    weekly_pattern,
+)
 
 QUANTILES = (0.1, 0.5, 0.9)
 # a series id whose refit steps fall on multiples of 20 rows (fit_point's offset 0)
 ALIGNED = next(f"S{i}" for i in range(1000) if fit_point(20, 20, f"S{i}") == 20)
-EVERY_20 = FitWindows(statistical_refit=20)  # fit points 20 rows apart (shorter test series)
+# fit points 20 rows apart (shorter test series), each a search (the searches kept between
+# fit points: test_a_fit_between_search_points_keeps_the_searched_form)
+EVERY_20 = FitWindows(statistical_refit=20, statistical_search=1)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +139,7 @@ def test_a_fit_window_reads_only_the_newest_rows_before_the_fit_point(name: str)
     early = features.index < 280
     features.loc[early, schema.Y] *= 1.5
     as_of = pd.Timestamp(features[schema.DATE].iloc[-1]).date()  # 400 rows: the fit point
-    windows = FitWindows(statistical=120, statistical_refit=20)
+    windows = FitWindows(statistical=120, statistical_refit=20, statistical_search=1)
     windowed = make_baseline(name, QUANTILES, as_of, windows=windows).fit(features)
     out = windowed.predict(as_of, 5, "B")
     recent = features.iloc[280:]  # the same 120 rows, alone: the same fit and forecast
@@ -194,3 +203,78 @@ def test_origins_after_a_value_not_above_zero_get_the_raw_scale_fit(name: str, t
     assert out.loc[~before, "yhat"].notna().all()
     fits = sorted(p.name for p in (tmp_path / name / ALIGNED).glob("240-*.pkl"))
     assert len(fits) == 2  # the log fit and the raw-scale one, both at the fit point
+
+
+def test_search_points_are_every_nth_fit_point_of_the_series() -> None:
+    ids = [f"S{i:04d}" for i in range(300)]
+    for sid in ids:
+        points = sorted({fit_point(rows, 20, sid) for rows in range(200, 600)})
+        searched = [search_point(p, 20, 4, sid) for p in points]
+        assert all(
+            s <= p and (p - s) % 20 == 0 and p - s < 80
+            for s, p in zip(searched, points, strict=True)
+        )
+        assert all(search_point(s, 20, 4, sid) == s for s in searched)  # a search point: itself
+        assert np.diff(sorted(set(searched))).tolist() in ([80] * 4, [80] * 5)
+        assert all(search_point(p, 20, 1, sid) == p for p in points)  # 1: every point searches
+    # staggered too: each series searches once in 80 nights, on a night of its own, spread
+    # over the 80 (about 300 / 80 a night), and a quarter of the refits are searches
+    nights = np.array(
+        [
+            [search_point(fit_point(r, 20, sid), 20, 4, sid) == r for sid in ids]
+            for r in range(1000, 1080)
+        ]
+    )
+    assert (nights.sum(axis=0) == 1).all() and nights.sum(axis=1).max() <= 12
+    at_search = [
+        search_point(fit_point(1000, 20, sid), 20, 4, sid) == fit_point(1000, 20, sid)
+        for sid in ids
+    ]
+    assert 50 <= sum(at_search) <= 100
+
+
+@pytest.mark.parametrize("name", ["ets", "arima"])
+def test_a_fit_between_search_points_keeps_the_searched_form(name: str, tmp_path) -> None:
+    """At a fit point that is not a search point the model's form (ETS components, ARIMA
+    order) is the one its search point chose, its parameters fitted on its own rows; the
+    forecasts are the same with or without the cache, and with the search point's fit cached
+    or not (whatever a night finds in the models folder, it publishes the same)."""
+    features = random_walk_features(n_series=1, n_days=300, seed=3)
+    sid = next(  # fit points: multiples of 20; search points: multiples of 80 (240, 160...)
+        f"S{i}"
+        for i in range(1000)
+        if fit_point(240, 20, f"S{i}") == 240 and search_point(240, 20, 4, f"S{i}") == 240
+    )
+    features[schema.SERIES_ID] = sid
+    fit_end = pd.Timestamp(features[schema.DATE].iloc[279]).date()  # 280 rows: searched at 240
+    as_of = pd.Timestamp(features[schema.DATE].iloc[289]).date()
+    searching = FitWindows(statistical_refit=20, statistical_search=4)
+
+    def night(cache: str | None, windows: FitWindows = searching) -> tuple[pd.DataFrame, dict]:
+        model = make_baseline(name, QUANTILES, fit_end, cache, windows=windows).fit(features)
+        out = model.predict(as_of, 5, "B")
+        return out, {n_fit: f.model for (_, n_fit, _), f in model._fitted.items()}
+
+    out, fits = night(None)
+    assert sorted(fits) == [240, 280]
+    form = ETS._form if name == "ets" else ARIMA._form
+    assert form(fits[280]) == form(fits[240])
+    kind = type(fits[280]).__name__
+    assert kind == ("AutoETS" if name == "ets" else "ARIMA")  # one form, not a search
+    if name == "ets":
+        assert fits[280].model != "ZZZ"
+    cache = str(tmp_path / "statistical")
+    pd.testing.assert_frame_equal(out, night(cache)[0])  # cold cache
+    folder = tmp_path / "statistical" / name / sid
+    kept = sorted(p.name.split("-")[0] for p in folder.glob("*.pkl"))
+    assert kept == ["240", "280"]  # the search point's fit kept too: not searched again
+    stamps = {p: p.stat().st_mtime_ns for p in folder.glob("*.pkl")}
+    pd.testing.assert_frame_equal(out, night(cache)[0])  # warm cache: nothing refitted
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("*.pkl")} == stamps
+    for pkl in folder.glob("240-*.pkl"):
+        pkl.unlink()  # the search point's fit gone: searched again, the same form
+    pd.testing.assert_frame_equal(out, night(cache)[0])
+    # every fit point searching: a search at 280 too
+    _, alone = night(None, FitWindows(statistical_refit=20, statistical_search=1))
+    assert sorted(alone) == [280]
+    assert type(alone[280]).__name__ == ("AutoETS" if name == "ets" else "AutoARIMA")
