@@ -15,10 +15,11 @@ own rows (a tenth of a search's cost); a fit point's form always comes from the 
 point, fitted again if it is not in the cache, so what a night publishes does not depend on
 what the models folder holds. The fitted models and their forecasts per origin are kept in
 the models folder (``statistical/<model>/<series>/``), keyed by a hash of the rows they read
-(and the form they were given): a night fits only the series whose step it is and forecasts
-only its new origins (``bench/selection_cost.py`` prints the cost). The cache holds pickles
-written by the pipeline itself; a torn, foreign or stale file is refitted, never trusted (its
-hash of the rows must match).
+(between searches, with the key of the search point's fit whose form they take, so a warm
+night reads one file per series and model): a night fits only the series whose step it is
+and forecasts only its new origins (``bench/selection_cost.py`` prints the cost). The cache
+holds pickles written by the pipeline itself; a torn, foreign or stale file is refitted, never
+trusted (its hash of the rows must match).
 
 - ``ets``: ``AutoETS`` (AICc search over error, trend, damping). Where the series has a weekly
   pattern (:func:`weekly_pattern`: the Theta method's seasonality test on its changes at the
@@ -181,21 +182,27 @@ class StatsForecastBaseline(Baseline):
         y = s.y[self._first_row(n_fit) : n_fit]
         use_log = not raw and bool(np.all(y > 0))
         season = weekly_season(frequency)
-        form = None
+        # the search point whose form this fit takes: named in the cache key by its own key (its
+        # rows decide its form), so a warm night reads this fit alone, not the search's too
+        searched_at, searched_key = n_fit, None
         if not raw:
             sid = self._ids.get(id(s), "")
             searched_at = search_point(n_fit, self.refit_every, self.search_every, sid)
-            if searched_at != n_fit and searched_at >= self.min_train:
-                searched = self._model_for(s, searched_at, frequency, form_only=True)
-                if searched is not None and searched.use_log == use_log:
-                    form = self._form(searched.model)
-        digest = _digest(self.name, season, use_log, self.quantiles, y, form)
+            y_searched = s.y[self._first_row(searched_at) : searched_at]
+            same_scale = bool(np.all(y_searched > 0)) == use_log
+            if searched_at != n_fit and searched_at >= self.min_train and same_scale:
+                searched_key = _digest(self.name, season, use_log, self.quantiles, y_searched)
+        digest = _digest(self.name, season, use_log, self.quantiles, y, searched_key)
         url = None
         if self.cache:
             sid = self._ids.get(id(s), "series")
             url = f"{self.cache.rstrip('/')}/{self.name}/{sid}/{n_fit}-{digest[:16]}.pkl"
         fitted = _load(url, digest) if url else None
         if fitted is None:
+            form = None
+            if searched_key is not None:
+                searched = self._model_for(s, searched_at, frequency, form_only=True)
+                form = None if searched is None else self._form(searched.model)
             z = np.log(y) if use_log else y
             try:
                 with warnings.catch_warnings():
@@ -301,14 +308,20 @@ def _prune(url: str, below: int) -> None:
 
 
 def _digest(
-    name: str, season: int, use_log: bool, quantiles: Any, y: np.ndarray, form: Form | None
+    name: str,
+    season: int,
+    use_log: bool,
+    quantiles: Any,
+    y: np.ndarray,
+    searched: str | None = None,
 ) -> str:
-    """What a fit depends on: the model, the season, the scale, the quantiles, the form its
-    search point chose (None: a search) and the rows (not the target dates: ``"B"`` and an
-    exchange calendar share a fit)."""
+    """What a fit depends on: the model, the season, the scale, the quantiles, the key of the
+    search point's fit whose form it takes (``searched``; None: a search, the form its own)
+    and the rows (not the target dates: ``"B"`` and an exchange calendar share a fit)."""
     import statsforecast
 
-    head = f"{name}|{statsforecast.__version__}|{season}|{use_log}|{tuple(quantiles)}|{form}|"
+    head = f"{name}|{statsforecast.__version__}|{season}|{use_log}|{tuple(quantiles)}|"
+    head += f"{searched}|" if searched is not None else ""
     return hashlib.sha256(head.encode() + np.ascontiguousarray(y).tobytes()).hexdigest()
 
 

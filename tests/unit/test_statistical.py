@@ -272,8 +272,13 @@ def test_a_fit_between_search_points_keeps_the_searched_form(name: str, tmp_path
     pd.testing.assert_frame_equal(out, night(cache)[0])  # warm cache: nothing refitted
     assert {p: p.stat().st_mtime_ns for p in folder.glob("*.pkl")} == stamps
     for pkl in folder.glob("240-*.pkl"):
-        pkl.unlink()  # the search point's fit gone: searched again, the same form
+        pkl.unlink()  # the search point's fit gone: the fit point's own file is enough
     pd.testing.assert_frame_equal(out, night(cache)[0])
+    assert not list(folder.glob("240-*.pkl"))  # its key names the search point's rows
+    for pkl in folder.glob("*.pkl"):
+        pkl.unlink()  # both gone: searched again at 240, the same form at 280
+    pd.testing.assert_frame_equal(out, night(cache)[0])
+    assert sorted(p.name.split("-")[0] for p in folder.glob("*.pkl")) == ["240", "280"]
     # every fit point searching: a search at 280 too
     _, alone = night(None, FitWindows(statistical_refit=20, statistical_search=1))
     assert sorted(alone) == [280]
