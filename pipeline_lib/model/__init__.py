@@ -4,7 +4,7 @@ Modules: ``scaling`` (per-series scalers), ``windows`` (unfold windowing, time-o
 ``lstm`` (the nn.Module), ``base`` (its linear base and the gate on the network's correction),
 ``train`` (``train_full`` and the training steps), ``finetune`` (``fine_tune``), ``trained``
 (the ``TrainedModel`` record), ``checkpoint`` (safetensors + JSON registry, point-in-time
-selection), ``forecast`` (``predict``), ``calendar`` (future dates and their calendar features)
-and ``testing`` (synthetic feature frames). Nothing is imported here, so importing the package
+selection), ``forecast`` (``predict``), ``calendar`` (future dates and their calendar features),
+``threads`` (torch's threads off the main thread) and ``testing`` (synthetic feature frames). Nothing is imported here, so importing the package
 stays cheap; import the module you need.
 """

@@ -17,6 +17,7 @@ import torch
 from pipeline_lib import schema
 from pipeline_lib.config import TrainingConfig
 from pipeline_lib.model.scaling import SeriesScalers, fit_scalers
+from pipeline_lib.model.threads import use_threads
 from pipeline_lib.model.train import Progress, Saved, _fit_into, _one_at_a_time, set_seed
 from pipeline_lib.model.trained import TrainedModel, build_module, data_fingerprint
 from pipeline_lib.model.windows import WindowSet, model_windows, require_columns, training_rows
@@ -150,7 +151,7 @@ def fine_tune(
     - ``saved``: see :data:`Saved`.
     """
     set_seed(train_cfg.seed)
-    torch.set_num_threads(train_cfg.num_threads)
+    use_threads(train_cfg.num_threads)
     require_columns(features, parent.feature_set)
     # the recent window ends at the last date a target may have: after fit_end there is
     # nothing to train on (it is the backtest hold-out)

@@ -12,6 +12,7 @@ import torch
 from pipeline_lib import schema
 from pipeline_lib.evaluation.windows import origin_windows
 from pipeline_lib.features.calendar import calendar_features, dates_ahead
+from pipeline_lib.model.threads import use_threads
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.model.windows import future_covariate_inputs, require_columns, series_arrays
 
@@ -67,6 +68,7 @@ def predict_at(
     """
     lookback, horizon, feature_set = trained.lookback, trained.horizon, trained.feature_set
     require_columns(features, feature_set)
+    use_threads()  # one thread off the main thread (a backfill's worker; model.threads)
     wanted = [s for s in trained.series_ids if len(forecast_dates.get(s, ())) > 0]
     rows = readable_rows(features, {s: forecast_dates[s] for s in wanted}, lookback)
     arrays = series_arrays(

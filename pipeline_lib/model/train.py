@@ -29,6 +29,7 @@ from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.base import fit_gate, fit_linear_base
 from pipeline_lib.model.lstm import LSTMForecaster
 from pipeline_lib.model.scaling import fit_scalers
+from pipeline_lib.model.threads import use_threads
 from pipeline_lib.model.trained import (
     TrainedModel,
     build_module,
@@ -322,7 +323,7 @@ def train_full(
     ``saved``: see :data:`Saved`.
     """
     set_seed(train_cfg.seed)
-    torch.set_num_threads(train_cfg.num_threads)
+    use_threads(train_cfg.num_threads)
     require_columns(features, feature_set)
     first = pd.Timestamp(train_end) - pd.Timedelta(days=train_cfg.train_window_days - 1)
     frame = training_rows(features, first, train_end)
