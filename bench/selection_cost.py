@@ -169,10 +169,10 @@ def drop_newest_fits(baselines: str) -> None:
     ``statistical_search_every``, as on an average refit night."""
     for name in STATISTICAL:
         for folder in Path(baselines, name).glob("*"):
-            fits = {int(f.name.split("-", 1)[0]): f for f in folder.glob("*.pkl")}
-            newest = max(fits, default=None)
-            for f in folder.glob(f"{newest}-*.pkl"):
-                f.unlink()
+            newest = max((int(f.name.split("-", 1)[0]) for f in folder.glob("*.pkl")), default=None)
+            if newest is not None:
+                for f in folder.glob(f"{newest}-*.pkl"):
+                    f.unlink()
 
 
 def _line(parts: dict[str, float]) -> str:

@@ -159,6 +159,11 @@ class StatsForecastBaseline(Baseline):
         the fit point searches for itself."""
         raise NotImplementedError
 
+    def _search_point(self, s: SeriesHistory, n_fit: int) -> int:
+        """The search point whose form the fit at ``n_fit`` of ``s`` takes."""
+        sid = self._ids.get(id(s), "")
+        return search_point(n_fit, self.refit_every, self.search_every, sid)
+
     def _first_row(self, n_fit: int) -> int:
         """The first row a fit at ``n_fit`` rows reads."""
         return max(0, n_fit - self.fit_rows) if self.fit_rows else 0
@@ -184,13 +189,11 @@ class StatsForecastBaseline(Baseline):
         season = weekly_season(frequency)
         # the search point whose form this fit takes: named in the cache key by its own key (its
         # rows decide its form), so a warm night reads this fit alone, not the search's too
-        searched_at, searched_key = n_fit, None
-        if not raw:
-            sid = self._ids.get(id(s), "")
-            searched_at = search_point(n_fit, self.refit_every, self.search_every, sid)
+        searched_at = n_fit if raw else self._search_point(s, n_fit)
+        searched_key = None
+        if searched_at != n_fit and searched_at >= self.min_train:
             y_searched = s.y[self._first_row(searched_at) : searched_at]
-            same_scale = bool(np.all(y_searched > 0)) == use_log
-            if searched_at != n_fit and searched_at >= self.min_train and same_scale:
+            if bool(np.all(y_searched > 0)) == use_log:  # the same scale: its form serves
                 searched_key = _digest(self.name, season, use_log, self.quantiles, y_searched)
         digest = _digest(self.name, season, use_log, self.quantiles, y, searched_key)
         url = None
@@ -272,8 +275,7 @@ class StatsForecastBaseline(Baseline):
                 _save(model)
         if changed and fitted.url and (id(s), n_fit, False) in self._fresh:
             self._fresh.discard((id(s), n_fit, False))  # a new fit point: older fits may go
-            sid = self._ids.get(id(s), "")
-            searched_at = search_point(n_fit, self.refit_every, self.search_every, sid)
+            searched_at = self._search_point(s, n_fit)  # its fit stays: later points need it
             _prune(fitted.url, min(searched_at, n_fit - KEEP_FITS * self.refit_every))
         lower, point, upper = out  # the quantiles' order
         return point, np.minimum(lower, point), np.maximum(upper, point)
