@@ -14,6 +14,7 @@ Run it with the project's environment::
 
     python bench/statistical_window.py                    # the electricity sample, 2019-2020
     python bench/statistical_window.py --models linear --windows 0,728,56+84+1092+1456
+    python bench/statistical_window.py --models linear --windows 1820 --asinh-rows 28,56,91
     python bench/statistical_window.py --config "" --start 2015-01-05 \\
         --data-end 2015-12-31 --windows 1000 --refit-every 1,20,60   # the bundled stocks
 """
@@ -62,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--models", default="ets,arima")
     p.add_argument(
+        "--asinh-rows",
+        default=None,
+        help="linear only: the prices that centre and scale its asinh scale (the "
+        "LinearLags default when not given; 0: every row); several to compare: 28,56,91",
+    )
+    p.add_argument(
         "--refit-every",
         default=None,
         help="rows between the fit points of ets and arima (default: the config's "
@@ -95,20 +102,24 @@ def main(argv: list[str] | None = None) -> int:
     everies = [int(e) for e in refit.split(",")]
     search = args.search_every or str(settings.backtest.statistical_search_every)
     searches = [int(e) for e in search.split(",")]
+    scales = [None] if args.asinh_rows is None else [int(a) for a in args.asinh_rows.split(",")]
     variants = [
-        (name, window, every, search_every)
+        (name, window, every, search_every, asinh)
         for name in args.models.split(",")
         for window in windows
         for every in (everies if name in ("ets", "arima") else [0])
         for search_every in (searches if name in ("ets", "arima") else [1])
+        for asinh in (scales if name == "linear" else [None])
     ]
-    for name, window, every, search_every in variants:
+    for name, window, every, search_every, asinh in variants:
         with tempfile.TemporaryDirectory() as cache:
             parts, seconds = [], 0.0
             for night in dates:
                 history = features.loc[features[schema.DATE] <= pd.Timestamp(night)]
                 fit = FitWindows(window[0], window, every or 1, search_every)
                 model = make_baseline(name, band, night, cache, settings.feature_set, fit)
+                if asinh is not None:
+                    model.asinh_rows = asinh  # type: ignore[attr-defined]  # LinearLags
                 started = time.process_time()
                 model.fit(history)
                 out = model.predict(night, horizon, settings.frequencies)
@@ -124,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     {
                         "model": name, "window": "+".join(str(w or "all") for w in window),
                         "refit every": every or "", "search every": search_every,
+                        "asinh rows": "" if asinh is None else asinh or "all",
                         "scope": label,
                         "MAE": at["mae"].mean(), "MASE": at["mase"].mean(),
                         "fit+forecast CPU s": seconds,

@@ -273,10 +273,6 @@ def _error(actual: np.ndarray, point: np.ndarray, use_log: bool) -> np.ndarray:
     return actual - point
 
 
-def inverse(z: np.ndarray, use_log: bool) -> np.ndarray:
-    return np.exp(z) if use_log else z
-
-
 def apply_bands(
     point: np.ndarray, lo: np.ndarray, hi: np.ndarray, use_log: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

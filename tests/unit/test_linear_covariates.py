@@ -12,7 +12,7 @@ from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.evaluation.backtest import FitWindows, make_baseline
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.linear_baseline import LinearLags
+from pipeline_lib.linear_baseline import LinearLags, price_scale
 
 LOAD = FeatureSet.of(future=[("load", 1)])
 ORIGIN = 450  # row of the origin in the point-in-time tests
@@ -121,3 +121,31 @@ def test_a_fit_window_too_short_is_refused() -> None:
         load_settings(backtest={"linear_fit_rows": [0, 30]})
     windows = load_settings(backtest={"linear_fit_rows": [1820, 0, 1820]}).backtest
     assert FitWindows.of(windows).linear == (0, 1820)
+
+
+def test_prices_at_or_below_zero_are_read_on_a_centred_asinh_scale() -> None:
+    positive = np.array([40.0, 42.0, 39.5, 45.0])
+    z, inverse = price_scale(positive)
+    np.testing.assert_allclose(z, np.log(positive))  # while every price is positive: log
+    rng = np.random.default_rng(5)
+    y = 30 + 15 * rng.standard_t(3, 400)  # spikes, some prices below zero
+    y[390] = -20.0
+    z, inverse = price_scale(y, 56)
+    np.testing.assert_allclose(inverse(z), y, rtol=1e-9)
+    recent = y[-56:]
+    m = np.median(recent)
+    s = 1.4826 * np.median(np.abs(recent - m))
+    np.testing.assert_allclose(z, np.arcsinh((y - m) / s))  # the newest 56 prices set m and s
+    older = y.copy()
+    older[:300] *= 3.0  # rows before the newest 56 do not move the scale
+    np.testing.assert_allclose(price_scale(older, 56)[0][-100:], z[-100:])
+    flat = np.r_[y[:300], np.zeros(100)]  # a window of zero prices: the std, not a zero MAD
+    assert np.isfinite(price_scale(flat, 56)[0]).all()
+    frame = pd.DataFrame(
+        {"series_id": "A", "date": pd.date_range("2022-01-01", periods=400, freq="D"), "y": y}
+    )
+    out = LinearLags().fit(frame).predict(frame["date"].iloc[-1].date(), 5, "D")
+    assert len(out) == 5 and np.isfinite(out[["yhat", "yhat_lower", "yhat_upper"]]).all().all()
+    assert (out["yhat_lower"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_upper"]).all()
+    with pytest.raises(ValueError, match="asinh_rows"):
+        LinearLags(asinh_rows=-1)
