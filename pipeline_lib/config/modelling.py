@@ -41,6 +41,14 @@ class ModelConfig(BaseModel):
         "is refitted on for tonight's forecast (0: every row), as the linear baseline's "
         "backtest.linear_fit_rows",
     )
+    asinh_rows: int = Field(
+        default=0,
+        ge=0,
+        description="0: the model reads each series' y on its standard scale; N (7 up to the "
+        "lookback): each window's y is read as asinh((y - m) / s), m and s the median and MAD "
+        "of its newest N past rows (spikes and negative prices weigh less; pipeline_lib.model."
+        "windows.local_scale)",
+    )
     quantiles: list[float] = Field(
         default_factory=lambda: [0.1, 0.5, 0.9],
         description="levels the LSTM forecasts: an odd count (3, 5, ...) of increasing values "
@@ -63,6 +71,11 @@ class ModelConfig(BaseModel):
     def _base_lags(self) -> ModelConfig:
         if self.base == "linear" and self.lookback < 7:
             raise ValueError("model.base = 'linear' reads the lag 7: lookback must be at least 7")
+        if self.asinh_rows and not 7 <= self.asinh_rows <= self.lookback:
+            raise ValueError(
+                f"model.asinh_rows must be 0 (off) or from 7 to the lookback ({self.lookback}): "
+                f"the rows of a window that centre and scale its prices, got {self.asinh_rows}"
+            )
         if 0 < self.base_refit_rows <= 2 * self.lookback:
             raise ValueError(
                 f"model.base_refit_rows must be 0 (every row) or more than twice the lookback "

@@ -14,7 +14,12 @@ from pipeline_lib.evaluation.windows import origin_windows
 from pipeline_lib.features.calendar import calendar_features, dates_ahead
 from pipeline_lib.model.threads import use_threads
 from pipeline_lib.model.trained import TrainedModel
-from pipeline_lib.model.windows import future_covariate_inputs, require_columns, series_arrays
+from pipeline_lib.model.windows import (
+    future_covariate_inputs,
+    local_scale,
+    require_columns,
+    series_arrays,
+)
 
 FORECAST_COLUMNS = [
     schema.SERIES_ID,
@@ -108,6 +113,10 @@ def predict_at(
         torch.from_numpy(np.concatenate(future)),
         torch.cat(index),
     )
+    if trained.asinh_rows:  # each window's y on its own asinh scale, as in training
+        scale = local_scale(past_t[:, :, 0], trained.asinh_rows)
+        past_t[:, :, 0] = torch.asinh((past_t[:, :, 0] - scale[0]) / scale[1])
+        centre, spread = (t.numpy().astype(np.float64) for t in scale)  # [N, 1]
     trained.module.eval()
     with torch.no_grad():  # in batches: the LSTM's activations for every window at once were
         out = torch.cat(  # ~1 GB at 1,000 series x 40 origins
@@ -120,6 +129,8 @@ def predict_at(
         )
     last_y = past_t[:, -1, 0].numpy().astype(np.float64)  # scaled y at each origin
     levels = out.numpy().astype(np.float64) + last_y[:, None, None]  # [N, horizon, 3]
+    if trained.asinh_rows:  # back from each window's asinh scale (monotone: order kept)
+        levels = np.sinh(levels) * spread[:, :, None] + centre[:, :, None]
     series = np.array(ids, dtype=object)
     # published: the outer quantiles and the middle one (the point forecast)
     n_q = levels.shape[2]

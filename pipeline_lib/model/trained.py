@@ -35,7 +35,13 @@ MODULE_ARGS = (
     "gate",
 )
 # Defaults of arguments added later, for checkpoints saved before them.
-MODULE_DEFAULTS = {"cell": "lstm", "attention": False, "base": "none", "gate": False}
+MODULE_DEFAULTS = {
+    "cell": "lstm",
+    "attention": False,
+    "base": "none",
+    "gate": False,
+    "asinh_rows": 0,
+}
 # The record keeps ``n_calendar_features`` (the calendar columns, as before covariates) and adds
 # ``n_future_features`` only when future covariates widen the known-future inputs, so records
 # (and versions) of models without covariates are unchanged; absent, it is the calendar count.
@@ -92,6 +98,12 @@ class TrainedModel:
     @property
     def lookback(self) -> int:
         return int(self.hyperparameters["lookback"])
+
+    @property
+    def asinh_rows(self) -> int:
+        """The past rows that centre and scale each window's ``y`` on an asinh scale (0: the
+        standard scale alone; ``model.asinh_rows``)."""
+        return int(self.hyperparameters.get("asinh_rows", 0))
 
     @property
     def version(self) -> str:
@@ -151,6 +163,7 @@ def hyperparameters(
         "attention": model_cfg.attention,
         **({"base": model_cfg.base} if model_cfg.base != "none" else {}),
         **({"gate": True} if model_cfg.gated else {}),
+        **({"asinh_rows": model_cfg.asinh_rows} if model_cfg.asinh_rows else {}),
         "lookback": model_cfg.lookback,
     }
 

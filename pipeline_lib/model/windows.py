@@ -12,8 +12,11 @@ only. A window with origin ``t`` (the last observed step) holds:
 - ``target``: scaled ``y`` at ``t + 1 .. t + H`` minus scaled ``y`` at ``t`` [H]
 
 so the model predicts the change from the last observed value, and a forecast is
-``y_scaled[t] + prediction`` before inverse scaling. Steps are observed rows (trading days for
-business-day series), not calendar days. The leads come from the origin row only
+``y_scaled[t] + prediction`` before inverse scaling. With ``asinh_rows`` (``model.asinh_rows``)
+each window reads its ``y`` as ``asinh((y - m) / s)`` instead, ``m`` and ``s`` the median and the
+MAD of its newest ``asinh_rows`` past steps (:func:`local_scale`), and a forecast is
+``sinh(z[t] + prediction) * s + m`` before inverse scaling. Steps are observed rows (trading
+days for business-day series), not calendar days. The leads come from the origin row only
 (:func:`future_covariate_inputs`, shared with the forecasts), so a window never sees a value
 issued after its origin.
 """
@@ -73,6 +76,7 @@ class WindowSet:
     origin_index: np.ndarray  # [N] row of the origin within its series
     origin_date: np.ndarray  # [N] datetime64[ns]
     target_end_date: np.ndarray  # [N] datetime64[ns], date of the last target
+    asinh_rows: int = 0  # past steps that centre and scale y on an asinh scale (0: off)
 
     def __len__(self) -> int:
         return int(self.start.shape[0])
@@ -80,10 +84,13 @@ class WindowSet:
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(past [n, lookback, F], future [n, H, F_future], target [n, H])`` of the windows
         ``idx``: the calendar columns of each target step, then the future covariates' leads
-        of the origin row and their masks; targets are the change of scaled ``y`` from the
-        origin."""
+        of the origin row and their masks; targets are the change of scaled ``y`` (with
+        ``asinh_rows``, of its window's asinh scale) from the origin."""
         steps = self.start[idx].unsqueeze(1) + torch.arange(self.lookback + self.horizon)
-        w = self.rows[steps]  # [n, L + H, F]
+        w = self.rows[steps]  # [n, L + H, F], a copy
+        if self.asinh_rows:  # the scale of each window's own past steps, never a later one
+            centre, spread = local_scale(w[:, : self.lookback, 0], self.asinh_rows)
+            w[:, :, 0] = torch.asinh((w[:, :, 0] - centre) / spread)
         past = w[:, : self.lookback, :]
         future = w[:, self.lookback :, w.shape[2] - self.n_calendar :]  # [n, H, F_cal]
         if self.feature_set.future_covariates:  # the leads of the origin row, never a later one
@@ -120,6 +127,23 @@ class WindowSet:
             origin_date=self.origin_date[mask],
             target_end_date=self.target_end_date[mask],
         )
+
+
+def local_scale(past_y: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centre and the spread [n, 1] of each window's ``y`` from its newest ``rows`` past
+    steps (``past_y`` [n, lookback]): their median and normal-consistent median absolute
+    deviation, the spread falling back to their standard deviation, then 1, where the prices
+    there do not vary. The asinh scale ``asinh((y - centre) / spread)`` is the variance-
+    stabilising transform of electricity price forecasting (Uniejewski, Weron and Ziel 2018),
+    as the linear baseline reads prices that reach zero
+    (:func:`pipeline_lib.linear_baseline.price_scale`)."""
+    recent = past_y[:, -rows:]
+    centre = torch.quantile(recent, 0.5, dim=1, keepdim=True)
+    mad = 1.4826 * torch.quantile((recent - centre).abs(), 0.5, dim=1, keepdim=True)
+    std = recent.std(dim=1, keepdim=True, unbiased=False)
+    tiny = 1e-6
+    spread = torch.where(mad > tiny, mad, torch.where(std > tiny, std, torch.ones_like(std)))
+    return centre, spread
 
 
 def training_rows(
@@ -231,12 +255,14 @@ def make_windows(
     n_calendar: int,
     cutoff: dt.date | None = None,
     feature_set: FeatureSet = NO_COVARIATES,
+    asinh_rows: int = 0,
 ) -> WindowSet:
     """Windows of every series whose targets all fall on or before ``cutoff`` (if given).
 
     The last ``n_calendar`` input columns are the calendar (known-future) features; the future
     covariates of ``feature_set`` join them from each origin's leads
     (:func:`future_covariate_inputs`). Nothing is copied per window (see :class:`WindowSet`).
+    ``asinh_rows``: see :class:`WindowSet` (``model.asinh_rows``).
     """
     limit = None if cutoff is None else np.datetime64(pd.Timestamp(cutoff).as_unit("ns"))
     blocks, starts, leads, index, origins, origin_dates, end_dates = [], [], [], [], [], [], []
@@ -277,6 +303,7 @@ def make_windows(
         origin_index=np.concatenate(origins),
         origin_date=np.concatenate(origin_dates),
         target_end_date=np.concatenate(end_dates),
+        asinh_rows=asinh_rows,
     )
 
 
@@ -302,12 +329,12 @@ def split_windows(windows: WindowSet, val_fraction: float) -> tuple[WindowSet, W
 
 def model_windows(trained: TrainedModel, frame: pd.DataFrame, cutoff: dt.date) -> WindowSet:
     """All windows of ``frame`` for ``trained`` (its series, scalers, calendar and covariate
-    inputs, look-back and horizon), targets up to ``cutoff``."""
+    inputs, look-back, horizon and asinh scale), targets up to ``cutoff``."""
     fs = trained.feature_set
     arrays = series_arrays(
         frame, trained.scalers, trained.series_ids, trained.calendar_features, fs.lead_columns
     )
     n_cal = len(trained.calendar_features)
     return make_windows(
-        arrays, trained.lookback, trained.horizon, n_cal, cutoff=cutoff, feature_set=fs
+        arrays, trained.lookback, trained.horizon, n_cal, cutoff, fs, trained.asinh_rows
     )

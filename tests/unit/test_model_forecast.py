@@ -94,3 +94,29 @@ def test_a_backtest_forward_pass_in_batches_gives_the_same_forecasts(
     batched = predict_at(trained, features, origins, FREQ)
     # the same windows and weights; a small batch may take another float32 kernel (last bit)
     pd.testing.assert_frame_equal(batched, whole, check_exact=False, rtol=1e-6)
+
+
+def test_the_asinh_scale_goes_back_to_prices_and_is_read_from_the_window_alone(
+    features: pd.DataFrame,
+) -> None:
+    model = ModelConfig(lookback=10, hidden_size=8, embedding_dim=2, dropout=0.0, asinh_rows=8)
+    train = TrainingConfig(max_epochs=2, batch_size=64, train_window_days=365)
+    trained = train_full(features, model, train, 4, dt.date(2020, 9, 30))
+    assert trained.asinh_rows == 8 and trained.hyperparameters["asinh_rows"] == 8
+    out = predict(trained, features, AS_OF, FREQ)
+    assert (out["yhat_lower"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_upper"]).all()
+    # rows before the window (its lookback) change nothing: the scale is the window's own
+    older = features.copy()
+    old = older[schema.DATE] < pd.Timestamp(AS_OF) - pd.Timedelta(days=40)
+    older.loc[old, schema.Y] *= 3.0
+    pd.testing.assert_frame_equal(predict(trained, older, AS_OF, FREQ), out)
+    # a network and base that predict no change: the forecast is the last price, exactly
+    # back through sinh and the scalers
+    for weights in trained.module.parameters():
+        weights.data.zero_()
+    for name, buffer in trained.module.named_buffers():
+        if name.startswith(("base_", "gate_")):
+            buffer.zero_()
+    last = features.loc[features[schema.DATE] <= pd.Timestamp(AS_OF)].groupby(schema.SERIES_ID)
+    naive = predict(trained, features, AS_OF, FREQ).merge(last[schema.Y].last().reset_index())
+    assert naive["yhat"].to_numpy() == pytest.approx(naive[schema.Y].to_numpy(), rel=1e-5)

@@ -18,6 +18,7 @@ from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.model.train import train_full
 from pipeline_lib.model.windows import (
     SeriesArray,
+    local_scale,
     make_windows,
     series_arrays,
     split_windows,
@@ -75,6 +76,32 @@ def test_windows_are_gathered_from_one_copy_of_the_rows() -> None:
     assert later.rows is w.rows and torch.equal(later.past, naive[1:, :3])
     past, future, target = w.batch(torch.tensor([2, 0]))
     assert torch.equal(past, naive[[2, 0], :3]) and torch.equal(target, w.target[[2, 0]])
+
+
+def test_windows_read_y_on_their_own_asinh_scale() -> None:
+    rng = np.random.default_rng(4)
+    y = (20 + 10 * rng.standard_t(3, 40)).astype(np.float32)  # spikes
+    y[25] = -30.0  # a negative price
+    values = torch.from_numpy(np.stack([y, np.arange(40, dtype=np.float32)], axis=1))
+    dates = pd.bdate_range("2024-01-01", periods=40).to_numpy()
+    lookback, horizon, rows = 12, 3, 8
+    w = make_windows([SeriesArray(0, dates, values)], lookback, horizon, 1, asinh_rows=rows)
+    past, future, target = w.batch(torch.arange(len(w)))
+    for k in range(len(w)):
+        t = int(w.origin_index[k])
+        recent = y[t - rows + 1 : t + 1].astype(np.float64)  # the newest past steps only
+        m = np.median(recent)
+        s = 1.4826 * np.median(np.abs(recent - m))
+        z = np.arcsinh((y[t - lookback + 1 : t + 1 + horizon] - m) / s)
+        np.testing.assert_allclose(past[k, :, 0].numpy(), z[:lookback], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(target[k].numpy(), z[lookback:] - z[lookback - 1], atol=1e-4)
+    plain = make_windows([SeriesArray(0, dates, values)], lookback, horizon, 1)
+    assert torch.equal(future, plain.future) and torch.equal(past[..., 1:], plain.past[..., 1:])
+    assert torch.equal(w.rows, values)  # the rows are read, never rewritten
+    flat = torch.zeros(2, 10)  # prices that do not vary: a spread of 1, not 0
+    flat[1, :5] = torch.arange(5.0)  # the newest rows flat, older ones not
+    centre, spread = local_scale(flat, 5)
+    assert torch.equal(centre, torch.zeros(2, 1)) and torch.equal(spread, torch.ones(2, 1))
 
 
 def test_window_shapes_and_targets_line_up_with_dates(features: pd.DataFrame) -> None:

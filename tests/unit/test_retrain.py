@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from pipeline_lib.config import load_settings
+from pipeline_lib.errors import ConfigError
 from pipeline_lib.policy import DriftVerdict
 from pipeline_lib.retrain import decide
 
@@ -105,6 +108,17 @@ def test_config_changes_and_requests_force_full_training() -> None:
     no_gate = _model("m1", "2015-06-01")  # saved before the gate: trained in full
     del no_gate["hyperparameters"]["gate"]
     assert _decide([no_gate], "2015-06-02").reason == "model settings changed: gate"
+    scaled = SETTINGS.model_copy(
+        update={"model": SETTINGS.model.model_copy(update={"asinh_rows": 30})}
+    )
+    asinh = decide(
+        [_model("m1", "2015-06-01")], scaled, dt.date(2015, 6, 2), SERIES, dt.date(2015, 6, 2)
+    )
+    assert asinh.reason == "model settings changed: asinh_rows"  # the windows read y otherwise
+    with pytest.raises(ConfigError, match="asinh_rows"):
+        load_settings(model={"asinh_rows": 5})
+    with pytest.raises(ConfigError, match="asinh_rows"):
+        load_settings(model={"lookback": 20, "asinh_rows": 30})
     # how tonight's forecast refits the base is no model setting
     refit = SETTINGS.model_copy(
         update={"model": SETTINGS.model.model_copy(update={"base_refit_rows": 0})}
