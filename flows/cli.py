@@ -10,11 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Quiet, patient defaults for Prefect's local ephemeral API (a user's own settings win).
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-
-from flows.run_log import RunLog  # noqa: E402 - after the defaults above
+from flows.run_log import RunLog  # Prefect's defaults: set in flows/__init__.py
 
 
 def _date(text: str) -> dt.date:

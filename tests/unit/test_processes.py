@@ -69,3 +69,22 @@ def test_the_api_starts_early_only_without_an_api_url_and_its_failure_is_raised(
         wait = start_api_early()
         with pytest.raises(RuntimeError, match="port in use"):
             wait()  # raised in the run's thread, before its first flow
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "120.0"), ("45", "45.0")])
+def test_the_cli_waits_for_prefects_local_api_as_long_as_it_says(
+    given: str | None, seen: str
+) -> None:
+    # Prefect reads its settings once, when it is imported: the CLI's patient default must be
+    # set before that, or a loaded machine's demo fails after Prefect's own 20 s
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_EPHEMERAL")}
+    if given is not None:  # a user's own setting wins
+        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = given
+    code = (
+        "import flows.cli\n"
+        "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as s\n"
+        "print(float(s.value()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == seen
