@@ -1,6 +1,6 @@
 """Torch's threads off the main thread: a backfill's worker trains and forecasts on one thread
-(``pipeline_lib.model.threads``), with the same bits as the main thread on its configured
-count, so a backfill date gives the nightly's model and forecasts."""
+(``pipeline_lib.model.threads``), with the bits of the main thread on one thread and, up to
+float32 rounding, on its configured count: a backfill date gives the nightly's model."""
 
 from __future__ import annotations
 
@@ -37,11 +37,14 @@ def test_the_main_thread_keeps_its_count_a_worker_gets_one() -> None:
 def test_training_and_forecasts_in_a_worker_equal_the_main_threads() -> None:
     features = random_walk_features(n_series=2, n_days=260, weekly_signal=0.02)
 
-    def night() -> pd.DataFrame:
-        trained = train_full(features, MODEL, TRAIN, 3, END)
+    def night(threads: int) -> pd.DataFrame:
+        train = TRAIN.model_copy(update={"num_threads": threads})
+        trained = train_full(features, MODEL, train, 3, END)
         return predict(trained, features, END, {"S0": "B", "S1": "B"})
 
-    here = night()
     with ThreadPoolExecutor(1) as pool:
-        there = pool.submit(night).result()
-    pd.testing.assert_frame_equal(here, there, check_exact=True)
+        there = pool.submit(night, 2).result()  # a worker: one thread whatever is configured
+    pd.testing.assert_frame_equal(night(1), there, check_exact=True)
+    # the main thread on two: the same model up to float32 rounding (on some CPUs, AMD EPYC
+    # here, a BLAS kernel blocks its sums by the thread count: the last bit of a weight moves)
+    pd.testing.assert_frame_equal(night(2), there, check_exact=False, rtol=1e-6)
