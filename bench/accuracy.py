@@ -198,6 +198,7 @@ def _tagged(frame: pd.DataFrame, model: str, night: dt.date) -> pd.DataFrame:
 VARIANTS = [
     ("dm_set_a05", "dm_set", {"alpha": 0.05}),
     ("margin_dm_set_a05", "margin_dm_set", {"alpha": 0.05}),
+    ("margin_dm_set_t0", "margin_dm_set", {"tolerance": 0.0}),  # the rule before the tolerance
     ("dm_a05", "dm", {"alpha": 0.05}),
     ("comb_m2", "combination", {"max_members": 2}),
     ("comb_m5", "combination", {"max_members": 5}),
@@ -218,6 +219,7 @@ def rule_forecasts(
     common = {
         "alpha": cfg.alpha,
         "max_members": cfg.max_members,
+        "tolerance": cfg.tolerance,
         "reference": b.reference,
         "min_improvement": b.min_improvement,
         "step": b.step,

@@ -170,6 +170,7 @@ def select(
         config.rule,
         alpha=config.alpha,
         max_members=config.max_members,
+        tolerance=config.tolerance,
         reference=reference,
         min_improvement=min_improvement,
         step=step,

@@ -276,6 +276,12 @@ class SelectionConfig(BaseModel):
         default=0.05, gt=0, lt=1, description="level of the one-sided Diebold-Mariano test"
     )
     max_members: int = Field(default=3, ge=1, description="most models in a published combination")
+    tolerance: float = Field(
+        default=0.1,
+        ge=0,
+        description="dm_set and margin_dm_set: a member's backtest MASE on the bucket is at most "
+        "(1 + tolerance) times the best one's, beside the test (0: any model the test ties)",
+    )
 
 
 class TuningConfig(BaseModel):

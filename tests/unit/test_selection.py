@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline_lib import registry, schema, selection
-from pipeline_lib.config import BacktestConfig, SelectionConfig
+from pipeline_lib.config import BacktestConfig, SelectionConfig, load_settings
 from pipeline_lib.evaluation.backtest import baseline_forecasts, plan_backtest, score_backtest
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.selection import (
@@ -135,6 +135,22 @@ def test_margin_dm_set_keeps_the_reference_or_combines_what_beats_it() -> None:
     # one model clearly best: alone, as margin would publish it
     clear = _rows({"naive": {1: 1.0}, "linear": {1: 0.5}, "lstm": {1: 1.1}})
     assert choose_all(clear, 1, [], "margin_dm_set")["S"][0].label == "linear"
+
+
+def test_the_set_keeps_only_members_within_the_tolerance_of_the_best() -> None:
+    # on 8 windows the test cannot tell lstm, 23% behind linear, from it (p 0.08): the set
+    # would average lstm in; the tolerance (10%) leaves it out
+    rows = _rows({"naive": {1: 2.0}, "linear": {1: 1.0}, "lstm": {1: 1.2}}, windows=8, seed=4)
+    (tied,) = choose_all(rows, 1, [], "margin_dm_set", alpha=0.05)["S"]
+    assert tied.label == "mean(linear,lstm)"
+    assert tied.evidence["p_worse_than_best"]["lstm"] >= 0.05  # a tie for the test
+    (trimmed,) = choose_all(rows, 1, [], "margin_dm_set", alpha=0.05, tolerance=0.1)["S"]
+    assert trimmed.label == "linear" and trimmed.evidence["tolerance"] == 0.1
+    mase = trimmed.evidence["mase"]
+    assert mase["lstm"] > 1.1 * mase["linear"]
+    (wide,) = choose_all(rows, 1, [], "dm_set", alpha=0.05, tolerance=0.5)["S"]
+    assert wide.label == "mean(linear,lstm)"  # within 50%: kept
+    assert load_settings().selection.tolerance == 0.1  # the default
 
 
 def test_a_model_missing_most_windows_is_left_out() -> None:
