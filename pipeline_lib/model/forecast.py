@@ -114,9 +114,8 @@ def predict_at(
         torch.cat(index),
     )
     if trained.asinh_rows:  # each window's y on its own asinh scale, as in training
-        scale = local_scale(past_t[:, :, 0], trained.asinh_rows)
-        past_t[:, :, 0] = torch.asinh((past_t[:, :, 0] - scale[0]) / scale[1])
-        centre, spread = (t.numpy().astype(np.float64) for t in scale)  # [N, 1]
+        past_t[:, :, 0], centre_t, spread_t = local_scale(past_t[:, :, 0], trained.asinh_rows)
+        centre, spread = centre_t.numpy().astype(np.float64), spread_t.numpy().astype(np.float64)
     trained.module.eval()
     with torch.no_grad():  # in batches: the LSTM's activations for every window at once were
         out = torch.cat(  # ~1 GB at 1,000 series x 40 origins

@@ -89,8 +89,7 @@ class WindowSet:
         steps = self.start[idx].unsqueeze(1) + torch.arange(self.lookback + self.horizon)
         w = self.rows[steps]  # [n, L + H, F], a copy
         if self.asinh_rows:  # the scale of each window's own past steps, never a later one
-            centre, spread = local_scale(w[:, : self.lookback, 0], self.asinh_rows)
-            w[:, :, 0] = torch.asinh((w[:, :, 0] - centre) / spread)
+            w[:, :, 0] = local_scale(w[:, :, 0], self.asinh_rows, self.lookback)[0]
         past = w[:, : self.lookback, :]
         future = w[:, self.lookback :, w.shape[2] - self.n_calendar :]  # [n, H, F_cal]
         if self.feature_set.future_covariates:  # the leads of the origin row, never a later one
@@ -129,21 +128,25 @@ class WindowSet:
         )
 
 
-def local_scale(past_y: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The centre and the spread [n, 1] of each window's ``y`` from its newest ``rows`` past
-    steps (``past_y`` [n, lookback]): their median and normal-consistent median absolute
-    deviation, the spread falling back to their standard deviation, then 1, where the prices
-    there do not vary. The asinh scale ``asinh((y - centre) / spread)`` is the variance-
-    stabilising transform of electricity price forecasting (Uniejewski, Weron and Ziel 2018),
-    as the linear baseline reads prices that reach zero
-    (:func:`pipeline_lib.linear_baseline.price_scale`)."""
-    recent = past_y[:, -rows:]
+def local_scale(
+    y: torch.Tensor, rows: int, past: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each window's ``y`` [n, T] on its own asinh scale: ``(asinh((y - centre) / spread),
+    centre, spread)``, the centre and spread [n, 1] from the newest ``rows`` of its first
+    ``past`` steps (None: all T; the steps after are its targets): their median and
+    normal-consistent median absolute deviation, the spread falling back to their standard
+    deviation, then 1, where the prices there do not vary. The one place the windows of
+    training and of the forecasts get their scale. The asinh scale is the variance-stabilising
+    transform of electricity price forecasting (Uniejewski, Weron and Ziel 2018), as the linear
+    baseline reads prices that reach zero (:func:`pipeline_lib.linear_baseline.price_scale`)."""
+    end = y.shape[1] if past is None else past
+    recent = y[:, end - rows : end]
     centre = torch.quantile(recent, 0.5, dim=1, keepdim=True)
     mad = 1.4826 * torch.quantile((recent - centre).abs(), 0.5, dim=1, keepdim=True)
     std = recent.std(dim=1, keepdim=True, unbiased=False)
     tiny = 1e-6
     spread = torch.where(mad > tiny, mad, torch.where(std > tiny, std, torch.ones_like(std)))
-    return centre, spread
+    return torch.asinh((y - centre) / spread), centre, spread
 
 
 def training_rows(

@@ -100,7 +100,7 @@ def test_windows_read_y_on_their_own_asinh_scale() -> None:
     assert torch.equal(w.rows, values)  # the rows are read, never rewritten
     flat = torch.zeros(2, 10)  # prices that do not vary: a spread of 1, not 0
     flat[1, :5] = torch.arange(5.0)  # the newest rows flat, older ones not
-    centre, spread = local_scale(flat, 5)
+    _, centre, spread = local_scale(flat, 5)
     assert torch.equal(centre, torch.zeros(2, 1)) and torch.equal(spread, torch.ones(2, 1))
 
 
