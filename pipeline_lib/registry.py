@@ -171,6 +171,7 @@ def select(
         alpha=config.alpha,
         max_members=config.max_members,
         tolerance=config.tolerance,
+        reference_alpha=config.reference_alpha,
         reference=reference,
         min_improvement=min_improvement,
         step=step,

@@ -157,12 +157,16 @@ def choose(
     min_improvement: float = 0.1,
     step: int = 1,
     tolerance: float = 0.0,
+    reference_alpha: float = 0.0,
 ) -> Choice | None:
     """The choice for one series and bucket from its window losses (rows: windows; columns:
     models). Models missing on more than half the windows are left out; the rest are compared
     on the windows all of them have. None when no model has a loss. ``step``: rows between
     windows (the overlap of the h-step errors sets the test's lags). ``tolerance``: the
-    ``dm_set`` members' largest MASE relative to the best's, minus 1 (0: any the test ties)."""
+    ``dm_set`` members' largest MASE relative to the best's, minus 1 (0: any the test ties).
+    ``reference_alpha`` (``margin`` and ``margin_dm_set``; 0: off): the margin passes only
+    where a Diebold-Mariano test also finds the reference's loss significantly above the best
+    model's at that level."""
     if rule not in RULES:
         raise ValueError(f"unknown selection rule {rule!r}; known: {list(RULES)}")
     table = losses.drop(columns=[schema.SERIES_ID, "forecast_date"], errors="ignore")
@@ -195,6 +199,9 @@ def choose(
     lag = max(0, math.ceil(last / step) - 1)
     p_worse = {m: dm_pvalue(row[m] - row[best], lag) for m in ranked}
     p_worse[best] = 1.0
+    # reference_alpha: the margin passes only where the test finds the reference worse
+    beaten = reference not in p_worse or not reference_alpha or p_worse[reference] < reference_alpha
+    margin = rule in ("margin", "margin_dm_set")
     if rule == "best":
         members = [best]
     elif rule == "dm":
@@ -202,6 +209,8 @@ def choose(
         members = [reference] if ok else [best]
     elif rule == "margin":
         members = [margin_pick(best, mase, reference, min_improvement)]
+        if not beaten:
+            members = [reference]
     elif rule == "combination":
         members = ranked[:max_members]
     elif rule == "dm_combination":
@@ -223,7 +232,9 @@ def choose(
         else:
             better, evidence_ref = ranked, {}
         members = better[:max_members] or [reference]
-    elif rule == "margin_dm_set" and margin_pick(best, mase, reference, min_improvement) != best:
+    elif rule == "margin_dm_set" and (
+        margin_pick(best, mase, reference, min_improvement) != best or not beaten
+    ):
         members = [reference]
     else:  # dm_set, and margin_dm_set where the best model beats the reference by the margin
         limit = mase[best] * (1 + tolerance) if tolerance > 0 else math.inf
@@ -240,6 +251,7 @@ def choose(
         "left_out": left_out,
         "alpha": alpha,
         **({"tolerance": tolerance} if tolerance > 0 and rule.endswith("dm_set") else {}),
+        **({"reference_alpha": reference_alpha} if reference_alpha > 0 and margin else {}),
     }
     return Choice(series_id, first, last, rule, dict.fromkeys(members, weight), evidence)
 

@@ -282,6 +282,14 @@ class SelectionConfig(BaseModel):
         description="dm_set and margin_dm_set: a member's backtest MASE on the bucket is at most "
         "(1 + tolerance) times the best one's, beside the test (0: any model the test ties)",
     )
+    reference_alpha: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="margin and margin_dm_set: the reference is also kept unless a "
+        "Diebold-Mariano test finds its loss above the best model's at this level (0: off; "
+        "bench/rules.py scores it: safer on series no model beats, costly on spiky prices)",
+    )
 
 
 class TuningConfig(BaseModel):

@@ -153,6 +153,21 @@ def test_the_set_keeps_only_members_within_the_tolerance_of_the_best() -> None:
     assert load_settings().selection.tolerance == 0.1  # the default
 
 
+def test_reference_alpha_keeps_the_reference_unless_the_test_also_finds_it_worse() -> None:
+    # 10 windows: linear 12% below naive (the margin passes) but the test's p is 0.07
+    noisy = _rows({"naive": {1: 1.0}, "linear": {1: 0.8}}, windows=10, seed=0)
+    # the same gap on other noise: p 0.002
+    clear = _rows({"naive": {1: 1.0}, "linear": {1: 0.8}}, windows=10, seed=6)
+    for rule in ("margin", "margin_dm_set"):
+        (passed,) = choose_all(noisy, 1, [], rule)["S"]
+        assert passed.label == "linear" and "reference_alpha" not in passed.evidence
+        assert 0.05 < passed.evidence["p_worse_than_best"]["naive"] < 0.1
+        (kept,) = choose_all(noisy, 1, [], rule, reference_alpha=0.05)["S"]
+        assert kept.label == "naive" and kept.evidence["reference_alpha"] == 0.05
+        assert choose_all(noisy, 1, [], rule, reference_alpha=0.1)["S"][0].label == "linear"
+        assert choose_all(clear, 1, [], rule, reference_alpha=0.05)["S"][0].label == "linear"
+
+
 def test_a_model_missing_most_windows_is_left_out() -> None:
     rows = _rows({"naive": {1: 1.0}, "lstm": {1: 0.1}})
     rows = rows.loc[~((rows["model"] == "lstm") & (rows["forecast_date"] > "2021-02-01"))]
