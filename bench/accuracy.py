@@ -220,6 +220,7 @@ def rule_forecasts(
         "alpha": cfg.alpha,
         "max_members": cfg.max_members,
         "tolerance": cfg.tolerance,
+        "reference_alpha": cfg.reference_alpha,
         "reference": b.reference,
         "min_improvement": b.min_improvement,
         "step": b.step,

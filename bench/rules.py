@@ -1,0 +1,247 @@
+"""Selection rules replayed on the nights of a ``bench/accuracy.py --dump`` folder.
+
+``bench/accuracy.py`` runs the product night by night (training, backtest, forecasts) and
+scores what each selection rule would have published. That takes minutes to an hour; a rule's
+choice, though, needs only each night's evidence (its backtest rows) and every model's forecast
+of that night, which ``--dump`` keeps. This bench reads them and scores any number of rule
+variants on the same nights, with the library's own functions
+(:func:`pipeline_lib.registry.contest_rows`, :func:`pipeline_lib.selection.choose_all`,
+:func:`pipeline_lib.selection.combine`) and the accuracy bench's scoring (the same rows, the
+same MASE scale, the same intersection of the forecasts every model made): a variant that is
+the configured rule gives the accuracy bench's ``r:<rule>`` figures exactly.
+
+Printed, per variant and at h=1 and over all horizons: the overall MASE (the mean of the
+per-series MASE) over the best single model's in hindsight, the series on which it is no worse
+than the best statistical baseline (naive, seasonal naive, ETS, ARIMA: what a user gets from
+statsforecast) and than the best single model of the contest (the linear model and the LSTM
+counted). A variant is ``name=rule`` with optional ``:key=value,...`` overrides of the
+selection's parameters (``alpha``, ``max_members``, ``tolerance``, ``min_improvement``,
+``reference_alpha``); the rest come from the settings. Rules chosen this way are chosen on the
+nights they are scored on: read a small difference as noise.
+
+    python bench/accuracy.py --config pipeline_lib/sample_data/electricity.toml \\
+        --data-end 2020-12-31 --start 2019-01-02 --dump /tmp/elec
+    python bench/rules.py --config pipeline_lib/sample_data/electricity.toml \\
+        --data-end 2020-12-31 --dump /tmp/elec
+    python bench/rules.py --dump /tmp/stocks \\
+        --variants "m=margin;r=margin_dm_set:reference_alpha=0.1"
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from accuracy import SCOPES, STATISTICAL, _clean, _scope, _tagged, build_features, score
+
+from pipeline_lib import registry
+from pipeline_lib.config import SAMPLE_END, Settings, load_settings
+from pipeline_lib.evaluation.backtest import LSTM
+from pipeline_lib.evaluation.metrics import MODEL
+from pipeline_lib.selection import RULES, choose_all, combine
+
+PARAMETERS = {
+    "alpha": float,
+    "max_members": int,
+    "tolerance": float,
+    "min_improvement": float,
+    "reference_alpha": float,
+}
+DEFAULT_VARIANTS = ";".join(
+    [
+        "configured=",
+        "mds_a10=margin_dm_set:alpha=0.1",
+        "mds_a20=margin_dm_set:alpha=0.2",
+        "mds_m2=margin_dm_set:max_members=2",
+        "mds_t0=margin_dm_set:tolerance=0",
+        "mds_t05=margin_dm_set:tolerance=0.05",
+        "mds_t20=margin_dm_set:tolerance=0.2",
+        "mds_mi05=margin_dm_set:min_improvement=0.05",
+        "mds_mi20=margin_dm_set:min_improvement=0.2",
+        "mds_ref05=margin_dm_set:reference_alpha=0.05",
+        "mds_ref20=margin_dm_set:reference_alpha=0.2",
+        "margin=margin",
+        "margin_ref05=margin:reference_alpha=0.05",
+        "dm_set=dm_set",
+        "dm=dm",
+        "best=best",
+        "mean2=combination:max_members=2",
+        "mean3=combination:max_members=3",
+    ]
+)
+
+
+def configured(settings: Settings) -> dict[str, Any]:
+    """The parameters of the settings' rule (what a variant does not override)."""
+    cfg, b = settings.selection, settings.backtest
+    return {
+        "alpha": cfg.alpha,
+        "max_members": cfg.max_members,
+        "tolerance": cfg.tolerance,
+        "reference": b.reference,
+        "min_improvement": b.min_improvement,
+        "step": b.step,
+        "reference_alpha": cfg.reference_alpha,
+    }
+
+
+def parse_variants(text: str, settings: Settings) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``name=rule:key=value,key=value;name=...`` as name -> (rule, every parameter of the
+    choice); an empty rule is the configured one, an unnamed parameter the settings'."""
+    cfg, base = settings.selection, configured(settings)
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for item in (i.strip() for i in text.split(";") if i.strip()):
+        name, _, spec = item.partition("=")
+        rule, _, given = spec.partition(":")
+        rule = rule.strip() or cfg.rule
+        if rule not in RULES:
+            raise SystemExit(f"variant {name!r}: unknown rule {rule!r}; known: {list(RULES)}")
+        params = dict(base)
+        for pair in (p.strip() for p in given.split(",") if p.strip()):
+            key, _, value = pair.partition("=")
+            if key not in PARAMETERS:
+                raise SystemExit(f"variant {name!r}: unknown parameter {key!r}: {list(PARAMETERS)}")
+            params[key] = PARAMETERS[key](value)
+        out[name.strip()] = (rule, params)
+    return out
+
+
+def nights_in(dump: Path) -> list[dt.date]:
+    found = sorted(
+        p.name.removesuffix("-backtest.parquet") for p in dump.glob("*-backtest.parquet")
+    )
+    if not found:
+        raise SystemExit(f"no <night>-backtest.parquet in {dump}: run bench/accuracy.py --dump")
+    return [dt.date.fromisoformat(n) for n in found]
+
+
+def replay_night(
+    settings: Settings,
+    dump: Path,
+    night: dt.date,
+    variants: dict[str, tuple[str, dict[str, Any]]],
+) -> list[pd.DataFrame]:
+    """Every model's forecast of ``night`` and what each variant publishes from its evidence."""
+    rows = pd.read_parquet(dump / f"{night}-backtest.parquet")
+    per_model = pd.read_parquet(dump / f"{night}-forecasts.parquet")
+    champion = (dump / f"{night}-champion.txt").read_text().strip() or None
+    versions = registry.contest_versions(list(settings.backtest.baselines), champion)
+    contest = registry.contest_rows(rows, versions)
+    out = [_tagged(part, str(m), night) for m, part in per_model.groupby(MODEL, sort=True)]
+    for name, (rule, params) in variants.items():
+        choices = choose_all(
+            contest, settings.horizon, settings.selection.bucket_ends, rule, **params
+        )
+        published = combine(per_model, choices)
+        if not published.empty:
+            out.append(_tagged(published, f"rule:{name}", night))
+    return out
+
+
+def table(summary: dict[str, Any], variants: list[str]) -> list[dict[str, Any]]:
+    """Per variant: the overall ratio to the best single model and the series counts, per
+    scope."""
+    lines = []
+    for name in variants:
+        column = f"rule:{name}"
+        line: dict[str, Any] = {"variant": name}
+        for key, scope in summary.items():
+            per = scope["per_series"]
+            singles = scope["singles"]
+            line[f"{key}_ratio"] = scope["ratio_to_best_single_overall"][column]
+            line[f"{key}_stat"] = sum(s["no_worse_than_statistical"][column] for s in per.values())
+            line[f"{key}_single"] = sum(
+                s["mase"][column] <= min(s["mase"][m] for m in singles) + 1e-12
+                for s in per.values()
+            )
+            line[f"{key}_series"] = len(per)
+        lines.append(line)
+    return lines
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dump", required=True, help="a bench/accuracy.py --dump folder")
+    p.add_argument("--config", default=None, help="the TOML settings the dump was made with")
+    p.add_argument("--data-end", type=dt.date.fromisoformat, default=None)
+    p.add_argument("--data-dir", default=None, help="where the data goes (default: temporary)")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help="name=rule[:key=value,...];...")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wall = time.perf_counter()
+    dump = Path(args.dump)
+    with tempfile.TemporaryDirectory(prefix="bench_rules_") as tmp:
+        settings = load_settings(args.config, data_dir=args.data_dir or str(Path(tmp) / "data"))
+        variants = parse_variants(args.variants, settings)
+        dates = nights_in(dump)
+        data_end = args.data_end or SAMPLE_END
+        print(f"{len(dates)} nights {dates[0]}..{dates[-1]} from {dump}; data up to {data_end}")
+        features = build_features(settings, data_end)
+        parts = []
+        for night in dates:
+            parts += replay_night(settings, dump, night, variants)
+        forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    scores, _, n_scored, n_dropped = score(forecasts, features, settings)
+    baselines = list(settings.backtest.baselines)
+    singles = [*baselines, LSTM]
+    stat = [m for m in STATISTICAL if m in baselines]
+    columns = [*singles, *(f"rule:{v}" for v in variants)]
+    summary = {}
+    for key, label in SCOPES.items():
+        summary[key] = _scope(scores, label, singles, stat, columns) | {"singles": singles}
+    lines = table(summary, list(variants))
+    print(
+        f"{n_scored} forecast rows per model scored ({n_dropped} not made by every model left "
+        "out); ratio: overall MASE / the best single model's in hindsight "
+        f"(h=1: {summary['h1']['best_single_overall']}, all: "
+        f"{summary['all']['best_single_overall']}); <=stat, <=single: series no worse than the "
+        "best statistical baseline, than the best single model"
+    )
+    base = configured(settings)
+    print(
+        f"configured: {settings.selection.rule} "
+        + ", ".join(f"{k}={base[k]}" for k in PARAMETERS)
+        + f", reference={base['reference']}"
+    )
+    header = f"{'variant':<15}{'rule, changes':<40}"
+    for key in summary:
+        header += f"{key + ' ratio':>10}{'<=stat':>8}{'<=single':>9}"
+    print(header)
+    print("-" * len(header))
+    for line in lines:
+        rule, params = variants[line["variant"]]
+        changes = ",".join(f"{k}={params[k]:g}" for k in PARAMETERS if params[k] != base[k])
+        cells = f"{line['variant']:<15}{(rule + ' ' + changes)[:39]:<40}"
+        for key in summary:
+            n = line[f"{key}_series"]
+            cells += (
+                f"{line[f'{key}_ratio']:>10.3f}{line[f'{key}_stat']:>5}/{n:<2}"
+                f"{line[f'{key}_single']:>6}/{n:<2}"
+            )
+        print(cells)
+    print(f"\nrun time: {time.perf_counter() - wall:.1f} s")
+    if args.json:
+        out = {
+            "variants": {k: {"rule": r, **p} for k, (r, p) in variants.items()},
+            "table": lines,
+            "scopes": summary,
+        }
+        Path(args.json).write_text(json.dumps(_clean(out), indent=2, default=str))
+        print(f"figures written to {args.json}")
+    return 0 if all(math.isfinite(line["h1_ratio"]) for line in lines) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
