@@ -37,6 +37,7 @@ from pipeline_lib.backfill import (
     scoped_settings,
 )
 from pipeline_lib.config import load_settings
+from pipeline_lib.model.threads import blas_on_one_thread
 from tasks.artifacts import publish_backfill_summary
 from tasks.model import rebuild_features
 from tasks.publish import settle_model_statuses
@@ -106,6 +107,7 @@ def run_chunks(
     logger = get_run_logger()
     done: dict[dt.date, dict[str, Any]] = {}
     failed: list[str] = []
+    blas_on_one_thread()  # before the chunks' threads: it is process-wide, set once
     with chunk_runner(options) as runner:
         futures: dict[PrefectFuture[Any], dt.date] = {}
         previous: dict[int, PrefectFuture[Any]] = {}

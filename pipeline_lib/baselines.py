@@ -44,6 +44,7 @@ from pipeline_lib.evaluation.windows import origin_windows, rolling_origins
 from pipeline_lib.features.calendar import check_frequency, dates_ahead, weekly_season
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.model.forecast import FORECAST_COLUMNS
+from pipeline_lib.model.threads import blas_on_one_thread
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,9 @@ class Baseline(ABC):
         frequency: str | Mapping[str, str] = "B",
     ) -> pd.DataFrame:
         """Forecasts of many forecast dates per series (datetime64 by series id), each from the
-        rows dated on or before it, exactly as :meth:`predict` on that date."""
+        rows dated on or before it, exactly as :meth:`predict` on that date; their small linear
+        algebra on one BLAS thread (:func:`~pipeline_lib.model.threads.blas_on_one_thread`)."""
+        blas_on_one_thread()
         parts = []
         for sid, dates in forecast_dates.items():
             s = self.series.get(sid)

@@ -32,6 +32,7 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.model.lstm import LSTMForecaster, linear_base_inputs
+from pipeline_lib.model.threads import blas_on_one_thread
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.model.windows import WindowSet, model_windows, training_rows
 
@@ -105,10 +106,12 @@ def fit_linear_base(
     keeps a zero base (the network alone), or with ``keep`` the base it has. Deterministic: no
     randomness is involved.
     Returns a summary for the training metrics: the series fitted, their windows and the
-    median chosen penalty.
+    median chosen penalty. Runs on one BLAS thread (small matrices: see
+    :func:`~pipeline_lib.model.threads.blas_on_one_thread`).
     """
     if module.base != "linear":
         raise ValueError(f"the module has no linear base (base = {module.base!r})")
+    blas_on_one_thread()
     if keep:  # copies: the buffers are written once, at the end
         weight = module.base_weight.to(torch.float64, copy=True)  # [S, H, width]
         bias = module.base_bias.to(torch.float64, copy=True)  # [S, H]

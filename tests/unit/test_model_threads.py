@@ -1,10 +1,15 @@
 """Torch's threads off the main thread: a backfill's worker trains and forecasts on one thread
 (``pipeline_lib.model.threads``), with the bits of the main thread on one thread and, up to
-float32 rounding, on its configured count: a backfill date gives the nightly's model."""
+float32 rounding, on its configured count: a backfill date gives the nightly's model. NumPy's
+BLAS goes to one thread once the baselines run (small matrices)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
@@ -48,3 +53,30 @@ def test_training_and_forecasts_in_a_worker_equal_the_main_threads() -> None:
     # the main thread on two: the same model up to float32 rounding (on some CPUs, AMD EPYC
     # here, a BLAS kernel blocks its sums by the thread count: the last bit of a weight moves)
     pd.testing.assert_frame_equal(night(2), there, check_exact=False, rtol=1e-6)
+
+
+BLAS_CHECK = """
+import json
+from threadpoolctl import threadpool_info
+from pipeline_lib.linear_baseline import LinearLags
+from pipeline_lib.model.testing import random_walk_features
+
+def blas():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+before = blas()
+features = random_walk_features(n_series=1, n_days=120)
+forecast = LinearLags().fit(features).predict(features["date"].max().date(), 3)
+print(json.dumps({"before": before, "after": blas(), "rows": len(forecast)}))
+"""
+
+
+def test_the_baselines_put_numpys_blas_on_one_thread_for_good() -> None:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}  # as on a 2-core machine
+    out = subprocess.run(
+        [sys.executable, "-c", BLAS_CHECK], env=env, capture_output=True, text=True, check=True
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["rows"] == 3
+    assert seen["before"] and max(seen["before"]) == 2  # NumPy's and SciPy's OpenBLAS
+    assert seen["after"] == [1] * len(seen["after"]) and len(seen["after"]) >= len(seen["before"])
