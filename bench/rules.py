@@ -14,9 +14,10 @@ Printed, per variant, at h=1, on each later horizon bucket of ``selection.bucket
 6-14) and over all horizons: the overall MASE (the mean of the per-series MASE) over the best
 single model's in hindsight (the LSTM counted), the series on which it is no worse than the
 best statistical baseline (naive, seasonal naive, ETS, ARIMA: what a user gets from
-statsforecast) and than the best baseline (the linear model counted too). A variant is ``name=rule`` with optional ``:key=value,...`` overrides of the
-selection's parameters (``alpha``, ``max_members``, ``tolerance``, ``min_improvement``,
-``reference_alpha``); the rest come from the settings. Rules chosen this way are chosen on the
+statsforecast) and than the best baseline (the linear model counted too). A variant is
+``name=rule`` with optional ``:key=value,...`` overrides of the selection's parameters
+(``alpha``, ``max_members``, ``tolerance``, ``min_improvement``, ``reference_alpha``); the
+rest come from the settings. Rules chosen this way are chosen on the
 nights they are scored on: read a small difference as noise.
 
     python bench/accuracy.py --config pipeline_lib/sample_data/electricity.toml \\
