@@ -206,6 +206,31 @@ VARIANTS = [
 ]
 
 
+def rule_parameters(settings: Settings) -> dict[str, Any]:
+    """The selection rule's parameters in ``settings`` (``choose_all``'s keywords)."""
+    cfg, b = settings.selection, settings.backtest
+    return {
+        "alpha": cfg.alpha,
+        "max_members": cfg.max_members,
+        "tolerance": cfg.tolerance,
+        "reference_alpha": cfg.reference_alpha,
+        "reference": b.reference,
+        "min_improvement": b.min_improvement,
+        "step": b.step,
+    }
+
+
+def dump_files(folder: str | Path, night: dt.date) -> tuple[Path, Path, Path]:
+    """A ``--dump`` night's files: its backtest rows, every model's forecasts (Parquet) and its
+    champion's version (text)."""
+    base = Path(folder)
+    return (
+        base / f"{night}-backtest.parquet",
+        base / f"{night}-forecasts.parquet",
+        base / f"{night}-champion.txt",
+    )
+
+
 def rule_forecasts(
     settings: Settings, evaluation: Any, per_model: pd.DataFrame
 ) -> dict[str, pd.DataFrame]:
@@ -216,16 +241,7 @@ def rule_forecasts(
         list(settings.backtest.baselines), evaluation.selection.champion
     )
     rows = registry.contest_rows(evaluation.rows, versions)
-    cfg, b = settings.selection, settings.backtest
-    common = {
-        "alpha": cfg.alpha,
-        "max_members": cfg.max_members,
-        "tolerance": cfg.tolerance,
-        "reference_alpha": cfg.reference_alpha,
-        "reference": b.reference,
-        "min_improvement": b.min_improvement,
-        "step": b.step,
-    }
+    cfg, common = settings.selection, rule_parameters(settings)
     out = {}
     for rule in RULES:
         choices = choose_all(rows, settings.horizon, cfg.bucket_ends, rule, **common)
@@ -284,9 +300,10 @@ def run_night(
     per_model = model_forecasts(settings, evaluation, rows, night)
     if dump:  # the night's evidence and every model's forecast, to study rules offline
         Path(dump).mkdir(parents=True, exist_ok=True)
-        evaluation.rows.to_parquet(f"{dump}/{night}-backtest.parquet")
-        per_model.to_parquet(f"{dump}/{night}-forecasts.parquet")
-        Path(f"{dump}/{night}-champion.txt").write_text(evaluation.selection.champion or "")
+        backtest_file, forecasts_file, champion_file = dump_files(dump, night)
+        evaluation.rows.to_parquet(backtest_file)
+        per_model.to_parquet(forecasts_file)
+        champion_file.write_text(evaluation.selection.champion or "")
     for name, part in per_model.groupby(MODEL, sort=True):
         forecasts.append(_tagged(part, str(name), night))
     if ablated is not None:

@@ -41,7 +41,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from accuracy import SCOPES, STATISTICAL, _clean, _scope, _tagged, build_features, score
+from accuracy import (
+    SCOPES,
+    STATISTICAL,
+    _clean,
+    _scope,
+    _tagged,
+    build_features,
+    dump_files,
+    rule_parameters,
+    score,
+)
 
 from pipeline_lib import registry, schema
 from pipeline_lib.config import SAMPLE_END, Settings, load_settings
@@ -80,24 +90,10 @@ DEFAULT_VARIANTS = ";".join(
 )
 
 
-def configured(settings: Settings) -> dict[str, Any]:
-    """The parameters of the settings' rule (what a variant does not override)."""
-    cfg, b = settings.selection, settings.backtest
-    return {
-        "alpha": cfg.alpha,
-        "max_members": cfg.max_members,
-        "tolerance": cfg.tolerance,
-        "reference": b.reference,
-        "min_improvement": b.min_improvement,
-        "step": b.step,
-        "reference_alpha": cfg.reference_alpha,
-    }
-
-
 def parse_variants(text: str, settings: Settings) -> dict[str, tuple[str, dict[str, Any]]]:
     """``name=rule:key=value,key=value;name=...`` as name -> (rule, every parameter of the
     choice); an empty rule is the configured one, an unnamed parameter the settings'."""
-    cfg, base = settings.selection, configured(settings)
+    cfg, base = settings.selection, rule_parameters(settings)
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     for item in (i.strip() for i in text.split(";") if i.strip()):
         name, _, spec = item.partition("=")
@@ -131,9 +127,10 @@ def replay_night(
     variants: dict[str, tuple[str, dict[str, Any]]],
 ) -> list[pd.DataFrame]:
     """Every model's forecast of ``night`` and what each variant publishes from its evidence."""
-    rows = pd.read_parquet(dump / f"{night}-backtest.parquet")
-    per_model = pd.read_parquet(dump / f"{night}-forecasts.parquet")
-    champion = (dump / f"{night}-champion.txt").read_text().strip() or None
+    backtest_file, forecasts_file, champion_file = dump_files(dump, night)
+    rows = pd.read_parquet(backtest_file)
+    per_model = pd.read_parquet(forecasts_file)
+    champion = champion_file.read_text().strip() or None
     versions = registry.contest_versions(list(settings.backtest.baselines), champion)
     contest = registry.contest_rows(rows, versions)
     out = [_tagged(part, str(m), night) for m, part in per_model.groupby(MODEL, sort=True)]
@@ -232,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['all']['best_single_overall']}); <=stat, <=base: series no worse than the "
         "best statistical baseline, than the best baseline (the linear model counted)"
     )
-    base = configured(settings)
+    base = rule_parameters(settings)
     print(
         f"configured: {settings.selection.rule} "
         + ", ".join(f"{k}={base[k]}" for k in PARAMETERS)
