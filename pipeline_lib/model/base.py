@@ -211,6 +211,18 @@ def refit_to(
     tonight's forecast uses every row before tonight, as the linear baseline does. A model
     without a linear base, or an ``as_of`` not after its target end, is returned as it is.
     Deterministic (closed form).
+
+    With ``asinh_rows`` (``model.asinh_rows``) the base is the mean of two ridge fits on the
+    same windows: one with each window's prices on its own asinh scale (as the network reads
+    them), one with every window's prices on tonight's scale (the median and MAD of the
+    newest ``asinh_rows`` rows, as the linear baseline reads its history,
+    :meth:`~pipeline_lib.model.windows.WindowSet.on_newest_scale`). Tonight's window reads
+    both the same way, so the mean of the two lines is one line. Averaging forecasts over
+    variance-stabilising transforms is the robust choice of electricity price forecasting
+    (Uniejewski, Weron and Ziel 2018); on the electricity zones' 51 nights the base alone at
+    h=1 read a mean MAE ratio to the linear baseline of 1.067 on its own scale, 1.008 on
+    tonight's and 0.989 for the mean of both (ahead of the linear baseline in 4 zones, 2 and
+    1 for either fit alone; README).
     """
     if trained.module.base != "linear" or pd.Timestamp(as_of) <= pd.Timestamp(trained.target_end):
         return trained
@@ -232,4 +244,9 @@ def refit_to(
         return trained
     module = copy.deepcopy(trained.module)
     fit_linear_base(module, windows, keep=True)
+    if trained.asinh_rows:  # and on tonight's scale: the mean of the two lines
+        own = module.base_weight.clone(), module.base_bias.clone()
+        fit_linear_base(module, windows.on_newest_scale(), keep=True)
+        module.base_weight.add_(own[0]).mul_(0.5)
+        module.base_bias.add_(own[1]).mul_(0.5)
     return dataclasses.replace(trained, module=module)

@@ -77,6 +77,9 @@ class WindowSet:
     origin_date: np.ndarray  # [N] datetime64[ns]
     target_end_date: np.ndarray  # [N] datetime64[ns], date of the last target
     asinh_rows: int = 0  # past steps that centre and scale y on an asinh scale (0: off)
+    # with asinh_rows: one (centre, spread) per series index [S, 2] that every window of the
+    # series reads its y on, in place of each window's own (None: each window's own)
+    fixed_scale: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.start.shape[0])
@@ -88,7 +91,10 @@ class WindowSet:
         ``asinh_rows``, of its window's asinh scale) from the origin."""
         steps = self.start[idx].unsqueeze(1) + torch.arange(self.lookback + self.horizon)
         w = self.rows[steps]  # [n, L + H, F], a copy
-        if self.asinh_rows:  # the scale of each window's own past steps, never a later one
+        if self.asinh_rows and self.fixed_scale is not None:
+            scale = self.fixed_scale[self.series_index[idx]]  # [n, 2]
+            w[:, :, 0] = torch.asinh((w[:, :, 0] - scale[:, :1]) / scale[:, 1:])
+        elif self.asinh_rows:  # the scale of each window's own past steps, never a later one
             w[:, :, 0] = local_scale(w[:, :, 0], self.asinh_rows, self.lookback)[0]
         past = w[:, : self.lookback, :]
         future = w[:, self.lookback :, w.shape[2] - self.n_calendar :]  # [n, H, F_cal]
@@ -113,6 +119,22 @@ class WindowSet:
     @property
     def target(self) -> torch.Tensor:
         return self._every(2)
+
+    def on_newest_scale(self) -> WindowSet:
+        """These windows with every series' ``y`` read on one asinh scale: the scale of its
+        newest ``asinh_rows`` rows here (:func:`local_scale`), the one a forecast from the
+        newest row reads (its window's own). Without ``asinh_rows``, the windows as they are."""
+        if not self.asinh_rows or len(self) == 0:
+            return self
+        n_series = int(self.series_index.max()) + 1
+        scale = torch.tensor([[0.0, 1.0]]).repeat(n_series, 1)
+        span = self.lookback + self.horizon - 1
+        for s in self.series_index.unique().tolist():
+            end = int(self.start[self.series_index == s].max()) + span  # the newest row
+            newest = self.rows[end - self.asinh_rows + 1 : end + 1, 0].unsqueeze(0)
+            _, centre, spread = local_scale(newest, self.asinh_rows)
+            scale[s] = torch.cat([centre[0], spread[0]])
+        return replace(self, fixed_scale=scale)
 
     def subset(self, mask: np.ndarray) -> WindowSet:
         """The windows where the boolean ``mask`` [N] is true (the rows are shared)."""

@@ -264,6 +264,38 @@ def test_a_trained_gate_is_chosen_on_validation_and_saved_with_the_weights(
     assert "gate_weight" not in ungated.module.state_dict() and "gate" not in ungated.metrics
 
 
+def test_on_an_asinh_scale_tonights_base_is_the_mean_of_the_fits_on_both_scales(
+    features: pd.DataFrame,
+) -> None:
+    end, fit_end = dt.date(2020, 10, 30), dt.date(2020, 8, 31)
+    model = MODEL.model_copy(update={"asinh_rows": 8})
+    hybrid = train_full(features, model, TINY, HORIZON, end, fit_end=fit_end, feature_set=FS)
+    tonight = refit_to(hybrid, features, end, rows=0)
+
+    rows = schema.dated_up_to(features, end)
+    arrays = series_arrays(rows, hybrid.scalers, hybrid.series_ids, CAL, FS.lead_columns)
+    windows = make_windows(
+        arrays, LOOKBACK, HORIZON, len(CAL), cutoff=end, feature_set=FS, asinh_rows=8
+    )
+    own, newest = _module(windows), _module(windows)
+    fit_linear_base(own, windows)  # each window on its own scale, as the network reads it
+    fit_linear_base(newest, windows.on_newest_scale())  # every window on tonight's scale
+    assert not torch.allclose(own.base_weight, newest.base_weight)
+    mean_weight = (own.base_weight + newest.base_weight) / 2
+    assert torch.allclose(tonight.module.base_weight, mean_weight, atol=1e-6)
+    assert torch.allclose(tonight.module.base_bias, (own.base_bias + newest.base_bias) / 2)
+
+    # point in time: a later row changes nothing, tonight's scale included
+    spoiled = features.copy()
+    spoiled.loc[spoiled[schema.DATE] > pd.Timestamp(end), schema.Y] = 1e6
+    again = refit_to(hybrid, spoiled, end, rows=0)
+    assert torch.equal(again.module.base_weight, tonight.module.base_weight)
+    # the series not wanted keep the model's base
+    one = refit_to(hybrid, features, end, series={"S1"}, rows=0)
+    assert torch.equal(one.module.base_weight[0], hybrid.module.base_weight[0])
+    assert torch.allclose(one.module.base_weight[1], tonight.module.base_weight[1])
+
+
 def test_refit_to_the_newest_rows_of_each_series(features: pd.DataFrame) -> None:
     end, fit_end = dt.date(2020, 10, 30), dt.date(2020, 8, 31)
     hybrid = train_full(features, MODEL, TINY, HORIZON, end, fit_end=fit_end, feature_set=FS)

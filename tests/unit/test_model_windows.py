@@ -104,6 +104,40 @@ def test_windows_read_y_on_their_own_asinh_scale() -> None:
     assert torch.equal(centre, torch.zeros(2, 1)) and torch.equal(spread, torch.ones(2, 1))
 
 
+def test_windows_on_the_newest_scale_read_every_window_as_a_forecast_from_the_newest_row() -> None:
+    rng = np.random.default_rng(5)
+    lookback, horizon, rows = 12, 3, 8
+    series = []
+    for k, level in enumerate((20.0, 300.0)):  # two series, two scales
+        y = (level + level / 4 * rng.standard_t(3, 40 + k)).astype(np.float32)
+        values = torch.from_numpy(np.stack([y, np.arange(40 + k, dtype=np.float32)], axis=1))
+        dates = pd.bdate_range("2024-01-01", periods=40 + k).to_numpy()
+        series.append(SeriesArray(k, dates, values))
+    w = make_windows(series, lookback, horizon, 1, asinh_rows=rows)
+    common = w.on_newest_scale()
+    past, future, target = common.batch(torch.arange(len(common)))
+    for k, s in enumerate(series):
+        y = s.values[:, 0].double().numpy()
+        newest = y[-rows:]  # the newest rows: the past of a forecast from the newest row
+        m = np.median(newest)
+        spread = 1.4826 * np.median(np.abs(newest - m))
+        _, centre_t, spread_t = local_scale(s.values[-lookback:, 0].unsqueeze(0), rows)
+        assert np.isclose(float(centre_t), m) and np.isclose(float(spread_t), spread, rtol=1e-5)
+        for i in np.flatnonzero(w.series_index.numpy() == k):
+            t = int(w.origin_index[i])
+            z = np.arcsinh((y[t - lookback + 1 : t + 1 + horizon] - m) / spread)
+            np.testing.assert_allclose(past[i, :, 0].numpy(), z[:lookback], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(target[i].numpy(), z[lookback:] - z[lookback - 1], atol=1e-4)
+    # the other inputs, the rows and the windows' own scales are untouched
+    assert torch.equal(future, w.future) and torch.equal(past[..., 1:], w.past[..., 1:])
+    assert torch.equal(common.rows, w.rows) and w.fixed_scale is None
+    assert not torch.allclose(past[..., 0], w.past[..., 0])
+    sub = common.subset(w.series_index.numpy() == 1)  # a subset keeps the series' scale
+    assert torch.equal(sub.past[..., 0], past[w.series_index == 1][..., 0])
+    plain = make_windows(series, lookback, horizon, 1)  # without an asinh scale: as it is
+    assert plain.on_newest_scale() is plain
+
+
 def test_window_shapes_and_targets_line_up_with_dates(features: pd.DataFrame) -> None:
     scalers = fit_scalers(features, CUTOFF, COLUMNS)
     arrays = series_arrays(features, scalers, ["S0", "S1"], CAL)
