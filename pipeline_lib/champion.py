@@ -169,7 +169,11 @@ def evaluate(
     parts = []
     for version, model in list(models.items()):
         try:
-            parts.append(lstm_forecasts(model, features, plan, frequencies))
+            parts.append(
+                lstm_forecasts(
+                    model, features, plan, frequencies, settings.model.base_refit_rows
+                )
+            )
         except ValueError as exc:  # trained on the hold-out: not comparable
             notes.append(str(exc))
             models.pop(version)

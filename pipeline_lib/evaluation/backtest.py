@@ -32,6 +32,7 @@ from pipeline_lib.evaluation.metrics import MODEL, score_rows_and_summary
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.linear_baseline import LinearLags
+from pipeline_lib.model.base import refit_to
 from pipeline_lib.model.forecast import predict_at
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.statistical import ARIMA, ETS, StatsForecastBaseline
@@ -98,8 +99,14 @@ def lstm_forecasts(
     features: pd.DataFrame,
     plan: BacktestPlan,
     frequencies: Mapping[str, str],
+    base_refit_rows: int | None = None,
 ) -> pd.DataFrame:
     """The LSTM's forecasts from every origin of ``plan`` (one batched forward pass).
+
+    ``base_refit_rows`` (``model.base_refit_rows``): a model with a linear base is scored with
+    its base refitted as tonight's forecast refits it (:func:`pipeline_lib.model.base.refit_to`),
+    on the windows whose targets end by the hold-out start (the first origin: nothing after
+    it), so the contest scores the model that is published; None: the base as trained.
 
     Raises ``ValueError`` when a training target of the model is dated after the hold-out
     start: its backtest would be scored on data it was trained on.
@@ -113,6 +120,8 @@ def lstm_forecasts(
     if trained.horizon != plan.horizon:
         raise ValueError(f"model horizon {trained.horizon} != backtest horizon {plan.horizon}")
     rows = schema.dated_up_to(features, plan.as_of)
+    if base_refit_rows is not None and start is not None:
+        trained = refit_to(trained, rows, start, plan.origins, base_refit_rows, at_end=True)
     out = predict_at(trained, rows, plan.origins, frequencies)
     return out.assign(**{MODEL: LSTM, MODEL_VERSION: trained.version})
 

@@ -194,6 +194,7 @@ def refit_to(
     as_of: dt.date,
     series: Collection[str] | None = None,
     rows: int | None = None,
+    at_end: bool = False,
 ) -> TrainedModel:
     """``trained`` with its linear base refitted on the windows whose targets end by ``as_of``
     (a copy; ``trained`` is left as it is), for the forecast made at ``as_of``. ``series``:
@@ -209,7 +210,9 @@ def refit_to(
     network's weights, the scalers and the version stay the model's, so the backtest that
     chose the model scored its own base on origins after its target end (out of sample), and
     tonight's forecast uses every row before tonight, as the linear baseline does. A model
-    without a linear base, or an ``as_of`` not after its target end, is returned as it is.
+    without a linear base, or an ``as_of`` before its target end, is returned as it is, and so
+    is one at its target end unless ``at_end`` (the backtest's refit at its hold-out start,
+    where the training's targets stop: the same targets, the base fitted as tonight's is).
     Deterministic (closed form).
 
     With ``asinh_rows`` (``model.asinh_rows``) the base is the mean of two ridge fits on the
@@ -224,7 +227,10 @@ def refit_to(
     tonight's and 0.989 for the mean of both (ahead of the linear baseline in 4 zones, 2 and
     1 for either fit alone; README).
     """
-    if trained.module.base != "linear" or pd.Timestamp(as_of) <= pd.Timestamp(trained.target_end):
+    end = pd.Timestamp(trained.target_end)
+    if trained.module.base != "linear" or pd.Timestamp(as_of) < end:
+        return trained
+    if pd.Timestamp(as_of) == end and not at_end:
         return trained
     ids = trained.series_ids if series is None else [s for s in trained.series_ids if s in series]
     if not ids:

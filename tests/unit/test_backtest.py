@@ -8,6 +8,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from pipeline_lib import schema
 from pipeline_lib.baselines import SeasonalNaive
@@ -21,6 +22,7 @@ from pipeline_lib.evaluation.backtest import (
 )
 from pipeline_lib.evaluation.metrics import score_forecasts, score_rows
 from pipeline_lib.linear_baseline import LinearLags
+from pipeline_lib.model.base import refit_to
 from pipeline_lib.model.forecast import predict, predict_at
 from pipeline_lib.model.testing import random_walk_features
 from pipeline_lib.model.train import train_full
@@ -79,6 +81,26 @@ def test_batched_backtest_equals_one_forecast_per_origin(trained, plan) -> None:
                 rtol=1e-5,
             )
             assert list(got.target_date) == list(alone.target_date)
+
+
+def test_the_backtest_scores_the_base_refitted_at_the_holdout_start_as_tonights_is(
+    trained, plan
+) -> None:
+    got = lstm_forecasts(trained, FEATURES, plan, FREQ, base_refit_rows=150)
+    history = schema.dated_up_to(FEATURES, AS_OF)
+    start = plan.holdout_start
+    refitted = refit_to(trained, history, start, rows=150, at_end=True)
+    assert not torch.equal(refitted.module.base_weight, trained.module.base_weight)
+    assert refit_to(trained, history, start, rows=150) is trained  # at the target end: as is
+    expected = predict_at(refitted, history, plan.origins, FREQ)
+    np.testing.assert_allclose(got["yhat"].to_numpy(), expected["yhat"].to_numpy(), rtol=1e-6)
+    as_trained = lstm_forecasts(trained, FEATURES, plan, FREQ)
+    assert not np.allclose(got["yhat"].to_numpy(), as_trained["yhat"].to_numpy())
+    # nothing after the hold-out start reaches the base
+    tampered = FEATURES.copy()
+    tampered.loc[tampered[schema.DATE] > pd.Timestamp(start), schema.Y] *= 3.0
+    again = refit_to(trained, tampered, start, rows=150, at_end=True)
+    assert torch.equal(again.module.base_weight, refitted.module.base_weight)
 
 
 def test_rows_after_an_origin_never_change_its_forecast(trained) -> None:
