@@ -199,7 +199,7 @@ VARIANTS = [
     ("dm_set_a05", "dm_set", {"alpha": 0.05}),
     ("margin_dm_set_a05", "margin_dm_set", {"alpha": 0.05}),
     ("margin_dm_set_t0", "margin_dm_set", {"tolerance": 0.0}),  # the rule before the tolerance
-    ("margin_dm_set_ref20", "margin_dm_set", {"reference_alpha": 0.2}),  # README: not the default
+    ("margin_dm_set_ref0", "margin_dm_set", {"reference_alpha": 0.0}),  # the rule before it
     ("dm_a05", "dm", {"alpha": 0.05}),
     ("comb_m2", "combination", {"max_members": 2}),
     ("comb_m5", "combination", {"max_members": 5}),
