@@ -76,7 +76,9 @@ def configure(settings: Settings, params: dict[str, Any]) -> Settings:
 def score_configuration(
     settings: Settings, features: pd.DataFrame, as_of: dt.date, plan: BacktestPlan
 ) -> tuple[float, dict[str, Any]]:
-    """Train one configuration up to the hold-out and return its backtest MASE and figures."""
+    """Train one configuration up to the hold-out and return its backtest MASE and figures:
+    scored as the nightly's contest scores a model (with a linear base, the base refitted at
+    the hold-out start on ``model.base_refit_rows``, as tonight's forecast refits it)."""
     started = time.perf_counter()
     trained = train_full(
         features,
@@ -88,7 +90,9 @@ def score_configuration(
         feature_set=settings.feature_set,
     )
     frequencies = settings.frequencies
-    forecasts = lstm_forecasts(trained, features, plan, frequencies)
+    forecasts = lstm_forecasts(
+        trained, features, plan, frequencies, settings.model.base_refit_rows
+    )
     _, summary = score_backtest(
         forecasts, features, plan, settings.model.band, settings.backtest.mase_season
     )

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from pipeline_lib import tuning
 from pipeline_lib.config import SeriesConfig, load_settings
+from pipeline_lib.evaluation.backtest import (
+    lstm_forecasts,
+    overall_mase,
+    plan_backtest,
+    score_backtest,
+)
 from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.model.train import train_full
 
 AS_OF = dt.date(2020, 12, 31)
 FEATURES = random_walk_features(n_series=2, n_days=260, start=dt.date(2020, 1, 1))
@@ -65,3 +72,25 @@ def test_best_configuration_is_used_from_its_date_on(tmp_path: Path) -> None:
         update={"tuning": settings.tuning.model_copy(update={"use_best": False})}
     )
     assert tuning.apply_best(off, AS_OF) is off
+
+
+def test_a_configuration_is_scored_as_the_contest_scores_a_model(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    settings = settings.model_copy(
+        update={"model": settings.model.model_copy(update={"base_refit_rows": 150})}
+    )
+    plan = plan_backtest(FEATURES, AS_OF, 3, settings.backtest, min_train=13)
+    mase, figures = tuning.score_configuration(settings, FEATURES, AS_OF, plan)
+    trained = train_full(
+        FEATURES, settings.model, settings.training, 3, AS_OF,
+        fit_end=plan.holdout_start, feature_set=settings.feature_set,
+    )  # fmt: skip
+    assert trained.version == figures["version"]  # seeded: the same model
+
+    def scored(base_refit_rows: int | None) -> float:
+        rows = lstm_forecasts(trained, FEATURES, plan, settings.frequencies, base_refit_rows)
+        _, summary = score_backtest(rows, FEATURES, plan, settings.model.band, 1)
+        return overall_mase(summary, trained.version, sorted(plan.origins))
+
+    # the base refitted at the hold-out start, as the nightly's contest scores a model
+    assert mase == scored(150) and mase != scored(None)
