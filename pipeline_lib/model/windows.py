@@ -128,12 +128,14 @@ class WindowSet:
             return self
         n_series = int(self.series_index.max()) + 1
         scale = torch.tensor([[0.0, 1.0]]).repeat(n_series, 1)
-        span = self.lookback + self.horizon - 1
-        for s in self.series_index.unique().tolist():
-            end = int(self.start[self.series_index == s].max()) + span  # the newest row
-            newest = self.rows[end - self.asinh_rows + 1 : end + 1, 0].unsqueeze(0)
-            _, centre, spread = local_scale(newest, self.asinh_rows)
-            scale[s] = torch.cat([centre[0], spread[0]])
+        present = self.series_index.unique()
+        last_start = torch.zeros(n_series, dtype=self.start.dtype).scatter_reduce(
+            0, self.series_index, self.start, "amax", include_self=False
+        )
+        end = last_start[present] + self.lookback + self.horizon - 1  # each series' newest row
+        newest = self.rows[end.unsqueeze(1) + torch.arange(1 - self.asinh_rows, 1), 0]
+        _, centre, spread = local_scale(newest, self.asinh_rows)  # [P, 1] each
+        scale[present] = torch.cat([centre, spread], dim=1)
         return replace(self, fixed_scale=scale)
 
     def subset(self, mask: np.ndarray) -> WindowSet:
