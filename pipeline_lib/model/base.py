@@ -227,10 +227,8 @@ def refit_to(
     tonight's and 0.989 for the mean of both (ahead of the linear baseline in 4 zones, 2 and
     1 for either fit alone; README).
     """
-    end = pd.Timestamp(trained.target_end)
-    if trained.module.base != "linear" or pd.Timestamp(as_of) < end:
-        return trained
-    if pd.Timestamp(as_of) == end and not at_end:
+    as_of_ts, end = pd.Timestamp(as_of), pd.Timestamp(trained.target_end)
+    if trained.module.base != "linear" or as_of_ts < end or (as_of_ts == end and not at_end):
         return trained
     ids = trained.series_ids if series is None else [s for s in trained.series_ids if s in series]
     if not ids:
