@@ -29,8 +29,9 @@ README gives the figures that chose the default:
   ``min_improvement`` (as ``margin``), then the ``dm_set`` of the models: where nothing clearly
   beats what a user has for free, it is kept; where something does, the models a test cannot
   tell from the best are combined instead of a pick made on noise. With ``reference_alpha``
-  (off by default; README, Benchmarks) both margin rules also keep the reference unless the
-  test finds its loss above the best model's at that level.
+  (``selection.reference_alpha``, 0.2 by default; 0 here and in :func:`choose`: off) both
+  margin rules also keep the reference unless the test finds its loss above the best model's
+  at that level (README, Benchmarks).
 - ``combination``: the equal-weight mean of the ``max_members`` best models.
 - ``dm_combination``: that mean, scored on the same windows from its members' backtest
   forecasts, unless a single model's loss is lower and the test says the mean is
