@@ -21,6 +21,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from flows.ingest import ingest
 from flows.parallel import dask_runner
 from flows.slot import exclusive
+from flows.subflows import on_parent_heartbeat
 from pipeline_lib.backfill import (
     BackfillOptions,
     BackfillParameterError,
@@ -73,14 +74,16 @@ def forecast_date(
     # imported here, not at the top: Dask ships this function to its workers by value, and a
     # flow pickled by value loses its module's imports (its parameter types)
     from flows.forecast import forecast_stage
+    from flows.subflows import on_parent_heartbeat
 
-    details = forecast_stage(
-        as_of=as_of,
-        config_file=config_file,
-        series=series,
-        lineage_start=lineage_start,
-        refresh_features=False,
-    )
+    with on_parent_heartbeat():
+        details = forecast_stage(
+            as_of=as_of,
+            config_file=config_file,
+            series=series,
+            lineage_start=lineage_start,
+            refresh_features=False,
+        )
     keep = ("as_of", "model_version", "champion", "written", "drift_flags", "unforecast_series")
     links = {k: details.get(k) for k in ("run_url", "plot")}  # the date's run page and plot
     return {**{k: details[k] for k in keep}, **links, "training": details["training"]["action"]}
@@ -206,7 +209,7 @@ def backfill(
     if options.dry_run:
         return summary
     scoped = scoped_settings(settings, options.subset)
-    with exclusive(settings, f"backfill {start} to {end}"):
+    with exclusive(settings, f"backfill {start} to {end}"), on_parent_heartbeat():
         ingest(as_of=end, config_file=config, start=start, series=options.subset)
         rebuild_features(scoped, end)
         results = run_chunks(plan, options, config)

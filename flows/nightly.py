@@ -11,6 +11,7 @@ from prefect.runtime import flow_run
 from flows.forecast import forecast_stage
 from flows.ingest import ingest
 from flows.slot import exclusive
+from flows.subflows import on_parent_heartbeat
 from pipeline_lib.backfill import today_in
 from pipeline_lib.config import load_settings
 from tasks.publish import prune_backtests
@@ -45,7 +46,7 @@ def nightly(
     config = config_file or None
     settings = load_settings(config)
     as_of = as_of or today_in(settings.orchestration.timezone)
-    with exclusive(settings, f"nightly {as_of}"):
+    with exclusive(settings, f"nightly {as_of}"), on_parent_heartbeat():
         ingested = ingest(as_of=as_of, config_file=config)
         summary = forecast_stage(as_of=as_of, config_file=config, retrain=retrain)
         pruned = prune_backtests(settings, as_of)
