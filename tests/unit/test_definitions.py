@@ -89,6 +89,27 @@ def test_cli_parses_its_commands() -> None:
         parser.parse_args(["nightly", "--as-of", "30/06/2015"])
 
 
+def test_the_console_script_returns_mains_code_and_leaves_the_heap_to_the_system() -> None:
+    """``forecast-pipeline`` is :func:`flows.cli.console`: main's exit code, with every object
+    still alive frozen, out of the interpreter's last full collection (in a child process: a
+    frozen test process would keep its garbage)."""
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "forecast-pipeline"]
+    assert script.value == "flows.cli:console"
+    probe = (
+        "import gc, flows.cli as cli\n"
+        "cli.main = lambda: 3\n"
+        "before = gc.get_freeze_count()\n"
+        "code = cli.console()\n"
+        "print(code, before, gc.get_freeze_count() > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "0", "True"]
+
+
 def test_library_never_imports_prefect() -> None:
     offenders = [
         str(p.relative_to(ROOT))
