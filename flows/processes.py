@@ -9,8 +9,12 @@ owner is gone (or that were re-parented to init without a mark) and ends them.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,33 +114,51 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 def start_api_early() -> Callable[[], None]:
     """Start Prefect's ephemeral API server now, in the background, when this run will use one
     (no ``PREFECT_API_URL``); returns a wait that returns once it answers (re-raising its
-    failure). Its start is a child process importing Prefect's server and migrating its
-    database (about 6 s), which otherwise begins only when the first flow asks for the API;
-    started before the flows are imported (torch, scikit-learn, statsforecast: a few
-    seconds), the two overlap on a machine with a second core. The server is the one Prefect's
-    client starts itself (``SubprocessASGIServer``, one per process), so the client finds it
-    running; call the wait before the first flow, as the client would not wait for it."""
+    failure). Call the wait before the first flow.
+
+    The server's start is a child process importing Prefect's server and migrating its
+    database (4-6 s), which otherwise begins only when the first flow asks for the API. The
+    child is spawned at once, with the command and environment Prefect's own
+    ``SubprocessASGIServer`` gives it (:func:`_spawn`), before this process imports Prefect's
+    server module (1.4 s) and the flows (torch, scikit-learn, statsforecast: about 3 s), so on
+    a machine with a second core the child's start and those imports overlap; the child is then
+    handed to ``SubprocessASGIServer()``, the one instance Prefect's client asks for, so the
+    client finds it running and stops it at exit as its own. Should the child die before it
+    answers (its port taken meanwhile, say), Prefect starts its own, as it would have."""
     import threading
 
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         return lambda: None
+    port = _free_port()
+    child = _spawn(port)
     failed: list[BaseException] = []
     imported = threading.Event()
 
-    def start() -> None:
+    def adopt() -> None:
         try:
             from prefect.server.api.server import SubprocessASGIServer
 
-            imported.set()  # the rest is the child's start: this thread only polls it
-            SubprocessASGIServer().start()
+            imported.set()  # the rest polls the child
+            server = SubprocessASGIServer()
+            if server.running:  # started already (not by us): ours is not needed
+                _end(child)
+                return
+            server.port, server.server_process, server.running = port, child, True
+            if _answers(server.api_url, child):
+                atexit.register(server.stop)  # as Prefect's start registers it
+                return
+            _end(child)  # gone, or never answered: Prefect's own start, as before
+            server.port, server.server_process, server.running = None, None, False
+            server.start()
         except BaseException as exc:  # noqa: BLE001 - re-raised by the wait, in the main thread
+            _end(child)
             failed.append(exc)
         finally:
             imported.set()
 
-    thread = threading.Thread(target=start, name="prefect-api-start", daemon=True)
+    thread = threading.Thread(target=adopt, name="prefect-api-start", daemon=True)
     thread.start()
     imported.wait()  # Prefect's server module first (needed anyway): imports in two threads
     # at once contend for the interpreter and would serialise
@@ -147,3 +169,65 @@ def start_api_early() -> Callable[[], None]:
             raise failed[0]
 
     return wait
+
+
+def _end(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.kill()
+    child.wait()
+
+
+def _free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now (the system's choice)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawn(port: int) -> subprocess.Popen[bytes]:
+    """Prefect's ephemeral API server on ``port``: the command and environment of
+    ``SubprocessASGIServer._run_uvicorn_command`` (Prefect 3.9.1; ``tests/unit/
+    test_processes.py`` compares the two), without importing Prefect's server module."""
+    import prefect
+    from prefect.settings import get_current_settings
+
+    command = [
+        sys.executable, "-m", "uvicorn",
+        "--app-dir", str(prefect.__module_path__.parent),
+        "--factory", _APP.decode(),
+        "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "error", "--lifespan", "on",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        **get_current_settings().to_environment_variables(exclude_unset=True),
+    }
+    logging.getLogger("prefect").info(
+        "Starting temporary server on http://127.0.0.1:%d (in the background)", port
+    )
+    return subprocess.Popen(command, env=env)
+
+
+def _answers(api_url: str, child: subprocess.Popen[bytes]) -> bool:
+    """Poll the child's health endpoint as Prefect does (every 0.1 s, for
+    ``server.ephemeral.startup_timeout_seconds``); False if it exits or never answers."""
+    import httpx
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    deadline = time.monotonic() + float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+    with httpx.Client() as client:
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                return False
+            try:
+                if client.get(f"{api_url}/health").status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    return False
