@@ -227,7 +227,7 @@ def deploy_command(args: argparse.Namespace, settings: Any) -> int:
 def backfill_command(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from flows.backfill import backfill
+    from flows.processes import start_api_early
     from pipeline_lib.backfill import BackfillOptions, BackfillParameterError, plan_backfill
     from pipeline_lib.config import load_settings
 
@@ -250,6 +250,10 @@ def backfill_command(args: argparse.Namespace) -> int:
         sys.exit(f"{flag} {exc.problem}")
     except ValueError as exc:
         sys.exit(str(exc))
+    api_ready = start_api_early()  # Prefect's local API starts while the flows are imported
+    from flows.backfill import backfill
+
+    api_ready()
     done = backfill(start=args.start, end=args.end, config_file=args.config or "", **parameters)
     what = "planned" if done["dry_run"] else "done"
     print(f"backfill {what}: {done['dates']} forecast dates in {len(done['chunks'])} chunks")

@@ -133,6 +133,7 @@ def start_api_early() -> Callable[[], None]:
         return lambda: None
     port = _free_port()
     child = _spawn(port)
+    atexit.register(_end, child)  # should the run end before the child is handed over
     failed: list[BaseException] = []
     imported = threading.Event()
 
