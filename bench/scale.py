@@ -50,7 +50,10 @@ environment dropped).
   Pseudo-stages: ``prefect task setup`` (``Created`` to ``Executing`` of the task runs, while no
   task run executes: the engine's calls to the API, such as the tag concurrency checks, before
   the task's code runs), ``imports`` (process start to ``Starting temporary server``: imports,
-  settings), ``api server start`` (from there to the top flow's first line), ``flow overhead``
+  settings; the CLI spawns the server's child as soon as its settings are read, so since
+  2026-12-06 this ends before Prefect's server module and the flows are imported),
+  ``api server start`` (from there to the top flow's first line: the child's start, and those
+  imports in the run's process meanwhile), ``flow overhead``
   (the top flow's time outside every task run: Prefect's flow bookkeeping, the writer lease and
   slot) and ``shutdown`` (the top flow's end to the process's exit: the summary it prints, the
   server's stop). For a nightly the stages add up to the wall time.
