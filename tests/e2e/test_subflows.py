@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, task
 from prefect.settings import get_current_settings
 
 from flows.subflows import on_parent_heartbeat
@@ -36,3 +36,31 @@ def test_outside_a_flow_run_nothing_changes(prefect_api: None) -> None:
     with on_parent_heartbeat():
         assert get_current_settings().flows.heartbeat_frequency == default
         assert _child() == default  # a top-level flow run keeps its heartbeat
+
+
+@task
+def _date_task() -> int | None:
+    """What a backfill date does: a subflow under on_parent_heartbeat, inside a task."""
+    with on_parent_heartbeat():
+        return _child()
+
+
+@flow
+def _backfill_like() -> int | None:
+    with on_parent_heartbeat():  # the body: it runs in this process
+        return _date_task.submit().result()  # a worker thread of this process
+
+
+@flow
+def _body_elsewhere() -> int | None:
+    # the body never entered it here: as on a Dask worker, where Prefect rebuilds the flow
+    # run's context for the task and the flow's body (and its heartbeat) is another process's
+    return _date_task()
+
+
+def test_a_task_of_a_flow_run_of_this_process_runs_its_subflow_on_the_heartbeat_of_the_run(
+    prefect_api: None,
+) -> None:
+    default = get_current_settings().flows.heartbeat_frequency
+    assert _backfill_like() is None
+    assert _body_elsewhere() == default  # the date's flow keeps its own heartbeat
