@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow
 from prefect.utilities.urls import url_for
 
+from flows.opaque import opaque
 from flows.parallel import baselines_apart
 from flows.runs import recorded_run
 from pipeline_lib.backfill import scoped_settings
@@ -70,10 +71,11 @@ def forecast_stage(
         candidate, decision = train_model(night, retrain, verdict)
         apart = baselines_apart(night)  # None: in the backtest task
         evaluation = backtest(night, candidate, decision, apart)
-        forecasts = forecast(night, evaluation)
+        scored = opaque(evaluation)  # every model's backtest: not walked by Prefect
+        forecasts = forecast(night, scored)
         drift = drift_metrics(night, monitoring, forecasts)
-        written = publish_results(night, candidate, decision, evaluation, forecasts, drift)
-        plot = publish_forecast_artifacts(night, forecasts, decision, evaluation, drift)
+        written = publish_results(night, candidate, decision, scored, forecasts, drift)
+        plot = publish_forecast_artifacts(night, forecasts, decision, scored, drift)
         run.details = run_summary(
             as_of, decision, candidate, evaluation, written, drift, forecasts, settings.series_ids
         )

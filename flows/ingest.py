@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.opaque import opaque
 from flows.runs import recorded_run
 from pipeline_lib.backfill import scoped_settings
 from pipeline_lib.config import load_settings
@@ -43,9 +44,9 @@ def ingest(
         try:
             reports = validate_batches(settings, batches, as_of, run.id)
         except ValidationFailed as exc:  # the summary shows what failed, then the run fails
-            publish_validation_artifact(exc.reports, as_of, exc.quarantine_paths)
+            publish_validation_artifact(opaque(exc.reports), as_of, exc.quarantine_paths)
             raise
-        publish_validation_artifact(reports, as_of)
+        publish_validation_artifact(opaque(reports), as_of)
         run.details = {
             "rows": commit_curated(settings, batches),
             "warnings": {r.key: [w.check for w in r.warnings] for r in reports if r.warnings},
