@@ -13,7 +13,8 @@ times, each from a copy of that state, tonight's model stage as the product runs
 process, with the library calls of the forecast flow:
 
 - **before**: the baselines naive, seasonal naive, linear and the rule before this issue (one
-  choice per series over all horizons: ``margin``);
+  choice per series over all horizons: ``margin``, without the test of the reference,
+  ``selection.reference_alpha`` 0);
 - **after**: the default baselines (also ``ets`` and ``arima``) and the default selection;
 - **after, refit**: the same without each series' newest statistical fits in the cache (the
   fit point tonight reads, with its forecasts per origin), as if every series' fit point moved
@@ -84,7 +85,8 @@ def settings_for(data_dir: str, series: list[str], before: bool) -> Settings:
     }
     if before:
         changes["backtest"] = {"baselines": ["naive", "seasonal_naive", "linear"]}
-        changes["selection"] = {"rule": "margin", "bucket_ends": []}
+        # the rule before issue 16: no Diebold-Mariano test of the reference either
+        changes["selection"] = {"rule": "margin", "bucket_ends": [], "reference_alpha": 0.0}
     return load_settings(**changes)
 
 
