@@ -47,17 +47,19 @@ def to_arrow(
         )
     arrays, names = [], []
     for column in table.columns:
-        if column.name in constants:
-            values: Any = pd.Series([constants[column.name]] * len(df), dtype=object)
+        constant = column.name in constants
+        if constant:  # converted once, then repeated for every row
+            values: Any = pd.Series([constants[column.name]], dtype=object)
         elif column.name in df.columns:
             values = df[column.name]
         else:
             continue
         try:
-            arrays.append(_convert(values, arrow_type(column.type)))
+            array = _convert(values, arrow_type(column.type))
         except (ValueError, TypeError, pa.ArrowException) as exc:
             bad = _bad_rows(values, column)
             raise ValueError(f"{table.name}.{column.name}: {bad}: {exc}") from exc
+        arrays.append(pa.repeat(array[0], len(df)) if constant else array)
         names.append(column.name)
     return pa.table(arrays, names=names)
 

@@ -16,7 +16,8 @@ Two shapes of write:
 Rows are written set-based, one statement per table: on PostgreSQL by COPY (from ``bulk_rows``
 rows), else by one ``executemany`` of one compiled statement. On SQLite that statement is compiled
 once and the rows reach the driver as tuples built column by column from Arrow (dates and times
-in the text format SQLAlchemy's SQLite types store), in batches of ``ROW_BATCH``: SQLAlchemy's
+in the text format SQLAlchemy's SQLite types store; one Python object per distinct text, date
+or time of a batch), in batches of ``ROW_BATCH``: SQLAlchemy's
 per-row parameter processing, not SQLite, was most of a large write. Scopes are deleted with one
 statement per value of their leading columns (and batch of the last one's values).
 
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -300,15 +302,29 @@ def _driver_values(column: pa.Array) -> list[Any]:
     nulls None."""
     kind = column.type
     if pa.types.is_date(kind):
-        column = column.cast(pa.date32()).cast(pa.string())
-    elif pa.types.is_timestamp(kind):  # few distinct values (created_at: one): format those
+        return _shared_values(column.cast(pa.date32()), lambda days: days.cast(pa.string()))
+    if pa.types.is_timestamp(kind):
         column = column.cast(pa.timestamp("us", tz="UTC"))
-        distinct = pc.unique(column)
-        formatted = pc.strftime(distinct, format="%Y-%m-%d %H:%M:%S")
-        column = pc.take(formatted, pc.index_in(column, value_set=distinct))
-    elif pa.types.is_boolean(kind):
+        return _shared_values(column, lambda t: pc.strftime(t, format="%Y-%m-%d %H:%M:%S"))
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _shared_values(column)
+    if pa.types.is_boolean(kind):
         column = column.cast(pa.int64())
     return column.to_pylist()
+
+
+def _shared_values(
+    column: pa.Array, render: Callable[[pa.Array], pa.Array] | None = None
+) -> list[Any]:
+    """A column's values as Python objects, one object per distinct value, each rendered
+    (formatted as text: dates, timestamps) once: a night's backtest rows name a few hundred
+    days, a few models and the series in 392,000 rows at 100 series, and an object made per
+    row and column was a tenth of the write."""
+    encoded = pc.dictionary_encode(column)
+    distinct = encoded.dictionary if render is None else render(encoded.dictionary)
+    objects = np.array([*distinct.to_pylist(), None], dtype=object)  # the last: null
+    indices = encoded.indices.fill_null(len(objects) - 1).to_numpy(zero_copy_only=False)
+    return list(objects[indices])
 
 
 def _copies(conn: Connection) -> bool:

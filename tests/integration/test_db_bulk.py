@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sqlalchemy import Engine, func, select, text
 
@@ -20,7 +21,7 @@ from pipeline_lib import db
 from pipeline_lib.db import values as v
 from pipeline_lib.db.frames import to_arrow
 from pipeline_lib.db.readers import BACKTEST_SUMMARY_FIELDS
-from pipeline_lib.db.upsert import SCOPE_BATCH, replace_rows
+from pipeline_lib.db.upsert import SCOPE_BATCH, _driver_values, replace_rows
 from pipeline_lib.decay import BACKTEST_SUMMARY_COLUMNS, backtest_summary, decay_metrics
 
 D1, D2, D3 = dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)
@@ -117,6 +118,34 @@ def test_sqlite_tuples_store_what_sqlalchemy_binding_stores(engine: Engine) -> N
     assert stored["covered"].map(type).eq(bool).all()
     assert np.isinf(stored["scaled_error"]).sum() == np.isinf(frame["scaled_error"]).sum()
     assert stored["scaled_error"].isna().sum() == frame["scaled_error"].isna().sum()
+
+
+def test_driver_values_render_each_distinct_value_once_and_keep_nulls() -> None:
+    """Text, dates and timestamps reach the driver as one object per distinct value, in row
+    order, with nulls as None; an empty column gives no values."""
+    words = _driver_values(pa.array(["b", None, "a", "b", "b"]))
+    assert words == ["b", None, "a", "b", "b"]
+    assert words[0] is words[3] is words[4]  # one object for the three rows of "b"
+    days = _driver_values(pa.array([D2, D1, None, D2], pa.date32()))
+    assert days == ["2024-01-03", "2024-01-02", None, "2024-01-03"]
+    stamp = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    stamps = _driver_values(pa.array([stamp, None], pa.timestamp("us", tz="UTC")))
+    assert stamps == ["2024-01-02 03:04:05.000006", None]
+    assert _driver_values(pa.array([], pa.string())) == []
+    assert _driver_values(pa.array([True, None, False])) == [1, None, 0]
+
+
+def test_a_constant_is_converted_once_and_checked() -> None:
+    """A constant column (run_id, created_at, the backtest date) is every row's value, and a
+    constant that does not convert is refused with its column named, rows or not."""
+    frame = backtest_frame(["A"])
+    constants = {"run_id": "run-a", "created_at": v.utcnow(), "backtest_date": D1}
+    table = to_arrow(db.backtest_results, frame, constants)
+    assert table["backtest_date"].to_pylist() == [D1] * len(frame)
+    assert table["run_id"].to_pylist() == ["run-a"] * len(frame)
+    for rows in (frame, frame.iloc[:0]):
+        with pytest.raises(ValueError, match="backtest_results.backtest_date"):
+            to_arrow(db.backtest_results, rows, constants | {"backtest_date": "not a day"})
 
 
 def test_actuals_upsert_on_the_driver_path_restates_and_orders(engine: Engine) -> None:
