@@ -135,6 +135,20 @@ def test_filter_dates_does_not_mutate() -> None:
     pd.testing.assert_frame_equal(df, before)
 
 
+def test_numbers_as_written_blanks_as_missing() -> None:
+    """Numbers in any form pandas reads (spaces around, exponent, sign, infinity) parse alike
+    whether every value of the column is a number or a blank sends it down the checked path."""
+    written = [" 1.5 ", "1e3", "+2", "-inf", "0.25"]
+    numbers = [1.5, 1000.0, 2.0, float("-inf"), 0.25]
+    days = [f"2024-01-0{i}" for i in range(1, 8)]
+    for values, expected in ((written, numbers), ([*written, "", "  "], [*numbers, None, None])):
+        body = "date,close\n" + "".join(f"{d},{v}\n" for d, v in zip(days, values, strict=False))
+        df = parse_payload(csv_payload(body.encode()))
+        assert df["close"].dtype == "float64"
+        got = [None if pd.isna(x) else x for x in df["close"]]
+        assert got == expected
+
+
 @pytest.mark.parametrize(
     ("content", "pattern"),
     [
