@@ -55,38 +55,39 @@ def ridge_loo(
     The leave-one-out residual of row i is ``e_i / (1 - h_ii)``, with ``e`` the residuals and
     ``h_ii`` the leverages of the hat matrix ``1/n + Z (Z^T Z + alpha I)^-1 Z^T`` (``Z``: the
     centred, standardised ``x``, through the eigendecomposition of ``Z^T Z``; the ``1/n``: the
-    intercept).
+    intercept). ``Z`` itself is never formed: ``Z^T Z`` is the centred inputs' cross-product
+    over the scales (whose diagonal gives the scales), ``Z V`` the centred inputs times ``V``
+    over the scales, and every penalty's fit and leverages come from one product each (the
+    rows are the large dimension: each pass over them counts).
     """
     n = x.shape[1]
     mean = x.mean(axis=1, keepdims=True)  # [K, 1, p]
-    scale = x.std(axis=1, keepdims=True)
+    centred = x - mean  # [K, n, p]
+    cross = np.matmul(centred.transpose(0, 2, 1), centred)  # [K, p, p]
+    scale = np.sqrt(np.diagonal(cross, axis1=1, axis2=2) / n)[:, None, :]  # x.std(axis=1)
     eps = np.finfo(np.float64).eps
     scale = np.where(scale < 10 * eps * np.maximum(np.abs(mean), 1.0), 1.0, scale)
-    z = (x - mean) / scale  # [K, n, p]
+    gram = cross / (scale.transpose(0, 2, 1) * scale)  # Z^T Z
     y_mean = y.mean(axis=1, keepdims=True)  # [K, 1]
     yc = y - y_mean
-    gram = np.matmul(z.transpose(0, 2, 1), z)  # [K, p, p]
-    eig, v = np.linalg.eigh(gram)  # z^T z = V diag(s^2) V^T
+    eig, v = np.linalg.eigh(gram)  # Z^T Z = V diag(s^2) V^T
     eig = np.clip(eig, 0.0, None)
-    zv = np.matmul(z, v)  # [K, n, p] = U diag(s)
+    zv = np.matmul(centred, v / scale.transpose(0, 2, 1))  # [K, n, p] = Z V = U diag(s)
     zty = np.matmul(yc[:, None, :], zv)[:, 0, :]  # [K, p] = diag(s) U^T y
-    zv2 = zv**2
-    best = np.full(len(x), np.inf)
-    coef = np.zeros((len(x), x.shape[2]))
-    chosen = np.zeros(len(x))
-    for alpha in alphas:
-        inv = 1.0 / (eig + alpha)  # [K, p]
-        fitted = np.matmul(zv, (inv * zty)[:, :, None])[:, :, 0]  # [K, n]
-        leverage = 1.0 / n + np.matmul(zv2, inv[:, :, None])[:, :, 0]
-        loo = ((yc - fitted) / (1.0 - leverage)) ** 2
-        score = loo.mean(axis=1)  # [K]
-        better = score < best
-        if better.any():
-            c = np.matmul(v, (inv * zty)[:, :, None])[:, :, 0]  # [K, p]
-            coef[better], best[better], chosen[better] = c[better], score[better], alpha
+    penalties = np.asarray(alphas, dtype=np.float64)
+    inv = 1.0 / (eig[:, :, None] + penalties)  # [K, p, A]
+    fitted = np.matmul(zv, inv * zty[:, :, None])  # [K, n, A]
+    leverage = 1.0 / n + np.matmul(zv**2, inv)  # [K, n, A]
+    score = (((yc[:, :, None] - fitted) / (1.0 - leverage)) ** 2).mean(axis=1)  # [K, A]
+    score = np.where(np.isnan(score), np.inf, score)  # an undefined score never wins
+    best = score.argmin(axis=1)  # the first of equal scores
+    rows = np.arange(len(x))
+    found = np.isfinite(score[rows, best])  # else no penalty: a zero line through the mean
+    chosen = inv[rows, :, best] * zty * found[:, None]  # [K, p]
+    coef = np.matmul(v, chosen[:, :, None])[:, :, 0]  # [K, p]
     weight = coef / scale[:, 0, :]
     intercept = y_mean[:, 0] - np.einsum("kp,kp->k", weight, mean[:, 0, :])
-    return weight, intercept, chosen
+    return weight, intercept, np.where(found, penalties[best], 0.0)
 
 
 def fit_linear_base(
