@@ -16,8 +16,13 @@ single model's in hindsight (the LSTM counted), the series on which it is no wor
 best statistical baseline (naive, seasonal naive, ETS, ARIMA: what a user gets from
 statsforecast) and than the best baseline (the linear model counted too). A variant is
 ``name=rule`` with optional ``:key=value,...`` overrides of the selection's parameters
-(``alpha``, ``max_members``, ``tolerance``, ``min_improvement``, ``reference_alpha``); the
-rest come from the settings. Rules chosen this way are chosen on the
+(``alpha``, ``max_members``, ``tolerance``, ``min_improvement``, ``reference_alpha``) and of
+the evidence it reads: ``record=N`` (windows per series; the settings'
+``selection.record_windows`` unless given; 0: the night's backtest alone, the product before
+the evaluation record) reads the record of every night so far, its newest N windows, and
+``keep=first|last|tonight`` says which night's rows a window scored on several nights keeps
+(``first``, the product's, unless given; see :func:`evidence`); the rest come from the
+settings. Rules chosen this way are chosen on the
 nights they are scored on: read a small difference as noise.
 
     python bench/accuracy.py --config pipeline_lib/sample_data/electricity.toml \\
@@ -65,10 +70,26 @@ PARAMETERS = {
     "tolerance": float,
     "min_improvement": float,
     "reference_alpha": float,
+    "record": int,
+    "keep": str,
 }
+# the evidence's parameters, not the rule's (see ``evidence``); "record" defaults to the
+# settings' ``selection.record_windows``, read as the product reads it ("first")
+RECORD_PARAMETERS = ("record", "keep")
+
+
+def record_defaults(settings: Settings) -> dict[str, Any]:
+    return {"record": settings.selection.record_windows, "keep": "first"}
+
+
 DEFAULT_VARIANTS = ";".join(
     [
         "configured=",
+        "no_record=margin_dm_set:record=0",
+        "record50=margin_dm_set:record=50",
+        "record200=margin_dm_set:record=200",
+        "rec_last=margin_dm_set:keep=last",
+        "rec_tonight=margin_dm_set:keep=tonight",
         "mds_a10=margin_dm_set:alpha=0.1",
         "mds_a20=margin_dm_set:alpha=0.2",
         "mds_m2=margin_dm_set:max_members=2",
@@ -102,12 +123,15 @@ def parse_variants(text: str, settings: Settings) -> dict[str, tuple[str, dict[s
         rule = rule.strip() or cfg.rule
         if rule not in RULES:
             raise SystemExit(f"variant {name!r}: unknown rule {rule!r}; known: {list(RULES)}")
-        params = dict(base)
+        params = dict(base) | record_defaults(settings)
         for pair in (p.strip() for p in given.split(",") if p.strip()):
             key, _, value = pair.partition("=")
             if key not in PARAMETERS:
                 raise SystemExit(f"variant {name!r}: unknown parameter {key!r}: {list(PARAMETERS)}")
             params[key] = PARAMETERS[key](value)
+        if params["keep"] not in ("first", "last", "tonight"):
+            keep = params["keep"]
+            raise SystemExit(f"variant {name!r}: keep is first, last or tonight, not {keep!r}")
         out[name.strip()] = (rule, params)
     return out
 
@@ -121,21 +145,61 @@ def nights_in(dump: Path) -> list[dt.date]:
     return [dt.date.fromisoformat(n) for n in found]
 
 
+def night_contest(settings: Settings, dump: Path, night: dt.date) -> pd.DataFrame:
+    """The contest rows of ``night``'s backtest (models named as in the contest)."""
+    backtest_file, _, champion_file = dump_files(dump, night)
+    champion = champion_file.read_text().strip() or None
+    versions = registry.contest_versions(list(settings.backtest.baselines), champion)
+    return registry.contest_rows(pd.read_parquet(backtest_file), versions)
+
+
+def evidence(contests: list[pd.DataFrame], record: int, keep: str) -> pd.DataFrame:
+    """What a rule reads on the newest night of ``contests`` (every night's contest rows up to
+    it, oldest first). ``record`` 0: that night's backtest alone (the product). Otherwise the
+    evaluation record: the rows of every night so far, per series its newest ``record``
+    windows (origins); a window scored on several nights keeps its newest night's rows
+    (``keep`` "last": tonight's backtest wins where it reaches, older windows as the nights
+    that scored them saw them) or its first night's (``keep`` "first": each forecast as it was
+    first scored, the nearest to a record of shadow forecasts: the product's evaluation
+    record, :mod:`pipeline_lib.evaluation_record`) or, ``keep`` "tonight", the night's own
+    rows for its windows and the first night's for older ones."""
+    if not record:
+        return contests[-1]
+    key = [schema.SERIES_ID, "forecast_date", "horizon", MODEL]
+    if keep == "tonight":
+        tonight = contests[-1]
+        older = pd.concat(contests[:-1] or [tonight.iloc[:0]], ignore_index=True)
+        older = older.drop_duplicates(key, keep="first")
+        windows = tonight[[schema.SERIES_ID, "forecast_date"]].drop_duplicates()
+        flags = older.merge(windows, how="left", indicator=True)["_merge"] == "left_only"
+        rows = pd.concat([older.loc[flags.to_numpy()], tonight], ignore_index=True)
+    else:
+        rows = pd.concat(contests, ignore_index=True).drop_duplicates(key, keep=keep)
+    dates = rows[[schema.SERIES_ID, "forecast_date"]].drop_duplicates()
+    newest = dates.groupby(schema.SERIES_ID)["forecast_date"].rank(method="first", ascending=False)
+    kept = dates.loc[newest <= record]
+    return rows.merge(kept, on=[schema.SERIES_ID, "forecast_date"], how="inner")
+
+
 def replay_night(
     settings: Settings,
     dump: Path,
     night: dt.date,
     variants: dict[str, tuple[str, dict[str, Any]]],
+    contests: list[pd.DataFrame],
 ) -> list[pd.DataFrame]:
-    """Every model's forecast of ``night`` and what each variant publishes from its evidence."""
-    backtest_file, forecasts_file, champion_file = dump_files(dump, night)
-    rows = pd.read_parquet(backtest_file)
+    """Every model's forecast of ``night`` and what each variant publishes from its evidence
+    (``contests``: the contest rows of every night up to this one, oldest first)."""
+    _, forecasts_file, _ = dump_files(dump, night)
     per_model = pd.read_parquet(forecasts_file)
-    champion = champion_file.read_text().strip() or None
-    versions = registry.contest_versions(list(settings.backtest.baselines), champion)
-    contest = registry.contest_rows(rows, versions)
     out = [_tagged(part, str(m), night) for m, part in per_model.groupby(MODEL, sort=True)]
-    for name, (rule, params) in variants.items():
+    seen: dict[tuple[int, str], pd.DataFrame] = {}
+    for name, (rule, given) in variants.items():
+        params = {k: v for k, v in given.items() if k not in RECORD_PARAMETERS}
+        record = (given["record"], given["keep"])
+        if record not in seen:
+            seen[record] = evidence(contests, *record)
+        contest = seen[record]
         choices = choose_all(
             contest, settings.horizon, settings.selection.bucket_ends, rule, **params
         )
@@ -204,9 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         data_end = args.data_end or SAMPLE_END
         print(f"{len(dates)} nights {dates[0]}..{dates[-1]} from {dump}; data up to {data_end}")
         features = build_features(settings, data_end)
-        parts = []
+        parts, contests = [], []
         for night in dates:
-            parts += replay_night(settings, dump, night, variants)
+            contests.append(night_contest(settings, dump, night))
+            parts += replay_night(settings, dump, night, variants, contests)
         forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     scores, _, n_scored, n_dropped = score(forecasts, features, settings)
     baselines = list(settings.backtest.baselines)
@@ -230,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['all']['best_single_overall']}); <=stat, <=base: series no worse than the "
         "best statistical baseline, than the best baseline (the linear model counted)"
     )
-    base = rule_parameters(settings)
+    base = rule_parameters(settings) | record_defaults(settings)
     print(
         f"configured: {settings.selection.rule} "
         + ", ".join(f"{k}={base[k]}" for k in PARAMETERS)
@@ -243,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for line in lines:
         rule, params = variants[line["variant"]]
-        changes = ",".join(f"{k}={params[k]:g}" for k in PARAMETERS if params[k] != base[k])
+        changes = ",".join(
+            f"{k}={params[k]:g}" if not isinstance(params[k], str) else f"{k}={params[k]}"
+            for k in PARAMETERS
+            if params[k] != base[k]
+        )
         cells = f"{line['variant']:<15}{(rule + ' ' + changes)[:35]:<36}"
         for key in summary:
             n = line[f"{key}_series"]

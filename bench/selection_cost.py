@@ -14,8 +14,10 @@ process, with the library calls of the forecast flow:
 
 - **before**: the baselines naive, seasonal naive, linear and the rule before this issue (one
   choice per series over all horizons: ``margin``, without the test of the reference,
-  ``selection.reference_alpha`` 0);
-- **after**: the default baselines (also ``ets`` and ``arima``) and the default selection;
+  ``selection.reference_alpha`` 0, on tonight's backtest alone, ``selection.record_windows``
+  0);
+- **after**: the default baselines (also ``ets`` and ``arima``) and the default selection (the
+  evaluation record of the two nights before read beside tonight's backtest);
 - **after, refit**: the same without each series' newest statistical fits in the cache (the
   fit point tonight reads, with its forecasts per origin), as if every series' fit point moved
   tonight; the older fits stay, so a series whose new fit point is not a search point
@@ -85,8 +87,14 @@ def settings_for(data_dir: str, series: list[str], before: bool) -> Settings:
     }
     if before:
         changes["backtest"] = {"baselines": ["naive", "seasonal_naive", "linear"]}
-        # the rule before issue 16: no Diebold-Mariano test of the reference either
-        changes["selection"] = {"rule": "margin", "bucket_ends": [], "reference_alpha": 0.0}
+        # the rule before issue 16: no Diebold-Mariano test of the reference and no
+        # evaluation record either
+        changes["selection"] = {
+            "rule": "margin",
+            "bucket_ends": [],
+            "reference_alpha": 0.0,
+            "record_windows": 0,
+        }
     return load_settings(**changes)
 
 

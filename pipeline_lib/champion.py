@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline_lib import paths, registry, schema
+from pipeline_lib import evaluation_record, paths, registry, schema
 from pipeline_lib.baselines import Baseline
 from pipeline_lib.config import Settings
 from pipeline_lib.evaluation.backtest import (
@@ -170,9 +170,7 @@ def evaluate(
     for version, model in list(models.items()):
         try:
             parts.append(
-                lstm_forecasts(
-                    model, features, plan, frequencies, settings.model.base_refit_rows
-                )
+                lstm_forecasts(model, features, plan, frequencies, settings.model.base_refit_rows)
             )
         except ValueError as exc:  # trained on the hold-out: not comparable
             notes.append(str(exc))
@@ -228,6 +226,17 @@ def evaluate(
     summary = summary.reset_index(drop=True)
     challenger = candidate.version if candidate.version in models else None
     cfg = settings.backtest
+    record = None
+    if settings.selection.record_windows:  # earlier nights' windows, read as of tonight
+        days = evaluation_record.span_days(
+            settings.selection.record_windows, cfg.last_n, cfg.step, settings.horizon
+        )
+        record = evaluation_record.read(
+            paths.models_dir(settings.data_dir),
+            as_of,
+            as_of - dt.timedelta(days=days),
+            settings.lineage,
+        )
     selection = registry.select(
         summary,
         rows,
@@ -241,6 +250,7 @@ def evaluate(
         reference=cfg.reference,
         min_improvement=cfg.min_improvement,
         step=cfg.step,
+        record=record,
     )
     winner = models.get(selection.champion) if selection.champion else None
     tonight = baselines.tonight if baselines is not None else None

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 from fsspec.core import url_to_fs
 
-from pipeline_lib import schema
+from pipeline_lib import evaluation_record, schema
 from pipeline_lib.config import SelectionConfig
 from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION, baseline_version, overall_mase
 from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
@@ -60,9 +60,13 @@ class Selection:
     published: dict[str, dict[str, str]] = field(default_factory=dict)
     series_mase: dict[str, dict[str, float | None]] = field(default_factory=dict)
     choices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # the window losses first scored tonight, for the evaluation record (not in the JSON)
+    new_evidence: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, new_evidence=None))
+        out.pop("new_evidence")
+        return out
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Selection:
@@ -124,6 +128,7 @@ def select(
     reference: str = "naive",
     min_improvement: float = 0.0,
     step: int = 1,
+    record: pd.DataFrame | None = None,
 ) -> Selection:
     """Decide tonight's champion and what is published per series and horizon bucket.
 
@@ -134,6 +139,9 @@ def select(
     the champion was reused). ``forced``: why the challenger replaces the champion without a
     contest (e.g. the settings changed). ``config``, ``reference``, ``min_improvement``,
     ``step``: the selection rule and its inputs (see :mod:`pipeline_lib.selection`).
+    ``record``: the evaluation record's window losses of earlier nights
+    (:func:`pipeline_lib.evaluation_record.read`); with ``config.record_windows`` the rule
+    reads them beside tonight's, and the selection carries what tonight adds to them.
     """
     config = config or SelectionConfig()
     scores = summary.loc[summary["horizon"] == "ALL"]
@@ -163,11 +171,17 @@ def select(
                 f"on {len(common)} series; the champion is kept"
             )
     versions = contest_versions(baselines, winner)
+    contest = contest_rows(rows, versions)
+    evidence = new_evidence = None
+    if config.record_windows:
+        tonight = evaluation_record.window_losses(contest, horizon, config.bucket_ends)
+        evidence, new_evidence = evaluation_record.merge(record, tonight, config.record_windows)
     choices = choose_all(
-        contest_rows(rows, versions),
+        contest,
         horizon,
         config.bucket_ends,
         config.rule,
+        evidence,
         alpha=config.alpha,
         max_members=config.max_members,
         tolerance=config.tolerance,
@@ -192,6 +206,7 @@ def select(
         mase={k: finite_or_none(v) for k, v in mase.items()},
         series_mase=series_mase,
         **_choice_fields(choices),
+        new_evidence=new_evidence,
     )
 
 
@@ -232,7 +247,9 @@ def lineages(models_url: str) -> list[str]:
 def save_selection(models_url: str, selection: Selection, lineage: str = "") -> str:
     """Write the night's selection record (atomic; a rerun of the night replaces it, unless the
     rerun reached the same champion and choices: then the first record, with the reason the
-    champion won, stays)."""
+    champion won, stays), and the windows it first scored to the evaluation record."""
+    if selection.new_evidence is not None:
+        evaluation_record.save(models_url, selection.as_of, selection.new_evidence, lineage)
     fs, folder = _folder(models_url, lineage)
     fs.makedirs(folder, exist_ok=True)
     path = f"{folder}/{selection.as_of}.json"

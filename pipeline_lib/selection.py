@@ -125,6 +125,14 @@ def window_losses(rows: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
     return loss.unstack(MODEL).reset_index()
 
 
+def bucket_table(evidence: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
+    """:func:`window_losses`' table from window losses kept per bucket (``evidence``: columns
+    ``series_id, forecast_date, first, last, model, scaled_error``, one row per key)."""
+    part = evidence.loc[(evidence["first"] == first) & (evidence["last"] == last)]
+    table = part.set_index([schema.SERIES_ID, "forecast_date", MODEL])[LOSS].unstack(MODEL)
+    return table.sort_index().reset_index()
+
+
 def dm_pvalue(d: np.ndarray, lag: int) -> float:
     """One-sided Diebold-Mariano p-value that the mean of the loss differences ``d`` (model
     minus best) is above 0: Newey-West variance with ``lag`` lags, the Harvey-Leybourne-Newbold
@@ -219,12 +227,16 @@ def choose(
     elif rule == "dm_combination":
         members = ranked[:max_members]
         if combined is not None and len(members) > 1:
+            # scored where the members' forecasts are at hand (an evaluation record keeps
+            # losses, not forecasts: its older windows have none)
             mean_loss = combined[complete]
-            if not np.isnan(mean_loss).any():
-                p_mean = dm_pvalue(mean_loss - row[best], lag)
+            have = ~np.isnan(mean_loss)
+            if have.any():
+                p_mean = dm_pvalue(mean_loss[have] - row[best][have], lag)
                 p_worse["mean"] = p_mean
-                mase["mean"] = float(mean_loss.mean())
-                if mase["mean"] > mase[best] and p_mean < alpha:
+                mase["mean"] = float(mean_loss[have].mean())
+                best_here = mase[best] if have.all() else float(row[best][have].mean())
+                if mase["mean"] > best_here and p_mean < alpha:
                     members = [best]
     elif rule == "dm_mean":
         if reference in row:
@@ -264,13 +276,20 @@ def choose_all(
     horizon: int,
     bucket_ends: Sequence[int],
     rule: str = "dm_set",
+    evidence: pd.DataFrame | None = None,
     **kwargs: Any,
 ) -> dict[str, list[Choice]]:
     """Every series' choices, one per horizon bucket, from backtest ``rows`` (one per
-    forecast row: ``series_id, forecast_date, horizon, model`` and ``scaled_error``)."""
+    forecast row: ``series_id, forecast_date, horizon, model`` and ``scaled_error``) or, given
+    ``evidence``, from its window losses (one per series, window, bucket and model: the
+    evaluation record's, :mod:`pipeline_lib.evaluation_record`; ``rows`` then serve
+    ``dm_combination``'s mean, scored on the windows they hold)."""
     out: dict[str, list[Choice]] = {}
     for first, last in buckets(bucket_ends, horizon):
-        losses = window_losses(rows, first, last)
+        if evidence is None:
+            losses = window_losses(rows, first, last)
+        else:
+            losses = bucket_table(evidence, first, last)
         if rule == "dm_combination":
             losses = _with_combination(rows, losses, first, last, kwargs.get("max_members", 3))
         for sid, part in losses.groupby(schema.SERIES_ID, sort=True):

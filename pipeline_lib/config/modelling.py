@@ -292,6 +292,14 @@ class SelectionConfig(BaseModel):
         "safer on series no model beats, costly on spiky prices where the test is weak: "
         "bench/rules.py scores other levels)",
     )
+    record_windows: int = Field(
+        default=100,
+        ge=0,
+        description="windows per series and bucket the rule reads: tonight's backtest and, "
+        "before it, the evaluation record of earlier nights (each window's losses as the "
+        "night that first scored it saw them; pipeline_lib.evaluation_record). 0: tonight's "
+        "backtest alone",
+    )
 
 
 class TuningConfig(BaseModel):

@@ -273,8 +273,10 @@ def _evidence_with_pandas(losses: pd.DataFrame, last: int, step: int) -> dict:
 
     out = {m: (float(v), p(table[m].to_numpy() - table[best].to_numpy())) for m, v in mase.items()}
     if combined is not None:
-        mean_loss = combined.loc[table.index]
-        out["mean"] = (float(mean_loss.mean()), p(mean_loss.to_numpy() - table[best].to_numpy()))
+        mean_loss = combined.loc[table.index]  # scored on the windows where it is known
+        have = mean_loss.notna().to_numpy()
+        d = mean_loss.to_numpy()[have] - table[best].to_numpy()[have]
+        out["mean"] = (float(mean_loss.loc[have].mean()), p(d))
     return {"ranked": out, "windows": len(table), "left_out": left_out}
 
 

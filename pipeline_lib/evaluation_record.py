@@ -1,0 +1,137 @@
+"""The evaluation record: every window a night's backtest scored, kept for the nights after it,
+so that what is published is chosen on a longer out-of-sample record than one backtest.
+
+A night's backtest scores 40 windows (``backtest.last_n``) per series, and a rule that picks
+or combines models on 40 windows picks noise as often as skill. Each window is kept the first
+time a night scores it: per series, horizon bucket, window (``forecast_date``) and contest model
+(``lstm`` is the champion of that night), its loss (the mean scaled error over the bucket's
+horizons). That loss is never rescored: it is what the models of that night forecast out of
+sample, the nearest thing to a record of shadow forecasts that a backtest gives. The selection
+(:func:`pipeline_lib.registry.select`) reads, per series and bucket, the newest
+``selection.record_windows`` windows of the record and of tonight's backtest, tonight's own
+rows only where the record does not hold them yet (``bench/rules.py``'s ``keep=first``).
+
+Storage: one Parquet file per night, ``models/evaluation_record[/<lineage>]/<as_of>.parquet``,
+holding only the windows new that night (tonight's backtest repeats most of last night's).
+Point in time: a night reads the files dated strictly before it, so a rerun of a night reads
+what its first run read and repeats its choice, and a backfill never sees a later night's
+record. A backfill of an earlier date that runs after later nights adds a file those later
+nights did not read when they ran; their reruns read it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+from typing import Any
+
+import pandas as pd
+from fsspec.core import url_to_fs
+
+from pipeline_lib import schema
+from pipeline_lib.evaluation.metrics import MODEL
+from pipeline_lib.selection import LOSS, buckets
+from pipeline_lib.store.fs import atomic_write_bytes
+
+FOLDER = "evaluation_record"
+WINDOW = [schema.SERIES_ID, "forecast_date", "first", "last"]
+KEY = [*WINDOW, MODEL]
+COLUMNS = [*KEY, LOSS]
+
+
+def window_losses(rows: pd.DataFrame, horizon: int, bucket_ends: list[int]) -> pd.DataFrame:
+    """Per series, bucket, window and model of the contest ``rows`` (one per forecast row:
+    ``series_id, forecast_date, horizon, model, scaled_error``): the window's loss, the mean of
+    its horizons' scaled errors (:data:`COLUMNS`)."""
+    parts = []
+    for first, last in buckets(bucket_ends, horizon):
+        part = rows.loc[rows["horizon"].between(first, last)]
+        loss = part.groupby([schema.SERIES_ID, "forecast_date", MODEL], sort=False)[LOSS].mean()
+        parts.append(loss.reset_index().assign(first=first, last=last))
+    if not parts:
+        return empty()
+    out = pd.concat(parts, ignore_index=True)
+    out[schema.SERIES_ID] = out[schema.SERIES_ID].astype(str)
+    out["forecast_date"] = pd.to_datetime(out["forecast_date"])
+    out[MODEL] = out[MODEL].astype(str)
+    return out[COLUMNS]
+
+
+def empty() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            schema.SERIES_ID: pd.Series(dtype=object),
+            "forecast_date": pd.Series(dtype="datetime64[ns]"),
+            "first": pd.Series(dtype="int64"),
+            "last": pd.Series(dtype="int64"),
+            MODEL: pd.Series(dtype=object),
+            LOSS: pd.Series(dtype="float64"),
+        }
+    )
+
+
+def merge(
+    record: pd.DataFrame | None, tonight: pd.DataFrame, windows: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The evidence and what is new tonight: the ``record`` (window losses of earlier nights)
+    and ``tonight``'s, a (window, model) the record holds keeping the record's loss; per series
+    and bucket the newest ``windows`` windows. Returns ``(evidence, new)``: ``new`` are
+    tonight's rows the record did not hold (what tonight adds to it)."""
+    if record is None or record.empty:
+        new = tonight
+        rows = tonight
+    else:
+        known = tonight[KEY].merge(record[KEY], on=KEY, how="left", indicator=True)
+        new = tonight.loc[(known["_merge"] == "left_only").to_numpy()]
+        rows = pd.concat([record, new], ignore_index=True)
+    dates = rows[WINDOW].drop_duplicates()
+    order = dates.groupby([schema.SERIES_ID, "first", "last"])["forecast_date"].rank(
+        method="first", ascending=False
+    )
+    kept = dates.loc[(order <= windows).to_numpy()]
+    evidence = rows.merge(kept, on=WINDOW, how="inner")
+    return evidence.reset_index(drop=True), new.reset_index(drop=True)
+
+
+def span_days(windows: int, last_n: int, step: int, horizon: int) -> int:
+    """Calendar days back from a night within which the record's files surely hold its newest
+    ``windows`` windows: a file dated d holds windows up to ``last_n`` origins (``step`` rows
+    apart) and a horizon before d; rows counted as business days (7/5 of them in calendar
+    days) and two weeks of holidays beside."""
+    rows = (windows + last_n) * step + horizon
+    return math.ceil(rows * 7 / 5) + 14
+
+
+def _folder(models_url: str, lineage: str) -> tuple[Any, str]:
+    fs, path = url_to_fs(models_url)
+    folder = f"{path.rstrip('/')}/{FOLDER}"
+    return fs, f"{folder}/{lineage}" if lineage else folder
+
+
+def read(models_url: str, as_of: dt.date, since: dt.date, lineage: str = "") -> pd.DataFrame:
+    """The record as a night ``as_of`` reads it: the files dated from ``since`` to the day
+    before ``as_of``, oldest first (a window in two files, e.g. after a backfill of an earlier
+    date, keeps the older night's loss)."""
+    fs, folder = _folder(models_url, lineage)
+    if not fs.exists(folder):
+        return empty()
+    low, high = since.isoformat(), as_of.isoformat()
+    names = sorted(fs.glob(f"{folder}/*.parquet"))
+    dated = [p for p in names if low <= p.rsplit("/", 1)[-1].removesuffix(".parquet") < high]
+    if not dated:
+        return empty()
+    parts = [pd.read_parquet(io.BytesIO(fs.cat_file(p))) for p in dated]
+    rows = pd.concat(parts, ignore_index=True)[COLUMNS]
+    return rows.drop_duplicates(KEY, keep="first").reset_index(drop=True)
+
+
+def save(models_url: str, as_of: dt.date | str, rows: pd.DataFrame, lineage: str = "") -> str:
+    """Write the windows first scored on ``as_of`` (atomic; a rerun of the night replaces
+    them with its own, the same for the same inputs)."""
+    fs, folder = _folder(models_url, lineage)
+    fs.makedirs(folder, exist_ok=True)
+    url = fs.unstrip_protocol(f"{folder}/{as_of}.parquet")
+    buffer = io.BytesIO()
+    rows[COLUMNS].to_parquet(buffer, index=False)
+    return atomic_write_bytes(url, buffer.getvalue())
