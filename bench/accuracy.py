@@ -234,9 +234,10 @@ def dump_files(folder: str | Path, night: dt.date) -> tuple[Path, Path, Path]:
 def rule_forecasts(
     settings: Settings, evaluation: Any, per_model: pd.DataFrame
 ) -> dict[str, pd.DataFrame]:
-    """The forecast each selection rule would publish tonight, from the same backtest
-    evidence and the same per-model forecasts: every rule per horizon bucket, and the product's
-    rule before per-bucket choices (``margin`` over all horizons at once, ``margin_all``)."""
+    """The forecast each selection rule would publish tonight, from tonight's backtest alone
+    (not the evaluation record: ``bench/rules.py`` replays that from ``--dump``) and the same
+    per-model forecasts: every rule per horizon bucket, and the product's rule before
+    per-bucket choices (``margin`` over all horizons at once, ``margin_all``)."""
     versions = registry.contest_versions(
         list(settings.backtest.baselines), evaluation.selection.champion
     )
@@ -514,8 +515,10 @@ def report(summary: dict[str, Any], settings: Settings, n_scored: int, n_dropped
         + (f" ({n_dropped} rows not made by every model left out)" if n_dropped else "")
     )
     print(
-        f"published = the product's rule ({summary['rule']}); r:<rule> = what each rule would "
-        "have published on the same nights; r:margin_all = the rule before per-bucket choices"
+        f"published = the product's rule ({summary['rule']}"
+        + (", on the evaluation record); " if settings.selection.record_windows else "); ")
+        + "r:<rule> = what each rule would have published on the same nights from their backtest "
+        "alone; r:margin_all = the rule before per-bucket choices"
     )
     for key, scope in summary["scopes"].items():
         title = "h=1" if key == "h1" else f"all horizons 1..{settings.horizon}"
