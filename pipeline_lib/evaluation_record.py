@@ -35,6 +35,7 @@ from pipeline_lib.selection import LOSS, buckets
 from pipeline_lib.store.fs import atomic_write_bytes
 
 FOLDER = "evaluation_record"
+GROUP = [schema.SERIES_ID, "first", "last"]  # a series' bucket
 WINDOW = [schema.SERIES_ID, "forecast_date", "first", "last"]
 KEY = [*WINDOW, MODEL]
 COLUMNS = [*KEY, LOSS]
@@ -74,21 +75,33 @@ def empty() -> pd.DataFrame:
 def merge(
     record: pd.DataFrame | None, tonight: pd.DataFrame, windows: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The evidence and what is new tonight: the ``record`` (window losses of earlier nights)
-    and ``tonight``'s, a (window, model) the record holds keeping the record's loss; per series
-    and bucket the newest ``windows`` windows. Returns ``(evidence, new)``: ``new`` are
-    tonight's rows the record did not hold (what tonight adds to it)."""
+    """The evidence and what is new tonight, from the ``record`` (window losses of earlier
+    nights) and ``tonight``'s. Returns ``(evidence, new)``:
+
+    - the record counts only for tonight's series, buckets and models (a series or a model no
+      longer in the contest is not chosen), and a window the record holds keeps its loss;
+    - an older window than tonight's first counts only where every model of tonight's contest
+      for the series has its loss there: a model new to the contest (a baseline added to the
+      settings) competes on tonight's windows at once, and on more as its record grows;
+    - per series and bucket, the newest ``windows`` windows;
+    - ``new``: tonight's rows the record did not hold (what tonight adds to it)."""
     if record is None or record.empty:
-        new = tonight
-        rows = tonight
+        new = rows = tonight
+        dates = rows[WINDOW].drop_duplicates()
     else:
-        known = tonight[KEY].merge(record[KEY], on=KEY, how="left", indicator=True)
-        new = tonight.loc[(known["_merge"] == "left_only").to_numpy()]
-        rows = pd.concat([record, new], ignore_index=True)
-    dates = rows[WINDOW].drop_duplicates()
-    order = dates.groupby([schema.SERIES_ID, "first", "last"])["forecast_date"].rank(
-        method="first", ascending=False
-    )
+        contest = tonight[[*GROUP, MODEL]].drop_duplicates()
+        record = record.merge(contest, on=[*GROUP, MODEL], how="inner")
+        rows = pd.concat([record, tonight], ignore_index=True)
+        seen = rows.duplicated(KEY, keep="first").to_numpy()
+        new = tonight.loc[~seen[len(record) :]]
+        rows = rows.loc[~seen]
+        have = rows.groupby(WINDOW, sort=False).size().rename("_have").reset_index()
+        models = contest.groupby(GROUP).size().rename("_models").reset_index()
+        since = tonight.groupby(GROUP)["forecast_date"].min().rename("_since").reset_index()
+        have = have.merge(models, on=GROUP).merge(since, on=GROUP)
+        complete = (have["_have"] >= have["_models"]) | (have["forecast_date"] >= have["_since"])
+        dates = have.loc[complete.to_numpy(), WINDOW]
+    order = dates.groupby(GROUP)["forecast_date"].rank(method="first", ascending=False)
     kept = dates.loc[(order <= windows).to_numpy()]
     evidence = rows.merge(kept, on=WINDOW, how="inner")
     return evidence.reset_index(drop=True), new.reset_index(drop=True)

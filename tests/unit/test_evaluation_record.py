@@ -15,7 +15,6 @@ from pipeline_lib.config import SelectionConfig
 from pipeline_lib.selection import RULES, choose_all
 
 H = 3
-BASELINES = ["naive", "linear"]
 START = pd.Timestamp("2021-01-04")
 
 
@@ -66,8 +65,9 @@ def _night(
     rows, summary = _rows(windows, losses, seed)
     config = SelectionConfig(rule="best", bucket_ends=[1], record_windows=record_windows)
     record = evaluation_record.read(str(models), as_of, as_of - dt.timedelta(days=400))
+    baselines = [m for m in losses if m != "lstm"]
     sel = registry.select(
-        summary, rows, as_of, "v1", None, BASELINES, horizon=H, config=config, record=record
+        summary, rows, as_of, "v1", None, baselines, horizon=H, config=config, record=record
     )
     registry.save_selection(str(models), sel)
     return sel
@@ -152,3 +152,26 @@ def test_the_newest_windows_are_read_and_none_without_a_record(tmp_path: Path) -
 def test_span_days_reaches_the_windows_a_night_reads() -> None:
     # 100 windows before tonight's 40, two rows apart, horizon 14: 294 business days
     assert evaluation_record.span_days(100, 40, 2, 14) == 426
+
+
+def test_the_record_serves_tonights_contest_only(tmp_path: Path) -> None:
+    first, second = dt.date(2021, 6, 1), dt.date(2021, 6, 29)
+    _night(tmp_path, first, range(0, 40), {"naive": 1.0, "linear": 0.9, "lstm": 1.1})
+    # the record holds a series that left the settings: it is not chosen tonight
+    record = evaluation_record.read(str(tmp_path), second, first)
+    gone = record.assign(**{schema.SERIES_ID: "GONE"})
+    evaluation_record.save(str(tmp_path), dt.date(2021, 6, 2), gone)
+    # a baseline new tonight (ets) competes on tonight's 40 windows at once, not on the
+    # record's older ones, where it has no loss; a model gone from the contest (lstm) is not
+    # read from the record
+    sel = _night(tmp_path, second, range(20, 60), {"naive": 1.0, "linear": 0.9, "ets": 0.5})
+    assert set(sel.choices) == {"S"}
+    for choice in sel.choices["S"]:
+        assert choice["evidence"]["windows"] == 40 and choice["evidence"]["left_out"] == []
+        assert set(choice["evidence"]["mase"]) == {"naive", "linear", "ets"}
+    assert sel.published["S"]["1-1"] == "ets"
+    # once ets has a record of its own, the older windows where every model has a loss count
+    third = _night(
+        tmp_path, dt.date(2021, 7, 27), range(40, 80), {"naive": 1.0, "linear": 0.9, "ets": 0.5}
+    )
+    assert third.choices["S"][0]["evidence"]["windows"] == 60
