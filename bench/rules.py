@@ -58,7 +58,7 @@ from accuracy import (
     score,
 )
 
-from pipeline_lib import registry, schema
+from pipeline_lib import evaluation_record, registry, schema
 from pipeline_lib.config import SAMPLE_END, Settings, load_settings
 from pipeline_lib.evaluation.backtest import LSTM
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL
@@ -154,15 +154,15 @@ def night_contest(settings: Settings, dump: Path, night: dt.date) -> pd.DataFram
 
 
 def evidence(contests: list[pd.DataFrame], record: int, keep: str) -> pd.DataFrame:
-    """What a rule reads on the newest night of ``contests`` (every night's contest rows up to
-    it, oldest first). ``record`` 0: that night's backtest alone (the product). Otherwise the
-    evaluation record: the rows of every night so far, per series its newest ``record``
-    windows (origins); a window scored on several nights keeps its newest night's rows
-    (``keep`` "last": tonight's backtest wins where it reaches, older windows as the nights
-    that scored them saw them) or its first night's (``keep`` "first": each forecast as it was
-    first scored, the nearest to a record of shadow forecasts: the product's evaluation
-    record, :mod:`pipeline_lib.evaluation_record`) or, ``keep`` "tonight", the night's own
-    rows for its windows and the first night's for older ones."""
+    """The backtest rows a rule reads on the newest night of ``contests`` (every night's
+    contest rows up to it, oldest first), for the evidence the product does not use. ``record``
+    0: that night's backtest alone (the product before its evaluation record). Otherwise the
+    rows of every night so far, per series its newest ``record`` windows (origins); a window
+    scored on several nights keeps its newest night's rows (``keep`` "last": tonight's backtest
+    wins where it reaches, older windows as the nights that scored them saw them) or, ``keep``
+    "tonight", the night's own rows for its windows and the first night's for older ones.
+    ``keep`` "first" is the product's record (:func:`replay_night` reads it with
+    :func:`pipeline_lib.evaluation_record.merge`)."""
     if not record:
         return contests[-1]
     key = [schema.SERIES_ID, "forecast_date", "horizon", MODEL]
@@ -187,26 +187,39 @@ def replay_night(
     night: dt.date,
     variants: dict[str, tuple[str, dict[str, Any]]],
     contests: list[pd.DataFrame],
+    record: pd.DataFrame,
 ) -> list[pd.DataFrame]:
     """Every model's forecast of ``night`` and what each variant publishes from its evidence
-    (``contests``: the contest rows of every night up to this one, oldest first)."""
+    (``contests``: the contest rows of every night up to this one, oldest first; ``record``:
+    the product's evaluation record as this night reads it, :func:`record_after`)."""
     _, forecasts_file, _ = dump_files(dump, night)
     per_model = pd.read_parquet(forecasts_file)
     out = [_tagged(part, str(m), night) for m, part in per_model.groupby(MODEL, sort=True)]
-    seen: dict[tuple[int, str], pd.DataFrame] = {}
+    ends = settings.selection.bucket_ends
+    tonight = evaluation_record.window_losses(contests[-1], settings.horizon, ends)
     for name, (rule, given) in variants.items():
         params = {k: v for k, v in given.items() if k not in RECORD_PARAMETERS}
-        record = (given["record"], given["keep"])
-        if record not in seen:
-            seen[record] = evidence(contests, *record)
-        contest = seen[record]
-        choices = choose_all(
-            contest, settings.horizon, settings.selection.bucket_ends, rule, **params
-        )
+        windows, keep = given["record"], given["keep"]
+        if windows and keep == "first":  # the product's record, read as the product reads it
+            losses, _ = evaluation_record.merge(record, tonight, windows)
+            choices = choose_all(contests[-1], settings.horizon, ends, rule, losses, **params)
+        else:
+            rows = evidence(contests, windows, keep)
+            choices = choose_all(rows, settings.horizon, ends, rule, **params)
         published = combine(per_model, choices)
         if not published.empty:
             out.append(_tagged(published, f"rule:{name}", night))
     return out
+
+
+def record_after(record: pd.DataFrame, contest: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """The product's evaluation record after a night whose contest rows are ``contest``: the
+    windows it first scored added (what ``registry.save_selection`` writes)."""
+    tonight = evaluation_record.window_losses(
+        contest, settings.horizon, settings.selection.bucket_ends
+    )
+    _, new = evaluation_record.merge(record, tonight, 1)
+    return pd.concat([record, new], ignore_index=True) if not record.empty else new
 
 
 def table(summary: dict[str, Any], variants: list[str]) -> list[dict[str, Any]]:
@@ -268,10 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         data_end = args.data_end or SAMPLE_END
         print(f"{len(dates)} nights {dates[0]}..{dates[-1]} from {dump}; data up to {data_end}")
         features = build_features(settings, data_end)
-        parts, contests = [], []
+        parts, contests, record = [], [], evaluation_record.empty()
         for night in dates:
             contests.append(night_contest(settings, dump, night))
-            parts += replay_night(settings, dump, night, variants, contests)
+            parts += replay_night(settings, dump, night, variants, contests, record)
+            record = record_after(record, contests[-1], settings)
         forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     scores, _, n_scored, n_dropped = score(forecasts, features, settings)
     baselines = list(settings.backtest.baselines)
