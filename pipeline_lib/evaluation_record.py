@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import math
 from typing import Any
 
@@ -33,6 +34,8 @@ from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL
 from pipeline_lib.selection import LOSS, buckets
 from pipeline_lib.store.fs import atomic_write_bytes
+
+log = logging.getLogger(__name__)
 
 FOLDER = "evaluation_record"
 GROUP = [schema.SERIES_ID, "first", "last"]  # a series' bucket
@@ -125,7 +128,9 @@ def _folder(models_url: str, lineage: str) -> tuple[Any, str]:
 def read(models_url: str, as_of: dt.date, since: dt.date, lineage: str = "") -> pd.DataFrame:
     """The record as a night ``as_of`` reads it: the files dated from ``since`` to the day
     before ``as_of``, oldest first (a window in two files, e.g. after a backfill of an earlier
-    date, keeps the older night's loss)."""
+    date, keeps the older night's loss). A file that cannot be read is left out with a warning
+    naming it: the record only widens the evidence, and tonight's backtest is whole without
+    it."""
     fs, folder = _folder(models_url, lineage)
     if not fs.exists(folder):
         return empty()
@@ -134,8 +139,15 @@ def read(models_url: str, as_of: dt.date, since: dt.date, lineage: str = "") -> 
     dated = [p for p in names if low <= p.rsplit("/", 1)[-1].removesuffix(".parquet") < high]
     if not dated:
         return empty()
-    parts = [pd.read_parquet(io.BytesIO(fs.cat_file(p))) for p in dated]
-    rows = pd.concat(parts, ignore_index=True)[COLUMNS]
+    parts = []
+    for path in dated:
+        try:
+            parts.append(pd.read_parquet(io.BytesIO(fs.cat_file(path)))[COLUMNS])
+        except (OSError, ValueError, KeyError) as exc:  # unreadable, or not a record's columns
+            log.warning("evaluation record %s unreadable, left out: %s", path, exc)
+    if not parts:
+        return empty()
+    rows = pd.concat(parts, ignore_index=True)
     return rows.drop_duplicates(KEY, keep="first").reset_index(drop=True)
 
 

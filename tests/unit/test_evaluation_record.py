@@ -175,3 +175,18 @@ def test_the_record_serves_tonights_contest_only(tmp_path: Path) -> None:
         tmp_path, dt.date(2021, 7, 27), range(40, 80), {"naive": 1.0, "linear": 0.9, "ets": 0.5}
     )
     assert third.choices["S"][0]["evidence"]["windows"] == 60
+
+
+def test_an_unreadable_file_is_left_out_with_a_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    losses = {"naive": 1.0, "linear": 0.9, "lstm": 1.1}
+    _night(tmp_path, dt.date(2021, 6, 1), range(0, 40), losses)
+    broken = tmp_path / "evaluation_record" / "2021-06-02.parquet"
+    broken.write_bytes(b"not parquet")
+    with caplog.at_level("WARNING", logger="pipeline_lib.evaluation_record"):
+        record = evaluation_record.read(str(tmp_path), dt.date(2021, 6, 29), dt.date(2021, 1, 1))
+    assert record["forecast_date"].nunique() == 40  # the readable night's windows
+    assert "2021-06-02.parquet" in caplog.text and "unreadable" in caplog.text
+    sel = _night(tmp_path, dt.date(2021, 6, 29), range(20, 60), losses)
+    assert sel.choices["S"][0]["evidence"]["windows"] == 60
