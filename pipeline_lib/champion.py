@@ -228,13 +228,10 @@ def evaluate(
     cfg = settings.backtest
     record = None
     if settings.selection.record_windows:  # earlier nights' windows, read as of tonight
-        days = evaluation_record.span_days(
-            settings.selection.record_windows, cfg.last_n, cfg.step, settings.horizon
-        )
         record = evaluation_record.read(
             paths.models_dir(settings.data_dir),
             as_of,
-            as_of - dt.timedelta(days=days),
+            as_of - dt.timedelta(days=evaluation_record.reach(settings)),
             settings.lineage,
         )
     selection = registry.select(

@@ -31,6 +31,7 @@ import pandas as pd
 from fsspec.core import url_to_fs
 
 from pipeline_lib import schema
+from pipeline_lib.config import Settings
 from pipeline_lib.evaluation.metrics import MODEL
 from pipeline_lib.selection import LOSS, buckets
 from pipeline_lib.store.fs import atomic_write_bytes
@@ -119,6 +120,12 @@ def span_days(windows: int, last_n: int, step: int, horizon: int) -> int:
     return math.ceil(rows * 7 / 5) + 14
 
 
+def reach(settings: Settings) -> int:
+    """:func:`span_days` of the settings: the calendar days a night reads the record back."""
+    cfg = settings.backtest
+    return span_days(settings.selection.record_windows, cfg.last_n, cfg.step, settings.horizon)
+
+
 def _folder(models_url: str, lineage: str) -> tuple[Any, str]:
     fs, path = url_to_fs(models_url)
     folder = f"{path.rstrip('/')}/{FOLDER}"
@@ -160,3 +167,21 @@ def save(models_url: str, as_of: dt.date | str, rows: pd.DataFrame, lineage: str
     buffer = io.BytesIO()
     rows[COLUMNS].to_parquet(buffer, index=False)
     return atomic_write_bytes(url, buffer.getvalue())
+
+
+def prune(models_url: str, before: dt.date, lineage: str = "") -> int:
+    """Delete the record's files dated before ``before`` (what no night from ``before`` plus
+    the record's reach on reads); returns how many. The nightly keeps twice the reach
+    (:func:`pipeline_lib.publish.publish_results`), so a rerun or backfill of a night within
+    one reach of the newest reads what that night first read."""
+    fs, folder = _folder(models_url, lineage)
+    if not fs.exists(folder):
+        return 0
+    old = [
+        p
+        for p in fs.glob(f"{folder}/*.parquet")
+        if p.rsplit("/", 1)[-1].removesuffix(".parquet") < before.isoformat()
+    ]
+    for path in old:
+        fs.rm(path)
+    return len(old)

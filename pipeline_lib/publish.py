@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import Engine
 
-from pipeline_lib import db, paths, registry
+from pipeline_lib import db, evaluation_record, paths, registry
 from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
 from pipeline_lib.model.trained import TrainedModel
@@ -115,7 +115,8 @@ def publish_results(
     """Register the models, set their champion/challenger status and write tonight's
     training decision, forecasts, backtest rows, drift metrics and actuals, in ONE transaction
     (retried whole on a deadlock): a BI query sees all of the run or none of it. Then record
-    the night's selection in the model folder. Idempotent."""
+    the night's selection in the model folder, with the windows it added to the evaluation
+    record (whose files older than twice its reach go). Idempotent."""
     selection = evaluation.selection
     statuses = selection.statuses()
 
@@ -154,7 +155,11 @@ def publish_results(
         }
 
     written = db.run_in_transaction(engine, write)
-    registry.save_selection(paths.models_dir(settings.data_dir), selection, settings.lineage)
+    models = paths.models_dir(settings.data_dir)
+    registry.save_selection(models, selection, settings.lineage)
+    if settings.selection.record_windows:  # the record's files: twice what a night reads
+        keep = dt.timedelta(days=2 * evaluation_record.reach(settings))
+        evaluation_record.prune(models, as_of - keep, settings.lineage)
     return written
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline_lib import evaluation_record, registry, schema
-from pipeline_lib.config import SelectionConfig
+from pipeline_lib.config import SelectionConfig, load_settings
 from pipeline_lib.selection import RULES, choose_all
 
 H = 3
@@ -190,3 +190,20 @@ def test_an_unreadable_file_is_left_out_with_a_warning_naming_it(
     assert "2021-06-02.parquet" in caplog.text and "unreadable" in caplog.text
     sel = _night(tmp_path, dt.date(2021, 6, 29), range(20, 60), losses)
     assert sel.choices["S"][0]["evidence"]["windows"] == 60
+
+
+def test_prune_deletes_only_the_files_before_its_date(tmp_path: Path) -> None:
+    losses = {"naive": 1.0, "linear": 0.9, "lstm": 1.1}
+    for night, first in [(dt.date(2019, 1, 2), 0), (dt.date(2020, 6, 1), 40)]:
+        _night(tmp_path, night, range(first, first + 40), losses)
+    lineage = tmp_path / "evaluation_record" / "sub"
+    evaluation_record.save(
+        str(tmp_path), "2019-01-03", pd.DataFrame(columns=evaluation_record.COLUMNS), "sub"
+    )
+    assert evaluation_record.prune(str(tmp_path), dt.date(2020, 1, 1)) == 1
+    left = sorted(p.name for p in (tmp_path / "evaluation_record").glob("*.parquet"))
+    assert left == ["2020-06-01.parquet"] and (lineage / "2019-01-03.parquet").exists()
+    assert evaluation_record.prune(str(tmp_path), dt.date(2020, 1, 1)) == 0
+    assert evaluation_record.prune(str(tmp_path / "none"), dt.date(2020, 1, 1)) == 0
+    settings = load_settings(None, data_dir=str(tmp_path))
+    assert evaluation_record.reach(settings) == evaluation_record.span_days(100, 40, 2, 14)
