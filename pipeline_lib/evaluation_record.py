@@ -12,7 +12,8 @@ sample, the nearest thing to a record of shadow forecasts that a backtest gives.
 rows only where the record does not hold them yet (``bench/rules.py``'s ``keep=first``).
 
 Storage: one Parquet file per night, ``models/evaluation_record[/<lineage>]/<as_of>.parquet``,
-holding only the windows new that night (tonight's backtest repeats most of last night's).
+holding only the windows new that night (tonight's backtest repeats most of last night's);
+the nightly's publish deletes the files older than twice what a night reads back (:func:`reach`).
 Point in time: a night reads the files dated strictly before it, so a rerun of a night reads
 what its first run read and repeats its choice, and a backfill never sees a later night's
 record. A backfill of an earlier date that runs after later nights adds a file those later
