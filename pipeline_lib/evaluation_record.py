@@ -34,7 +34,7 @@ from fsspec.core import url_to_fs
 from pipeline_lib import schema
 from pipeline_lib.config import Settings
 from pipeline_lib.evaluation.metrics import MODEL
-from pipeline_lib.selection import LOSS, buckets
+from pipeline_lib.selection import LOSS, bucket_losses, buckets
 from pipeline_lib.store.fs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ def window_losses(rows: pd.DataFrame, horizon: int, bucket_ends: list[int]) -> p
     its horizons' scaled errors (:data:`COLUMNS`)."""
     parts = []
     for first, last in buckets(bucket_ends, horizon):
-        part = rows.loc[rows["horizon"].between(first, last)]
-        loss = part.groupby([schema.SERIES_ID, "forecast_date", MODEL], sort=False)[LOSS].mean()
+        loss = bucket_losses(rows, first, last)
         parts.append(loss.reset_index().assign(first=first, last=last))
     if not parts:
         return empty()
@@ -133,20 +132,22 @@ def _folder(models_url: str, lineage: str) -> tuple[Any, str]:
     return fs, f"{folder}/{lineage}" if lineage else folder
 
 
+def _dated(models_url: str, lineage: str, low: str, high: str) -> tuple[Any, list[str]]:
+    """The record's files dated from ``low`` to before ``high`` (ISO dates), oldest first."""
+    fs, folder = _folder(models_url, lineage)
+    if not fs.exists(folder):
+        return fs, []
+    names = sorted(fs.glob(f"{folder}/*.parquet"))
+    return fs, [p for p in names if low <= p.rsplit("/", 1)[-1].removesuffix(".parquet") < high]
+
+
 def read(models_url: str, as_of: dt.date, since: dt.date, lineage: str = "") -> pd.DataFrame:
     """The record as a night ``as_of`` reads it: the files dated from ``since`` to the day
     before ``as_of``, oldest first (a window in two files, e.g. after a backfill of an earlier
     date, keeps the older night's loss). A file that cannot be read is left out with a warning
     naming it: the record only widens the evidence, and tonight's backtest is whole without
     it."""
-    fs, folder = _folder(models_url, lineage)
-    if not fs.exists(folder):
-        return empty()
-    low, high = since.isoformat(), as_of.isoformat()
-    names = sorted(fs.glob(f"{folder}/*.parquet"))
-    dated = [p for p in names if low <= p.rsplit("/", 1)[-1].removesuffix(".parquet") < high]
-    if not dated:
-        return empty()
+    fs, dated = _dated(models_url, lineage, since.isoformat(), as_of.isoformat())
     parts = []
     for path in dated:
         try:
@@ -175,14 +176,7 @@ def prune(models_url: str, before: dt.date, lineage: str = "") -> int:
     the record's reach on reads); returns how many. The nightly keeps twice the reach
     (:func:`pipeline_lib.publish.publish_results`), so a rerun or backfill of a night within
     one reach of the newest reads what that night first read."""
-    fs, folder = _folder(models_url, lineage)
-    if not fs.exists(folder):
-        return 0
-    old = [
-        p
-        for p in fs.glob(f"{folder}/*.parquet")
-        if p.rsplit("/", 1)[-1].removesuffix(".parquet") < before.isoformat()
-    ]
+    fs, old = _dated(models_url, lineage, "", before.isoformat())
     for path in old:
         fs.rm(path)
     return len(old)

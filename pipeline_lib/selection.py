@@ -117,12 +117,17 @@ def buckets(ends: Sequence[int], horizon: int) -> list[tuple[int, int]]:
     return out
 
 
+def bucket_losses(rows: pd.DataFrame, first: int, last: int) -> pd.Series:
+    """The mean loss of each series, window (forecast_date) and model over horizons
+    ``first..last``, indexed by those three."""
+    part = rows.loc[rows["horizon"].between(first, last)]
+    return part.groupby([schema.SERIES_ID, "forecast_date", MODEL])[LOSS].mean()
+
+
 def window_losses(rows: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
     """Per series: the mean loss of each window (forecast_date) and model over horizons
     ``first..last``: columns ``series_id, forecast_date`` and one per model."""
-    part = rows.loc[rows["horizon"].between(first, last)]
-    loss = part.groupby([schema.SERIES_ID, "forecast_date", MODEL])[LOSS].mean()
-    return loss.unstack(MODEL).reset_index()
+    return bucket_losses(rows, first, last).unstack(MODEL).reset_index()
 
 
 def bucket_table(evidence: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
