@@ -188,36 +188,38 @@ def replay_night(
     variants: dict[str, tuple[str, dict[str, Any]]],
     contests: list[pd.DataFrame],
     record: pd.DataFrame,
+    tonight: pd.DataFrame,
 ) -> list[pd.DataFrame]:
     """Every model's forecast of ``night`` and what each variant publishes from its evidence
     (``contests``: the contest rows of every night up to this one, oldest first; ``record``:
-    the product's evaluation record as this night reads it, :func:`record_after`)."""
+    the product's evaluation record as this night reads it, :func:`record_after`;
+    ``tonight``: the night's window losses)."""
     _, forecasts_file, _ = dump_files(dump, night)
     per_model = pd.read_parquet(forecasts_file)
     out = [_tagged(part, str(m), night) for m, part in per_model.groupby(MODEL, sort=True)]
     ends = settings.selection.bucket_ends
-    tonight = evaluation_record.window_losses(contests[-1], settings.horizon, ends)
+    # (rows, window losses or None) per evidence: variants that share one read it once
+    seen: dict[tuple[int, str], tuple[pd.DataFrame, pd.DataFrame | None]] = {}
     for name, (rule, given) in variants.items():
         params = {k: v for k, v in given.items() if k not in RECORD_PARAMETERS}
         windows, keep = given["record"], given["keep"]
-        if windows and keep == "first":  # the product's record, read as the product reads it
-            losses, _ = evaluation_record.merge(record, tonight, windows)
-            choices = choose_all(contests[-1], settings.horizon, ends, rule, losses, **params)
-        else:
-            rows = evidence(contests, windows, keep)
-            choices = choose_all(rows, settings.horizon, ends, rule, **params)
+        if (windows, keep) not in seen:
+            if windows and keep == "first":  # the product's record, read as the product does
+                losses, _ = evaluation_record.merge(record, tonight, windows)
+                seen[windows, keep] = (contests[-1], losses)
+            else:
+                seen[windows, keep] = (evidence(contests, windows, keep), None)
+        rows, losses = seen[windows, keep]
+        choices = choose_all(rows, settings.horizon, ends, rule, losses, **params)
         published = combine(per_model, choices)
         if not published.empty:
             out.append(_tagged(published, f"rule:{name}", night))
     return out
 
 
-def record_after(record: pd.DataFrame, contest: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """The product's evaluation record after a night whose contest rows are ``contest``: the
+def record_after(record: pd.DataFrame, tonight: pd.DataFrame) -> pd.DataFrame:
+    """The product's evaluation record after a night whose window losses are ``tonight``: the
     windows it first scored added (what ``registry.save_selection`` writes)."""
-    tonight = evaluation_record.window_losses(
-        contest, settings.horizon, settings.selection.bucket_ends
-    )
     _, new = evaluation_record.merge(record, tonight, 1)
     return pd.concat([record, new], ignore_index=True) if not record.empty else new
 
@@ -284,8 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         parts, contests, record = [], [], evaluation_record.empty()
         for night in dates:
             contests.append(night_contest(settings, dump, night))
-            parts += replay_night(settings, dump, night, variants, contests, record)
-            record = record_after(record, contests[-1], settings)
+            tonight = evaluation_record.window_losses(
+                contests[-1], settings.horizon, settings.selection.bucket_ends
+            )
+            parts += replay_night(settings, dump, night, variants, contests, record, tonight)
+            record = record_after(record, tonight)
         forecasts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     scores, _, n_scored, n_dropped = score(forecasts, features, settings)
     baselines = list(settings.backtest.baselines)
