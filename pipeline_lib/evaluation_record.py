@@ -35,7 +35,7 @@ from pipeline_lib import schema
 from pipeline_lib.config import Settings
 from pipeline_lib.evaluation.metrics import MODEL
 from pipeline_lib.selection import LOSS, bucket_losses, buckets
-from pipeline_lib.store.fs import atomic_write_bytes
+from pipeline_lib.store.fs import atomic_write_bytes, dated_files
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +135,7 @@ def _folder(models_url: str, lineage: str) -> tuple[Any, str]:
 def _dated(models_url: str, lineage: str, low: str, high: str) -> tuple[Any, list[str]]:
     """The record's files dated from ``low`` to before ``high`` (ISO dates), oldest first."""
     fs, folder = _folder(models_url, lineage)
-    if not fs.exists(folder):
-        return fs, []
-    names = sorted(fs.glob(f"{folder}/*.parquet"))
-    return fs, [p for p in names if low <= p.rsplit("/", 1)[-1].removesuffix(".parquet") < high]
+    return fs, dated_files(fs, folder, ".parquet", low, high)
 
 
 def read(models_url: str, as_of: dt.date, since: dt.date, lineage: str = "") -> pd.DataFrame:

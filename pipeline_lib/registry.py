@@ -36,7 +36,7 @@ from pipeline_lib.config import SelectionConfig
 from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION, baseline_version, overall_mase
 from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
 from pipeline_lib.selection import ROW_COLUMNS, Choice, choose_all
-from pipeline_lib.store.fs import atomic_write_bytes
+from pipeline_lib.store.fs import atomic_write_bytes, dated_files
 
 SELECTIONS = "selections"
 
@@ -266,11 +266,8 @@ def _dated(
     models_url: str, before: dt.date, since: dt.date | None, lineage: str
 ) -> tuple[Any, list[str]]:
     fs, folder = _folder(models_url, lineage)
-    if not fs.exists(folder):
-        return fs, []
-    low, high = (since.isoformat() if since else ""), before.isoformat()
-    names = sorted(fs.glob(f"{folder}/*.json"))
-    return fs, [p for p in names if low <= p.rsplit("/", 1)[-1][:-5] < high]
+    low = since.isoformat() if since else ""
+    return fs, dated_files(fs, folder, ".json", low, before.isoformat())
 
 
 def selections(

@@ -31,6 +31,17 @@ def join(url: str, *parts: str) -> str:
     return os.path.join(url, *parts)
 
 
+def dated_files(
+    fs: fsspec.AbstractFileSystem, folder: str, suffix: str, low: str, high: str
+) -> list[str]:
+    """The files ``<date><suffix>`` in ``folder`` dated from ``low`` to before ``high`` (ISO
+    dates; ``""``: no lower bound), oldest first; none when the folder does not exist."""
+    if not fs.exists(folder):
+        return []
+    names = sorted(fs.glob(f"{folder}/*{suffix}"))
+    return [p for p in names if low <= p.rsplit("/", 1)[-1].removesuffix(suffix) < high]
+
+
 def _move(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
     """Move ``src`` onto ``dst``, replacing it; an atomic rename on local disks."""
     if isinstance(fs, LocalFileSystem):
