@@ -24,16 +24,16 @@ comparison, and the latest-forecast view: ``EXPLAIN ANALYZE`` of a single-series
 A throw-away database ``bench_sql_<random>`` is created through ``--url`` (default: the local
 PostgreSQL of the dev machine, database ``test``) and dropped at the end.
 
-``--backtest``: a night's ``backtest_results`` instead (issue 18), on a SQLite file and on
-PostgreSQL: ``--series`` x 40 origins x 14 horizons x 7 models (100 series: 392,000 rows), what
-``publish_results`` writes every night. Per database: the writer
-(``write_backtest_results(..., series_ids=...)``, as a night calls it) into an empty table, the
-next night (a new backtest date, beside the first), a rerun of that night (its rows replaced),
-on SQLite the path before issue 18 for the same rerun (a DELETE per series, SQLAlchemy's
-executemany of a dict per row), and the driver's floor on the same rows (SQLite:
-``executemany`` of ready-made tuples on the raw connection; PostgreSQL: raw COPY); then the
-decay's read of the newest backtest: every row (``read_latest_backtest``) against the summary
-aggregated in SQL (``read_backtest_summary``).
+``--backtest``: a night's backtest instead (issue 18), on a SQLite file and on PostgreSQL:
+``--series`` x 40 origins x 14 horizons x 7 models (100 series: 392,000 rows), what
+``publish_results`` writes every night. Per database, the writer
+(``write_backtest_results(..., series_ids=...)``, as a night calls it): into empty tables
+(every window new: what every night wrote up to revision 0008, which stored each night's rows
+whole), the next night (its two LSTMs new versions, the baselines' windows those of the first
+night: what a nightly writes with a backtest step of 1 row; with the default step of 2, a
+baseline's windows repeat every second night) and a rerun of that night (no window new); then
+the decay's read of the newest backtest: every row (``read_latest_backtest``) against the
+summary aggregated in SQL (``read_backtest_summary``).
 
     python bench/sql_write.py --backtest            # 100 series, SQLite and PostgreSQL
     python bench/sql_write.py --backtest --series 20 --no-postgres
@@ -55,14 +55,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from sqlalchemy import Engine, bindparam, create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from pipeline_lib import db
-from pipeline_lib.db import values
-from pipeline_lib.db.frames import to_arrow
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 COLUMNS = [c.name for c in db.forecasts.columns]
@@ -137,6 +134,7 @@ def explain_ms(engine: Engine, series_id: str, runs: int = 7) -> tuple[float, st
 
 
 BACKTEST_MODELS = ["lstm", "lstm", "naive", "seasonal_naive", "linear", "ets", "arima"]
+NEXT_VERSIONS = {"bench-v1": "bench-v3", "bench-v2": "bench-v4"}
 
 
 def backtest_rows(n_series: int, origins: int = 40, horizons: int = 14, seed: int = 0):
@@ -167,6 +165,7 @@ def backtest_rows(n_series: int, origins: int = 40, horizons: int = 14, seed: in
             "abs_error": error,
             "squared_error": error**2,
             "scaled_error": error / 0.8,
+            "mase_scale": 0.8,
             "smape": 200 * error / (np.abs(actual) + np.abs(yhat)),
             "pinball_lower": 0.1 * error,
             "pinball_median": 0.5 * error,
@@ -176,93 +175,30 @@ def backtest_rows(n_series: int, origins: int = 40, horizons: int = 14, seed: in
     )
 
 
-def raw_sqlite_insert(engine: Engine, df: pd.DataFrame, day: dt.date) -> float:
-    """The SQLite floor: ready-made tuples (dates and times as SQLAlchemy's text, booleans
-    0/1), executemany on the raw connection in one transaction; seconds of the executemany."""
-    data = to_arrow(
-        db.backtest_results,
-        df,
-        {"backtest_date": day, "run_id": "bench-run", "created_at": values.utcnow()},
-    )
-    columns = []
-    for c in data.columns:
-        if pa.types.is_timestamp(c.type):
-            c = pc.strftime(c, format="%Y-%m-%d %H:%M:%S")
-        elif pa.types.is_date(c.type):
-            c = c.cast(pa.string())
-        elif pa.types.is_boolean(c.type):
-            c = c.cast(pa.int64())
-        columns.append(c.to_pylist())
-    tuples = list(zip(*columns, strict=True))
-    sql = (
-        f"INSERT INTO backtest_results ({', '.join(data.column_names)}) "
-        f"VALUES ({', '.join('?' * len(columns))})"
-    )
-    with engine.begin() as conn:
-        return timed(lambda: conn.connection.driver_connection.executemany(sql, tuples))
-
-
-def sqlalchemy_rows(engine: Engine, df: pd.DataFrame, day: dt.date, ids: list[str]) -> float:
-    """SQLite's path before issue 18: a DELETE executed per (date, series) scope, then
-    SQLAlchemy's executemany of one dict per row; seconds, the conversion included."""
-    t = db.backtest_results
-    constants = {"backtest_date": day, "run_id": "bench-run", "created_at": values.utcnow()}
-    start = time.perf_counter()
-    data = to_arrow(t, df, constants)
-    with engine.begin() as conn:
-        where = (t.c.backtest_date == bindparam("d")) & (t.c.series_id == bindparam("s"))
-        conn.execute(t.delete().where(where), [{"d": day, "s": s} for s in ids])
-        conn.execute(t.insert(), data.to_pylist())
-    return time.perf_counter() - start
-
-
-def raw_pg_copy(engine: Engine, df: pd.DataFrame, day: dt.date) -> float:
-    """The PostgreSQL floor: Arrow -> CSV -> COPY, nothing else; seconds of the COPY."""
-    data = to_arrow(
-        db.backtest_results,
-        df,
-        {"backtest_date": day, "run_id": "bench-run", "created_at": values.utcnow()},
-    )
-    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
-    start = time.perf_counter()
-    with engine.begin() as conn:
-        cursor = conn.connection.driver_connection.cursor()
-        columns = ", ".join(data.column_names)
-        with cursor.copy(f"COPY backtest_results ({columns}) FROM STDIN (FORMAT csv)") as cp:
-            for batch in data.to_batches(max_chunksize=100_000):
-                buffer = io.BytesIO()
-                pa_csv.write_csv(batch, buffer, options)
-                cp.write(buffer.getbuffer())
-    return time.perf_counter() - start
-
-
 def bench_backtest(engine: Engine, label: str, df: pd.DataFrame) -> None:
-    """Three nights of the writer, the driver's floor, and the decay's two reads."""
+    """Three nights of the writer, then the decay's two reads."""
     db.create_schema(engine)
     db.start_run(engine, "bench-run", "bench", dt.date(2020, 1, 1))
-    for version in sorted(set(df["model_version"])):
+    # the next night's LSTMs are new versions (fine-tuned), its baselines' windows the same
+    later = df.assign(model_version=df["model_version"].replace(NEXT_VERSIONS))
+    for version in sorted(set(df["model_version"]) | set(later["model_version"])):
         db.upsert_model_version(engine, {"version": version, "kind": "full", "status": "x"})
     ids = sorted(set(df["series_id"]))
-    night1, night2, floor_day = dt.date(2020, 6, 1), dt.date(2020, 6, 2), dt.date(2020, 6, 3)
+    night1, night2 = dt.date(2020, 6, 1), dt.date(2020, 6, 2)
 
-    def write(day: dt.date) -> float:
+    def write(rows: pd.DataFrame, day: dt.date) -> float:
         return timed(
-            lambda: db.write_backtest_results(engine, df, "bench-run", day, series_ids=ids)
+            lambda: db.write_backtest_results(engine, rows, "bench-run", day, series_ids=ids)
         )
 
     figures = {
-        "writer, empty table": write(night1),
-        "writer, next night": write(night2),
-        "writer, rerun (replace)": write(night2),
+        "empty tables: every window new": write(df, night1),
+        "next night: the LSTMs' windows new": write(later, night2),
+        "rerun of that night: none new": write(later, night2),
     }
-    if engine.dialect.name == "sqlite":
-        figures["before: SQLAlchemy dicts, rerun"] = sqlalchemy_rows(engine, df, night2, ids)
-        figures["floor: executemany of tuples"] = raw_sqlite_insert(engine, df, floor_day)
-    else:
-        figures["floor: raw COPY"] = raw_pg_copy(engine, df, floor_day)
     for name, seconds in figures.items():
-        print(f"  {label:10s} {name:32s} {seconds:6.2f} s  {len(df) / seconds:>10,.0f} rows/s")
-    before = floor_day + dt.timedelta(days=1)
+        print(f"  {label:10s} {name:36s} {seconds:6.2f} s  {len(df) / seconds:>10,.0f} rows/s")
+    before = night2 + dt.timedelta(days=1)
     full = timed(lambda: db.read_latest_backtest(engine, ids, before))
     summary = timed(lambda: db.read_backtest_summary(engine, ids, before))
     print(

@@ -82,55 +82,43 @@ COMMENT ON COLUMN actuals.actual IS 'observed value of the series'' target';
 COMMENT ON COLUMN actuals.run_id IS 'pipeline_runs.run_id that last wrote it';
 COMMENT ON COLUMN actuals.updated_at IS 'when the row was last written (UTC)';
 
-CREATE TABLE backtest_results (
+CREATE TABLE backtest_series (
     backtest_date DATE NOT NULL,
+    series_id VARCHAR(64) NOT NULL,
+    mase_scale FLOAT,
+    run_id VARCHAR(64) NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT pk_backtest_series PRIMARY KEY (backtest_date, series_id),
+    CONSTRAINT fk_backtest_series_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id)
+);
+COMMENT ON TABLE backtest_series IS 'A night''s backtest per series: its MASE scale and the run that scored it';
+COMMENT ON COLUMN backtest_series.backtest_date IS 'run date (as-of) of the backtest';
+COMMENT ON COLUMN backtest_series.series_id IS 'series scored';
+COMMENT ON COLUMN backtest_series.mase_scale IS 'the series'' naive in-sample MAE up to the night''s first origin: scaled_error = abs_error / mase_scale (NULL when not positive)';
+COMMENT ON COLUMN backtest_series.run_id IS 'pipeline_runs.run_id that wrote it';
+COMMENT ON COLUMN backtest_series.created_at IS 'when the row was written (UTC)';
+
+CREATE TABLE backtest_windows (
+    window_id BIGINT NOT NULL,
     model_version VARCHAR(64) NOT NULL,
     series_id VARCHAR(64) NOT NULL,
     forecast_date DATE NOT NULL,
-    target_date DATE NOT NULL,
     model VARCHAR(64) NOT NULL,
-    horizon INTEGER NOT NULL,
-    yhat FLOAT NOT NULL,
-    yhat_lower FLOAT,
-    yhat_upper FLOAT,
-    actual FLOAT NOT NULL,
-    abs_error FLOAT NOT NULL,
-    squared_error FLOAT NOT NULL,
-    scaled_error FLOAT,
-    smape FLOAT NOT NULL,
-    pinball_lower FLOAT,
-    pinball_median FLOAT,
-    pinball_upper FLOAT,
-    covered BOOLEAN NOT NULL,
     run_id VARCHAR(64) NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE NOT NULL,
-    CONSTRAINT pk_backtest_results PRIMARY KEY (backtest_date, model_version, series_id, forecast_date, target_date),
-    CONSTRAINT fk_backtest_results_model_version_model_versions FOREIGN KEY(model_version) REFERENCES model_versions (version),
-    CONSTRAINT fk_backtest_results_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id)
+    CONSTRAINT pk_backtest_windows PRIMARY KEY (window_id),
+    CONSTRAINT fk_backtest_windows_model_version_model_versions FOREIGN KEY(model_version) REFERENCES model_versions (version),
+    CONSTRAINT fk_backtest_windows_run_id_pipeline_runs FOREIGN KEY(run_id) REFERENCES pipeline_runs (run_id)
 );
-CREATE INDEX ix_backtest_results_model_version_series_id ON backtest_results (model_version, series_id);
-COMMENT ON TABLE backtest_results IS 'Backtest forecasts with actuals and per-row metric terms, same shape as forecasts';
-COMMENT ON COLUMN backtest_results.backtest_date IS 'run date (as-of) of the backtest';
-COMMENT ON COLUMN backtest_results.model_version IS 'model_versions.version';
-COMMENT ON COLUMN backtest_results.series_id IS 'series forecast';
-COMMENT ON COLUMN backtest_results.forecast_date IS 'window origin: data up to this day';
-COMMENT ON COLUMN backtest_results.target_date IS 'the day forecast';
-COMMENT ON COLUMN backtest_results.model IS 'a model (lstm, naive, ets, ...) or a combination mean(a,b,...)';
-COMMENT ON COLUMN backtest_results.horizon IS 'steps ahead of forecast_date';
-COMMENT ON COLUMN backtest_results.yhat IS 'point forecast (median quantile)';
-COMMENT ON COLUMN backtest_results.yhat_lower IS 'lower quantile';
-COMMENT ON COLUMN backtest_results.yhat_upper IS 'upper quantile';
-COMMENT ON COLUMN backtest_results.actual IS 'observed value on target_date';
-COMMENT ON COLUMN backtest_results.abs_error IS '|actual - yhat|; mean = MAE';
-COMMENT ON COLUMN backtest_results.squared_error IS 'mean = MSE; RMSE = its root';
-COMMENT ON COLUMN backtest_results.scaled_error IS 'abs_error / naive in-sample MAE; mean = MASE';
-COMMENT ON COLUMN backtest_results.smape IS 'sMAPE term (0..200); mean = sMAPE';
-COMMENT ON COLUMN backtest_results.pinball_lower IS 'pinball loss of yhat_lower at its quantile';
-COMMENT ON COLUMN backtest_results.pinball_median IS 'pinball loss of yhat at the median quantile';
-COMMENT ON COLUMN backtest_results.pinball_upper IS 'pinball loss of yhat_upper at its quantile';
-COMMENT ON COLUMN backtest_results.covered IS 'actual within [yhat_lower, yhat_upper]; mean = coverage';
-COMMENT ON COLUMN backtest_results.run_id IS 'pipeline_runs.run_id that wrote it';
-COMMENT ON COLUMN backtest_results.created_at IS 'when the row was written (UTC)';
+CREATE INDEX ix_backtest_windows_model_version_series_id ON backtest_windows (model_version, series_id);
+COMMENT ON TABLE backtest_windows IS 'Backtest windows: a model version''s forecast of a series from one origin';
+COMMENT ON COLUMN backtest_windows.window_id IS 'digest of the window''s key and rows: a window whose rows change is a new one';
+COMMENT ON COLUMN backtest_windows.model_version IS 'model_versions.version';
+COMMENT ON COLUMN backtest_windows.series_id IS 'series forecast';
+COMMENT ON COLUMN backtest_windows.forecast_date IS 'window origin: data up to this day';
+COMMENT ON COLUMN backtest_windows.model IS 'a model (lstm, naive, ets, ...) or a combination mean(a,b,...)';
+COMMENT ON COLUMN backtest_windows.run_id IS 'pipeline_runs.run_id that first wrote it';
+COMMENT ON COLUMN backtest_windows.created_at IS 'when the window was first written (UTC)';
 
 CREATE TABLE drift_metrics (
     forecast_date DATE NOT NULL,
@@ -286,3 +274,50 @@ COMMENT ON COLUMN validation_results.failed_critical IS 'critical expectations f
 COMMENT ON COLUMN validation_results.failed_warning IS 'warning expectations failed';
 COMMENT ON COLUMN validation_results.failed_expectations IS 'JSON list: check, columns, expectation_type, severity, unexpected_count, rows';
 COMMENT ON COLUMN validation_results.validated_at IS 'when the result was written (UTC)';
+
+CREATE TABLE backtest_forecasts (
+    window_id BIGINT NOT NULL,
+    target_date DATE NOT NULL,
+    horizon INTEGER NOT NULL,
+    yhat FLOAT NOT NULL,
+    yhat_lower FLOAT,
+    yhat_upper FLOAT,
+    actual FLOAT NOT NULL,
+    abs_error FLOAT NOT NULL,
+    squared_error FLOAT NOT NULL,
+    smape FLOAT NOT NULL,
+    pinball_lower FLOAT,
+    pinball_median FLOAT,
+    pinball_upper FLOAT,
+    covered BOOLEAN NOT NULL,
+    CONSTRAINT pk_backtest_forecasts PRIMARY KEY (window_id, target_date),
+    CONSTRAINT fk_backtest_forecasts_window_id_backtest_windows FOREIGN KEY(window_id) REFERENCES backtest_windows (window_id)
+);
+COMMENT ON TABLE backtest_forecasts IS 'The rows of each backtest window: forecast, actual and per-row metric terms';
+COMMENT ON COLUMN backtest_forecasts.window_id IS 'backtest_windows.window_id';
+COMMENT ON COLUMN backtest_forecasts.target_date IS 'the day forecast';
+COMMENT ON COLUMN backtest_forecasts.horizon IS 'steps ahead of forecast_date';
+COMMENT ON COLUMN backtest_forecasts.yhat IS 'point forecast (median quantile)';
+COMMENT ON COLUMN backtest_forecasts.yhat_lower IS 'lower quantile';
+COMMENT ON COLUMN backtest_forecasts.yhat_upper IS 'upper quantile';
+COMMENT ON COLUMN backtest_forecasts.actual IS 'observed value on target_date';
+COMMENT ON COLUMN backtest_forecasts.abs_error IS '|actual - yhat|; mean = MAE';
+COMMENT ON COLUMN backtest_forecasts.squared_error IS 'mean = MSE; RMSE = its root';
+COMMENT ON COLUMN backtest_forecasts.smape IS 'sMAPE term (0..200); mean = sMAPE';
+COMMENT ON COLUMN backtest_forecasts.pinball_lower IS 'pinball loss of yhat_lower at its quantile';
+COMMENT ON COLUMN backtest_forecasts.pinball_median IS 'pinball loss of yhat at the median quantile';
+COMMENT ON COLUMN backtest_forecasts.pinball_upper IS 'pinball loss of yhat_upper at its quantile';
+COMMENT ON COLUMN backtest_forecasts.covered IS 'actual within [yhat_lower, yhat_upper]; mean = coverage';
+
+CREATE TABLE backtest_nights (
+    backtest_date DATE NOT NULL,
+    series_id VARCHAR(64) NOT NULL,
+    window_id BIGINT NOT NULL,
+    CONSTRAINT pk_backtest_nights PRIMARY KEY (backtest_date, series_id, window_id),
+    CONSTRAINT fk_backtest_nights_window_id_backtest_windows FOREIGN KEY(window_id) REFERENCES backtest_windows (window_id)
+);
+CREATE INDEX ix_backtest_nights_window_id ON backtest_nights (window_id);
+COMMENT ON TABLE backtest_nights IS 'The windows each night''s backtest scored, per series';
+COMMENT ON COLUMN backtest_nights.backtest_date IS 'run date (as-of) of the backtest';
+COMMENT ON COLUMN backtest_nights.series_id IS 'series scored';
+COMMENT ON COLUMN backtest_nights.window_id IS 'backtest_windows.window_id scored that night';

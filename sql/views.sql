@@ -30,6 +30,43 @@ FROM (
 ) AS ranked
 WHERE rn = 1;
 
+-- Every night's backtest, one row per series, model version, origin and target date, with the
+-- actual and the per-row metric terms (the table of revisions up to 0007). Windows are stored
+-- once (backtest_windows, backtest_forecasts); a night names the windows it scored
+-- (backtest_nights) and each series' MASE scale (backtest_series), the only term that depends
+-- on the night: scaled_error = abs_error / mase_scale.
+DROP VIEW IF EXISTS backtest_results;
+CREATE VIEW backtest_results AS
+SELECT
+    n.backtest_date,
+    w.model_version,
+    n.series_id,
+    w.forecast_date,
+    f.target_date,
+    w.model,
+    f.horizon,
+    f.yhat,
+    f.yhat_lower,
+    f.yhat_upper,
+    f.actual,
+    f.abs_error,
+    f.squared_error,
+    CASE WHEN s.mase_scale > 0 THEN f.abs_error / s.mase_scale END AS scaled_error,
+    f.smape,
+    f.pinball_lower,
+    f.pinball_median,
+    f.pinball_upper,
+    f.covered,
+    s.run_id,
+    s.created_at
+FROM backtest_nights AS n
+JOIN backtest_series AS s
+    ON s.backtest_date = n.backtest_date AND s.series_id = n.series_id
+JOIN backtest_windows AS w
+    ON w.window_id = n.window_id
+JOIN backtest_forecasts AS f
+    ON f.window_id = n.window_id;
+
 -- Backtest accuracy per night, model version and series, over every horizon: the averages of
 -- the per-row metric terms of backtest_results (MAE, MSE, MASE, sMAPE, pinball, coverage).
 -- RMSE is the square root of mse (SQLite has no portable SQRT).
@@ -164,9 +201,12 @@ LEFT JOIN (
         AVG(CAST(CASE WHEN r.covered THEN 1 ELSE 0 END AS DOUBLE PRECISION)) AS backtest_coverage
     FROM backtest_results AS r
     JOIN (
-        SELECT model_version, MAX(backtest_date) AS backtest_date
-        FROM backtest_results
-        GROUP BY model_version
+        -- the windows each night named, without their rows
+        SELECT w.model_version, MAX(n.backtest_date) AS backtest_date
+        FROM backtest_nights AS n
+        JOIN backtest_windows AS w
+            ON w.window_id = n.window_id
+        GROUP BY w.model_version
     ) AS newest
         ON newest.model_version = r.model_version AND newest.backtest_date = r.backtest_date
     GROUP BY r.model_version, r.backtest_date

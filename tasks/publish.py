@@ -85,7 +85,10 @@ def prune_backtests(settings: Settings, as_of: dt.date) -> int:
     with db.engine_scope(settings.db_url) as engine:
         deleted = db.prune_backtest_results(engine, before)
     get_run_logger().info(
-        "backtest_results: %d rows of backtests before %s deleted", deleted, before
+        "backtest_nights: %d windows named by the backtests before %s deleted (and the "
+        "windows no kept night names)",
+        deleted,
+        before,
     )
     return deleted
 

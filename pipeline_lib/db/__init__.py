@@ -7,7 +7,11 @@ from pipeline_lib.db.runs import finish_run, mark_crashed, start_run, write_vali
 from pipeline_lib.db.selections import write_model_selections
 from pipeline_lib.db.tables import (
     actuals,
+    backtest_forecasts,
+    backtest_nights,
     backtest_results,
+    backtest_series,
+    backtest_windows,
     drift_metrics,
     forecasts,
     metadata,
@@ -32,7 +36,11 @@ from pipeline_lib.db.writers import (
 
 __all__ = [
     "actuals",
+    "backtest_forecasts",
+    "backtest_nights",
     "backtest_results",
+    "backtest_series",
+    "backtest_windows",
     "create_schema",
     "drift_metrics",
     "driver_url",

@@ -126,8 +126,10 @@ def upgrade(engine: Engine, *, replace_views: bool = False) -> UpgradeResult:
             views_ok = _stored_checksum(conn) == checksum and not replace_views
             if current == head and views_ok:
                 return UpgradeResult(start, head, stamped, views_replaced=False)
+            existing = set(inspect(conn).get_view_names())
             for name in reversed(view_names(statements)):
-                conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
+                if name in existing:  # backtest_results is a table up to revision 0007
+                    conn.execute(text(f"DROP VIEW {name}"))
             if current != head:
                 _alembic(conn, "upgrade", "head")
             for statement in statements:

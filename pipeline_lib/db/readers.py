@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Connection, Engine, Select, and_, case, func, literal, select
 
-from pipeline_lib.db.tables import backtest_results, forecasts
+from pipeline_lib.db.tables import backtest_results, backtest_series, forecasts
 
 # the forecast columns of pipeline_lib.model.forecast (not imported: it would load torch)
 FORECAST_FIELDS = ["series_id", "forecast_date", "target_date", "horizon", "yhat"]
@@ -74,7 +74,7 @@ def read_backtest_summary(
 
 
 def _newest_backtest(conn: Connection, before: dt.date, since: dt.date | None) -> dt.date | None:
-    t = backtest_results
+    t = backtest_series  # a night's series (the view would join every row)
     newest = select(func.max(t.c.backtest_date)).where(t.c.backtest_date < before)
     if since is not None:
         newest = newest.where(t.c.backtest_date >= since)

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 BULK_ROWS = 5_000  # from this many rows, PostgreSQL writes go through COPY
 ROW_BATCH = 50_000  # rows per executemany on SQLite: bounds the memory of one batch's tuples
+REFERENCE_BATCH = 10_000  # values per foreign-key check query
 SCOPE_BATCH = 500  # scopes per DELETE on SQLite (its bound-parameter limit is 32,766)
 LOCK_BUCKETS = 64  # advisory locks per table: scopes hash into this many
 # SQLSTATEs worth retrying the whole transaction for: deadlock, serialization, lock timeout
@@ -192,13 +193,11 @@ def check_references(conn: Connection, table: Table, data: pa.Table) -> None:
         if not wanted:
             continue
         parent = fk.column
-        found = {
-            r[0]
-            for r in conn.execute(
-                select(parent).where(parent.in_(bindparam("values", expanding=True))),
-                {"values": wanted},
-            )
-        }
+        query = select(parent).where(parent.in_(bindparam("values", expanding=True)))
+        found: set[Any] = set()
+        for i in range(0, len(wanted), REFERENCE_BATCH):  # SQLite's bound-parameter limit
+            batch = wanted[i : i + REFERENCE_BATCH]
+            found.update(r[0] for r in conn.execute(query, {"values": batch}))
         missing = [w for w in wanted if w not in found]
         if missing:
             raise LookupError(
@@ -236,13 +235,19 @@ def replace_rows(
 
 
 def upsert_table(
-    bind: Engine | Connection, table: Table, data: pa.Table, bulk_rows: int = BULK_ROWS
+    bind: Engine | Connection,
+    table: Table,
+    data: pa.Table,
+    bulk_rows: int = BULK_ROWS,
+    check: bool = True,
 ) -> int:
     """Upsert ``data`` on the primary key; on PostgreSQL large writes go through a staging
-    table filled by COPY. Returns the number of rows."""
+    table filled by COPY. Returns the number of rows. ``check=False`` leaves the foreign keys
+    to the database (the caller wrote their parents in the same transaction)."""
     check_rows(table, data)
     with transaction(bind) as conn:
-        check_references(conn, table, data)
+        if check:
+            check_references(conn, table, data)
         if _copies(conn) and data.num_rows >= bulk_rows:
             _staged_upsert_pg(conn, table, data)
         elif data.num_rows:

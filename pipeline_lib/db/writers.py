@@ -13,7 +13,7 @@ are written by :mod:`pipeline_lib.db.selections`, the run records and validation
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -21,6 +21,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, Engine, update
 
 from pipeline_lib.db import values as v
+from pipeline_lib.db.backtests import prune_backtest_results, write_backtest_results
 from pipeline_lib.db.engine import make_engine
 from pipeline_lib.db.frames import to_arrow
 from pipeline_lib.db.migrate import create_schema
@@ -28,7 +29,6 @@ from pipeline_lib.db.tables import (
     MODEL_KINDS,
     TRAINING_ACTIONS,
     actuals,
-    backtest_results,
     drift_metrics,
     forecasts,
     model_versions,
@@ -42,8 +42,6 @@ from pipeline_lib.db.upsert import (
     upsert_rows,
     upsert_table,
 )
-
-BACKTEST_SLICE_ROWS = 500_000  # backtest rows converted and written at once (its memory)
 
 __all__ = [
     "create_schema",
@@ -86,67 +84,6 @@ def write_forecasts(
         df = df.assign(model="lstm")
     data = to_arrow(forecasts, df, {"run_id": run_id, "created_at": v.utcnow()})
     return replace_rows(bind, forecasts, data, ["series_id", "forecast_date"], bulk_rows)
-
-
-def write_backtest_results(
-    bind: Engine | Connection,
-    df: pd.DataFrame,
-    run_id: str,
-    backtest_date: dt.date,
-    bulk_rows: int = BULK_ROWS,
-    series_ids: list[str] | None = None,
-    slice_rows: int = BACKTEST_SLICE_ROWS,
-) -> int:
-    """Write one night's backtest rows, replacing every row of ``backtest_date`` (only of
-    ``series_ids`` when given: a run over a subset of the series leaves the others' rows).
-
-    ``df``: the rows of :func:`pipeline_lib.evaluation.backtest.score_backtest` (forecast
-    columns, ``model``, ``model_version``, ``actual`` and the metric terms). They are converted
-    and written whole series at a time, about ``slice_rows`` rows a slice (a thousand series'
-    night is millions of rows: one Arrow copy of them all doubled the publish stage's memory),
-    in one transaction. Returns the number of rows written.
-    """
-    constants = {"backtest_date": backtest_date, "run_id": run_id, "created_at": v.utcnow()}
-    t = backtest_results
-    with transaction(bind) as conn:
-        gone = t.c.backtest_date == backtest_date
-        if series_ids is not None:  # series of the run without rows tonight
-            gone &= t.c.series_id.in_(sorted(set(series_ids) - set(df.get("series_id", []))))
-        conn.execute(t.delete().where(gone))
-        if df.empty:
-            to_arrow(t, df, constants)  # the columns are checked all the same
-            return 0
-        written = 0
-        for part in series_slices(df, slice_rows):
-            data = to_arrow(t, part, constants)
-            # a slice holds whole series: its primary keys are checked with every row they
-            # could repeat
-            written += replace_rows(conn, t, data, ["backtest_date", "series_id"], bulk_rows)
-        return written
-
-
-def series_slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
-    """The rows of ``df`` by whole series (in series order), about ``rows`` rows a slice."""
-    sizes = df["series_id"].value_counts(sort=False).sort_index()
-    ids = df["series_id"]
-    chunk: list[str] = []
-    count = 0
-    for sid, size in sizes.items():
-        chunk.append(str(sid))
-        count += int(size)
-        if count >= rows:
-            yield df.loc[ids.isin(chunk)]
-            chunk, count = [], 0
-    if chunk:
-        yield df.loc[ids.isin(chunk)]
-
-
-def prune_backtest_results(bind: Engine | Connection, before: dt.date) -> int:
-    """Delete the backtests dated before ``before`` (``backtest.keep_days``: every night writes
-    its whole backtest, every origin, horizon and model); returns the rows deleted."""
-    t = backtest_results
-    with transaction(bind) as conn:
-        return conn.execute(t.delete().where(t.c.backtest_date < before)).rowcount or 0
 
 
 def set_model_statuses(bind: Engine | Connection, statuses: Mapping[str, str]) -> None:

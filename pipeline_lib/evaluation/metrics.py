@@ -119,11 +119,13 @@ def score_rows_and_summary(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`score_rows` and :func:`score_forecasts` of the same forecasts, joined and scored
     once; the summary's models are the values of the forecasts' column ``model`` (a model
-    version, say), under that column's name."""
+    version, say), under that column's name. The rows carry ``MASE_SCALE`` too, the series'
+    scale (``scaled_error`` is ``abs_error`` over it, where it is positive): the SQL store of a
+    night's backtest keeps the scale per series and the rest once per window."""
     joined, scales = _prepare(forecasts, actuals, history, season, quantiles)
     terms = _terms(joined, scales, quantiles)
     summary = _summary(terms, scales, quantiles, model)
-    return _rows(terms, forecasts), summary
+    return _rows(terms, forecasts, (MASE_SCALE,)), summary
 
 
 def _summary(
@@ -165,6 +167,7 @@ def _summary(
     return out[columns].reset_index(drop=True)
 
 
+MASE_SCALE = "mase_scale"
 ROW_METRICS = [
     "actual",
     "abs_error",
@@ -199,11 +202,12 @@ def score_rows(
     return _rows(_terms(joined, scales, quantiles), forecasts)
 
 
-def _rows(terms: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
-    """The forecasts' columns (and ``model``) of ``terms``, then ``ROW_METRICS``."""
+def _rows(terms: pd.DataFrame, forecasts: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The forecasts' columns (and ``model``) of ``terms``, then ``ROW_METRICS`` and
+    ``extra`` columns of ``terms``."""
     keep = [c for c in terms.columns if c in forecasts.columns or c == MODEL]
-    out = terms[[*keep, schema.Y, *ROW_METRICS[1:]]]  # one copy: the rows kept
-    out.columns = [*keep, *ROW_METRICS]  # y is the actual
+    out = terms[[*keep, schema.Y, *ROW_METRICS[1:], *extra]]  # one copy: the rows kept
+    out.columns = [*keep, *ROW_METRICS, *extra]  # y is the actual
     return out
 
 
@@ -220,6 +224,7 @@ def _terms(
     scale = joined[schema.SERIES_ID].map(scales).to_numpy(np.float64)
     den = np.abs(y) + np.abs(yhat)
     out = joined
+    out[MASE_SCALE] = scale
     with np.errstate(divide="ignore", invalid="ignore"):
         out["scaled_error"] = np.where(scale > 0, error / scale, np.nan)
     out["abs_error"] = error

@@ -19,9 +19,10 @@ from sqlalchemy import Engine, func, select, text
 
 from pipeline_lib import db
 from pipeline_lib.db import values as v
+from pipeline_lib.db.backtests import window_ids
 from pipeline_lib.db.frames import to_arrow
 from pipeline_lib.db.readers import BACKTEST_SUMMARY_FIELDS
-from pipeline_lib.db.upsert import SCOPE_BATCH, _driver_values, replace_rows
+from pipeline_lib.db.upsert import SCOPE_BATCH, _driver_values, replace_rows, upsert_table
 from pipeline_lib.decay import BACKTEST_SUMMARY_COLUMNS, backtest_summary, decay_metrics
 
 D1, D2, D3 = dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)
@@ -38,11 +39,14 @@ def engine(db_engine: Engine) -> Engine:
 
 
 def backtest_frame(series: list[str], origins: int = 3, horizons: int = 2) -> pd.DataFrame:
-    """Backtest rows of two LSTM versions (one model, ``lstm``) and naive, awkward values
-    included: infinite and missing scaled errors, zero errors, NaN bounds."""
+    """Backtest rows of two LSTM versions (one model, ``lstm``) and naive, as
+    ``score_backtest`` gives them (``scaled_error`` is ``abs_error`` over the series'
+    ``mase_scale``), awkward values included: zero errors, NaN bounds, and a series ``Z0``
+    whose scale is zero (its scaled errors missing)."""
     rng = np.random.default_rng(7)
     rows = []
     for sid in series:
+        scale = 0.0 if sid == "Z0" else 2.0
         for o in range(origins):
             origin = pd.Timestamp("2023-12-01") + pd.Timedelta(days=o)
             for h in range(1, horizons + 1):
@@ -62,20 +66,25 @@ def backtest_frame(series: list[str], origins: int = 3, horizons: int = 2) -> pd
                             "actual": 100.0,
                             "abs_error": error,
                             "squared_error": error**2,
-                            "scaled_error": error / 2.0,
                             "smape": 1.0,
                             "pinball_lower": 0.1,
                             "pinball_median": 0.2,
                             "pinball_upper": 0.3,
                             "covered": bool(o % 2),
+                            "mase_scale": scale,
                         }
                     )
     frame = pd.DataFrame(rows)
-    n = len(frame)
-    frame.loc[frame.index[1:n:7], "scaled_error"] = np.inf  # a series with a zero scale
-    frame.loc[frame.index[2:n:11], "scaled_error"] = np.nan
-    frame.loc[frame.index[3:n:13], ["abs_error", "scaled_error"]] = 0.0
-    return frame
+    frame.loc[frame.index[3 : len(frame) : 13], "abs_error"] = 0.0
+    return with_scaled_errors(frame)
+
+
+def with_scaled_errors(frame: pd.DataFrame) -> pd.DataFrame:
+    """``scaled_error`` as ``pipeline_lib.evaluation.metrics`` computes it."""
+    scale = frame["mase_scale"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(scale > 0, frame["abs_error"].to_numpy() / scale, np.nan)
+    return frame.assign(scaled_error=scaled)
 
 
 def raw_rows(engine: Engine, table: str, where: str) -> list[tuple[Any, ...]]:
@@ -94,30 +103,39 @@ def test_sqlite_tuples_store_what_sqlalchemy_binding_stores(engine: Engine) -> N
     frame = backtest_frame(["A"])
     stamp = dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
     constants = {"run_id": "run-a", "created_at": stamp}
-    by_sqlalchemy = to_arrow(db.backtest_results, frame, constants | {"backtest_date": D1})
-    by_driver = to_arrow(db.backtest_results, frame, constants | {"backtest_date": D2})
+    windows = frame.drop_duplicates(["model_version", "forecast_date"])
+    for first in (1, 1001):  # two copies of the windows: ids 1.. and 1001..
+        numbered = windows.assign(window_id=range(first, first + len(windows)))
+        upsert_table(
+            engine, db.backtest_windows, to_arrow(db.backtest_windows, numbered, constants)
+        )
+    ids = frame.groupby(["model_version", "forecast_date"], sort=False).ngroup()
+    by_sqlalchemy = to_arrow(db.backtest_forecasts, frame.assign(window_id=ids + 1))
+    by_driver = to_arrow(db.backtest_forecasts, frame.assign(window_id=ids + 1001))
     with engine.begin() as conn:  # the reference: SQLAlchemy's bind processing, row by row
-        conn.execute(db.backtest_results.insert(), by_sqlalchemy.to_pylist())
-    replace_rows(engine, db.backtest_results, by_driver, ["backtest_date"], bulk_rows=10**9)
-    written = raw_rows(engine, "backtest_results", f"backtest_date = '{D2}'")
-    reference = raw_rows(engine, "backtest_results", f"backtest_date = '{D1}'")
-    date_at = 1 if engine.dialect.name == "sqlite" else 0  # after its typeof on SQLite
-    assert {str(r[date_at]) for r in written} == {D2.isoformat()}
-    assert [r[:date_at] + r[date_at + 1 :] for r in written] == [
-        r[:date_at] + r[date_at + 1 :] for r in reference
-    ]
+        conn.execute(db.backtest_forecasts.insert(), by_sqlalchemy.to_pylist())
+    replace_rows(engine, db.backtest_forecasts, by_driver, ["window_id"], bulk_rows=10**9)
+    written = raw_rows(engine, "backtest_forecasts", "window_id > 1000")
+    reference = raw_rows(engine, "backtest_forecasts", "window_id <= 1000")
+    id_at = 1 if engine.dialect.name == "sqlite" else 0  # after its typeof on SQLite
+    assert [r[id_at] - 1000 for r in written] == [r[id_at] for r in reference]
+    assert [r[id_at + 1 :] for r in written] == [r[id_at + 1 :] for r in reference]
     assert len(written) == len(frame)
     if engine.dialect.name == "sqlite":
-        assert written[0][-1] == "2024-01-02 03:04:05.000006"  # SQLAlchemy's DATETIME text
         types = {r[i] for r in written for i in range(0, len(r), 2)}
         assert types == {"text", "integer", "real", "null"}
+        stored = raw_rows(engine, "backtest_windows", "window_id > 1000")
+        assert stored[0][-1] == "2024-01-02 03:04:05.000006"  # SQLAlchemy's DATETIME text
     # the writer, and the read path, give back the same Python values
     db.write_backtest_results(engine, frame, "run-a", D3)
     stored = db.read_latest_backtest(engine, ["A"], D3 + dt.timedelta(days=1))
     assert set(stored["backtest_date"]) == {D3} and len(stored) == len(frame)
     assert stored["covered"].map(type).eq(bool).all()
-    assert np.isinf(stored["scaled_error"]).sum() == np.isinf(frame["scaled_error"]).sum()
-    assert stored["scaled_error"].isna().sum() == frame["scaled_error"].isna().sum()
+    keys = ["model_version", "forecast_date", "target_date"]
+    got = stored.sort_values(keys, ignore_index=True)
+    want = frame.sort_values(keys, ignore_index=True)
+    for column in ("yhat", "yhat_lower", "abs_error", "scaled_error", "covered"):
+        np.testing.assert_array_equal(got[column].to_numpy(), want[column].to_numpy())
 
 
 def test_driver_values_render_each_distinct_value_once_and_keep_nulls() -> None:
@@ -136,16 +154,16 @@ def test_driver_values_render_each_distinct_value_once_and_keep_nulls() -> None:
 
 
 def test_a_constant_is_converted_once_and_checked() -> None:
-    """A constant column (run_id, created_at, the backtest date) is every row's value, and a
+    """A constant column (run id, created_at, the backtest date) is every row's value, and a
     constant that does not convert is refused with its column named, rows or not."""
-    frame = backtest_frame(["A"])
+    frame = pd.DataFrame({"series_id": ["A", "B", "C"], "mase_scale": [1.0, 2.0, 0.5]})
     constants = {"run_id": "run-a", "created_at": v.utcnow(), "backtest_date": D1}
-    table = to_arrow(db.backtest_results, frame, constants)
+    table = to_arrow(db.backtest_series, frame, constants)
     assert table["backtest_date"].to_pylist() == [D1] * len(frame)
     assert table["run_id"].to_pylist() == ["run-a"] * len(frame)
     for rows in (frame, frame.iloc[:0]):
-        with pytest.raises(ValueError, match="backtest_results.backtest_date"):
-            to_arrow(db.backtest_results, rows, constants | {"backtest_date": "not a day"})
+        with pytest.raises(ValueError, match="backtest_series.backtest_date"):
+            to_arrow(db.backtest_series, rows, constants | {"backtest_date": "not a day"})
 
 
 def test_actuals_upsert_on_the_driver_path_restates_and_orders(engine: Engine) -> None:
@@ -200,10 +218,11 @@ def test_scoped_replaces_span_many_scopes_and_leave_others(engine: Engine) -> No
 
 def test_the_backtest_summary_in_sql_equals_decay_summary_of_the_rows(engine: Engine) -> None:
     series = ["A", "B", "C"]
-    older = backtest_frame(series).assign(scaled_error=lambda d: d["scaled_error"] * 3)
+    older = with_scaled_errors(backtest_frame(series).assign(mase_scale=2.0 / 3))
     db.write_backtest_results(engine, older, "run-a", D1)
     newest = backtest_frame(series)
-    newest.loc[newest["series_id"] == "C", "scaled_error"] = np.inf  # C: no finite scale
+    newest.loc[newest["series_id"] == "C", "mase_scale"] = np.nan  # C: no scale
+    newest = with_scaled_errors(newest)
     db.write_backtest_results(engine, newest, "run-a", D2)
     assert BACKTEST_SUMMARY_FIELDS == BACKTEST_SUMMARY_COLUMNS
 
@@ -260,14 +279,93 @@ def test_created_at_is_one_utc_text_per_write(engine: Engine) -> None:
 
 
 def test_backtests_before_a_date_are_pruned_and_the_later_kept(engine: Engine) -> None:
-    for day in (D1, D2, D3):
-        db.write_backtest_results(engine, backtest_frame(["A"]), "run-a", day)
-    assert db.prune_backtest_results(engine, D2) == len(backtest_frame(["A"]))
+    """The nights before the date go, and the windows only they named; a window a later
+    night names too stays."""
+    frame = backtest_frame(["A"])
+    revised = frame.assign(
+        actual=frame["actual"] + (frame["forecast_date"] == frame["forecast_date"].max())
+    )
+    for day, rows in ((D1, revised), (D2, frame), (D3, frame)):
+        db.write_backtest_results(engine, rows, "run-a", day)
+    n_windows = frame.groupby(["model_version", "forecast_date"]).ngroups
+    assert stored_count(engine, db.backtest_windows) == n_windows + 3  # 3 revised windows
+    assert db.prune_backtest_results(engine, D2) == n_windows  # D1 named that many
     with engine.connect() as conn:
         t = db.backtest_results
         kept = set(conn.execute(select(t.c.backtest_date).distinct()).scalars())
     assert kept == {D2, D3}
+    assert stored_count(engine, db.backtest_windows) == n_windows
+    assert stored_count(engine, db.backtest_forecasts) == len(frame)
     assert db.prune_backtest_results(engine, D2) == 0
+
+
+def stored_count(engine: Engine, table: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_a_window_is_written_once_and_each_night_reads_its_own_rows(engine: Engine) -> None:
+    """Two nights scoring the same windows store them once; a window whose actual was revised
+    is another window, and the night that scored the first one still reads its rows."""
+    frame = backtest_frame(["A", "B"])
+    db.write_backtest_results(engine, frame, "run-a", D1)
+    windows = stored_count(engine, db.backtest_windows)
+    rows = stored_count(engine, db.backtest_forecasts)
+    assert (windows, rows) == (
+        frame.groupby(["series_id", "model_version", "forecast_date"]).ngroups,
+        len(frame),
+    )
+    # the next night: the same windows, one of them with a revised actual, one new version
+    revised = frame.copy()
+    one = (revised["series_id"] == "A") & (
+        revised["forecast_date"] == revised["forecast_date"].min()
+    )
+    one &= revised["model_version"] == "baseline-naive"
+    revised.loc[one, "actual"] = 101.0
+    db.write_backtest_results(engine, revised, "run-a", D2)
+    assert stored_count(engine, db.backtest_windows) == windows + 1
+    assert stored_count(engine, db.backtest_forecasts) == rows + int(one.sum())
+    first = db.read_latest_backtest(engine, ["A", "B"], D2)
+    second = db.read_latest_backtest(engine, ["A", "B"], D3)
+    keys = ["series_id", "model_version", "forecast_date", "target_date"]
+    for stored, written in ((first, frame), (second, revised)):
+        got = stored.sort_values(keys, ignore_index=True)
+        want = written.sort_values(keys, ignore_index=True)
+        np.testing.assert_array_equal(got["actual"].to_numpy(), want["actual"].to_numpy())
+        assert got["run_id"].eq("run-a").all()
+    # a rerun of a night stores nothing new
+    db.write_backtest_results(engine, revised, "run-a", D2)
+    assert stored_count(engine, db.backtest_windows) == windows + 1
+
+
+def test_window_ids_follow_the_rows_not_their_order_or_types() -> None:
+    """The same windows in another row order, with dates as ``datetime.date`` and the
+    categories as categoricals, get the same ids; any changed value gives another id."""
+    frame = backtest_frame(["A", "B"])
+    ids = pd.Series(window_ids(frame), index=frame.index)
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    shuffled = shuffled.assign(
+        forecast_date=shuffled["forecast_date"].dt.date,
+        target_date=shuffled["target_date"].dt.date,
+        series_id=shuffled["series_id"].astype("category"),
+    )
+    again = pd.Series(window_ids(shuffled), index=shuffled.index)
+    pd.testing.assert_series_equal(again.sort_index(), ids)
+    assert ids.nunique() == frame.groupby(["series_id", "model_version", "forecast_date"]).ngroups
+    assert (ids >= 0).all()
+    changed = frame.copy()
+    changed.loc[changed.index[0], "yhat_upper"] += 1e-9
+    moved = window_ids(changed)
+    same_window = ids == ids.iloc[0]
+    assert (moved[same_window.to_numpy()] != ids.iloc[0]).all()
+    assert (moved[~same_window.to_numpy()] == ids[~same_window]).all()
+
+
+def test_backtest_rows_without_their_scale_are_refused(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="mase_scale"):
+        db.write_backtest_results(
+            engine, backtest_frame(["A"]).drop(columns="mase_scale"), "run-a", D1
+        )
 
 
 def test_a_backtest_written_in_slices_of_whole_series_equals_one_write(engine: Engine) -> None:
@@ -285,6 +383,20 @@ def test_a_backtest_written_in_slices_of_whole_series_equals_one_write(engine: E
         whole.drop(columns="created_at").sort_values(keys, ignore_index=True),
     )
     repeated = pd.concat([frame, frame.loc[frame["series_id"] == "D"].head(1)])
-    with pytest.raises(ValueError, match="backtest_results"):
+    with pytest.raises(ValueError, match="backtest_forecasts"):
         db.write_backtest_results(engine, repeated, "run-a", D1, slice_rows=5)
     assert len(db.read_latest_backtest(engine, series, D2)) == len(frame)
+
+
+def test_a_window_id_stored_for_another_key_stops_the_write(engine: Engine) -> None:
+    """A digest that names another window's key (a collision) is refused with both keys, and
+    the night writes nothing."""
+    frame = backtest_frame(["A"])
+    taken = int(window_ids(frame)[0])
+    other = frame.iloc[:1].assign(series_id="B", window_id=taken)
+    stamp = {"run_id": "run-a", "created_at": v.utcnow()}
+    upsert_table(engine, db.backtest_windows, to_arrow(db.backtest_windows, other, stamp))
+    with pytest.raises(RuntimeError, match=rf"window id {taken} is stored for .*'B'"):
+        db.write_backtest_results(engine, frame, "run-a", D1)
+    assert stored_count(engine, db.backtest_nights) == 0
+    assert stored_count(engine, db.backtest_windows) == 1

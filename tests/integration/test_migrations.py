@@ -18,6 +18,7 @@ from pipeline_lib.db.tables import metadata
 ROOT = Path(__file__).resolve().parents[2]
 VIEWS = {"latest_forecasts", "backtest_accuracy", "forecast_errors", "forecast_accuracy"}
 VIEWS |= {"current_drift_alerts", "model_history", "latest_model_selections", "forecast_choices"}
+VIEWS |= {"backtest_results"}
 
 
 def differences(engine: Engine) -> list[Any]:
@@ -66,7 +67,7 @@ def test_a_new_database_is_created_at_head_and_a_rerun_changes_nothing(
     db_engine: Engine,
 ) -> None:
     first = migrate.upgrade(db_engine)
-    assert (first.from_revision, first.to_revision, first.stamped) == (None, "0007", None)
+    assert (first.from_revision, first.to_revision, first.stamped) == (None, "0008", None)
     assert first.changed and first.views_replaced
     assert differences(db_engine) == []
     insp = inspect(db_engine)
@@ -90,8 +91,8 @@ def test_a_database_from_before_migrations_is_recognised_and_upgraded_with_its_r
     to_revision(db_engine, legacy)
     legacy_night(db_engine, run_id="r1")
     result = migrate.upgrade(db_engine)
-    assert (result.from_revision, result.stamped, result.to_revision) == (None, legacy, "0007")
-    assert revision(db_engine) == "0007"
+    assert (result.from_revision, result.stamped, result.to_revision) == (None, legacy, "0008")
+    assert revision(db_engine) == "0008"
     assert differences(db_engine) == []
     with db_engine.connect() as conn:
         row = conn.execute(text("SELECT model, yhat, model_version FROM forecasts")).one()
@@ -119,7 +120,7 @@ def test_views_are_replaced_when_sql_views_changes(db_engine: Engine) -> None:
         conn.execute(text("DROP VIEW model_history"))
     assert not migrate.is_current(db_engine)
     result = migrate.ensure_current(db_engine)
-    assert result is not None and result.views_replaced and result.from_revision == "0007"
+    assert result is not None and result.views_replaced and result.from_revision == "0008"
     assert "model_history" in inspect(db_engine).get_view_names()
     assert migrate.is_current(db_engine)
 
@@ -197,3 +198,72 @@ def test_sqlite_database_keeps_foreign_keys_on_for_the_pipeline(tmp_path: Path) 
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     engine.dispose()
+
+
+def test_0008_keeps_every_backtest_row_of_a_0007_database_and_downgrades_again(
+    db_engine: Engine,
+) -> None:
+    """The table's rows come back from the view after the upgrade (scaled_error from each
+    series' scale, to the last bits), and from the table again after the downgrade."""
+    with db_engine.begin() as conn:
+        migrate._alembic(conn, "upgrade", "0007")
+    columns = "backtest_date, model_version, series_id, forecast_date, target_date, model, "
+    columns += "horizon, yhat, yhat_lower, yhat_upper, actual, abs_error, squared_error, "
+    columns += "scaled_error, smape, pinball_lower, pinball_median, pinball_upper, covered, "
+    columns += "run_id, created_at"
+    rows = []
+    for night, origins in (("2024-01-02", ("2023-12-28", "2023-12-29")), ("2024-01-03", ())):
+        for series, scale in (("A", 2.0), ("B", 0.5)):
+            for origin in origins or ("2023-12-29",):
+                for h, target in ((1, "2024-01-01"), (2, "2024-01-02")):
+                    error = 1.5 * h + (series == "B")
+                    values = (night, "v1", series, origin, target, "lstm", h, 100.0 + error)
+                    values += (99.0, 101.0 + h, 100.0, error, error**2, error / scale, 1.0)
+                    values += (0.1, 0.2, 0.3, h == 1, "r1", "2024-01-03 00:00:00")
+                    rows.append(values)
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO pipeline_runs (run_id, flow, as_of, status, started_at) "
+                "VALUES ('r1', 'nightly', '2024-01-02', 'succeeded', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (version, kind, status, created_at) "
+                "VALUES ('v1', 'full', 'champion', CURRENT_TIMESTAMP)"
+            )
+        )
+        marks = ", ".join(f":p{i}" for i in range(len(rows[0])))
+        conn.execute(
+            text(f"INSERT INTO backtest_results ({columns}) VALUES ({marks})"),
+            [{f"p{i}": value for i, value in enumerate(r)} for r in rows],
+        )
+        query = f"SELECT {columns} FROM backtest_results ORDER BY 1, 2, 3, 4, 5"
+        before = [tuple(r) for r in conn.execute(text(query))]
+    assert len(before) == len(rows) == 12
+
+    result = migrate.upgrade(db_engine)
+    assert (result.from_revision, result.to_revision) == ("0007", "0008")
+    assert differences(db_engine) == []
+    assert "backtest_results" in inspect(db_engine).get_view_names()
+
+    def same(got: list[tuple[Any, ...]]) -> None:
+        assert len(got) == len(before)
+        for new, old in zip(got, before, strict=True):
+            assert new[:13] == old[:13] and new[14:] == old[14:]
+            assert new[13] == pytest.approx(old[13], rel=1e-12)
+
+    with db_engine.connect() as conn:
+        same([tuple(r) for r in conn.execute(text(query))])
+        windows = conn.execute(text("SELECT COUNT(*) FROM backtest_windows")).scalar()
+    assert windows == 6  # each night's windows of its own (two origins, two series; one more)
+
+    with db_engine.begin() as conn:
+        for name in reversed(migrate.view_names(read_views_sql())):
+            conn.execute(text(f"DROP VIEW {name}"))
+        migrate._alembic(conn, "downgrade", "0007")
+    assert "backtest_results" in inspect(db_engine).get_table_names()
+    assert "backtest_windows" not in inspect(db_engine).get_table_names()
+    with db_engine.connect() as conn:
+        same([tuple(r) for r in conn.execute(text(query))])

@@ -147,6 +147,10 @@ def test_row_metrics_average_to_the_summary_metrics(trained, plan) -> None:
         assert part["smape"].mean() == pytest.approx(row.smape)
         assert part["pinball_lower"].mean() == pytest.approx(row.pinball_q100)
         assert part["covered"].mean() == pytest.approx(row.coverage)
+        # one scale per series, the scaled errors' denominator to the last bit (SQL keeps it)
+        (scale,) = set(part["mase_scale"])
+        assert scale > 0
+        np.testing.assert_array_equal(part["abs_error"] / scale, part["scaled_error"])
     version = trained.version
     per_series = summary[(summary.model_version == version) & (summary.horizon == "ALL")]
     assert overall_mase(summary, version, ["S0", "S1"]) == pytest.approx(per_series.mase.mean())
