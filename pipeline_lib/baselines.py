@@ -37,6 +37,7 @@ from typing import ClassVar, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL
@@ -193,10 +194,14 @@ class Baseline(ABC):
         n, h = len(origins), errors.shape[1]
         lo, hi = np.full((n, h), np.nan), np.full((n, h), np.nan)
         counts = np.searchsorted(available, origins, side="right")
-        for i, k in enumerate(counts):
-            recent = errors[max(0, k - self.calibration_window) : k]
-            if len(recent) >= self.min_calibration:
-                lo[i], hi[i] = np.quantile(recent, [self.quantiles[0], self.quantiles[2]], axis=0)
+        levels = [self.quantiles[0], self.quantiles[2]]
+        window = self.calibration_window
+        full = counts >= window  # a whole window each: their quantiles in one call
+        if full.any():
+            views = sliding_window_view(errors, window, axis=0)  # [M - window + 1, H, window]
+            lo[full], hi[full] = np.quantile(views[counts[full] - window], levels, axis=-1)
+        for i in np.flatnonzero(~full & (counts >= self.min_calibration)):
+            lo[i], hi[i] = np.quantile(errors[: counts[i]], levels, axis=0)
         return lo, hi
 
 

@@ -136,3 +136,23 @@ def test_fit_keeps_each_series_in_date_order_and_rejects_duplicates() -> None:
         assert s.covariates.shape == (len(want), 0)
     with pytest.raises(ValueError, match="more than one row for a"):
         Naive().fit(pd.concat([a, a.tail(1)], ignore_index=True))
+
+
+def test_bands_of_whole_windows_at_once_equal_each_origin_alone() -> None:
+    """The error quantiles of the origins with a whole calibration window, taken in one call,
+    are those of each origin's window alone, to the last bit; shorter windows (down to
+    ``min_calibration``) and too short ones (NaN) as before."""
+    model = Naive(calibration_window=30, min_calibration=5)
+    rng = np.random.default_rng(4)
+    errors = rng.standard_normal((80, 3))
+    errors[rng.random(errors.shape) < 0.02] = np.nan
+    available = np.arange(80) + 3
+    origins = np.arange(0, 90, 3)
+    lo, hi = model._bands(errors, available, origins)
+    for i, k in enumerate(np.searchsorted(available, origins, side="right")):
+        recent = errors[max(0, k - 30) : k]
+        if len(recent) < 5:
+            assert np.isnan(lo[i]).all() and np.isnan(hi[i]).all()
+            continue
+        want = np.quantile(recent, [0.1, 0.9], axis=0)
+        np.testing.assert_array_equal(np.stack([lo[i], hi[i]]), want)

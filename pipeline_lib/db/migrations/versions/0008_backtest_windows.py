@@ -54,6 +54,36 @@ def _run_id(comment: str = "pipeline_runs.run_id that wrote it") -> sa.Column:
     return sa.Column("run_id", sa.String(64), nullable=False, comment=comment)
 
 
+def _row_columns(scaled_error: bool = False) -> list[sa.Column]:
+    """A backtest row's forecast, actual and metric terms (with ``scaled_error``: as the table
+    of revisions up to 0007 held them)."""
+    scaled = [
+        sa.Column("scaled_error", sa.Float, comment="abs_error / naive in-sample MAE; mean = MASE")
+    ]
+    return [
+        sa.Column("horizon", sa.Integer, nullable=False, comment="steps ahead of forecast_date"),
+        sa.Column("yhat", sa.Float, nullable=False, comment="point forecast (median quantile)"),
+        sa.Column("yhat_lower", sa.Float, comment="lower quantile"),
+        sa.Column("yhat_upper", sa.Float, comment="upper quantile"),
+        sa.Column("actual", sa.Float, nullable=False, comment="observed value on target_date"),
+        sa.Column("abs_error", sa.Float, nullable=False, comment="|actual - yhat|; mean = MAE"),
+        sa.Column("squared_error", sa.Float, nullable=False, comment="mean = MSE; RMSE = its root"),
+        *(scaled if scaled_error else []),
+        sa.Column("smape", sa.Float, nullable=False, comment="sMAPE term (0..200); mean = sMAPE"),
+        sa.Column("pinball_lower", sa.Float, comment="pinball loss of yhat_lower at its quantile"),
+        sa.Column(
+            "pinball_median", sa.Float, comment="pinball loss of yhat at the median quantile"
+        ),
+        sa.Column("pinball_upper", sa.Float, comment="pinball loss of yhat_upper at its quantile"),
+        sa.Column(
+            "covered",
+            sa.Boolean(create_constraint=False),
+            nullable=False,
+            comment="actual within [yhat_lower, yhat_upper]; mean = coverage",
+        ),
+    ]
+
+
 def _create_tables() -> None:
     op.create_table(
         "backtest_windows",
@@ -105,25 +135,7 @@ def _create_tables() -> None:
             comment="backtest_windows.window_id",
         ),
         sa.Column("target_date", sa.Date, nullable=False, comment="the day forecast"),
-        sa.Column("horizon", sa.Integer, nullable=False, comment="steps ahead of forecast_date"),
-        sa.Column("yhat", sa.Float, nullable=False, comment="point forecast (median quantile)"),
-        sa.Column("yhat_lower", sa.Float, comment="lower quantile"),
-        sa.Column("yhat_upper", sa.Float, comment="upper quantile"),
-        sa.Column("actual", sa.Float, nullable=False, comment="observed value on target_date"),
-        sa.Column("abs_error", sa.Float, nullable=False, comment="|actual - yhat|; mean = MAE"),
-        sa.Column("squared_error", sa.Float, nullable=False, comment="mean = MSE; RMSE = its root"),
-        sa.Column("smape", sa.Float, nullable=False, comment="sMAPE term (0..200); mean = sMAPE"),
-        sa.Column("pinball_lower", sa.Float, comment="pinball loss of yhat_lower at its quantile"),
-        sa.Column(
-            "pinball_median", sa.Float, comment="pinball loss of yhat at the median quantile"
-        ),
-        sa.Column("pinball_upper", sa.Float, comment="pinball loss of yhat_upper at its quantile"),
-        sa.Column(
-            "covered",
-            sa.Boolean(create_constraint=False),
-            nullable=False,
-            comment="actual within [yhat_lower, yhat_upper]; mean = coverage",
-        ),
+        *_row_columns(),
         sa.PrimaryKeyConstraint("window_id", "target_date", name="pk_backtest_forecasts"),
         sa.ForeignKeyConstraint(
             ["window_id"],
@@ -197,26 +209,7 @@ def _create_results_table() -> None:
             nullable=False,
             comment="a model (lstm, naive, ets, ...) or a combination mean(a,b,...)",
         ),
-        sa.Column("horizon", sa.Integer, nullable=False, comment="steps ahead of forecast_date"),
-        sa.Column("yhat", sa.Float, nullable=False, comment="point forecast (median quantile)"),
-        sa.Column("yhat_lower", sa.Float, comment="lower quantile"),
-        sa.Column("yhat_upper", sa.Float, comment="upper quantile"),
-        sa.Column("actual", sa.Float, nullable=False, comment="observed value on target_date"),
-        sa.Column("abs_error", sa.Float, nullable=False, comment="|actual - yhat|; mean = MAE"),
-        sa.Column("squared_error", sa.Float, nullable=False, comment="mean = MSE; RMSE = its root"),
-        sa.Column("scaled_error", sa.Float, comment="abs_error / naive in-sample MAE; mean = MASE"),
-        sa.Column("smape", sa.Float, nullable=False, comment="sMAPE term (0..200); mean = sMAPE"),
-        sa.Column("pinball_lower", sa.Float, comment="pinball loss of yhat_lower at its quantile"),
-        sa.Column(
-            "pinball_median", sa.Float, comment="pinball loss of yhat at the median quantile"
-        ),
-        sa.Column("pinball_upper", sa.Float, comment="pinball loss of yhat_upper at its quantile"),
-        sa.Column(
-            "covered",
-            sa.Boolean(create_constraint=False),
-            nullable=False,
-            comment="actual within [yhat_lower, yhat_upper]; mean = coverage",
-        ),
+        *_row_columns(scaled_error=True),
         _run_id(),
         sa.Column("created_at", TZ, nullable=False, comment="when the row was written (UTC)"),
         sa.PrimaryKeyConstraint(*KEYS, "target_date", name="pk_backtest_results"),
