@@ -26,15 +26,18 @@ from importlib.metadata import version
 
 import pandas as pd
 
+from pipeline_lib import schema
 from pipeline_lib.config import ValidationConfig
 from pipeline_lib.store.fs import atomic_write_bytes, filesystem, join
 from pipeline_lib.validation.combined import Item, Validated, check_freshness_all
 from pipeline_lib.validation.derived import newest_rows
+from pipeline_lib.validation.validate import KEYS
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when what a digest covers or the file layout changes
 KEEP_DATES = 14  # dates whose freshness reports are kept (the newest by date)
+_TAG = "\x1f"  # between an item's place and its key (the unit separator: no name holds it)
 
 
 def _folder(data_dir: str) -> str:
@@ -55,11 +58,53 @@ def _question(dataset: str, as_of: dt.date, thresholds: ValidationConfig | None)
 def freshness_digest(item: Item, dataset: str, question: str, as_of: dt.date) -> str:
     """What a freshness check of ``item`` reads (its name, key and newest rows, and the
     ``question`` of :func:`_question`), as a digest."""
-    newest = newest_rows(item.history, dataset, as_of)
+    return _digest(item, newest_rows(item.history, dataset, as_of), question)
+
+
+def _digest(item: Item, newest: pd.DataFrame, question: str) -> str:
     head = f"{question}|{item.name}|{item.key}|{list(newest.columns)}|"
     head += str(list(newest.dtypes.astype(str)))
     rows = pd.util.hash_pandas_object(newest, index=False).to_numpy().tobytes()
     return hashlib.sha256(head.encode() + rows).hexdigest()
+
+
+def freshness_digests(
+    items: Sequence[Item], dataset: str, question: str, as_of: dt.date
+) -> list[str]:
+    """:func:`freshness_digest` of every item (the same digests), with the newest rows of all
+    of them found in one pass: each item's keys tagged with its place, then split again (a
+    thousand series' items one by one took 6 s of a night with nothing new)."""
+    key = KEYS[dataset]
+    whole = [
+        i
+        for i, item in enumerate(items)
+        if item.history is not None
+        and not item.history.empty
+        and {key, schema.DATE} <= set(item.history.columns)
+    ]
+    digests = {
+        i: freshness_digest(item, dataset, question, as_of)
+        for i, item in enumerate(items)
+        if i not in set(whole)
+    }
+    if whole:
+        tagged = []
+        for i in whole:
+            history = items[i].history
+            assert history is not None
+            keys = history[key].astype(object)
+            tag = keys.where(keys.isna(), f"{i}{_TAG}" + keys.astype(str))
+            tagged.append(pd.DataFrame({key: tag, schema.DATE: history[schema.DATE]}))
+        newest = newest_rows(pd.concat(tagged, ignore_index=True), dataset, as_of)
+        place = newest[key].str.split(_TAG, n=1).str[0].astype("int64")
+        parts = dict(tuple(newest.groupby(place.to_numpy(), sort=False)))
+        empty = newest.iloc[:0]
+        for i in whole:
+            part = parts.get(i, empty).reset_index(drop=True)
+            dtype = items[i].history[key].dtype  # type: ignore[index]
+            part[key] = part[key].str.split(_TAG, n=1).str[1].astype(dtype)
+            digests[i] = _digest(items[i], part, question)
+    return [digests[i] for i in range(len(items))]
 
 
 def checked_freshness(
@@ -79,7 +124,7 @@ def checked_freshness(
     digests: list[str] | None = None
     if kept:
         question = _question(dataset, as_of, thresholds)
-        digests = [freshness_digest(item, dataset, question, as_of) for item in items]
+        digests = freshness_digests(items, dataset, question, as_of)
         if all(d in kept for d in digests):  # a copy each: the run adds its own notes
             reports = [pickle.loads(kept[d]) for d in digests]  # noqa: S301 - our own file
             return Validated(reports, []), True
@@ -87,7 +132,7 @@ def checked_freshness(
     try:
         if digests is None:
             question = _question(dataset, as_of, thresholds)
-            digests = [freshness_digest(item, dataset, question, as_of) for item in items]
+            digests = freshness_digests(items, dataset, question, as_of)
         for digest, report in zip(digests, checked.reports, strict=True):
             kept[digest] = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
         atomic_write_bytes(url, pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL))
