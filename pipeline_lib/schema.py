@@ -22,6 +22,9 @@ WEATHER_KEY = [LOCATION, DATE]
 
 # Features: one row per (series_id, date), built from data dated on or before that date.
 Y = "y"  # the target value (close) on that date
+# A scored backtest row's series MASE scale (scaled_error = abs_error / it, where positive):
+# the evaluation's rows carry it, the SQL store of a night's backtest keeps it per series.
+MASE_SCALE = "mase_scale"
 PAST_FEATURES = [
     "log_return",
     "volume_log",

@@ -21,8 +21,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, select
+from sqlalchemy import Connection, Engine, bindparam, delete, exists, select
 
+from pipeline_lib import schema
 from pipeline_lib.db import values as v
 from pipeline_lib.db.frames import to_arrow
 from pipeline_lib.db.tables import (
@@ -36,7 +37,6 @@ from pipeline_lib.db.upsert import BULK_ROWS, replace_rows, transaction, upsert_
 SLICE_ROWS = 500_000  # backtest rows converted and written at once (its memory)
 ID_BATCH = 10_000  # window ids per lookup (SQLite binds at most 32,766 values a statement)
 WINDOW_KEY = ["model_version", "series_id", "forecast_date"]
-MASE_SCALE = "mase_scale"
 # the columns of a window's rows (backtest_forecasts without its key)
 ROW_FIELDS = [c.name for c in backtest_forecasts.columns if c.name != "window_id"]
 _DATES = {"forecast_date", "target_date"}
@@ -90,9 +90,9 @@ def write_backtest_results(
     are written, the night's windows and scales replace the night's. Returns the rows of the
     night (what ``backtest_results`` holds for it now).
     """
-    if MASE_SCALE not in df.columns:
+    if schema.MASE_SCALE not in df.columns:
         raise ValueError(
-            f"backtest rows: missing column {MASE_SCALE!r} (each series' MASE scale); "
+            f"backtest rows: missing column {schema.MASE_SCALE!r} (each series' MASE scale); "
             f"got {sorted(map(str, df.columns))}"
         )
     stamp = {"run_id": run_id, "created_at": v.utcnow()}
@@ -138,7 +138,7 @@ def _write_slice(
         ["backtest_date", "series_id"],
         bulk_rows,
     )
-    scales = part.groupby("series_id", sort=True, observed=True)[MASE_SCALE].first()
+    scales = part.groupby("series_id", sort=True, observed=True)[schema.MASE_SCALE].first()
     scales = scales.reset_index()
     replace_rows(
         conn,
@@ -201,8 +201,7 @@ def prune_backtest_results(bind: Engine | Connection, before: dt.date) -> int:
     references)."""
     n, s, w, f = backtest_nights, backtest_series, backtest_windows, backtest_forecasts
     with transaction(bind) as conn:
-        named = conn.execute(select(func.count()).where(n.c.backtest_date < before)).scalar_one()
-        conn.execute(delete(n).where(n.c.backtest_date < before))
+        named = conn.execute(delete(n).where(n.c.backtest_date < before)).rowcount or 0
         conn.execute(delete(s).where(s.c.backtest_date < before))
         orphan = ~exists().where(n.c.window_id == w.c.window_id)
         orphans = select(w.c.window_id).where(orphan)

@@ -119,13 +119,13 @@ def score_rows_and_summary(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`score_rows` and :func:`score_forecasts` of the same forecasts, joined and scored
     once; the summary's models are the values of the forecasts' column ``model`` (a model
-    version, say), under that column's name. The rows carry ``MASE_SCALE`` too, the series'
+    version, say), under that column's name. The rows carry ``schema.MASE_SCALE`` too, the series'
     scale (``scaled_error`` is ``abs_error`` over it, where it is positive): the SQL store of a
     night's backtest keeps the scale per series and the rest once per window."""
     joined, scales = _prepare(forecasts, actuals, history, season, quantiles)
     terms = _terms(joined, scales, quantiles)
     summary = _summary(terms, scales, quantiles, model)
-    return _rows(terms, forecasts, (MASE_SCALE,)), summary
+    return _rows(terms, forecasts, (schema.MASE_SCALE,)), summary
 
 
 def _summary(
@@ -167,7 +167,6 @@ def _summary(
     return out[columns].reset_index(drop=True)
 
 
-MASE_SCALE = "mase_scale"
 ROW_METRICS = [
     "actual",
     "abs_error",
@@ -224,7 +223,7 @@ def _terms(
     scale = joined[schema.SERIES_ID].map(scales).to_numpy(np.float64)
     den = np.abs(y) + np.abs(yhat)
     out = joined
-    out[MASE_SCALE] = scale
+    out[schema.MASE_SCALE] = scale
     with np.errstate(divide="ignore", invalid="ignore"):
         out["scaled_error"] = np.where(scale > 0, error / scale, np.nan)
     out["abs_error"] = error

@@ -82,11 +82,8 @@ def freshness_digests(
         and not item.history.empty
         and {key, schema.DATE} <= set(item.history.columns)
     ]
-    digests = {
-        i: freshness_digest(item, dataset, question, as_of)
-        for i, item in enumerate(items)
-        if i not in set(whole)
-    }
+    alone = set(range(len(items))) - set(whole)  # no rows to tag: digested as they are
+    digests = {i: freshness_digest(items[i], dataset, question, as_of) for i in alone}
     if whole:
         tagged = []
         for i in whole:
