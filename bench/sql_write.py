@@ -30,8 +30,8 @@ PostgreSQL of the dev machine, database ``test``) and dropped at the end.
 (``write_backtest_results(..., series_ids=...)``, as a night calls it): into empty tables
 (every window new: what every night wrote up to revision 0008, which stored each night's rows
 whole), the next night (its two LSTMs new versions, the baselines' windows those of the first
-night: what a nightly writes with a backtest step of 1 row; with the default step of 2, a
-baseline's windows repeat every second night) and a rerun of that night (no window new); then
+night: what a nightly writes when its origins are last night's, as on every second night;
+on the others one origin per series is new too) and a rerun of that night (no window new); then
 the decay's read of the newest backtest: every row (``read_latest_backtest``) against the
 summary aggregated in SQL (``read_backtest_summary``).
 

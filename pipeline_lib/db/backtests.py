@@ -2,8 +2,9 @@
 
 A night's backtest scores every series, model version, origin and horizon (4.5 million rows
 at 1,000 series), yet a baseline's forecast from an origin, with its actuals and error terms,
-is the same on every night whose backtest holds that origin (with the backtest's step of 2
-rows, every second night), and the LSTMs' are new each night. So a *window* (one model
+is the same on every night whose backtest holds that origin (the origins move one step on
+every second night, so consecutive nights share all or all but one); tonight's LSTM's windows
+are new each night, the champion's where its hold-out start moved. So a *window* (one model
 version's forecast of one series from one origin: its rows over the horizons) is stored once,
 in ``backtest_windows`` and ``backtest_forecasts``, under an id that digests its key and rows
 (:func:`window_ids`; a window whose rows change, a revised actual, is another window); a night
