@@ -67,15 +67,16 @@ def forecast_stage(
         features = build_features(settings, as_of, refresh_features)
         models = models_situation(settings, features, as_of, lineage_start)
         night = Night(settings, as_of, run.id, features, models, lineage_start)
-        monitoring, verdict = monitor_drift(night)
-        candidate, decision = train_model(night, retrain, verdict)
+        tonight = opaque(night)  # as every task's argument: not walked by Prefect (every model)
+        monitoring, verdict = monitor_drift(tonight)
+        candidate, decision = train_model(tonight, retrain, verdict)
         apart = baselines_apart(night)  # None: in the backtest task
-        evaluation = backtest(night, candidate, decision, apart)
+        evaluation = backtest(tonight, candidate, decision, apart)
         scored = opaque(evaluation)  # every model's backtest: not walked by Prefect
-        forecasts = forecast(night, scored)
-        drift = drift_metrics(night, monitoring, forecasts)
-        written = publish_results(night, candidate, decision, scored, forecasts, drift)
-        plot = publish_forecast_artifacts(night, forecasts, decision, scored, drift)
+        forecasts = forecast(tonight, scored)
+        drift = drift_metrics(tonight, monitoring, forecasts)
+        written = publish_results(tonight, candidate, decision, scored, forecasts, drift)
+        plot = publish_forecast_artifacts(tonight, forecasts, decision, scored, drift)
         run.details = run_summary(
             as_of, decision, candidate, evaluation, written, drift, forecasts, settings.series_ids
         )
