@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,10 +168,13 @@ def evaluate(
         except (OSError, ValueError, KeyError) as exc:  # missing or unreadable checkpoint
             forced = f"champion {champion} could not be loaded: {exc}"
     parts = []
+    refits: dict[str, Any] = {}  # the champion and a fine-tune of it refit the same base
     for version, model in list(models.items()):
         try:
             parts.append(
-                lstm_forecasts(model, features, plan, frequencies, settings.model.base_refit_rows)
+                lstm_forecasts(
+                    model, features, plan, frequencies, settings.model.base_refit_rows, refits
+                )
             )
         except ValueError as exc:  # trained on the hold-out: not comparable
             notes.append(str(exc))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -100,6 +101,7 @@ def lstm_forecasts(
     plan: BacktestPlan,
     frequencies: Mapping[str, str],
     base_refit_rows: int | None = None,
+    refits: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """The LSTM's forecasts from every origin of ``plan`` (one batched forward pass).
 
@@ -107,6 +109,8 @@ def lstm_forecasts(
     its base refitted as tonight's forecast refits it (:func:`pipeline_lib.model.base.refit_to`),
     on the windows whose targets end by the hold-out start (the first origin: nothing after
     it), so the contest scores the model that is published; None: the base as trained.
+    ``refits``: the base refits of the models scored before on the same ``features`` and
+    ``plan``, shared where two models' bases read the same windows (``refit_to``'s ``shared``).
 
     Raises ``ValueError`` when a training target of the model is dated after the hold-out
     start: its backtest would be scored on data it was trained on.
@@ -121,7 +125,9 @@ def lstm_forecasts(
         raise ValueError(f"model horizon {trained.horizon} != backtest horizon {plan.horizon}")
     rows = schema.dated_up_to(features, plan.as_of)
     if base_refit_rows is not None and start is not None:
-        trained = refit_to(trained, rows, start, plan.origins, base_refit_rows, at_end=True)
+        trained = refit_to(
+            trained, rows, start, plan.origins, base_refit_rows, at_end=True, shared=refits
+        )
     out = predict_at(trained, rows, plan.origins, frequencies)
     return out.assign(**{MODEL: LSTM, MODEL_VERSION: trained.version})
 

@@ -20,6 +20,7 @@ from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.features.calendar import calendar_features
 from pipeline_lib.features.spec import FeatureSet
+from pipeline_lib.model import base as base_module
 from pipeline_lib.model.base import ALPHAS, GATES, fit_gate, fit_linear_base, refit_to, ridge_loo
 from pipeline_lib.model.checkpoint import load_model, save_model
 from pipeline_lib.model.finetune import fine_tune
@@ -310,3 +311,57 @@ def test_refit_to_the_newest_rows_of_each_series(features: pd.DataFrame) -> None
     assert torch.allclose(newest.module.base_weight, direct.base_weight)
     every = refit_to(hybrid, features, end, rows=0)  # every row up to tonight
     assert not torch.allclose(every.module.base_weight, newest.module.base_weight)
+
+
+def test_models_reading_the_same_windows_share_one_refit_bit_for_bit(
+    features: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the backtest's champion and tonight's fine-tune of it: the parent's scalers, other weights
+    end, fit_end = dt.date(2020, 10, 30), dt.date(2020, 8, 31)
+    model = MODEL.model_copy(update={"asinh_rows": 8})
+    parent = train_full(features, model, TINY, HORIZON, end, fit_end=fit_end, feature_set=FS)
+    child = fine_tune(parent, features, TINY, dt.date(2020, 11, 6))
+    assert child.scalers.to_dict() == parent.scalers.to_dict()
+    assert not torch.equal(child.module.base_weight, parent.module.base_weight)
+    night = child.target_end
+    alone = [refit_to(m, features, night, rows=0, at_end=True) for m in (parent, child)]
+
+    fits: list[int] = []
+    real = base_module.fit_linear_base
+
+    def counted(*args, **kwargs):
+        fits.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(base_module, "fit_linear_base", counted)
+    shared: dict = {}
+    together = [
+        refit_to(m, features, night, rows=0, at_end=True, shared=shared) for m in (parent, child)
+    ]
+    assert len(fits) == 2 and len(shared) == 1  # the parent's two scales; none for the child
+    for one, other in zip(alone, together, strict=True):
+        assert torch.equal(one.module.base_weight, other.module.base_weight)
+        assert torch.equal(one.module.base_bias, other.module.base_bias)
+        network = [k for k in one.module.state_dict() if not k.startswith("base_")]
+        assert all(
+            torch.equal(one.module.state_dict()[k], other.module.state_dict()[k]) for k in network
+        )
+    assert together[1].version == child.version and together[0].version == parent.version
+
+    # one window per series: nothing is fitted, each model keeps its own base
+    few = {}
+    kept = [
+        refit_to(m, features, night, rows=LOOKBACK + HORIZON, at_end=True, shared=few)
+        for m in (parent, child)
+    ]
+    for m, k in zip((parent, child), kept, strict=True):
+        assert torch.equal(k.module.base_weight, m.module.base_weight)
+
+    # other scalers (another training's): other windows, a fit of its own
+    other = train_full(
+        features, model, TINY, HORIZON, end, fit_end=dt.date(2020, 7, 31), feature_set=FS
+    )
+    assert other.scalers.to_dict() != parent.scalers.to_dict()
+    fits.clear()
+    refit_to(other, features, night, rows=0, at_end=True, shared=shared)
+    assert len(fits) == 2 and len(shared) == 2
