@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +33,7 @@ from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
 from pipeline_lib.model.base import refit_to
 from pipeline_lib.model.checkpoint import load_model
 from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
+from pipeline_lib.model.refits import RefitStore
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.retrain import TrainingDecision, holdout_plan
 from pipeline_lib.selection import Choice, combine, fallback
@@ -144,6 +144,11 @@ def baseline_cache(settings: Settings) -> str:
     return f"{paths.models_dir(settings.data_dir).rstrip('/')}/baselines"
 
 
+def refit_cache(settings: Settings) -> str:
+    """The folder keeping the backtest's refits of the LSTM's base (models/refits)."""
+    return f"{paths.models_dir(settings.data_dir).rstrip('/')}/refits"
+
+
 def evaluate(
     settings: Settings,
     features: pd.DataFrame,
@@ -168,7 +173,8 @@ def evaluate(
         except (OSError, ValueError, KeyError) as exc:  # missing or unreadable checkpoint
             forced = f"champion {champion} could not be loaded: {exc}"
     parts = []
-    refits: dict[str, Any] = {}  # the champion and a fine-tune of it refit the same base
+    # the base refits: the champion's and its fine-tune's are one; last night's, when kept
+    refits = RefitStore(refit_cache(settings))
     for version, model in list(models.items()):
         try:
             parts.append(

@@ -5,9 +5,9 @@ The forecast stage is deterministic: the same settings, curated data, models fol
 the same rows. So every successful forecast run records in its ``pipeline_runs`` details the
 **state** it left (:func:`night_state`): a digest of its as-of date, lineage start, the
 settings it ran with (tuned ones included) and a listing (path, size, modification stamp) of
-the curated data and of the models folder (less the baselines' cache, which only saves time)
-as the run left them. A later forecast run of the same as-of date is already done
-(:func:`already_done`) when:
+the curated data and of the models folder (less the baselines' and the base refits' caches,
+which only save time) as the run left them. A later forecast run of the same as-of date is
+already done (:func:`already_done`) when:
 
 - it is not a forced retraining;
 - the newest successful forecast run is that night's (no other night published since, so the
@@ -37,7 +37,7 @@ FLOW = "forecast"
 STATE = "state"  # the key of the state digest in a run's details
 REUSED = "reused"  # the key naming the run a reusing run answered from
 RUN_OWN = ("parent_run_id",)  # details that belong to the run itself, never copied
-SKIPPED_MODEL_FOLDERS = ("baselines",)  # caches: what they hold changes no result
+SKIPPED_MODEL_FOLDERS = ("baselines", "refits")  # caches: what they hold changes no result
 _STAMPS = ("mtime", "LastModified", "last_modified", "updated", "ETag", "etag", "md5Hash")
 
 

@@ -90,9 +90,7 @@ def score_configuration(
         feature_set=settings.feature_set,
     )
     frequencies = settings.frequencies
-    forecasts = lstm_forecasts(
-        trained, features, plan, frequencies, settings.model.base_refit_rows
-    )
+    forecasts = lstm_forecasts(trained, features, plan, frequencies, settings.model.base_refit_rows)
     _, summary = score_backtest(
         forecasts, features, plan, settings.model.band, settings.backtest.mase_season
     )

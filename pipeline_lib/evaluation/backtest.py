@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +34,7 @@ from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.linear_baseline import LinearLags
 from pipeline_lib.model.base import refit_to
 from pipeline_lib.model.forecast import predict_at
+from pipeline_lib.model.refits import RefitStore
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.statistical import ARIMA, ETS, StatsForecastBaseline
 
@@ -101,7 +101,7 @@ def lstm_forecasts(
     plan: BacktestPlan,
     frequencies: Mapping[str, str],
     base_refit_rows: int | None = None,
-    refits: dict[str, Any] | None = None,
+    refits: RefitStore | None = None,
 ) -> pd.DataFrame:
     """The LSTM's forecasts from every origin of ``plan`` (one batched forward pass).
 
@@ -109,8 +109,8 @@ def lstm_forecasts(
     its base refitted as tonight's forecast refits it (:func:`pipeline_lib.model.base.refit_to`),
     on the windows whose targets end by the hold-out start (the first origin: nothing after
     it), so the contest scores the model that is published; None: the base as trained.
-    ``refits``: the base refits of the models scored before on the same ``features`` and
-    ``plan``, shared where two models' bases read the same windows (``refit_to``'s ``shared``).
+    ``refits``: the base refits kept (``refit_to``'s ``shared``): of another model scored on
+    the same windows (the champion and tonight's fine-tune of it), or of an earlier night.
 
     Raises ``ValueError`` when a training target of the model is dated after the hold-out
     start: its backtest would be scored on data it was trained on.

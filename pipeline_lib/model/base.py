@@ -23,8 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Collection
 from typing import Any
 
@@ -34,6 +32,7 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.model.lstm import LSTMForecaster, linear_base_inputs
+from pipeline_lib.model.refits import RefitStore, refit_key, with_base
 from pipeline_lib.model.threads import blas_on_one_thread
 from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.model.windows import WindowSet, model_windows, training_rows
@@ -198,7 +197,7 @@ def refit_to(
     series: Collection[str] | None = None,
     rows: int | None = None,
     at_end: bool = False,
-    shared: dict[str, Any] | None = None,
+    shared: RefitStore | None = None,
 ) -> TrainedModel:
     """``trained`` with its linear base refitted on the windows whose targets end by ``as_of``
     (a copy; ``trained`` is left as it is), for the forecast made at ``as_of``. ``series``:
@@ -231,13 +230,12 @@ def refit_to(
     tonight's and 0.989 for the mean of both (ahead of the linear baseline in 4 zones, 2 and
     1 for either fit alone; README).
 
-    ``shared``: the refits made before from the same ``features`` (a dict the caller keeps for
-    that one frame; None: none kept). The ridge reads the windows, never the network's weights,
-    so a model whose windows and base are built from the same inputs as one refitted before
-    (the same series, scalers, inputs and architecture: a fine-tune keeps its parent's scalers,
-    so the champion and tonight's challenger are such a pair in the backtest) takes that
-    refit's base for the series it fitted, bit for bit what its own fit gives, and keeps its
-    own for the others, as its own fit would.
+    ``shared``: the refits kept (:class:`~pipeline_lib.model.refits.RefitStore`; None: none).
+    The ridge reads the windows, never the network's weights, so a model whose windows would be
+    built from the same rows and inputs as a kept refit's (another model with the same scalers,
+    inputs and architecture: the champion and tonight's fine-tune of it; or the same model on a
+    later night, the same rows read) takes that refit's base for the series it fitted, bit for
+    bit what its own fit gives, and keeps its own for the others, as its own fit would.
     """
     as_of_ts, end = pd.Timestamp(as_of), pd.Timestamp(trained.target_end)
     if trained.module.base != "linear" or as_of_ts < end or (as_of_ts == end and not at_end):
@@ -245,9 +243,6 @@ def refit_to(
     ids = trained.series_ids if series is None else [s for s in trained.series_ids if s in series]
     if not ids:
         return trained
-    key = None if shared is None else _refit_key(trained, as_of, ids, rows)
-    if shared is not None and key in shared:
-        return _with_base(trained, shared[key])
     if rows is None:
         days = int(trained.training_config.get("train_window_days", 0)) or None
         first = (
@@ -258,10 +253,15 @@ def refit_to(
         frame = training_rows(features, pd.Timestamp.min, as_of, series_ids=ids)
         if rows:
             frame = frame.groupby(schema.SERIES_ID, sort=False).tail(rows)
+    key = "" if shared is None else refit_key(trained, as_of, ids, rows, frame)
+    if shared is not None:
+        found, refit = shared.get(key)
+        if found:
+            return with_base(trained, refit)
     windows = model_windows(trained, frame, as_of)
     if len(windows) == 0:
-        if shared is not None and key is not None:
-            shared[key] = None
+        if shared is not None:
+            shared.put(key, None)
         return trained
     module = copy.deepcopy(trained.module)
     fit_linear_base(module, windows, keep=True)
@@ -270,44 +270,7 @@ def refit_to(
         fit_linear_base(module, windows.on_newest_scale(), keep=True)
         module.base_weight.add_(own[0]).mul_(0.5)
         module.base_bias.add_(own[1]).mul_(0.5)
-    if key is not None and shared is not None:  # the series fit_linear_base fitted
+    if shared is not None:  # with the series fit_linear_base fitted (two windows or more)
         counts = torch.bincount(windows.series_index, minlength=module.base_bias.shape[0])
-        shared[key] = (counts >= 2, module.base_weight.clone(), module.base_bias.clone())
-    return dataclasses.replace(trained, module=module)
-
-
-def _refit_key(trained: TrainedModel, as_of: dt.date, ids: list[str], rows: int | None) -> str:
-    """A digest of everything :func:`refit_to` reads besides the frame and the network's
-    weights: the date, the series and rows, and what the model's windows and base inputs are
-    built from (its scalers, series, calendar and covariate inputs, look-back, horizon, asinh
-    scale and architecture)."""
-    inputs = {
-        "as_of": str(as_of),
-        "series": ids,
-        "rows": rows,
-        "window_days": trained.training_config.get("train_window_days") if rows is None else None,
-        "scalers": trained.scalers.to_dict(),
-        "series_ids": trained.series_ids,
-        "calendar": trained.calendar_features,
-        "feature_set": trained.feature_set.to_dict(),
-        "lookback": trained.lookback,
-        "horizon": trained.horizon,
-        "asinh_rows": trained.asinh_rows,
-        "hyperparameters": trained.hyperparameters,
-    }
-    text = json.dumps(inputs, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _with_base(
-    trained: TrainedModel, refit: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
-) -> TrainedModel:
-    """``trained`` with the shared ``refit``'s base on the series it fitted (None: no window,
-    the model as it is)."""
-    if refit is None:
-        return trained
-    fitted, weight, bias = refit
-    module = copy.deepcopy(trained.module)
-    module.base_weight[fitted] = weight[fitted]
-    module.base_bias[fitted] = bias[fitted]
+        shared.put(key, (counts >= 2, module.base_weight.clone(), module.base_bias.clone()))
     return dataclasses.replace(trained, module=module)

@@ -26,6 +26,7 @@ from pipeline_lib.model.checkpoint import load_model, save_model
 from pipeline_lib.model.finetune import fine_tune
 from pipeline_lib.model.forecast import predict_at
 from pipeline_lib.model.lstm import LSTMForecaster, base_width, linear_base_inputs
+from pipeline_lib.model.refits import KEEP_DAYS, RefitStore
 from pipeline_lib.model.scaling import fit_scalers
 from pipeline_lib.model.testing import covariate_features
 from pipeline_lib.model.train import train_full
@@ -334,11 +335,11 @@ def test_models_reading_the_same_windows_share_one_refit_bit_for_bit(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(base_module, "fit_linear_base", counted)
-    shared: dict = {}
+    shared = RefitStore()  # one backtest's memory
     together = [
         refit_to(m, features, night, rows=0, at_end=True, shared=shared) for m in (parent, child)
     ]
-    assert len(fits) == 2 and len(shared) == 1  # the parent's two scales; none for the child
+    assert len(fits) == 2 and len(shared.memory) == 1  # the parent's two scales; none for the child
     for one, other in zip(alone, together, strict=True):
         assert torch.equal(one.module.base_weight, other.module.base_weight)
         assert torch.equal(one.module.base_bias, other.module.base_bias)
@@ -349,7 +350,7 @@ def test_models_reading_the_same_windows_share_one_refit_bit_for_bit(
     assert together[1].version == child.version and together[0].version == parent.version
 
     # one window per series: nothing is fitted, each model keeps its own base
-    few = {}
+    few = RefitStore()
     kept = [
         refit_to(m, features, night, rows=LOOKBACK + HORIZON, at_end=True, shared=few)
         for m in (parent, child)
@@ -364,4 +365,55 @@ def test_models_reading_the_same_windows_share_one_refit_bit_for_bit(
     assert other.scalers.to_dict() != parent.scalers.to_dict()
     fits.clear()
     refit_to(other, features, night, rows=0, at_end=True, shared=shared)
-    assert len(fits) == 2 and len(shared) == 2
+    assert len(fits) == 2 and len(shared.memory) == 2
+
+
+def test_a_refit_kept_on_disk_serves_the_next_night_while_its_rows_are_unchanged(
+    features: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    end, fit_end = dt.date(2020, 10, 30), dt.date(2020, 8, 31)
+    model = MODEL.model_copy(update={"asinh_rows": 8})
+    hybrid = train_full(features, model, TINY, HORIZON, end, fit_end=fit_end, feature_set=FS)
+    start = dt.date(2020, 11, 6)  # the hold-out start of two nights in a row
+    alone = refit_to(hybrid, features, start, rows=60, at_end=True)
+    folder = str(tmp_path / "refits")
+    first = refit_to(hybrid, features, start, rows=60, at_end=True, shared=RefitStore(folder))
+    assert torch.equal(first.module.base_weight, alone.module.base_weight)
+    (kept,) = (tmp_path / "refits").glob("*.npz")
+    assert kept.name.startswith("2020-11-06-")
+
+    fits: list[int] = []
+    real = base_module.fit_linear_base
+    monkeypatch.setattr(
+        base_module, "fit_linear_base", lambda *a, **k: fits.append(1) or real(*a, **k)
+    )
+    # the next night: a new row after the hold-out start changes nothing read; none is fitted
+    later = features.copy()
+    later.loc[later[schema.DATE] > pd.Timestamp(start), schema.Y] += 1.0
+    night = RefitStore(folder)
+    again = refit_to(hybrid, later, start, rows=60, at_end=True, shared=night)
+    assert fits == [] and night.read == 1
+    assert torch.equal(again.module.base_weight, alone.module.base_weight)
+    assert torch.equal(again.module.base_bias, alone.module.base_bias)
+
+    # a revised row that the refit reads: refitted, as the fit alone gives it
+    revised = features.copy()
+    day = revised.index[revised[schema.DATE] == pd.Timestamp(start) - pd.Timedelta(days=3)]
+    revised.loc[day, schema.Y] += 5.0
+    refit = refit_to(hybrid, revised, start, rows=60, at_end=True, shared=RefitStore(folder))
+    assert len(fits) == 2
+    direct = refit_to(hybrid, revised, start, rows=60, at_end=True)
+    assert torch.equal(refit.module.base_weight, direct.module.base_weight)
+    assert len(list((tmp_path / "refits").glob("*.npz"))) == 2
+
+    # a torn file costs its refit, never the night
+    kept.write_bytes(b"torn")
+    fits.clear()
+    torn = refit_to(hybrid, later, start, rows=60, at_end=True, shared=RefitStore(folder))
+    assert len(fits) == 2 and torch.equal(torn.module.base_weight, alone.module.base_weight)
+
+    # a night a month on deletes the refits dated more than KEEP_DAYS before its own
+    month = start + dt.timedelta(days=KEEP_DAYS + 1)
+    refit_to(hybrid, features, month, rows=60, at_end=True, shared=RefitStore(folder))
+    names = sorted(p.name[:10] for p in (tmp_path / "refits").glob("*.npz"))
+    assert names == [month.isoformat()]
