@@ -13,6 +13,10 @@ business days, and prints per run its wall time, the child's peak RSS and its la
 - **incremental**: the next business day: one new row per series, dropped as a new file in each
   series' folder (and that day's weather), then the nightly as of that day.
 - **no new data**: the nightly again as of the same day, with nothing new dropped.
+- ``--next-nights K``: then K more nights, each the next business day with its one new row per
+  series (``next night 1`` .. ``K``): the nights of a pipeline that has run for a while (the
+  night after a cold one writes more of its backtest than later ones; every second night reads
+  the backtest's base refits of the night before, its hold-out start unmoved).
 - ``--backfill-days K``: after those three, the K business days after the cold run's as-of
   date are dropped (the incremental day is already in) and ``forecast-pipeline backfill
   --start <cold as-of + 1 day> --end <K-th business day>`` runs; its wall time and the cost per
@@ -590,6 +594,7 @@ def scenario(
     epochs: int | None,
     backfill_days: int,
     runs: tuple[str, ...] = ("cold", "incremental", "no new data"),
+    next_nights: int = 0,
 ) -> list[RunResult]:
     """The runs of one history length, in ``work``: drops, config, then each command."""
     drops, data = work / "drops", work / "data"
@@ -619,6 +624,15 @@ def scenario(
     if "no new data" in runs and results[-1].ok:
         args = ["nightly", "--as-of", str(nxt), *base]
         results.append(run_cli("no new data", args, work, n, years))
+    for k in range(1, next_nights + 1):
+        if not results[-1].ok:
+            break
+        row = history_rows + k
+        day, before = dates[row].date(), dates[row - 1].date()
+        write_price_drops(market, slice(row, row + 1), drops / "prices", str(day))
+        write_weather_drop(market, before + dt.timedelta(days=1), day, drops / "weather")
+        args = ["nightly", "--as-of", str(day), *base]
+        results.append(run_cli(f"next night {k}", args, work, n, years))
     if backfill_days > 0 and results[-1].ok:
         results.append(backfill_run(market, history_rows, work, years, backfill_days))
     if not results[-1].ok:
@@ -662,6 +676,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also backfill this many business days after the cold as-of (0: skip)",
     )
     p.add_argument(
+        "--next-nights",
+        type=int,
+        default=0,
+        help="after the night with no new data, this many more nights of one new day each",
+    )
+    p.add_argument(
         "--doubling",
         action="store_true",
         help="also run cold + incremental at --years / 2 and print the growth ratios",
@@ -670,8 +690,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (printed)")
     p.add_argument("--seed", type=int, default=18)
     args = p.parse_args(argv)
-    if args.series < 1 or args.years <= 0 or args.backfill_days < 0:
-        p.error("--series and --years must be positive, --backfill-days at least 0")
+    if args.series < 1 or args.years <= 0 or args.backfill_days < 0 or args.next_nights < 0:
+        p.error("--series and --years must be positive, --backfill-days and --next-nights >= 0")
+    if args.backfill_days and args.next_nights:
+        p.error("--backfill-days and --next-nights drop the same days: give one of them")
     return args
 
 
@@ -681,7 +703,8 @@ def main(argv: list[str] | None = None) -> int:
     history = max(int(round(args.years * BUSINESS_DAYS_PER_YEAR)), 2)
     half = history // 2
     t = time.perf_counter()
-    market = make_market(args.series, history + max(args.backfill_days, 1), args.seed)
+    extra = max(args.backfill_days, 1 + args.next_nights)  # the days after the cold as-of
+    market = make_market(args.series, history + extra, args.seed)
     print(
         f"generated {args.series} series x {len(market.dates)} business days in "
         f"{time.perf_counter() - t:.1f} s; load {uptime()}",
@@ -690,8 +713,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     try:
         results = scenario(
-            market, 0, history, args.years, tmp / "full", args.epochs, args.backfill_days
-        )
+            market, 0, history, args.years, tmp / "full", args.epochs, args.backfill_days,
+            next_nights=args.next_nights,
+        )  # fmt: skip
         halves: list[RunResult] = []
         if args.doubling:
             # the last half of the same history: the same as-of dates, half the rows
