@@ -38,6 +38,7 @@ from pipeline_lib.model.trained import TrainedModel
 from pipeline_lib.model.windows import WindowSet, model_windows, training_rows
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties on standardised inputs
+MIN_WINDOWS = 2  # a series' base is fitted on at least this many windows (else it is kept)
 
 
 def ridge_loo(
@@ -125,7 +126,7 @@ def fit_linear_base(
     index = windows.series_index.numpy()
     for s in np.unique(index):
         rows = torch.from_numpy(np.flatnonzero(index == s))
-        if len(rows) < 2:
+        if len(rows) < MIN_WINDOWS:
             continue
         fitted_series, n_windows = fitted_series + 1, n_windows + len(rows)
         with torch.no_grad():
@@ -270,7 +271,8 @@ def refit_to(
         fit_linear_base(module, windows.on_newest_scale(), keep=True)
         module.base_weight.add_(own[0]).mul_(0.5)
         module.base_bias.add_(own[1]).mul_(0.5)
-    if shared is not None:  # with the series fit_linear_base fitted (two windows or more)
+    if shared is not None:  # with the series fit_linear_base fitted
         counts = torch.bincount(windows.series_index, minlength=module.base_bias.shape[0])
-        shared.put(key, (counts >= 2, module.base_weight.clone(), module.base_bias.clone()))
+        fitted = counts >= MIN_WINDOWS
+        shared.put(key, (fitted, module.base_weight.clone(), module.base_bias.clone()))
     return dataclasses.replace(trained, module=module)
