@@ -8,9 +8,9 @@ nights and scores each night's forecasts against the actuals that came after it.
 those actuals.
 
 Data (library calls only, no Prefect and no SQL): each configured source is fetched with
-:func:`pipeline_lib.ingest.ingest_source` up to ``--data-end``, validated by
-:func:`pipeline_lib.gate.check_batches` (reports only, no database), committed by
-:func:`pipeline_lib.curate.commit_batches`, and turned into features by
+:func:`pipeline_lib.ingest.landing.ingest_source` up to ``--data-end``, validated by
+:func:`pipeline_lib.ingest.gate.check_batches` (reports only, no database), committed by
+:func:`pipeline_lib.ingest.curate.commit_batches`, and turned into features by
 :func:`pipeline_lib.features.stage.refresh_features` once, as of ``--data-end``. Features are
 backward-looking (a row dated t uses only data dated on or before t), so each night reads the
 rows dated on or before it, exactly what that night's own feature stage would have built.
@@ -19,15 +19,19 @@ Nights: every ``--every`` business days from ``--start`` to ``--end`` (default: 
 minus the horizon in business days, so every target is observed). Each night, in date order,
 with the rows dated on or before it only:
 
-1. :func:`pipeline_lib.retrain.train_or_reuse`: full training, fine-tune of the champion or reuse
+1. :func:`pipeline_lib.forecasting.retrain.train_or_reuse`: full training, fine-tune of the champion
+or reuse
    (the product's policy: a full training every ``retrain_every_days``), timed on its own;
-2. :func:`pipeline_lib.champion.evaluate`: the night's backtest and selection, saved with
-   :func:`pipeline_lib.registry.save_selection` so the next night finds the champion (what
-   ``publish.publish_results`` does in production);
-3. :func:`pipeline_lib.champion.published_forecasts`: the forecast the product would publish;
-4. every model's forecast of every series (:func:`pipeline_lib.champion.model_forecasts`: the
+2. :func:`pipeline_lib.forecasting.champion.evaluate`: the night's backtest and selection, saved
+with
+   :func:`pipeline_lib.forecasting.registry.save_selection` so the next night finds the champion
+   (what ``publish.publish_results`` does in production);
+3. :func:`pipeline_lib.forecasting.champion.published_forecasts`: the forecast the product would
+publish;
+4. every model's forecast of every series
+(:func:`pipeline_lib.forecasting.champion.model_forecasts`: the
    champion LSTM, and each baseline as the night's backtest fitted it), and what each selection
-   rule of :mod:`pipeline_lib.selection` would have published from the same evidence.
+   rule of :mod:`pipeline_lib.forecasting.selection` would have published from the same evidence.
 
 Scoring: every forecast set is scored with
 :func:`pipeline_lib.evaluation.metrics.score_forecasts` against the feature ``y`` of its target
@@ -44,7 +48,7 @@ the config's ``data_dir``), so a run starts with no champion, and the same input
 give the same figures (training is seeded and deterministic); only the timings vary. The settings
 are the product's (the config file, ``PIPELINE_*`` variables, defaults); ``--max-epochs`` and
 ``--finetune-epochs`` override the training budget, and the settings used are printed. A fresh
-models folder holds no hyper-parameter search (``pipeline_lib.tuning``), so no tuned
+models folder holds no hyper-parameter search (``pipeline_lib.forecasting.tuning``), so no tuned
 configuration is applied. Data goes to ``--data-dir`` (ingest is incremental, so a second run
 only checks that nothing is new) or to a temporary folder; the config's ``data_dir`` is never
 used.
@@ -72,17 +76,19 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline_lib import curate, gate, ingest, paths, registry, schema
-from pipeline_lib.champion import evaluate, model_forecasts, published_forecasts
+from pipeline_lib import paths, schema
 from pipeline_lib.config import SAMPLE_END, Settings, load_settings
 from pipeline_lib.evaluation.backtest import LSTM
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts, score_rows
 from pipeline_lib.features.stage import load_features, refresh_features
-from pipeline_lib.model.base import refit_to
-from pipeline_lib.model.forecast import FORECAST_COLUMNS, predict
-from pipeline_lib.model.trained import TrainedModel
-from pipeline_lib.retrain import train_or_reuse
-from pipeline_lib.selection import RULES, choose_all, combine
+from pipeline_lib.forecasting import registry
+from pipeline_lib.forecasting.champion import evaluate, model_forecasts, published_forecasts
+from pipeline_lib.forecasting.model.base import refit_to
+from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS, predict
+from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.forecasting.retrain import train_or_reuse
+from pipeline_lib.forecasting.selection import RULES, choose_all, combine
+from pipeline_lib.ingest import curate, gate, landing
 
 PUBLISHED = "published"
 TONIGHT, NOFUTURE = "lstm_tonight", "lstm_nofuture"  # the --ablate-future pair
@@ -172,7 +178,7 @@ def with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def build_features(settings: Settings, data_end: dt.date) -> pd.DataFrame:
     """Ingest every source up to ``data_end``, validate, commit, build and load the features."""
-    batches = [ingest.ingest_source(settings, s, data_end) for s in ingest.sources_for(settings)]
+    batches = [landing.ingest_source(settings, s, data_end) for s in landing.sources_for(settings)]
     gate.check_batches(settings.data_dir, batches, data_end, thresholds=settings.validation)
     curate.commit_batches(settings.data_dir, batches)
     refresh_features(settings, data_end)

@@ -40,10 +40,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from selection_cost import make_features  # noqa: E402
 
-from pipeline_lib import champion, retrain, schema  # noqa: E402
+from pipeline_lib import schema
 from pipeline_lib.config import SeriesConfig, Settings, load_settings  # noqa: E402
-from pipeline_lib.night import Night  # noqa: E402
-from pipeline_lib.retrain import holdout_plan  # noqa: E402
+from pipeline_lib.forecasting import champion, retrain  # noqa: E402
+from pipeline_lib.forecasting.retrain import holdout_plan  # noqa: E402
+from pipeline_lib.running.night import Night  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -2,15 +2,15 @@
 
 Usage: ``python bench/drift_false_alarms.py [--seeds 500] [--decay-seeds 200]`` (about 45 s).
 
-Input drift (:func:`pipeline_lib.drift.drift_table`): for each stationary process, ``--seeds``
-seeded series of 819 business days, the first 756 (about 3 years, the champion's training
-window) as reference and the last 63 (about 90 days) as the recent window. It prints the share
-of series each metric flags (false alarms), the same with the recent window's mean moved by
+Input drift (:func:`pipeline_lib.monitoring.drift.drift_table`): for each stationary process,
+``--seeds`` seeded series of 819 business days, the first 756 (about 3 years, the champion's
+training window) as reference and the last 63 (about 90 days) as the recent window. It prints the
+share of series each metric flags (false alarms), the same with the recent window's mean moved by
 0.5 and 1 reference std (detection), and the share of (series, feature) pairs flagged by at
 least one metric. ``ks`` counts the p-value's flag once.
 
-Performance decay (:func:`pipeline_lib.decay.decay_metrics`): ``--decay-seeds`` random walks
-forecast every business day by the naive forecast with exact Gaussian 80% intervals (a model
+Performance decay (:func:`pipeline_lib.monitoring.decay.decay_metrics`): ``--decay-seeds`` random
+walks forecast every business day by the naive forecast with exact Gaussian 80% intervals (a model
 that is as good as its backtest and calibrated), the backtest being 40 origins 2 days apart
 just before the 90-day window, as the nightly backtest. It prints how often ``mase_ratio`` and
 ``coverage_gap`` flag on all horizons together and per horizon (the mean over the 14), and the
@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib.config import DriftConfig
-from pipeline_lib.decay import ERROR_FEATURE, decay_metrics, realised_errors
-from pipeline_lib.drift import drift_table
+from pipeline_lib.monitoring.decay import ERROR_FEATURE, decay_metrics, realised_errors
+from pipeline_lib.monitoring.drift import drift_table
 
 N_REF, N_RECENT = 756, 63  # business days: ~3 years of reference, ~90 days recent
 SHIFTS = (0.0, 0.5, 1.0)  # planted mean shifts, in reference std

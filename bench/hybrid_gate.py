@@ -5,11 +5,11 @@ night on the model's training window (``train_window_days``, the behaviour befor
 per-origin linear baseline with the same inputs.
 
 Each night, for each gate setting, a model is trained in full as the nightly trains one
-(:func:`pipeline_lib.retrain.train_or_reuse` on a fresh models folder: training targets stop at
-the night's backtest hold-out, ``backtest.last_n`` origins before it), its base is refitted up
-to the night (:func:`pipeline_lib.model.base.refit_to`) and it forecasts the horizon after the
-night; "base alone" is the same model with the network's last layer zeroed (its median is the
-base's forecast). The linear baseline is fitted as the nightly fits it. Every forecast is scored
+(:func:`pipeline_lib.forecasting.retrain.train_or_reuse` on a fresh models folder: training targets
+stop at the night's backtest hold-out, ``backtest.last_n`` origins before it), its base is refitted
+up to the night (:func:`pipeline_lib.forecasting.model.base.refit_to`) and it forecasts the horizon
+after the night; "base alone" is the same model with the network's last layer zeroed (its median is
+the base's forecast). The linear baseline is fitted as the nightly fits it. Every forecast is scored
 out of sample against the feature ``y`` of its target dates (MAE; the table's last rows give
 each column's mean ratio to the linear baseline's MAE and the series where it is lower). Data
 as ``bench/accuracy.py`` loads it (the product's ingest, validation, curate and features).
@@ -41,10 +41,10 @@ from statistical_window import walk_forward_parser  # noqa: E402
 from pipeline_lib import schema  # noqa: E402
 from pipeline_lib.config import Settings, load_settings  # noqa: E402
 from pipeline_lib.evaluation.backtest import FitWindows, make_baseline  # noqa: E402
-from pipeline_lib.model.base import refit_to  # noqa: E402
-from pipeline_lib.model.forecast import predict  # noqa: E402
-from pipeline_lib.model.trained import TrainedModel  # noqa: E402
-from pipeline_lib.retrain import train_or_reuse  # noqa: E402
+from pipeline_lib.forecasting.model.base import refit_to  # noqa: E402
+from pipeline_lib.forecasting.model.forecast import predict  # noqa: E402
+from pipeline_lib.forecasting.model.trained import TrainedModel  # noqa: E402
+from pipeline_lib.forecasting.retrain import train_or_reuse  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -2,9 +2,9 @@
 
 Usage: ``python bench/retrain_policy.py [--seeds 400] [--decay-seeds 200] [--no-sample]``
 (about 3.5 min on 2 cores, most of it the bundled-sample replay). The policy is
-``[retrain_policy]`` at its defaults (pipeline_lib.policy): a watched (series, feature) drifts
-when 3 of its 5 thresholded metrics agree, a series decays when its all-horizons mase_ratio or
-coverage_gap is flagged, and a night triggers at 1 new drifted pair or 2 new decayed series.
+``[retrain_policy]`` at its defaults (pipeline_lib.monitoring.policy): a watched (series, feature)
+drifts when 3 of its 5 thresholded metrics agree, a series decays when its all-horizons mase_ratio
+or coverage_gap is flagged, and a night triggers at 1 new drifted pair or 2 new decayed series.
 
 1. Input drift, synthetic (as ``bench/drift_false_alarms.py``: 756 business days of reference,
    63 recent): for each stationary log-return process, the share of series whose log return
@@ -44,13 +44,14 @@ from drift_false_alarms import (  # noqa: E402  (a sibling script)
     walk_night,
 )
 
-from pipeline_lib import policy, schema  # noqa: E402
+from pipeline_lib import schema
 from pipeline_lib.config import DriftConfig, RetrainPolicyConfig, load_settings  # noqa: E402
-from pipeline_lib.decay import decay_metrics  # noqa: E402
-from pipeline_lib.drift import drift_table  # noqa: E402
 from pipeline_lib.evaluation.backtest import make_baseline, plan_backtest  # noqa: E402
 from pipeline_lib.evaluation.metrics import score_rows  # noqa: E402
-from pipeline_lib.monitor import decay_rows, drift_windows  # noqa: E402
+from pipeline_lib.monitoring import policy  # noqa: E402
+from pipeline_lib.monitoring.decay import decay_metrics  # noqa: E402
+from pipeline_lib.monitoring.drift import drift_table  # noqa: E402
+from pipeline_lib.monitoring.monitor import decay_rows, drift_windows  # noqa: E402
 
 PANEL = 4  # series per panel: the bundled sample's
 PROCESSES = ["returns N(0,1)", "returns t(4)", "GARCH(1,1) returns"]

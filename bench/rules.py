@@ -5,10 +5,11 @@ scores what each selection rule would have published. That takes minutes to an h
 choice, though, needs only each night's evidence (its backtest rows) and every model's forecast
 of that night, which ``--dump`` keeps. This bench reads them and scores any number of rule
 variants on the same nights, with the library's own functions
-(:func:`pipeline_lib.registry.contest_rows`, :func:`pipeline_lib.selection.choose_all`,
-:func:`pipeline_lib.selection.combine`) and the accuracy bench's scoring (the same rows, the
-same MASE scale, the same intersection of the forecasts every model made): a variant that is
-the configured rule gives the accuracy bench's ``r:<rule>`` figures exactly.
+(:func:`pipeline_lib.forecasting.registry.contest_rows`,
+:func:`pipeline_lib.forecasting.selection.choose_all`,
+:func:`pipeline_lib.forecasting.selection.combine`) and the accuracy bench's scoring (the same rows,
+the same MASE scale, the same intersection of the forecasts every model made): a variant that is the
+configured rule gives the accuracy bench's ``r:<rule>`` figures exactly.
 
 Printed, per variant, at h=1, on each later horizon bucket of ``selection.bucket_ends`` (2-5,
 6-14) and over all horizons: the overall MASE (the mean of the per-series MASE) over the best
@@ -58,11 +59,12 @@ from accuracy import (
     score,
 )
 
-from pipeline_lib import evaluation_record, registry, schema
+from pipeline_lib import schema
 from pipeline_lib.config import SAMPLE_END, Settings, load_settings
 from pipeline_lib.evaluation.backtest import LSTM
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL
-from pipeline_lib.selection import RULES, buckets, choose_all, combine
+from pipeline_lib.forecasting import evaluation_record, registry
+from pipeline_lib.forecasting.selection import RULES, buckets, choose_all, combine
 
 PARAMETERS = {
     "alpha": float,
@@ -162,7 +164,7 @@ def evidence(contests: list[pd.DataFrame], record: int, keep: str) -> pd.DataFra
     wins where it reaches, older windows as the nights that scored them saw them) or, ``keep``
     "tonight", the night's own rows for its windows and the first night's for older ones.
     ``keep`` "first" is the product's record (:func:`replay_night` reads it with
-    :func:`pipeline_lib.evaluation_record.merge`)."""
+    :func:`pipeline_lib.forecasting.evaluation_record.merge`)."""
     if not record:
         return contests[-1]
     key = [schema.SERIES_ID, "forecast_date", "horizon", MODEL]

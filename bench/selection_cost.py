@@ -4,13 +4,13 @@ Issue 16's goal: the nightly's extra cost of the new baselines (statsforecast's 
 AutoARIMA) and of the selection (per series and horizon bucket, Diebold-Mariano set,
 combinations) stays under 20% of tonight's forecast stage, measured at 100 series.
 
-Data: ``--series`` synthetic daily series (``pipeline_lib.model.testing.random_walk_features``,
-``--days`` business days each; every other one with a weekday pattern in its returns), the
-default settings (horizon 14, backtest of 40 origins 2 rows apart), and the two nights before
-run beforehand (not timed): a small LSTM trained, the backtests and selections, and the
-statistical baselines' cache filled as the nightly leaves it. Then, alternating ``--repeats``
-times, each from a copy of that state, tonight's model stage as the product runs it, in this
-process, with the library calls of the forecast flow:
+Data: ``--series`` synthetic daily series
+(``pipeline_lib.forecasting.model.testing.random_walk_features``, ``--days`` business days each;
+every other one with a weekday pattern in its returns), the default settings (horizon 14, backtest
+of 40 origins 2 rows apart), and the two nights before run beforehand (not timed): a small LSTM
+trained, the backtests and selections, and the statistical baselines' cache filled as the nightly
+leaves it. Then, alternating ``--repeats`` times, each from a copy of that state, tonight's model
+stage as the product runs it, in this process, with the library calls of the forecast flow:
 
 - **before**: the baselines naive, seasonal naive, linear and the rule before this issue (one
   choice per series over all horizons: ``margin``, without the test of the reference,
@@ -28,10 +28,10 @@ process, with the library calls of the forecast flow:
   plus that share of the difference. (Before the form search was kept between fit points,
   this night deleted the whole cache: every refit was a search.)
 
-Each night is a fine-tune (:func:`pipeline_lib.retrain.train_or_reuse`), the backtest and the
-selection (:func:`pipeline_lib.champion.evaluate`) and tonight's forecast
-(:func:`pipeline_lib.champion.published_forecasts`). Printed: the median seconds of each part,
-the extra seconds of a warm night, of a refit night and on average, and each over the night's
+Each night is a fine-tune (:func:`pipeline_lib.forecasting.retrain.train_or_reuse`), the backtest
+and the selection (:func:`pipeline_lib.forecasting.champion.evaluate`) and tonight's forecast
+(:func:`pipeline_lib.forecasting.champion.published_forecasts`). Printed: the median seconds of each
+part, the extra seconds of a warm night, of a refit night and on average, and each over the night's
 total (the forecast stage without its SQL writes and artifacts, which only make the stage
 longer and the share smaller).
 The load average is printed beside the figures: on a busy machine timings swing, the ratio
@@ -55,11 +55,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline_lib import paths, registry, schema
-from pipeline_lib.champion import evaluate, published_forecasts
+from pipeline_lib import paths, schema
 from pipeline_lib.config import SeriesConfig, Settings, load_settings
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.retrain import train_or_reuse
+from pipeline_lib.forecasting import registry
+from pipeline_lib.forecasting.champion import evaluate, published_forecasts
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.retrain import train_or_reuse
 
 STATISTICAL = ("ets", "arima")  # the new baselines, cached under models/baselines/<name>/
 

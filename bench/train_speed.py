@@ -2,21 +2,21 @@
 
 What is measured: windows per second during training, ``timed steps * batch / seconds``, for
 
-- OURS: :class:`pipeline_lib.model.lstm.LSTMForecaster` (built with the project's
+- OURS: :class:`pipeline_lib.forecasting.model.lstm.LSTMForecaster` (built with the project's
   ``hyperparameters``/``build_module`` and ``ModelConfig`` defaults for what is not set here)
-  trained by :func:`pipeline_lib.model.train.train_step` after ``set_seed``, with the Adam of
-  :func:`pipeline_lib.model.train.make_optimizer` and the
+  trained by :func:`pipeline_lib.forecasting.model.train.train_step` after ``set_seed``, with the
+  Adam of :func:`pipeline_lib.forecasting.model.train.make_optimizer` and the
   ``TrainingConfig`` gradient clipping as in ``fit``, on windows from
-  :func:`pipeline_lib.model.windows.make_windows`. Each step takes the next ``batch`` windows of
-  a shuffled order (a new shuffle when fewer than ``batch`` are left), as ``fit`` does.
+  :func:`pipeline_lib.forecasting.model.windows.make_windows`. Each step takes the next ``batch``
+  windows of a shuffled order (a new shuffle when fewer than ``batch`` are left), as ``fit`` does.
 - NEURALFORECAST: ``neuralforecast.models.LSTM`` trained by ``NeuralForecast.fit``, run by
   ``bench/_neuralforecast_side.py`` in the separate environment ``bench/.venv-nf``; its docstring
   says how its arguments are matched to ours (same window, hidden size, windows per step,
   steps, quantile loss, learning rate, gradient clipping and thread count, no validation).
 
 Data: the four bundled daily price series (``pipeline_lib/sample_data/prices_*.csv``, read through
-``pipeline_lib.sources.sample``), target = close price standard-scaled per series, one step per
-observed row. Both sides get the same scaled series; the input is the target alone (no
+``pipeline_lib.ingest.sources.sample``), target = close price standard-scaled per series, one step
+per observed row. Both sides get the same scaled series; the input is the target alone (no
 covariates or calendar features), since that is what both models share.
 
 Only the training loop is timed: both sides train ``steps`` steps, the first ``warmup`` of which
@@ -62,10 +62,10 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
-from pipeline_lib.model.train import make_optimizer, set_seed, train_step
-from pipeline_lib.model.trained import build_module, hyperparameters
-from pipeline_lib.model.windows import SeriesArray, WindowSet, make_windows
-from pipeline_lib.sources.sample import SampleSource, available
+from pipeline_lib.forecasting.model.train import make_optimizer, set_seed, train_step
+from pipeline_lib.forecasting.model.trained import build_module, hyperparameters
+from pipeline_lib.forecasting.model.windows import SeriesArray, WindowSet, make_windows
+from pipeline_lib.ingest.sources.sample import SampleSource, available
 
 BENCH = Path(__file__).resolve().parent
 NF_PYTHON = BENCH / ".venv-nf" / "bin" / "python"

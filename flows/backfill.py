@@ -1,5 +1,6 @@
 """The backfill flow: the nightly logic replayed for each date of a range, point-in-time correct,
-in chunks that run in parallel (see pipeline_lib.backfill for the plan and why it is safe)."""
+in chunks that run in parallel (see pipeline_lib.running.backfill for the plan and why it is
+safe)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from flows.ingest import ingest
 from flows.parallel import dask_runner
 from flows.slot import exclusive
 from flows.subflows import on_parent_heartbeat
-from pipeline_lib.backfill import (
+from pipeline_lib.config import load_settings
+from pipeline_lib.forecasting.model.threads import blas_on_one_thread
+from pipeline_lib.running.backfill import (
     BackfillOptions,
     BackfillParameterError,
     BackfillPlan,
@@ -37,8 +40,6 @@ from pipeline_lib.backfill import (
     plan_backfill,
     scoped_settings,
 )
-from pipeline_lib.config import load_settings
-from pipeline_lib.model.threads import blas_on_one_thread
 from tasks.artifacts import publish_backfill_summary
 from tasks.model import rebuild_features
 from tasks.publish import settle_model_statuses

@@ -228,8 +228,8 @@ def backfill_command(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from flows.processes import start_api_early
-    from pipeline_lib.backfill import BackfillOptions, BackfillParameterError, plan_backfill
     from pipeline_lib.config import load_settings
+    from pipeline_lib.running.backfill import BackfillOptions, BackfillParameterError, plan_backfill
 
     parameters = {
         "retrain_every_days": args.retrain_every_days or 0,
@@ -342,7 +342,7 @@ def serve_command(args: argparse.Namespace, settings: Any) -> int:
 def print_summary(settings: Any, summary: dict[str, Any], config: str | None = None) -> None:
     """A short table of the forecasts written, and where everything is."""
     from pipeline_lib import paths
-    from pipeline_lib.report import forecast_table, selection_lines
+    from pipeline_lib.publishing.report import forecast_table, selection_lines
 
     as_of = dt.date.fromisoformat(summary["as_of"])
     print()

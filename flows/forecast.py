@@ -13,11 +13,11 @@ from prefect.utilities.urls import url_for
 from flows.opaque import opaque
 from flows.parallel import baselines_apart
 from flows.runs import recorded_run
-from pipeline_lib.backfill import scoped_settings
 from pipeline_lib.config import load_settings
-from pipeline_lib.night import Night
-from pipeline_lib.publish import run_summary
-from pipeline_lib.rerun import STATE
+from pipeline_lib.publishing.publish import run_summary
+from pipeline_lib.running.backfill import scoped_settings
+from pipeline_lib.running.night import Night
+from pipeline_lib.running.rerun import STATE
 from tasks.artifacts import publish_forecast_artifacts
 from tasks.model import (
     backtest,
@@ -47,7 +47,8 @@ def forecast_stage(
 
     A rerun of a night already done from the same settings, curated data and models (nothing
     new since, no other night in between) is answered from the run that did the work
-    (``pipeline_lib.rerun``): its summary, with ``reused`` naming it; nothing is written again.
+    (``pipeline_lib.running.rerun``): its summary, with ``reused`` naming it; nothing is written
+    again.
 
     Args:
         as_of: The forecast date; only data dated on or before it is used.

@@ -9,9 +9,9 @@ from prefect import flow
 
 from flows.opaque import opaque
 from flows.runs import recorded_run
-from pipeline_lib.backfill import scoped_settings
 from pipeline_lib.config import load_settings
-from pipeline_lib.ingest import in_source_order, sources_for, split_sources
+from pipeline_lib.ingest.landing import in_source_order, sources_for, split_sources
+from pipeline_lib.running.backfill import scoped_settings
 from pipeline_lib.validation import ValidationFailed
 from tasks.artifacts import publish_validation_artifact
 from tasks.ingest import commit_curated, ingest_file_drops, ingest_source, validate_batches

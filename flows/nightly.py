@@ -12,8 +12,8 @@ from flows.forecast import forecast_stage
 from flows.ingest import ingest
 from flows.slot import exclusive
 from flows.subflows import on_parent_heartbeat
-from pipeline_lib.backfill import today_in
 from pipeline_lib.config import load_settings
+from pipeline_lib.running.backfill import today_in
 from tasks.publish import prune_backtests
 
 

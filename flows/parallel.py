@@ -11,9 +11,9 @@ from prefect import get_run_logger
 from prefect.task_runners import TaskRunner
 
 from pipeline_lib import schema
-from pipeline_lib.champion import BaselineRun, chunked
-from pipeline_lib.night import Night
-from pipeline_lib.retrain import holdout_plan
+from pipeline_lib.forecasting.champion import BaselineRun, chunked
+from pipeline_lib.forecasting.retrain import holdout_plan
+from pipeline_lib.running.night import Night
 from tasks.model import backtest_baselines
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from prefect.runtime import flow_run
 
-from pipeline_lib import memory
 from pipeline_lib.config import Settings
+from pipeline_lib.running import memory
 from tasks.publish import finish_run, prepare_database, start_run
 
 
@@ -29,7 +29,7 @@ def current_run_id() -> str:
 def recorded_run(settings: Settings, flow: str, as_of: dt.date) -> Iterator[RunRecord]:
     """Record this flow run; put what it did in ``record.details`` (kept when it succeeds).
     While it runs, the heavy stages' memory releases collect only what the run made
-    (:func:`pipeline_lib.memory.run_objects_only`)."""
+    (:func:`pipeline_lib.running.memory.run_objects_only`)."""
     with memory.run_objects_only():
         yield from _recorded(settings, flow, as_of)
 

@@ -7,7 +7,8 @@ The nightly, the periodic retraining and every backfill hold both for their whol
    when missing): runs on the same Prefect API queue on it and show as waiting in the UI.
    Deployment-level ``concurrency_limit`` in deploy/prefect.yaml only keeps two runs of the
    *same* deployment apart; this limit spans all of them.
-2. the writer lease of the data folder and the database (:mod:`pipeline_lib.lease`): two runs
+2. the writer lease of the data folder and the database (:mod:`pipeline_lib.running.lease`): two
+runs
    that talk to different Prefect APIs (a cron job and a shell with other ``PREFECT_HOME`` s)
    still never write at once.
 
@@ -43,8 +44,8 @@ from prefect.runtime import flow_run
 
 from flows.processes import end_orphaned_servers
 from flows.runs import current_run_id
-from pipeline_lib import lease
 from pipeline_lib.config import Settings
+from pipeline_lib.running import lease
 from tasks.publish import mark_crashed
 
 

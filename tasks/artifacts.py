@@ -17,15 +17,15 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipeline_lib import artifacts
 from pipeline_lib.api.links import report_link
-from pipeline_lib.backfill import BackfillPlan
-from pipeline_lib.backfill_summary import backfill_summary_markdown
-from pipeline_lib.champion import Evaluation
 from pipeline_lib.config import Settings
-from pipeline_lib.drift_summary import drift_markdown
-from pipeline_lib.night import Night
-from pipeline_lib.retrain import TrainingDecision
+from pipeline_lib.forecasting.champion import Evaluation
+from pipeline_lib.forecasting.retrain import TrainingDecision
+from pipeline_lib.publishing import artifacts
+from pipeline_lib.publishing.backfill_summary import backfill_summary_markdown
+from pipeline_lib.publishing.drift_summary import drift_markdown
+from pipeline_lib.running.backfill import BackfillPlan
+from pipeline_lib.running.night import Night
 from pipeline_lib.validation.report import ValidationReport
 from tasks.memory import RELEASE
 

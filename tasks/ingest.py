@@ -7,10 +7,11 @@ import datetime as dt
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline_lib import curate, db, gate, ingest
+from pipeline_lib import db
 from pipeline_lib.config import Settings
-from pipeline_lib.ingest import Batch
-from pipeline_lib.sources import Source, SourceError
+from pipeline_lib.ingest import curate, gate, landing
+from pipeline_lib.ingest.landing import Batch
+from pipeline_lib.ingest.sources import Source, SourceError
 from pipeline_lib.validation.report import ValidationReport
 from tasks.memory import RELEASE
 
@@ -39,7 +40,7 @@ _FETCH = dict(
 def ingest_source(
     settings: Settings, source: Source, as_of: dt.date, start: dt.date | None = None
 ) -> Batch:
-    return ingest.ingest_source(settings, source, as_of, start)
+    return landing.ingest_source(settings, source, as_of, start)
 
 
 @task(name="ingest-file-drops", task_run_name="ingest-file-drops-{as_of}", **_FETCH, **RELEASE)
@@ -48,7 +49,7 @@ def ingest_file_drops(
 ) -> list[Batch]:
     """Every file-drop source in one task: reading a folder's new files is local work, so a
     task run per source would cost more in orchestration than the read (issue 18)."""
-    return [ingest.ingest_source(settings, source, as_of, start) for source in sources]
+    return [landing.ingest_source(settings, source, as_of, start) for source in sources]
 
 
 @task(name="validate-batches", cache_policy=NO_CACHE, **RELEASE)

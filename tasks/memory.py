@@ -1,10 +1,10 @@
 """The hook that ends every heavy stage: what the stage freed goes back to the system before
-the next one runs (:func:`pipeline_lib.memory.release`), so the night's peak is one stage's,
+the next one runs (:func:`pipeline_lib.running.memory.release`), so the night's peak is one stage's,
 not the sum of what each left with the allocators."""
 
 from __future__ import annotations
 
-from pipeline_lib import memory
+from pipeline_lib.running import memory
 
 
 def release_memory(task: object, task_run: object, state: object) -> None:

@@ -9,12 +9,15 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipeline_lib import champion, db, monitor, policy, rerun, retrain, tuning
+from pipeline_lib import db
 from pipeline_lib.config import Settings
 from pipeline_lib.evaluation.backtest import BacktestPlan
 from pipeline_lib.features.stage import load_features, refresh_features
-from pipeline_lib.model.trained import TrainedModel
-from pipeline_lib.night import Night
+from pipeline_lib.forecasting import champion, retrain, tuning
+from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.monitoring import monitor, policy
+from pipeline_lib.running import rerun
+from pipeline_lib.running.night import Night
 from tasks.memory import RELEASE
 
 
@@ -35,7 +38,7 @@ def night_done(
     settings: Settings, as_of: dt.date, lineage_start: dt.date | None, retrain_all: bool
 ) -> dict | None:
     """The summary of the run that already made tonight's forecasts from the same inputs (see
-    ``pipeline_lib.rerun``), with ``reused`` naming it; None: tonight has work to do."""
+    ``pipeline_lib.running.rerun``), with ``reused`` naming it; None: tonight has work to do."""
     state = rerun.night_state(settings, as_of, lineage_start)
     with db.engine_scope(settings.db_url) as engine:
         done = rerun.already_done(engine, state, as_of, retrain_all)
@@ -52,7 +55,8 @@ def night_done(
 
 @task(name="record-night-state", cache_policy=NO_CACHE)
 def night_state(settings: Settings, as_of: dt.date, lineage_start: dt.date | None) -> str:
-    """What tonight's run read and left (``pipeline_lib.rerun.night_state``), for a rerun."""
+    """What tonight's run read and left (``pipeline_lib.running.rerun.night_state``), for a
+    rerun."""
     return rerun.night_state(settings, as_of, lineage_start)
 
 

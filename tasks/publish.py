@@ -9,13 +9,14 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline_lib import db, publish
-from pipeline_lib.champion import Evaluation
+from pipeline_lib import db
 from pipeline_lib.config import Settings
-from pipeline_lib.lease import Holder
-from pipeline_lib.model.trained import TrainedModel
-from pipeline_lib.night import Night
-from pipeline_lib.retrain import TrainingDecision
+from pipeline_lib.forecasting.champion import Evaluation
+from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.forecasting.retrain import TrainingDecision
+from pipeline_lib.publishing import publish
+from pipeline_lib.running.lease import Holder
+from pipeline_lib.running.night import Night
 from tasks.memory import RELEASE
 
 _SQL = dict(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)

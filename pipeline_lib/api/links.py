@@ -42,8 +42,9 @@ def _normal(location: str) -> tuple[str, str]:
 
 def report_path(settings: Settings, path: str) -> str:
     """``path`` (a local path or URL of a file under the reports folder, as
-    ``pipeline_lib.artifacts.save_plot`` returns it) relative to that folder, ``/``-separated.
-    ValueError naming ``path`` when it is not under the reports folder (or is the folder)."""
+    ``pipeline_lib.publishing.artifacts.save_plot`` returns it) relative to that folder,
+    ``/``-separated. ValueError naming ``path`` when it is not under the reports folder (or is the
+    folder)."""
     root = paths.reports_dir(settings.data_dir)
     try:
         root_scheme, root_path = _normal(root)

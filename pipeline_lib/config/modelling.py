@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 
 class ModelConfig(BaseModel):
-    """Hyper-parameters of the recurrent model (see pipeline_lib.model.lstm for each)."""
+    """Hyper-parameters of the recurrent model (see pipeline_lib.forecasting.model.lstm for
+    each)."""
 
     lookback: int = Field(default=60, ge=2)
     hidden_size: int = Field(default=32, ge=1)
@@ -26,7 +27,8 @@ class ModelConfig(BaseModel):
         default="linear",
         description="'linear': the network corrects a per-series, per-horizon ridge regression "
         "on the origin's inputs and the known-future ones, fitted in closed form on the "
-        "training windows (a hybrid, see pipeline_lib.model.base); 'none': the network alone",
+        "training windows (a hybrid, see pipeline_lib.forecasting.model.base); 'none': the "
+        "network alone",
     )
     gate: bool = Field(
         default=True,
@@ -46,8 +48,8 @@ class ModelConfig(BaseModel):
         ge=0,
         description="0: the model reads each series' y on its standard scale; N (7 up to the "
         "lookback): each window's y is read as asinh((y - m) / s), m and s the median and MAD "
-        "of its newest N past rows (spikes and negative prices weigh less; pipeline_lib.model."
-        "windows.local_scale)",
+        "of its newest N past rows (spikes and negative prices weigh less; "
+        "pipeline_lib.forecasting.model.windows.local_scale)",
     )
     quantiles: list[float] = Field(
         default_factory=lambda: [0.1, 0.5, 0.9],
@@ -134,7 +136,7 @@ def _all_baselines() -> list[BaselineName]:
     return ["naive", "seasonal_naive", "linear", "ets", "arima"]
 
 
-# the selection rules (pipeline_lib.selection reads its RULES from here)
+# the selection rules (pipeline_lib.forecasting.selection reads its RULES from here)
 RuleName = Literal[
     "dm_set", "best", "dm", "margin", "combination", "dm_combination", "dm_mean", "margin_dm_set"
 ]
@@ -251,7 +253,7 @@ class BacktestConfig(BaseModel):
 
 
 class SelectionConfig(BaseModel):
-    """What is published per series and horizon bucket (see pipeline_lib.selection).
+    """What is published per series and horizon bucket (see pipeline_lib.forecasting.selection).
 
     Chosen by the walk-forward figures of bench/accuracy.py on the bundled stocks and on the
     six electricity zones with their covariates (README, Benchmarks): per bucket, the
@@ -298,13 +300,13 @@ class SelectionConfig(BaseModel):
         ge=0,
         description="windows per series and bucket the rule reads: tonight's backtest and, "
         "before it, the evaluation record of earlier nights (each window's losses as the "
-        "night that first scored it saw them; pipeline_lib.evaluation_record). 0: tonight's "
-        "backtest alone",
+        "night that first scored it saw them; pipeline_lib.forecasting.evaluation_record). 0: "
+        "tonight's backtest alone",
     )
 
 
 class TuningConfig(BaseModel):
-    """Hyper-parameter search (Optuna TPE) on the backtest; see pipeline_lib.tuning."""
+    """Hyper-parameter search (Optuna TPE) on the backtest; see pipeline_lib.forecasting.tuning."""
 
     n_trials: int = Field(default=20, ge=1)
     seed: int = 0

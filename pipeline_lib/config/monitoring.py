@@ -1,6 +1,6 @@
 """Watching the models once they run: the drift and decay thresholds (:class:`DriftConfig`,
-with :class:`DriftTableOptions`, the keyword arguments it gives ``pipeline_lib.drift``) and the
-policy by which drift and decay flags bring the full retraining forward
+with :class:`DriftTableOptions`, the keyword arguments it gives ``pipeline_lib.monitoring.drift``)
+and the policy by which drift and decay flags bring the full retraining forward
 (:class:`RetrainPolicyConfig`, ``DecayMetric``).
 """
 
@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field, field_validator
 
 
 class DriftTableOptions(TypedDict):
-    """The keyword arguments of ``pipeline_lib.drift.drift_table`` a DriftConfig gives."""
+    """The keyword arguments of ``pipeline_lib.monitoring.drift.drift_table`` a DriftConfig
+    gives."""
 
     psi_bins: int
     psi_threshold: float
@@ -23,8 +24,9 @@ class DriftTableOptions(TypedDict):
 
 
 class DriftConfig(BaseModel):
-    """Drift thresholds: input drift (pipeline_lib.drift), prediction drift and performance
-    decay (pipeline_lib.decay). Every metric row carries its threshold and flag.
+    """Drift thresholds: input drift (pipeline_lib.monitoring.drift), prediction drift and
+    performance decay (pipeline_lib.monitoring.decay). Every metric row carries its threshold and
+    flag.
 
     At ~63 recent business days against ~3 years of reference, the input-drift defaults flag
     1-4% of stationary, serially independent series (returns) and flag a 1-std mean shift
@@ -34,7 +36,7 @@ class DriftConfig(BaseModel):
     """
 
     # ~63 business days against 5 bins: on stationary data PSI > 0.2 about 2% of the time
-    # (10 bins and 30 days flagged most stable features; see pipeline_lib.drift).
+    # (10 bins and 30 days flagged most stable features; see pipeline_lib.monitoring.drift).
     recent_days: int = Field(default=90, ge=5, description="size of the recent window, in days")
     psi_bins: int = Field(default=5, ge=2)
     psi_threshold: float = 0.2
@@ -86,7 +88,8 @@ class DriftConfig(BaseModel):
     )
 
     def table_options(self) -> DriftTableOptions:
-        """The keyword arguments of ``pipeline_lib.drift.drift_table`` these settings give."""
+        """The keyword arguments of ``pipeline_lib.monitoring.drift.drift_table`` these settings
+        give."""
         return {
             "psi_bins": self.psi_bins,
             "psi_threshold": self.psi_threshold,
@@ -105,7 +108,8 @@ def _all_decay_metrics() -> list[DecayMetric]:
 
 
 class RetrainPolicyConfig(BaseModel):
-    """When drift and decay flags bring the full retraining forward (pipeline_lib.policy).
+    """When drift and decay flags bring the full retraining forward
+    (pipeline_lib.monitoring.policy).
 
     Before training, the nightly checks input drift (the current model's training window
     against the recent window) and the decay of the forecasts published before. A watched

@@ -58,7 +58,7 @@ class CovariateConfig(BaseModel):
     set has one. ``source`` weather: ``column`` (one of ``schema.WEATHER_VALUES``) of the weather
     at the series' ``weather`` location: past, the observed weather of day d, issued on d;
     future (``known_ahead`` 1 to 7), Open-Meteo's forecast of d issued on d - h for h up to
-    ``known_ahead`` (options: see pipeline_lib.sources.open_meteo_runs).
+    ``known_ahead`` (options: see pipeline_lib.ingest.sources.open_meteo_runs).
     ``missing``: what a value that tonight's forecast needs but that has not arrived does.
     ``required`` (the default) stops the run with an error naming the series, the covariate
     and the dates; ``mask`` records a warning and the model sees the value as unknown (an
@@ -121,8 +121,8 @@ class CovariateConfig(BaseModel):
         return self
 
     def _check_weather(self) -> None:
+        from pipeline_lib.ingest.sources.open_meteo_runs import MAX_LEAD_DAYS, check_options
         from pipeline_lib.schema import WEATHER_VALUES
-        from pipeline_lib.sources.open_meteo_runs import MAX_LEAD_DAYS, check_options
 
         if self.file_column not in WEATHER_VALUES:
             raise ValueError(

@@ -9,10 +9,12 @@ from sqlalchemy import Connection, Engine, Select, and_, case, func, literal, se
 
 from pipeline_lib.db.tables import backtest_results, backtest_series, forecasts
 
-# the forecast columns of pipeline_lib.model.forecast (not imported: it would load torch)
+# the forecast columns of pipeline_lib.forecasting.model.forecast (not imported: it would load
+# torch)
 FORECAST_FIELDS = ["series_id", "forecast_date", "target_date", "horizon", "yhat"]
 FORECAST_FIELDS += ["yhat_lower", "yhat_upper", "model", "model_version"]
-# the columns of pipeline_lib.decay.BACKTEST_SUMMARY_COLUMNS (not imported: it loads torch)
+# the columns of pipeline_lib.monitoring.decay.BACKTEST_SUMMARY_COLUMNS (not imported: it loads
+# torch)
 BACKTEST_SUMMARY_FIELDS = ["series_id", "model", "horizon", "backtest_mase"]
 BACKTEST_SUMMARY_FIELDS += ["scale_abs_error", "scale_scaled_error"]
 
@@ -60,8 +62,8 @@ def read_backtest_summary(
     ``backtest_mase`` (the mean finite scaled_error) and ``scale_abs_error`` and
     ``scale_scaled_error`` (the sums of abs_error and scaled_error over the rows whose
     scaled_error is finite and positive; NULL, NaN here, when none is). The same figures as
-    :func:`pipeline_lib.decay.backtest_summary` of :func:`read_latest_backtest`'s rows (up to
-    the order of the floating-point sums), in rows that grow with series x models x horizons,
+    :func:`pipeline_lib.monitoring.decay.backtest_summary` of :func:`read_latest_backtest`'s rows
+    (up to the order of the floating-point sums), in rows that grow with series x models x horizons,
     not with the backtest's origins. Empty when there is no such backtest."""
     with engine.connect() as conn:
         date = _newest_backtest(conn, before, since)

@@ -100,7 +100,7 @@ def write_drift_metrics(
 
     ``df`` has the columns series_id, feature, metric, value, threshold, is_drift and
     forecast_date (or pass ``forecast_date`` to set it for all rows, as for the output of
-    :func:`pipeline_lib.drift.drift_table`); a missing ``is_drift`` is false. Returns the
+    :func:`pipeline_lib.monitoring.drift.drift_table`); a missing ``is_drift`` is false. Returns the
     number of rows written.
     """
     if forecast_date is not None:

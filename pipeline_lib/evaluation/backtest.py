@@ -25,18 +25,18 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import schema
-from pipeline_lib.baselines import BASELINES as SIMPLE_BASELINES
-from pipeline_lib.baselines import Baseline
 from pipeline_lib.config import STATISTICAL_REFIT_ROWS, STATISTICAL_SEARCH_EVERY, BacktestConfig
 from pipeline_lib.evaluation.metrics import MODEL, score_rows_and_summary
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.linear_baseline import LinearLags
-from pipeline_lib.model.base import refit_to
-from pipeline_lib.model.forecast import predict_at
-from pipeline_lib.model.refits import RefitStore
-from pipeline_lib.model.trained import TrainedModel
-from pipeline_lib.statistical import ARIMA, ETS, StatsForecastBaseline
+from pipeline_lib.forecasting.baselines import BASELINES as SIMPLE_BASELINES
+from pipeline_lib.forecasting.baselines import Baseline
+from pipeline_lib.forecasting.linear_baseline import LinearLags
+from pipeline_lib.forecasting.model.base import refit_to
+from pipeline_lib.forecasting.model.forecast import predict_at
+from pipeline_lib.forecasting.model.refits import RefitStore
+from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.forecasting.statistical import ARIMA, ETS, StatsForecastBaseline
 
 BASELINES: dict[str, type[Baseline]] = {
     **SIMPLE_BASELINES,
@@ -106,11 +106,12 @@ def lstm_forecasts(
     """The LSTM's forecasts from every origin of ``plan`` (one batched forward pass).
 
     ``base_refit_rows`` (``model.base_refit_rows``): a model with a linear base is scored with
-    its base refitted as tonight's forecast refits it (:func:`pipeline_lib.model.base.refit_to`),
-    on the windows whose targets end by the hold-out start (the first origin: nothing after
-    it), so the contest scores the model that is published; None: the base as trained.
-    ``refits``: the base refits kept (``refit_to``'s ``shared``): of another model scored on
-    the same windows (the champion and tonight's fine-tune of it), or of an earlier night.
+    its base refitted as tonight's forecast refits it
+    (:func:`pipeline_lib.forecasting.model.base.refit_to`), on the windows whose targets end by the
+    hold-out start (the first origin: nothing after it), so the contest scores the model that is
+    published; None: the base as trained. ``refits``: the base refits kept (``refit_to``'s
+    ``shared``): of another model scored on the same windows (the champion and tonight's fine-tune
+    of it), or of an earlier night.
 
     Raises ``ValueError`` when a training target of the model is dated after the hold-out
     start: its backtest would be scored on data it was trained on.
@@ -165,13 +166,13 @@ def make_baseline(
     windows: FitWindows = FitWindows(),  # noqa: B008 - frozen, immutable
 ) -> Baseline:
     """A baseline by name with the pipeline's quantile levels. ``fit_end``: for a statistical
-    baseline (see ``pipeline_lib.statistical``), the last date its parameters may be fitted on
-    (the backtest's first origin). ``cache``: the folder keeping what a baseline can reuse on a
-    later night (the statistical fits and forecasts, the linear model's forecasts per origin:
-    ``pipeline_lib.origin_cache``; the naive ones need none). ``feature_set``: the declared
-    covariates of the features frame (``Settings.feature_set``), read by the linear baseline
-    only; the empty set: no declared covariates. ``windows``: the statistical baselines' and
-    the linear model's fit windows (:class:`FitWindows`; by default every row)."""
+    baseline (see ``pipeline_lib.forecasting.statistical``), the last date its parameters may be
+    fitted on (the backtest's first origin). ``cache``: the folder keeping what a baseline can reuse
+    on a later night (the statistical fits and forecasts, the linear model's forecasts per origin:
+    ``pipeline_lib.forecasting.origin_cache``; the naive ones need none). ``feature_set``: the
+    declared covariates of the features frame (``Settings.feature_set``), read by the linear
+    baseline only; the empty set: no declared covariates. ``windows``: the statistical baselines'
+    and the linear model's fit windows (:class:`FitWindows`; by default every row)."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
     kind = BASELINES[name]

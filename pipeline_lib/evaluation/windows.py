@@ -29,8 +29,8 @@ def rolling_origins(
     ``n_dates - 1 - horizon``; ``horizon=0`` for forecasts without actuals). The grid is fixed
     to the series' first row, so the next night (a row more) has the same origins, and a new
     one every ``step`` rows: what a baseline forecast from them is kept
-    (``pipeline_lib.origin_cache``) instead of every origin moving by a row each night. Origins
-    with fewer than ``min_train`` rows up to and including them are left out, so fewer than
+    (``pipeline_lib.forecasting.origin_cache``) instead of every origin moving by a row each night.
+    Origins with fewer than ``min_train`` rows up to and including them are left out, so fewer than
     ``last_n`` come back on a short series (possibly none).
     """
     if last_n < 0 or step < 1 or min_train < 1 or horizon < 0:

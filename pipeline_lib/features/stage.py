@@ -10,7 +10,6 @@ import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import Settings
-from pipeline_lib.curate import read_covariates, read_curated
 from pipeline_lib.errors import CovariateMissing
 from pipeline_lib.features.build import LOOKBACK_ROWS, build_features
 from pipeline_lib.features.covariates import missing_covariates
@@ -23,6 +22,7 @@ from pipeline_lib.features.state import (
     write_state,
 )
 from pipeline_lib.features.values import covariate_frame, covariate_rows
+from pipeline_lib.ingest.curate import read_covariates, read_curated
 from pipeline_lib.store import read_dataset, upsert_partitions, with_year
 from pipeline_lib.store.changes import drop_changes, take_changes
 from pipeline_lib.store.parquet import rows_not_in, stored_keys

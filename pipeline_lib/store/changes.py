@@ -1,8 +1,8 @@
 """What curated data changed since the features were last built: a queue of change notes.
 
-Every commit of curated data (:func:`pipeline_lib.curate.commit_batches`) first writes one note,
-``state/curated_changes/<UTC time>-<random>.json``: per data set and key (a series or a weather
-location), the earliest date its new or revised rows are for (and, for covariate values, the
+Every commit of curated data (:func:`pipeline_lib.ingest.curate.commit_batches`) first writes one
+note, ``state/curated_changes/<UTC time>-<random>.json``: per data set and key (a series or a
+weather location), the earliest date its new or revised rows are for (and, for covariate values, the
 earliest issue date among them). The note is written *before* the rows, so a commit that dies
 half way leaves a note too much (some features rebuilt for nothing), never one too few. The
 features stage (:mod:`pipeline_lib.features.stage`) is the only reader: it folds the notes into

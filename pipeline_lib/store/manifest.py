@@ -2,9 +2,9 @@
 
 One JSON document per (data set, key): ``state/file_drops/dataset=<d>/key=<k>.json``, mapping
 each file's URL to a :class:`FileStamp`. A file is recorded only after its rows are committed to
-curated data (see :func:`pipeline_lib.curate.commit_batches`), so a run that dies earlier offers
-the same files again; re-committing them is an idempotent upsert. A file whose rows run past the
-date it was taken through (a backfill of an old date) stays open and is offered again later.
+curated data (see :func:`pipeline_lib.ingest.curate.commit_batches`), so a run that dies earlier
+offers the same files again; re-committing them is an idempotent upsert. A file whose rows run past
+the date it was taken through (a backfill of an old date) stays open and is offered again later.
 """
 
 from __future__ import annotations

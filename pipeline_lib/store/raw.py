@@ -12,7 +12,7 @@ import json
 import posixpath
 from urllib.parse import quote
 
-from pipeline_lib.sources.base import Payload
+from pipeline_lib.ingest.sources.base import Payload
 from pipeline_lib.store.fs import atomic_write_bytes, filesystem, join
 
 _EXTENSIONS = {"text/csv": "csv", "application/vnd.apache.parquet": "parquet"}

@@ -13,11 +13,12 @@ import signal
 import sys
 
 from flows import cli
-from pipeline_lib import ingest, registry, retrain
+from pipeline_lib.forecasting import registry, retrain
+from pipeline_lib.ingest import landing
 
 # point -> (module, attribute, when)
 POINTS = {
-    "ingest": (ingest, "ingest_source", "before"),  # slot and lease held, ingest run started
+    "ingest": (landing, "ingest_source", "before"),  # slot and lease held, ingest run started
     "model-saved": (retrain, "save_model", "after"),  # tonight's model saved, nothing published
     "published": (registry, "save_selection", "after"),  # rows and selection written
 }

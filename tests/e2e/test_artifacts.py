@@ -18,12 +18,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.runtime import flow_run
 
-from pipeline_lib import champion, policy, retrain, schema
+from pipeline_lib import schema
 from pipeline_lib.api.links import report_link
 from pipeline_lib.config import SeriesConfig, Settings, load_settings
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.monitor import drift_metrics
-from pipeline_lib.night import Night
+from pipeline_lib.forecasting import champion, retrain
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.monitoring import policy
+from pipeline_lib.monitoring.monitor import drift_metrics
+from pipeline_lib.running.night import Night
 from pipeline_lib.validation.report import (
     ExpectationFailure,
     ValidationFailed,

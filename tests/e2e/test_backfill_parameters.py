@@ -48,8 +48,10 @@ def test_a_reversed_range_fails_at_once_naming_end(prefect_api: None, tmp_path: 
 def warns() -> str:
     from prefect.runtime import flow_run
 
-    logging.getLogger("pipeline_lib.gate").warning("prices-SP500: warning close_jump (2 rows)")
-    logging.getLogger("pipeline_lib.gate").debug("not sent: below INFO")
+    logging.getLogger("pipeline_lib.ingest.gate").warning(
+        "prices-SP500: warning close_jump (2 rows)"
+    )
+    logging.getLogger("pipeline_lib.ingest.gate").debug("not sent: below INFO")
     return str(flow_run.get_id())
 
 
@@ -63,7 +65,7 @@ def test_library_log_records_reach_the_run_logs(prefect_api: None) -> None:
         logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
     mine = [(log.name, log.level, log.message) for log in logs if log.name.startswith("pipeline")]
     assert mine == [
-        ("pipeline_lib.gate", logging.WARNING, "prices-SP500: warning close_jump (2 rows)")
+        ("pipeline_lib.ingest.gate", logging.WARNING, "prices-SP500: warning close_jump (2 rows)")
     ]
     # outside a run nothing is sent (and Prefect does not warn that there is no run)
-    logging.getLogger("pipeline_lib.gate").warning("outside any run")
+    logging.getLogger("pipeline_lib.ingest.gate").warning("outside any run")

@@ -17,7 +17,7 @@ import flows.cli as cli
 from flows.cli import main
 from flows.run_log import _NoTraceback
 from pipeline_lib.errors import ConfigError, StorageError, find_user_error, one_line
-from pipeline_lib.sources.base import ParseError
+from pipeline_lib.ingest.sources.base import ParseError
 from tests.e2e.conftest import write_config
 
 pytestmark = pytest.mark.e2e

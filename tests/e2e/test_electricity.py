@@ -18,8 +18,8 @@ from sqlalchemy import create_engine
 from flows.nightly import nightly
 from pipeline_lib import paths
 from pipeline_lib.config import load_settings
-from pipeline_lib.curate import read_covariates
 from pipeline_lib.errors import CovariateMissing
+from pipeline_lib.ingest.curate import read_covariates
 from tests.e2e.conftest import write_config
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ from flows.backfill import backfill
 from flows.nightly import nightly
 from flows.tune import tune
 from pipeline_lib.config import load_settings
-from pipeline_lib.drift import DRIFT_METRICS
+from pipeline_lib.monitoring.drift import DRIFT_METRICS
 from tests.e2e.conftest import write_config
 
 pytestmark = pytest.mark.e2e

@@ -14,10 +14,11 @@ import pytest
 from prefect import flow
 
 from flows.parallel import baselines_apart
-from pipeline_lib import champion, paths, retrain
+from pipeline_lib import paths
 from pipeline_lib.config import SeriesConfig, load_settings
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.night import Night
+from pipeline_lib.forecasting import champion, retrain
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.running.night import Night
 
 pytestmark = pytest.mark.e2e
 

@@ -11,16 +11,16 @@ import datetime as dt
 import os
 import sys
 
-from pipeline_lib import curate, gate, ingest
 from pipeline_lib.config import load_settings
+from pipeline_lib.ingest import curate, gate, landing
 from pipeline_lib.store import fs, parquet
 
 KILLED = 77
 
 # crash point -> (module, attribute) patched to die at its N-th call
 POINTS = {
-    "land": (ingest, "land_raw"),  # fetched, not yet landed
-    "parse": (ingest, "parse_payload"),  # landed, not yet parsed
+    "land": (landing, "land_raw"),  # fetched, not yet landed
+    "parse": (landing, "parse_payload"),  # landed, not yet parsed
     "validate": (gate, "validate_batches"),  # every batch landed and parsed, none committed
     "partition": (parquet, "atomic_write_bytes"),  # see below: dies half-way through it
     "manifest": (curate, "record_files"),  # rows committed, the file drop not yet recorded
@@ -46,7 +46,7 @@ def die_at(point: str, n: int) -> None:
 
 def run_ingest(config_file: str, as_of: dt.date) -> dict[str, int]:
     settings = load_settings(config_file)
-    batches = [ingest.ingest_source(settings, s, as_of) for s in ingest.sources_for(settings)]
+    batches = [landing.ingest_source(settings, s, as_of) for s in landing.sources_for(settings)]
     gate.check_batches(settings.data_dir, batches, as_of)
     return curate.commit_batches(settings.data_dir, batches)
 

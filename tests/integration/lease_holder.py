@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline_lib.lease import Holder, writer_lease
+from pipeline_lib.running.lease import Holder, writer_lease
 
 if __name__ == "__main__":
     data_dir, db_url, what = sys.argv[1:4]

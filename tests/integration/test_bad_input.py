@@ -19,10 +19,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline_lib import artifacts, gate, ingest
 from pipeline_lib.config import load_settings
-from pipeline_lib.curate import read_curated
-from pipeline_lib.sources import ParseError, SourceError
+from pipeline_lib.ingest import gate, landing
+from pipeline_lib.ingest.curate import read_curated
+from pipeline_lib.ingest.sources import ParseError, SourceError
+from pipeline_lib.publishing import artifacts
 from pipeline_lib.store.manifest import read_manifest
 from pipeline_lib.validation.report import ValidationFailed
 from tests.integration.ingest_crash import run_ingest
@@ -289,8 +290,8 @@ def test_header_only_file_is_taken_with_a_note(
     note = "prices file 'b.csv' (series X, source file): no rows (header only)"
     settings = load_settings(str(cfg))
     [batch] = [
-        ingest.ingest_source(settings, s, AS_OF)
-        for s in ingest.sources_for(settings)
+        landing.ingest_source(settings, s, AS_OF)
+        for s in landing.sources_for(settings)
         if s.dataset == "prices"
     ]
     assert batch.notes == [note] and batch.data.empty

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from pipeline_lib import curate, db, gate, ingest
+from pipeline_lib import db
 from pipeline_lib.config import load_settings
+from pipeline_lib.ingest import curate, gate, landing
 from pipeline_lib.validation.report import ValidationFailed, ValidationReport
 from tests.integration.ingest_crash import run_ingest
 from tests.integration.test_bad_input import AS_OF, GOOD_PRICES, _curated, _rows, _setup
@@ -29,7 +30,7 @@ def _ingest_recorded(cfg: Path, as_of: dt.date) -> list[ValidationReport]:
     """The steps of ``run_ingest``, with the database the ingest task gives the gate: the
     reports are also written to ``validation_results`` under ``RUN_ID``."""
     settings = load_settings(str(cfg))
-    batches = [ingest.ingest_source(settings, s, as_of) for s in ingest.sources_for(settings)]
+    batches = [landing.ingest_source(settings, s, as_of) for s in landing.sources_for(settings)]
     with db.engine_scope(settings.db_url) as engine:
         db.create_schema(engine)
         db.start_run(engine, RUN_ID, "ingest", as_of)

@@ -3,7 +3,7 @@
 SQLite's row path sends tuples straight to the driver: the stored text must be what
 SQLAlchemy's own per-row binding stores. Scoped deletes take one statement per leading key and
 batch of scopes; the decay's backtest summary, aggregated in SQL, must equal the summary
-``pipeline_lib.decay`` computes from every row.
+``pipeline_lib.monitoring.decay`` computes from every row.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pipeline_lib.db.backtests import window_ids
 from pipeline_lib.db.frames import to_arrow
 from pipeline_lib.db.readers import BACKTEST_SUMMARY_FIELDS
 from pipeline_lib.db.upsert import SCOPE_BATCH, _driver_values, replace_rows, upsert_table
-from pipeline_lib.decay import BACKTEST_SUMMARY_COLUMNS, backtest_summary, decay_metrics
+from pipeline_lib.monitoring.decay import BACKTEST_SUMMARY_COLUMNS, backtest_summary, decay_metrics
 
 D1, D2, D3 = dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)
 

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from pipeline_lib import schema
 from pipeline_lib.config import SEATTLE, HttpConfig, Location, SeriesConfig, Settings, SourceSpec
-from pipeline_lib.sources import (
+from pipeline_lib.ingest.sources import (
     OpenMeteoSource,
     ParseError,
     SampleSource,
@@ -27,7 +27,7 @@ from pipeline_lib.sources import (
     price_source,
     weather_source,
 )
-from pipeline_lib.sources.http import HttpClient, HttpStatusError, RateLimiter, redact_url
+from pipeline_lib.ingest.sources.http import HttpClient, HttpStatusError, RateLimiter, redact_url
 from pipeline_lib.store import land_raw
 from tests.replay_server import ReplayServer, Reply
 

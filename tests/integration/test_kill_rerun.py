@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline_lib.curate import read_curated
+from pipeline_lib.ingest.curate import read_curated
 from pipeline_lib.store.manifest import read_manifest
 from tests.integration.ingest_crash import KILLED, run_ingest
 

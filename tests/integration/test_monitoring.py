@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from pipeline_lib import champion, db, monitor, policy, retrain, schema
+from pipeline_lib import db, schema
 from pipeline_lib.config import SeriesConfig, load_settings
 from pipeline_lib.evaluation.backtest import baseline_version
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.publish import publish_results
+from pipeline_lib.forecasting import champion, retrain
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.monitoring import monitor, policy
+from pipeline_lib.publishing.publish import publish_results
 
 FEATURES = random_walk_features(n_series=2, n_days=300, start=dt.date(2020, 1, 1))
 BACKTESTED = dt.date(2020, 7, 31)  # a real night: its backtest is the reference

@@ -162,7 +162,7 @@ def _tables(url: str) -> dict[str, pd.DataFrame]:
     runs = tables["pipeline_runs"]
     details = runs["details"].map(lambda d: json.loads(d or "{}"))
     runs["parent"] = details.map(lambda d: d.get("parent_run_id"))
-    # the run whose rows stand: itself, or the run it answered from (pipeline_lib.rerun)
+    # the run whose rows stand: itself, or the run it answered from (pipeline_lib.running.rerun)
     reused = details.map(lambda d: d.get("reused", {}).get("run_id"))
     runs["wrote"] = reused.where(reused.notna(), runs["run_id"])
     runs["as_of"] = pd.to_datetime(runs["as_of"]).dt.date
@@ -381,7 +381,7 @@ def test_backfills_on_a_prefect_server_with_a_process_worker(
     # each date holds the complete rows of exactly one run: the later run rewrote the dates the
     # two share, or, where its inputs were those of the earlier run's forecast of the date (the
     # same lineage start, settings and models; the ingest rewrote no curated file), answered
-    # from it (pipeline_lib.rerun); the dates of the backfill before are untouched
+    # from it (pipeline_lib.running.rerun); the dates of the backfill before are untouched
     owners = {**owners, **_forecast_owners(runs[earlier]), **_forecast_owners(runs[later])}
     _check_forecasts(tables, owners)
     shared = [d for d in dates["A"] if d in dates["B"]]

@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from pipeline_lib import champion, db, paths, registry, retrain, schema
+from pipeline_lib import db, paths, schema
 from pipeline_lib.config import SelectionConfig, SeriesConfig, load_settings
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.monitor import drift_metrics
-from pipeline_lib.publish import publish_results
+from pipeline_lib.forecasting import champion, registry, retrain
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.monitoring.monitor import drift_metrics
+from pipeline_lib.publishing.publish import publish_results
 
 AS_OF = dt.date(2020, 12, 31)
 FEATURES = random_walk_features(n_series=2, n_days=300, start=dt.date(2020, 1, 1))

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from pipeline_lib import db
 from pipeline_lib.config import Settings
-from pipeline_lib.rerun import REUSED, STATE, already_done, night_state
+from pipeline_lib.running.rerun import REUSED, STATE, already_done, night_state
 
 AS_OF = dt.date(2024, 3, 1)
 

@@ -17,11 +17,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from pipeline_lib import champion, db, paths, retrain
+from pipeline_lib import db, paths
 from pipeline_lib.config import SeriesConfig, load_settings
-from pipeline_lib.model.checkpoint import list_models
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.publish import publish_results
+from pipeline_lib.forecasting import champion, retrain
+from pipeline_lib.forecasting.model.checkpoint import list_models
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.publishing.publish import publish_results
 
 FIRST = dt.date(2020, 12, 31)  # the first night: no model yet, a full training
 SECOND = dt.date(2021, 2, 12)  # past the 7-day cooldown, before the 60-day cadence

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from pipeline_lib import db, schema
-from pipeline_lib.gate import check_batches
-from pipeline_lib.ingest import Batch
+from pipeline_lib.ingest.gate import check_batches
+from pipeline_lib.ingest.landing import Batch
 from pipeline_lib.validation import ValidationFailed
 
 AS_OF = dt.date(2013, 5, 31)
@@ -97,7 +97,7 @@ def test_results_written_for_every_batch_before_failing(db_engine: Engine, tmp_p
 
 def test_curated_history_feeds_the_gap_check(tmp_path: Path) -> None:
     """Without history given, the gate reads curated rows: a batch starting after a hole warns."""
-    from pipeline_lib.curate import commit_batches
+    from pipeline_lib.ingest.curate import commit_batches
 
     data_dir = str(tmp_path)
     old = _prices("SP500", 1500.0).assign(date=pd.bdate_range("2013-05-01", periods=5))

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
-from pipeline_lib import curate, gate, ingest, schema
+from pipeline_lib import schema
 from pipeline_lib.config import HttpConfig, Location, load_settings
-from pipeline_lib.sources import OpenMeteoRunsSource, ParseError, SourceError
-from pipeline_lib.sources.http import HttpClient
-from pipeline_lib.sources.open_meteo_runs import read_runs_json
+from pipeline_lib.ingest import curate, gate, landing
+from pipeline_lib.ingest.sources import OpenMeteoRunsSource, ParseError, SourceError
+from pipeline_lib.ingest.sources.http import HttpClient
+from pipeline_lib.ingest.sources.open_meteo_runs import read_runs_json
 from pipeline_lib.store import land_raw
 from tests.replay_server import ReplayServer, Reply
 
@@ -157,11 +158,11 @@ def test_ingest_lands_validates_and_commits_values_issued_days_ahead(
 ) -> None:
     serve(replay_server)
     settings = _settings(tmp_path, replay_server)
-    [built] = [s for s in ingest.sources_for(settings) if isinstance(s, OpenMeteoRunsSource)]
+    [built] = [s for s in landing.sources_for(settings) if isinstance(s, OpenMeteoRunsSource)]
     assert built.previous_runs_url == replay_server.url(PREVIOUS) and built.leads == 2
     assert built.columns == ["temp_max", "wind_speed"]
     as_of = D(2024, 3, 5)
-    batch = ingest.ingest_source(settings, runs(replay_server), as_of)
+    batch = landing.ingest_source(settings, runs(replay_server), as_of)
     assert batch.dataset == schema.COVARIATES and batch.window == (D(2024, 3, 4), as_of)
     assert all(Path(p).exists() for p in batch.raw_paths) and len(batch.raw_paths) == 1
     gate.check_batches(settings.data_dir, [batch], as_of, thresholds=settings.validation)
@@ -172,8 +173,8 @@ def test_ingest_lands_validates_and_commits_values_issued_days_ahead(
     counts = stored.groupby("covariate").size().to_dict()
     assert counts == {"tmax_fc": 4, "wind_fc": 3}  # wind of 03-07 two days ahead lacks an hour
     # the watermark is the newest issue day: a rerun asks nothing; a backfill's again, no duplicate
-    assert ingest.ingest_source(settings, runs(replay_server), as_of).data.empty
-    again = ingest.ingest_source(settings, runs(replay_server), as_of, start=D(2024, 3, 4))
+    assert landing.ingest_source(settings, runs(replay_server), as_of).data.empty
+    again = landing.ingest_source(settings, runs(replay_server), as_of, start=D(2024, 3, 4))
     assert len(again.data) == 7 and len(replay_server.requests_to(PREVIOUS)) == 2
     curate.commit_batches(settings.data_dir, [again])
     assert len(curate.read_covariates(settings.data_dir, ["DE"], as_of)) == 7
@@ -200,6 +201,6 @@ def test_errors_are_clear_and_retried_and_the_key_never_shows(
 def test_the_credential_option_sends_the_key(replay_server: ReplayServer, tmp_path: Path) -> None:
     settings = _settings(tmp_path, replay_server, credential="open_meteo")
     settings = settings.model_copy(update={"credentials": {"open_meteo": SecretStr(SECRET)}})
-    [built] = [s for s in ingest.sources_for(settings) if isinstance(s, OpenMeteoRunsSource)]
+    [built] = [s for s in landing.sources_for(settings) if isinstance(s, OpenMeteoRunsSource)]
     assert built._api_key == SECRET and SECRET not in repr(built)
     assert built.forecast_url.startswith("https://customer-api.open-meteo.com")

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine
 
 from pipeline_lib import db
-from pipeline_lib.lease import Holder, LeaseTimeout, is_free, read_holder, writer_lease
+from pipeline_lib.running.lease import Holder, LeaseTimeout, is_free, read_holder, writer_lease
 
 HOLDER = Path(__file__).with_name("lease_holder.py")
 REPO = Path(__file__).resolve().parents[2]

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from pipeline_lib import artifacts
-from pipeline_lib.champion import Evaluation
 from pipeline_lib.evaluation.backtest import BacktestPlan
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.policy import DriftVerdict, Flag
-from pipeline_lib.registry import Selection
-from pipeline_lib.retrain import TrainingDecision
-from pipeline_lib.selection import Choice
+from pipeline_lib.forecasting.champion import Evaluation
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.registry import Selection
+from pipeline_lib.forecasting.retrain import TrainingDecision
+from pipeline_lib.forecasting.selection import Choice
+from pipeline_lib.monitoring.policy import DriftVerdict, Flag
+from pipeline_lib.publishing import artifacts
 from pipeline_lib.validation.report import ExpectationFailure, ValidationReport
 
 AS_OF = dt.date(2020, 12, 31)

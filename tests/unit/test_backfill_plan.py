@@ -7,14 +7,14 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from pipeline_lib.backfill import (
+from pipeline_lib.config import Settings
+from pipeline_lib.running.backfill import (
     BackfillOptions,
     chunk_dates,
     lineage_of,
     plan_backfill,
     scoped_settings,
 )
-from pipeline_lib.config import Settings
 
 TODAY = dt.date(2015, 12, 31)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline_lib.backfill_summary import backfill_summary_markdown
+from pipeline_lib.publishing.backfill_summary import backfill_summary_markdown
 
 
 def _result(day: str, **extra: object) -> dict[str, object]:

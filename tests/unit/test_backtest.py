@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from pipeline_lib import schema
-from pipeline_lib.baselines import SeasonalNaive
 from pipeline_lib.config import BacktestConfig, ModelConfig, TrainingConfig
 from pipeline_lib.evaluation.backtest import (
     baseline_forecasts,
@@ -21,11 +20,12 @@ from pipeline_lib.evaluation.backtest import (
     score_backtest,
 )
 from pipeline_lib.evaluation.metrics import score_forecasts, score_rows
-from pipeline_lib.linear_baseline import LinearLags
-from pipeline_lib.model.base import refit_to
-from pipeline_lib.model.forecast import predict, predict_at
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import train_full
+from pipeline_lib.forecasting.baselines import SeasonalNaive
+from pipeline_lib.forecasting.linear_baseline import LinearLags
+from pipeline_lib.forecasting.model.base import refit_to
+from pipeline_lib.forecasting.model.forecast import predict, predict_at
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.model.train import train_full
 
 AS_OF = dt.date(2020, 12, 31)
 FREQ = {"S0": "B", "S1": "B"}

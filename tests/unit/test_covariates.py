@@ -8,14 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib import curate, gate, ingest, schema
+from pipeline_lib import schema
 from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError, CovariateMissing
 from pipeline_lib.features.covariates import add_covariates, missing_covariates
 from pipeline_lib.features.spec import FeatureSet, FutureCovariate
 from pipeline_lib.features.stage import check_covariates, load_features, refresh_features
-from pipeline_lib.sources.base import CSV, ParseError, Payload, utc_now
-from pipeline_lib.sources.parse import parse_payload
+from pipeline_lib.ingest import curate, gate, landing
+from pipeline_lib.ingest.sources.base import CSV, ParseError, Payload, utc_now
+from pipeline_lib.ingest.sources.parse import parse_payload
 from pipeline_lib.validation import validate_batch
 
 AS_OF = dt.date(2019, 6, 30)
@@ -101,7 +102,7 @@ def test_split_covariates_issues_values_ahead_and_keeps_prices_up_to_the_as_of_d
             "load_actual": [10.0, 11.0, np.nan, np.nan],
         }
     )
-    prices, cov = ingest.split_covariates(data, series, AS_OF, today=dt.date(2026, 1, 1))
+    prices, cov = landing.split_covariates(data, series, AS_OF, today=dt.date(2026, 1, 1))
     assert prices[schema.DATE].max() == pd.Timestamp(AS_OF)  # 07-01's price is later data
     load = cov[cov[schema.COVARIATE] == "load_forecast"]
     # the forecast for 07-01 was issued on 06-30: known tonight; 07-02's is not yet issued
@@ -162,7 +163,7 @@ def test_missing_values_are_named_by_series_covariate_and_dates():
 
 
 def _ingest(settings, as_of: dt.date) -> None:
-    batches = [ingest.ingest_source(settings, s, as_of) for s in ingest.sources_for(settings)]
+    batches = [landing.ingest_source(settings, s, as_of) for s in landing.sources_for(settings)]
     gate.check_batches(settings.data_dir, batches, as_of, thresholds=settings.validation)
     curate.commit_batches(settings.data_dir, batches)
 

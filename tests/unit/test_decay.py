@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib.decay import (
+from pipeline_lib.monitoring.decay import (
     BACKTEST_SUMMARY_COLUMNS,
     DECAY_METRICS,
     ERROR_FEATURE,
@@ -19,10 +19,10 @@ from pipeline_lib.decay import (
     prediction_drift,
     realised_errors,
 )
-from pipeline_lib.decay import (
+from pipeline_lib.monitoring.decay import (
     decay_metrics as decay,
 )
-from pipeline_lib.drift import DRIFT_COLUMNS
+from pipeline_lib.monitoring.drift import DRIFT_COLUMNS
 
 D = dt.date
 

@@ -14,7 +14,7 @@ from prefect import Flow
 from flows.backfill import backfill
 from flows.cli import build_parser
 from flows.nightly import nightly
-from pipeline_lib.backfill import BackfillOptions
+from pipeline_lib.running.backfill import BackfillOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from pipeline_lib.config import DriftConfig
-from pipeline_lib.drift import (
+from pipeline_lib.monitoring.drift import (
     DRIFT_COLUMNS,
     DRIFT_METRICS,
     compare,

@@ -9,7 +9,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from pipeline_lib.drift_summary import drift_markdown, rule
+from pipeline_lib.publishing.drift_summary import drift_markdown, rule
 
 AS_OF = dt.date(2020, 12, 31)
 

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib import evaluation_record, registry, schema
+from pipeline_lib import schema
 from pipeline_lib.config import SelectionConfig, load_settings
-from pipeline_lib.selection import RULES, choose_all
+from pipeline_lib.forecasting import evaluation_record, registry
+from pipeline_lib.forecasting.selection import RULES, choose_all
 
 H = 3
 START = pd.Timestamp("2021-01-04")
@@ -184,7 +185,7 @@ def test_an_unreadable_file_is_left_out_with_a_warning_naming_it(
     _night(tmp_path, dt.date(2021, 6, 1), range(0, 40), losses)
     broken = tmp_path / "evaluation_record" / "2021-06-02.parquet"
     broken.write_bytes(b"not parquet")
-    with caplog.at_level("WARNING", logger="pipeline_lib.evaluation_record"):
+    with caplog.at_level("WARNING", logger="pipeline_lib.forecasting.evaluation_record"):
         record = evaluation_record.read(str(tmp_path), dt.date(2021, 6, 29), dt.date(2021, 1, 1))
     assert record["forecast_date"].nunique() == 40  # the readable night's windows
     assert "2021-06-02.parquet" in caplog.text and "unreadable" in caplog.text

@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 
 from pipeline_lib import schema
-from pipeline_lib.baselines import Naive, SeasonalNaive
 from pipeline_lib.config import ModelConfig, TrainingConfig, load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.features.calendar import dates_ahead, future_dates, weekly_season
 from pipeline_lib.features.covariates import add_covariates, missing_covariates
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.model.forecast import predict
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import train_full
-from pipeline_lib.statistical import ETS
+from pipeline_lib.forecasting.baselines import Naive, SeasonalNaive
+from pipeline_lib.forecasting.model.forecast import predict
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.model.train import train_full
+from pipeline_lib.forecasting.statistical import ETS
 
 NEW_YEARS_EVE = dt.date(2015, 12, 31)  # a Thursday; Friday 2016-01-01 is an NYSE holiday
 AFTER = ["2016-01-04", "2016-01-05", "2016-01-06"]

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline_lib import curate, gate, ingest, schema
+from pipeline_lib import schema
 from pipeline_lib.config import load_settings
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.features.state import SeriesState, read_state
+from pipeline_lib.ingest import curate, gate, landing
 from pipeline_lib.store.changes import take_changes
 
 SAMPLE_CONFIG = "pipeline_lib/sample_data/electricity.toml"
@@ -29,7 +30,7 @@ def _settings(data_dir: Path, **update: object):
 
 
 def _night(settings, as_of: dt.date) -> int:
-    batches = [ingest.ingest_source(settings, s, as_of) for s in ingest.sources_for(settings)]
+    batches = [landing.ingest_source(settings, s, as_of) for s in landing.sources_for(settings)]
     gate.check_batches(settings.data_dir, batches, as_of, thresholds=settings.validation)
     curate.commit_batches(settings.data_dir, batches)
     return refresh_features(settings, as_of)
@@ -68,7 +69,7 @@ def test_each_night_builds_from_its_new_day_and_equals_a_full_build(tmp_path, ca
 
 def test_a_file_delivered_again_writes_nothing_and_notes_nothing(tmp_path):
     settings = _settings(tmp_path)
-    batches = [ingest.ingest_source(settings, s, FIRST) for s in ingest.sources_for(settings)]
+    batches = [landing.ingest_source(settings, s, FIRST) for s in landing.sources_for(settings)]
     curate.commit_batches(settings.data_dir, batches)
     refresh_features(settings, FIRST)
     curated = tmp_path / "curated"
@@ -85,7 +86,7 @@ def test_a_revised_price_rebuilds_its_series_from_its_day_only(tmp_path, caplog)
     revised = curate.read_curated(settings.data_dir, schema.PRICES, ["DE"], FIRST)
     revised = revised.loc[revised[schema.DATE] == pd.Timestamp("2019-05-02")].copy()
     revised["close"] += 1.0
-    batch = ingest.Batch(schema.PRICES, "DE", "test", (D(2019, 5, 2), D(2019, 5, 2)), revised)
+    batch = landing.Batch(schema.PRICES, "DE", "test", (D(2019, 5, 2), D(2019, 5, 2)), revised)
     curate.commit_batches(settings.data_dir, [batch])
     caplog.clear()
     # the revised day and the 27 days whose 28-row mean reaches it ("D": every day a row)

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline_lib import curate, schema
+from pipeline_lib import schema
 from pipeline_lib.config import load_settings
 from pipeline_lib.features.stage import load_features, refresh_features
-from pipeline_lib.ingest import Batch
+from pipeline_lib.ingest import curate
+from pipeline_lib.ingest.landing import Batch
 
 AS_OF = dt.date(2015, 12, 31)
 

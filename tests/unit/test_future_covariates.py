@@ -17,15 +17,15 @@ import torch
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig, load_settings
 from pipeline_lib.features.spec import FeatureSet, lead_column
-from pipeline_lib.model.checkpoint import load_model, save_model
-from pipeline_lib.model.finetune import fine_tune
-from pipeline_lib.model.forecast import predict_at
-from pipeline_lib.model.scaling import fit_scalers
-from pipeline_lib.model.testing import covariate_features, random_walk_features
-from pipeline_lib.model.train import train_full
-from pipeline_lib.model.trained import TrainedModel, build_module
-from pipeline_lib.model.windows import make_windows, series_arrays
-from pipeline_lib.retrain import decide
+from pipeline_lib.forecasting.model.checkpoint import load_model, save_model
+from pipeline_lib.forecasting.model.finetune import fine_tune
+from pipeline_lib.forecasting.model.forecast import predict_at
+from pipeline_lib.forecasting.model.scaling import fit_scalers
+from pipeline_lib.forecasting.model.testing import covariate_features, random_walk_features
+from pipeline_lib.forecasting.model.train import train_full
+from pipeline_lib.forecasting.model.trained import TrainedModel, build_module
+from pipeline_lib.forecasting.model.windows import make_windows, series_arrays
+from pipeline_lib.forecasting.retrain import decide
 
 FS = FeatureSet.of(future=[("x", 2)])
 CAL = list(schema.CALENDAR_FEATURES)

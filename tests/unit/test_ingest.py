@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline_lib.config import load_settings
-from pipeline_lib.curate import commit_batches, read_curated
-from pipeline_lib.ingest import fetch_window, ingest_source, sources_for
+from pipeline_lib.ingest.curate import commit_batches, read_curated
+from pipeline_lib.ingest.landing import fetch_window, ingest_source, sources_for
 
 
 def test_fetch_window() -> None:
@@ -163,7 +163,7 @@ def test_file_drop_with_later_rows_stays_open_until_taken_whole(tmp_path: Path) 
 def test_file_drop_refuses_a_huge_file(tmp_path: Path) -> None:
     import pytest
 
-    from pipeline_lib.sources import SourceError
+    from pipeline_lib.ingest.sources import SourceError
 
     drop = tmp_path / "drop"
     drop.mkdir()

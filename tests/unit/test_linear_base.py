@@ -20,17 +20,24 @@ from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.features.calendar import calendar_features
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.model import base as base_module
-from pipeline_lib.model.base import ALPHAS, GATES, fit_gate, fit_linear_base, refit_to, ridge_loo
-from pipeline_lib.model.checkpoint import load_model, save_model
-from pipeline_lib.model.finetune import fine_tune
-from pipeline_lib.model.forecast import predict_at
-from pipeline_lib.model.lstm import LSTMForecaster, base_width, linear_base_inputs
-from pipeline_lib.model.refits import KEEP_DAYS, RefitStore
-from pipeline_lib.model.scaling import fit_scalers
-from pipeline_lib.model.testing import covariate_features
-from pipeline_lib.model.train import train_full
-from pipeline_lib.model.windows import make_windows, series_arrays
+from pipeline_lib.forecasting.model import base as base_module
+from pipeline_lib.forecasting.model.base import (
+    ALPHAS,
+    GATES,
+    fit_gate,
+    fit_linear_base,
+    refit_to,
+    ridge_loo,
+)
+from pipeline_lib.forecasting.model.checkpoint import load_model, save_model
+from pipeline_lib.forecasting.model.finetune import fine_tune
+from pipeline_lib.forecasting.model.forecast import predict_at
+from pipeline_lib.forecasting.model.lstm import LSTMForecaster, base_width, linear_base_inputs
+from pipeline_lib.forecasting.model.refits import KEEP_DAYS, RefitStore
+from pipeline_lib.forecasting.model.scaling import fit_scalers
+from pipeline_lib.forecasting.model.testing import covariate_features
+from pipeline_lib.forecasting.model.train import train_full
+from pipeline_lib.forecasting.model.windows import make_windows, series_arrays
 
 FS = FeatureSet.of(future=[("x", 2)])
 CAL = list(schema.CALENDAR_FEATURES)

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib.baselines import Naive
 from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.evaluation.backtest import FitWindows, make_baseline
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.linear_baseline import LinearLags, price_scale
+from pipeline_lib.forecasting.baselines import Naive
+from pipeline_lib.forecasting.linear_baseline import LinearLags, price_scale
 
 LOAD = FeatureSet.of(future=[("load", 1)])
 ORIGIN = 450  # row of the origin in the point-in-time tests

@@ -1,5 +1,5 @@
-"""``pipeline_lib.memory.release``: what a stage freed goes back to the system (the resident set
-falls back), measured in a fresh interpreter so the test process's own heap does not count."""
+"""``pipeline_lib.running.memory.release``: what a stage freed goes back to the system (the resident
+set falls back), measured in a fresh interpreter so the test process's own heap does not count."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline_lib import memory
+    from pipeline_lib.running import memory
 
     def rss_mb():
         for line in open("/proc/self/status"):
@@ -73,7 +73,7 @@ def test_a_run_exempts_older_objects_from_collections_until_the_last_run_ends() 
     import threading
     import weakref
 
-    from pipeline_lib import memory
+    from pipeline_lib.running import memory
 
     class Node:
         other: object = None

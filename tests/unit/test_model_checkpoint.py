@@ -21,13 +21,18 @@ import pytest
 import torch
 
 from pipeline_lib.config import ModelConfig, TrainingConfig
-from pipeline_lib.model import checkpoint
-from pipeline_lib.model.checkpoint import list_models, load_model, save_model, select_model
-from pipeline_lib.model.finetune import fine_tune
-from pipeline_lib.model.forecast import predict
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import train_full
-from pipeline_lib.model.trained import TrainedModel
+from pipeline_lib.forecasting.model import checkpoint
+from pipeline_lib.forecasting.model.checkpoint import (
+    list_models,
+    load_model,
+    save_model,
+    select_model,
+)
+from pipeline_lib.forecasting.model.finetune import fine_tune
+from pipeline_lib.forecasting.model.forecast import predict
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.model.train import train_full
+from pipeline_lib.forecasting.model.trained import TrainedModel
 
 MODEL = ModelConfig(lookback=10, hidden_size=8, embedding_dim=2, dropout=0.0)
 TRAIN = TrainingConfig(
@@ -44,9 +49,9 @@ def refuse(*a, **k): raise AssertionError("the loader tried to unpickle")
 torch.load = pickle.load = pickle.loads = refuse
 pickle.Unpickler = refuse
 torch.set_num_threads(int(sys.argv[4]))
-from pipeline_lib.model.checkpoint import load_model
-from pipeline_lib.model.forecast import predict
-from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.forecasting.model.checkpoint import load_model
+from pipeline_lib.forecasting.model.forecast import predict
+from pipeline_lib.forecasting.model.testing import random_walk_features
 trained = load_model(sys.argv[1], sys.argv[2])
 out = predict(trained, random_walk_features(**DATA), AS_OF, FREQ)
 np.save(sys.argv[3], out[["yhat", "yhat_lower", "yhat_upper"]].to_numpy(), allow_pickle=False)
@@ -85,7 +90,8 @@ def test_reload_in_a_fresh_process_gives_identical_forecasts(
     out = tmp_path / "yhat.npy"
     code = f"DATA = {DATA!r}; FREQ = {FREQ!r}; AS_OF = dt.date(2020, 10, 30)\n"
     script = FRESH.replace(
-        "from pipeline_lib.model.checkpoint", code + "from pipeline_lib.model.checkpoint"
+        "from pipeline_lib.forecasting.model.checkpoint",
+        code + "from pipeline_lib.forecasting.model.checkpoint",
     )
     args = [str(tmp_path), version, str(out), str(torch.get_num_threads())]
     root = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline_lib.model.lstm import LSTMForecaster
-from pipeline_lib.model.train import pinball_loss
+from pipeline_lib.forecasting.model.lstm import LSTMForecaster
+from pipeline_lib.forecasting.model.train import pinball_loss
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Torch's threads off the main thread: a backfill's worker trains and forecasts on one thread
-(``pipeline_lib.model.threads``), with the bits of the main thread on one thread and, up to
-float32 rounding, on its configured count: a backfill date gives the nightly's model. NumPy's
+(``pipeline_lib.forecasting.model.threads``), with the bits of the main thread on one thread and, up
+to float32 rounding, on its configured count: a backfill date gives the nightly's model. NumPy's
 BLAS goes to one thread once the baselines run (small matrices)."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pandas as pd
 import torch
 
 from pipeline_lib.config import ModelConfig, TrainingConfig
-from pipeline_lib.model.forecast import predict
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.threads import use_threads
-from pipeline_lib.model.train import train_full
+from pipeline_lib.forecasting.model.forecast import predict
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.model.threads import use_threads
+from pipeline_lib.forecasting.model.train import train_full
 
 MODEL = ModelConfig(lookback=10, hidden_size=8, embedding_dim=2, dropout=0.0)
 TRAIN = TrainingConfig(max_epochs=2, batch_size=64, train_window_days=365, num_threads=2)
@@ -58,8 +58,8 @@ def test_training_and_forecasts_in_a_worker_equal_the_main_threads() -> None:
 BLAS_CHECK = """
 import json
 from threadpoolctl import threadpool_info
-from pipeline_lib.linear_baseline import LinearLags
-from pipeline_lib.model.testing import random_walk_features
+from pipeline_lib.forecasting.linear_baseline import LinearLags
+from pipeline_lib.forecasting.model.testing import random_walk_features
 
 def blas():
     return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]

@@ -14,14 +14,19 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
-from pipeline_lib.model.finetune import fine_tune
-from pipeline_lib.model.forecast import predict
-from pipeline_lib.model.lstm import LSTMForecaster
-from pipeline_lib.model.scaling import fit_scalers
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import eval_step, fit, set_seed, train_full
-from pipeline_lib.model.trained import data_fingerprint
-from pipeline_lib.model.windows import WindowSet, make_windows, series_arrays, split_windows
+from pipeline_lib.forecasting.model.finetune import fine_tune
+from pipeline_lib.forecasting.model.forecast import predict
+from pipeline_lib.forecasting.model.lstm import LSTMForecaster
+from pipeline_lib.forecasting.model.scaling import fit_scalers
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.model.train import eval_step, fit, set_seed, train_full
+from pipeline_lib.forecasting.model.trained import data_fingerprint
+from pipeline_lib.forecasting.model.windows import (
+    WindowSet,
+    make_windows,
+    series_arrays,
+    split_windows,
+)
 
 MODEL = ModelConfig(lookback=10, hidden_size=8, embedding_dim=2, dropout=0.0)
 TRAIN = TrainingConfig(

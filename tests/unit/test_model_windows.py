@@ -13,10 +13,10 @@ import torch
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.errors import NotEnoughHistory, PipelineError
-from pipeline_lib.model.scaling import SeriesScalers, fit_scalers
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import train_full
-from pipeline_lib.model.windows import (
+from pipeline_lib.forecasting.model.scaling import SeriesScalers, fit_scalers
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.model.train import train_full
+from pipeline_lib.forecasting.model.windows import (
     SeriesArray,
     local_scale,
     make_windows,

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.linear_baseline import LinearLags
-from pipeline_lib.origin_cache import prefix_fingerprints
+from pipeline_lib.forecasting.linear_baseline import LinearLags
+from pipeline_lib.forecasting.origin_cache import prefix_fingerprints
 
 LOAD = FeatureSet.of(future=[("load", 1)])
 HORIZON = 3
@@ -88,7 +88,7 @@ def test_a_changed_setting_or_a_torn_file_is_recomputed(
     for path in tmp_path.rglob("A.npz"):
         path.write_bytes(b"not a cache file")
     Counting.fits = 0
-    with caplog.at_level(logging.WARNING, logger="pipeline_lib.origin_cache"):
+    with caplog.at_level(logging.WARNING, logger="pipeline_lib.forecasting.origin_cache"):
         again = _backtest(frame, tmp_path)
     assert Counting.fits == 30  # series A recomputed, B from its file
     assert "unreadable, recomputing" in caplog.text

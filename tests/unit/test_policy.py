@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from pipeline_lib import policy
 from pipeline_lib.config import RetrainPolicyConfig, load_settings
-from pipeline_lib.drift import DRIFT_COLUMNS, drift_table
+from pipeline_lib.monitoring import policy
+from pipeline_lib.monitoring.drift import DRIFT_COLUMNS, drift_table
 
 CFG = RetrainPolicyConfig()
 

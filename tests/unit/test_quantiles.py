@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from pipeline_lib.config import ModelConfig, TrainingConfig
-from pipeline_lib.model.forecast import predict
-from pipeline_lib.model.lstm import LSTMForecaster
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import train_full
+from pipeline_lib.forecasting.model.forecast import predict
+from pipeline_lib.forecasting.model.lstm import LSTMForecaster
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.model.train import train_full
 
 FIVE = [0.05, 0.25, 0.5, 0.75, 0.95]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline_lib import registry
 from pipeline_lib.config import SelectionConfig, load_settings
-from pipeline_lib.registry import Selection
-from pipeline_lib.retrain import decide
+from pipeline_lib.forecasting import registry
+from pipeline_lib.forecasting.registry import Selection
+from pipeline_lib.forecasting.retrain import decide
 
 AS_OF = dt.date(2020, 6, 30)
 BASELINES = ["naive", "seasonal_naive"]

@@ -9,8 +9,8 @@ import pytest
 
 from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
-from pipeline_lib.policy import DriftVerdict
-from pipeline_lib.retrain import decide
+from pipeline_lib.forecasting.retrain import decide
+from pipeline_lib.monitoring.policy import DriftVerdict
 
 SETTINGS = load_settings(data_dir="/tmp/unused", training={"retrain_every_days": 28})
 SERIES = ["A", "B"]

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib import registry, schema, selection
+from pipeline_lib import schema
 from pipeline_lib.config import BacktestConfig, SelectionConfig, load_settings
 from pipeline_lib.evaluation.backtest import baseline_forecasts, plan_backtest, score_backtest
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.selection import (
+from pipeline_lib.forecasting import registry, selection
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.selection import (
     COMBINED,
     RULES,
     Choice,

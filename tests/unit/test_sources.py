@@ -12,7 +12,7 @@ import pytest
 
 from pipeline_lib import schema
 from pipeline_lib.config import SEATTLE, Location, SeriesConfig, Settings, SourceSpec
-from pipeline_lib.sources import (
+from pipeline_lib.ingest.sources import (
     CSV,
     FileDropSource,
     ParseError,

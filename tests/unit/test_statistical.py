@@ -13,8 +13,8 @@ from pipeline_lib import schema
 from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.evaluation.backtest import FitWindows, make_baseline
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.statistical import (
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.statistical import (
     ARIMA,
     ETS,
     _levels,

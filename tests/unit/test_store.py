@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline_lib import schema
-from pipeline_lib.sources.base import CSV, Payload
+from pipeline_lib.ingest.sources.base import CSV, Payload
 from pipeline_lib.store import (
     atomic_write_bytes,
     land_raw,

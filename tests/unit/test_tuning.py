@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from pipeline_lib import tuning
 from pipeline_lib.config import SeriesConfig, load_settings
 from pipeline_lib.evaluation.backtest import (
     lstm_forecasts,
@@ -14,8 +13,9 @@ from pipeline_lib.evaluation.backtest import (
     plan_backtest,
     score_backtest,
 )
-from pipeline_lib.model.testing import random_walk_features
-from pipeline_lib.model.train import train_full
+from pipeline_lib.forecasting import tuning
+from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.model.train import train_full
 
 AS_OF = dt.date(2020, 12, 31)
 FEATURES = random_walk_features(n_series=2, n_days=260, start=dt.date(2020, 1, 1))

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib import curate, gate, ingest, schema
+from pipeline_lib import schema
 from pipeline_lib.config import SEATTLE, HttpConfig, load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.features.stage import load_features, refresh_features
-from pipeline_lib.sources import OpenMeteoRunsSource
-from pipeline_lib.sources.http import HttpClient
+from pipeline_lib.ingest import curate, gate, landing
+from pipeline_lib.ingest.sources import OpenMeteoRunsSource
+from pipeline_lib.ingest.sources.http import HttpClient
 
 D = dt.date
 OBS = {"name": "tmax_obs", "role": "past", "source": "weather", "column": "temp_max"}
@@ -67,8 +68,8 @@ def _settings(tmp_path, covariates: list[dict]):
 
 def _run(settings, as_of: dt.date, today: dt.date) -> pd.DataFrame:
     """The nightly ingest (the forecasts from the fake API), then the features of ``as_of``."""
-    sources = [s for s in ingest.sources_for(settings) if not isinstance(s, OpenMeteoRunsSource)]
-    batches = [ingest.ingest_source(settings, s, as_of) for s in [*sources, _forecasts(today)]]
+    sources = [s for s in landing.sources_for(settings) if not isinstance(s, OpenMeteoRunsSource)]
+    batches = [landing.ingest_source(settings, s, as_of) for s in [*sources, _forecasts(today)]]
     gate.check_batches(settings.data_dir, batches, as_of, thresholds=settings.validation)
     curate.commit_batches(settings.data_dir, batches)
     refresh_features(settings, as_of)

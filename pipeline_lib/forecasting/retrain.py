@@ -1,0 +1,384 @@
+"""When to train: a full training, a fine-tune of the champion, or reuse it as it is.
+
+The current model is the champion of the newest selection dated before the run (see
+``pipeline_lib.forecasting.registry``), else the newest model. The nightly run fully trains when
+there is no model yet (as of the run date), when the config no longer matches the model (series,
+horizon, inputs: the covariates of ``Settings.feature_set``, architecture), when the model
+was trained on targets inside tonight's backtest hold-out, when asked to, or when the last
+full training is ``retrain_every_days`` old; it reuses the model when no data is newer than
+the model; otherwise it fine-tunes the model on recent data. Every model trained here stops
+its training targets at the backtest hold-out start (``fit_end``), so it can be scored out of
+sample. Point-in-time correct: only models trained through the run date or earlier are
+considered.
+
+Drift and decay (``[retrain_policy]``, :mod:`pipeline_lib.monitoring.policy`) bring the full
+training forward: when the night's verdict triggers and the last full training is at least
+``cooldown_days`` old, the run trains in full instead of fine-tuning. Every decision names
+its ``trigger`` (a short code for BI: no_model, requested, settings_changed, holdout,
+no_new_data, cadence, drift, decay, drift+decay, routine) and carries the verdict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from pipeline_lib import db, paths, schema
+from pipeline_lib.config import ModelConfig, Settings
+from pipeline_lib.evaluation.backtest import BacktestPlan, plan_backtest
+from pipeline_lib.features.spec import FeatureSet
+from pipeline_lib.forecasting import registry
+from pipeline_lib.forecasting.model.checkpoint import list_models, load_model, save_model
+from pipeline_lib.forecasting.model.finetune import fine_tune
+from pipeline_lib.forecasting.model.train import train_full
+from pipeline_lib.forecasting.model.trained import MODULE_DEFAULTS, TrainedModel
+from pipeline_lib.monitoring.monitor import Monitoring, before_training
+from pipeline_lib.monitoring.policy import DriftVerdict, assess
+
+log = logging.getLogger(__name__)
+
+DRIFT_FLAGS_KEY = "drift_flags"  # in a full model's metrics: the flags it was trained with
+# Every model setting but the quantiles (compared on their own) shapes the network.
+# what a model is built with (quantiles are compared on their own; base_refit_rows only says
+# how tonight's forecast refits the base)
+_ARCHITECTURE = tuple(
+    k for k in ModelConfig.model_fields if k not in ("quantiles", "base_refit_rows")
+)
+
+
+@dataclass(frozen=True)
+class TrainingDecision:
+    """``base_version``: the current model (the champion); ``contest``: whether a new model
+    must beat it on the backtest to replace it (False when it no longer fits the settings or
+    cannot be scored out of sample: the new model then replaces it as it is); ``trigger``:
+    what decided it (module doc); ``drift``: the policy's verdict of the night, if any."""
+
+    action: Literal["full", "finetune", "reuse"]
+    reason: str
+    base_version: str | None = None
+    contest: bool = True
+    trigger: str = "routine"
+    drift: DriftVerdict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _last_full(eligible: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any]:
+    """The newest full training as of the run, whether it won its contest or not (the cadence
+    counts training attempts: a full model that lost to the champion is not retrained in full
+    again the next night); ``current`` when no full model is left in the folder."""
+    fulls = [m for m in eligible if m["kind"] == "full"]
+    return fulls[-1] if fulls else current
+
+
+def _mismatch(record: dict[str, Any], settings: Settings, series_ids: list[str]) -> str | None:
+    hp = {**MODULE_DEFAULTS, **record["hyperparameters"]}
+    if sorted(record["series_ids"]) != sorted(series_ids):
+        return f"series changed ({sorted(record['series_ids'])} -> {sorted(series_ids)})"
+    if int(record["horizon"]) != settings.horizon:
+        return f"horizon changed ({record['horizon']} -> {settings.horizon})"
+    if list(record["quantiles"]) != list(settings.model.quantiles):
+        return "quantiles changed"
+    inputs = inputs_changed(FeatureSet.from_dict(record.get("feature_set")), settings.feature_set)
+    if inputs:
+        return inputs
+    wanted = settings.model.model_dump()
+    wanted["gate"] = settings.model.gated  # what the model records: a gate needs a base
+    changed = [k for k in _ARCHITECTURE if hp.get(k) != wanted[k]]
+    return f"model settings changed: {', '.join(changed)}" if changed else None
+
+
+def _covariates(feature_set: FeatureSet) -> dict[str, str]:
+    """Each covariate's role and reach, in words: ``past`` or ``future, known_ahead 2``."""
+    roles = dict.fromkeys(feature_set.past_covariates, "past")
+    for c in feature_set.future_covariates:
+        roles[c.name] = f"future, known_ahead {c.known_ahead}"
+    return roles
+
+
+def inputs_changed(model: FeatureSet, wanted: FeatureSet) -> str | None:
+    """Why a model's covariates (``model``) are not the configured ones (``wanted``), e.g.
+    ``inputs changed: covariates added ['load_forecast']``; None when they are the same (a
+    fine-tune keeps its parent's inputs, so it needs them unchanged)."""
+    if model == wanted:
+        return None
+    old, new = _covariates(model), _covariates(wanted)
+    parts = []
+    if added := sorted(new.keys() - old.keys()):
+        parts.append(f"covariates added {added}")
+    if removed := sorted(old.keys() - new.keys()):
+        parts.append(f"covariates removed {removed}")
+    if changed := sorted(n for n in old.keys() & new.keys() if old[n] != new[n]):
+        parts.append(
+            "covariates changed " + ", ".join(f"{n!r} ({old[n]} -> {new[n]})" for n in changed)
+        )
+    return "inputs changed: " + ("; ".join(parts) or "covariate order")
+
+
+def current_model(
+    models: list[dict[str, Any]], as_of: dt.date, champion: str | None
+) -> dict[str, Any] | None:
+    """The current model as of a run: the champion when it is among the models trained
+    through ``as_of``, else the newest of them; None when there is none."""
+    eligible = _eligible(models, as_of)
+    if not eligible:
+        return None
+    return {m["version"]: m for m in eligible}.get(champion or "", eligible[-1])
+
+
+def _eligible(models: list[dict[str, Any]], as_of: dt.date) -> list[dict[str, Any]]:
+    """The models trained by the nights before ``as_of`` (point in time). A model trained
+    tonight (by an earlier run of the same night: a rerun, or a run that was killed) does not
+    count, so a rerun decides as the first run did and reaches the same model."""
+    return [m for m in models if m["train_end"] < as_of.isoformat()]
+
+
+def decide(
+    models: list[dict[str, Any]],
+    settings: Settings,
+    as_of: dt.date,
+    series_ids: list[str],
+    newest_data: dt.date | None,
+    force_full: bool = False,
+    champion: str | None = None,
+    holdout_start: dt.date | None = None,
+    drift: DriftVerdict | None = None,
+) -> TrainingDecision:
+    """The training action for a run as of ``as_of``; ``models`` as from ``list_models``.
+
+    ``champion``: the current champion's version (else the newest eligible model is current);
+    ``holdout_start``: tonight's first backtest origin; ``drift``: the night's policy verdict
+    (:func:`pipeline_lib.monitoring.policy.assess`), applied after every other reason.
+    """
+    current = current_model(models, as_of, champion)
+    if current is None:
+        return TrainingDecision(
+            "full", f"no model trained on data up to {as_of}", trigger="no_model", drift=drift
+        )
+    version = current["version"]
+    if force_full:
+        return TrainingDecision(
+            "full", "full retraining requested", version, trigger="requested", drift=drift
+        )
+    mismatch = _mismatch(current, settings, series_ids)
+    if mismatch:
+        return TrainingDecision(
+            "full", mismatch, version, contest=False, trigger="settings_changed", drift=drift
+        )
+    target_end = current.get("fit_end") or current["train_end"]
+    if holdout_start is not None and target_end > holdout_start.isoformat():
+        return TrainingDecision(
+            "full",
+            f"model {version} was trained on targets up to {target_end}, inside tonight's "
+            f"backtest (from {holdout_start})",
+            version,
+            contest=False,
+            trigger="holdout",
+            drift=drift,
+        )
+    trained_through = dt.date.fromisoformat(current["train_end"])
+    if newest_data is None or newest_data <= trained_through:
+        return TrainingDecision(
+            "reuse",
+            f"no data newer than model {version}",
+            version,
+            trigger="no_new_data",
+            drift=drift,
+        )
+    last_full = _last_full(_eligible(models, as_of), current)
+    age = (as_of - dt.date.fromisoformat(last_full["train_end"])).days
+    if age >= settings.training.retrain_every_days:
+        return TrainingDecision(
+            "full",
+            f"last full training ({last_full['version']}) is {age} days old "
+            f"(retrain_every_days={settings.training.retrain_every_days})",
+            version,
+            trigger="cadence",
+            drift=drift,
+        )
+    routine = f"new data since {trained_through}"
+    if drift is not None and drift.retrain:
+        cooldown = settings.retrain_policy.cooldown_days
+        if age >= cooldown:
+            return TrainingDecision(
+                "full", drift.reason, version, trigger=drift.trigger, drift=drift
+            )
+        routine += (
+            f"; {drift.trigger} would retrain, but the last full training "
+            f"({last_full['version']}) is only {age} days old (cooldown_days={cooldown}): "
+            f"{drift.reason}"
+        )
+    elif drift is not None and (drift.drifted or drift.decayed):
+        routine += f"; retraining policy: {drift.reason}"
+    return TrainingDecision("finetune", routine, version, drift=drift)
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What a night's decision reads: the rows up to the run, the series long enough to
+    train on, the newest data date, the hold-out start (None without a backtest origin:
+    no target is held out), the models that count and the champion of the newest selection
+    that counts."""
+
+    rows: pd.DataFrame
+    series_ids: list[str]
+    newest: dt.date | None
+    fit_end: dt.date | None
+    models: list[dict[str, Any]]
+    champion: str | None
+
+    def current(self, as_of: dt.date) -> dict[str, Any] | None:
+        return current_model(self.models, as_of, self.champion)
+
+
+def situation(
+    settings: Settings,
+    features: pd.DataFrame,
+    as_of: dt.date,
+    lineage_start: dt.date | None = None,
+) -> Situation:
+    """The night's :class:`Situation`; ``lineage_start`` as in :func:`train_or_reuse`."""
+    url = paths.models_dir(settings.data_dir)
+    rows = schema.dated_up_to(features, as_of)
+    newest = None if rows.empty else pd.Timestamp(rows[schema.DATE].max()).date()
+    counts = rows.groupby(schema.SERIES_ID).size()
+    needed = settings.model.lookback + settings.horizon  # shorter series cannot be trained on
+    series_ids = sorted(str(s) for s in counts.index[counts >= needed])
+    fit_end = holdout_plan(settings, rows, as_of).holdout_start
+    models = list_models(url)
+    if lineage_start is None:
+        previous = registry.latest_selection(url, as_of, lineage=settings.lineage)
+    else:  # the lineage's selections, read once: their models, and the newest one's champion
+        chosen = registry.selections(url, as_of, lineage_start, settings.lineage)
+        allowed = {v for s in chosen for v in (s.champion, s.challenger) if v}
+        models = [m for m in models if m["version"] in allowed]
+        previous = chosen[-1] if chosen else None
+    champion = previous.champion if previous else None
+    return Situation(rows, series_ids, newest, fit_end, models, champion)
+
+
+def train_or_reuse(
+    settings: Settings,
+    features: pd.DataFrame,
+    as_of: dt.date,
+    force_full: bool = False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    lineage_start: dt.date | None = None,
+    drift: DriftVerdict | None = None,
+    now: Situation | None = None,
+) -> tuple[TrainedModel, TrainingDecision]:
+    """Apply :func:`decide` and return the model trained tonight, or the reused one (saved in
+    models/). Training targets stop at tonight's backtest hold-out start.
+
+    ``lineage_start``: consider only the models chosen (champion or challenger) by nights
+    from that date on, up to ``as_of`` (a backfill chunk: the first chunk continues the
+    nightly's lineage, each later one starts its own with a full training), so chunks run in
+    parallel see none of each other's models and reach the same ones as one after the other.
+    ``drift``: the night's retraining-policy verdict; ``now``: the night's :func:`situation`
+    when the caller has it already (the monitoring read it), else it is read here.
+    """
+    url = paths.models_dir(settings.data_dir)
+    if now is None:
+        now = situation(settings, features, as_of, lineage_start)
+    decision = decide(
+        now.models,
+        settings,
+        as_of,
+        now.series_ids,
+        now.newest,
+        force_full,
+        now.champion,
+        now.fit_end,
+        drift,
+    )
+    if lineage_start is not None and not now.models:
+        decision = TrainingDecision(
+            "full",
+            f"no model chosen since {lineage_start} (backfill)",
+            trigger="no_model",
+            drift=drift,
+        )
+    if decision.action == "reuse":
+        assert decision.base_version is not None  # decide reuses only a current model
+        return load_model(url, decision.base_version), decision
+    rows, fit_end = now.rows, now.fit_end
+    loaded: list[str] = []
+
+    def saved(version: str) -> TrainedModel | None:
+        try:
+            earlier = load_model(url, version)  # complete only once its metadata is written
+        except FileNotFoundError:
+            return None
+        log.info("model %s was saved by an earlier run tonight: loaded, not retrained", version)
+        loaded.append(version)
+        return earlier
+
+    if decision.action == "full":
+        trained = train_full(
+            rows, settings.model, settings.training, settings.horizon, as_of, progress, fit_end,
+            saved, settings.feature_set,
+        )  # fmt: skip
+    else:
+        assert decision.base_version is not None  # decide fine-tunes only a current model
+        parent = load_model(url, decision.base_version)
+        trained = fine_tune(parent, rows, settings.training, as_of, progress, fit_end, saved)
+    if not loaded:
+        if decision.action == "full":
+            # the flags this training answers: later nights count only flags not among them
+            trained.metrics[DRIFT_FLAGS_KEY] = drift.keys() if drift is not None else []
+        save_model(url, trained)
+    return trained, decision
+
+
+def monitor_night(
+    settings: Settings,
+    engine: Engine,
+    now: Situation,
+    as_of: dt.date,
+    lineage_start: dt.date | None = None,
+) -> tuple[Monitoring, DriftVerdict]:
+    """Before training: input drift against the current model's training window (the window
+    tonight's full training will use when there is no model yet) and the decay of the
+    forecasts published before tonight, read from SQL; and the retraining policy's verdict.
+    ``now``: the night's :func:`situation` (the same one :func:`train_or_reuse` is given).
+
+    A backfill chunk (``lineage_start``) reads only the forecasts and backtests of its own
+    nights, so its result does not depend on the chunks running beside it.
+    """
+    cfg = settings.drift
+    current, known = now.current(as_of), []
+    if current is None:
+        version = None
+        train_start = as_of - dt.timedelta(days=settings.training.train_window_days - 1)
+    else:
+        version, train_start = current["version"], dt.date.fromisoformat(current["train_start"])
+        known = known_flags(_last_full(_eligible(now.models, as_of), current))
+    first = min(train_start, as_of - dt.timedelta(days=cfg.decay_window_days * 2))
+    if lineage_start is not None:
+        first = max(first, lineage_start)
+    published = db.read_forecasts(engine, settings.series_ids, first, as_of - dt.timedelta(days=1))
+    backtest = db.read_backtest_summary(engine, settings.series_ids, as_of, lineage_start)
+    monitoring = before_training(
+        now.rows, published, backtest, train_start, as_of, cfg,
+        list(settings.model.band), version,
+    )  # fmt: skip
+    return monitoring, assess(monitoring.rows, settings.retrain_policy, known)
+
+
+def known_flags(record: dict[str, Any]) -> list[list[str]]:
+    """The drift and decay flags present when a full model was trained (its metrics'
+    ``drift_flags``; none for a model trained before they were recorded)."""
+    return list(record.get("metrics", {}).get(DRIFT_FLAGS_KEY, []))
+
+
+def holdout_plan(settings: Settings, features: pd.DataFrame, as_of: dt.date) -> BacktestPlan:
+    """Tonight's backtest origins; origins need ``lookback + horizon`` rows before them."""
+    min_train = settings.model.lookback + settings.horizon
+    return plan_backtest(features, as_of, settings.horizon, settings.backtest, min_train)

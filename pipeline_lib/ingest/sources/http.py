@@ -1,0 +1,398 @@
+"""A small, polite HTTP client for the live sources (httpx + tenacity).
+
+- Timeouts: ``HttpConfig.connect_timeout_s`` and ``read_timeout_s``.
+- Retries, ``HttpConfig.max_attempts`` tries in all, with exponential back-off and jitter
+  (``backoff_initial_s`` doubling, capped at ``backoff_max_s``) on HTTP 5xx, 429 (its
+  ``Retry-After`` is honoured, capped at ``backoff_max_s``), timeouts, connection errors and
+  empty bodies. Other 4xx answers fail at once: asking again would not help.
+- A per-host rate limit (``rate_limit_per_s``), shared by every client in the process and safe
+  across threads; the ``User-Agent`` header; a response size cap (``max_response_bytes``):
+  the body is streamed and the download stops as soon as it passes the cap.
+- Errors are :class:`SourceError` naming what was asked (``context``), the URL with secrets
+  redacted, what happened and after how many attempts. Query parameters that hold secrets
+  (``apikey``, ``token``, ``key``...) are never logged, raised, or recorded in payloads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import email.utils
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from pipeline_lib.config import HttpConfig
+from pipeline_lib.ingest.sources.base import ParseError, Payload, Source, SourceError, utc_now
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+SECRET_PARAMS = frozenset(
+    {"apikey", "api_key", "key", "token", "access_token", "auth", "password", "secret", "sig"}
+)
+REDACTED = "***"
+_SNIPPET = 300
+
+
+def is_secret_param(name: str) -> bool:
+    return name.lower().replace("-", "_") in SECRET_PARAMS
+
+
+def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with the values of secret parameters replaced by ``***``."""
+    return {k: (REDACTED if is_secret_param(k) else v) for k, v in params.items()}
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """``url`` with the values of secret query parameters (and any password) replaced."""
+    parsed = httpx.URL(str(url))
+    pairs = [(k, REDACTED if is_secret_param(k) else v) for k, v in parsed.params.multi_items()]
+    safe = parsed.copy_with(params=pairs) if pairs else parsed
+    if safe.password:
+        safe = safe.copy_with(username=safe.username, password=REDACTED)
+    return str(safe).replace("%2A%2A%2A", REDACTED)
+
+
+def _without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+class _RedactUrls(logging.Filter):
+    """Redacts secret query parameters from URLs in records (httpx logs every request URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+_REDACT_FILTER = _RedactUrls()
+
+
+def _redact_httpx_logs() -> None:
+    """Keep secrets out of httpx's INFO line ``HTTP Request: GET <url> ...`` (idempotent)."""
+    logger = logging.getLogger("httpx")
+    if _REDACT_FILTER not in logger.filters:
+        logger.addFilter(_REDACT_FILTER)
+
+
+class RateLimiter:
+    """At most one request per ``interval`` seconds per host, across threads.
+
+    Each caller reserves the next free slot under a lock, then sleeps outside it.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}
+
+    def wait(self, host: str, interval: float) -> float:
+        """Block until ``host`` may be asked again; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next.get(host, now))
+            self._next[host] = slot + interval
+        delay = slot - now
+        if delay > 0:
+            self._sleep(delay)
+        return max(delay, 0.0)
+
+
+SHARED_RATE_LIMITER = RateLimiter()
+
+
+class HttpStatusError(SourceError):
+    """The server answered with a final (not retried) error status; ``body`` is its start."""
+
+    def __init__(self, message: str, status: int, body: bytes) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class _Transient(Exception):
+    """A failure worth another try: 5xx, 429 or an empty body."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max((when - utc_now()).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A successful answer: the body bytes unchanged and what was asked (secrets redacted)."""
+
+    url: str  # without the query string
+    params: dict[str, Any]  # secrets replaced by ***
+    status: int
+    content: bytes = field(repr=False)
+    content_type: str
+    attempts: int
+    fetched_at: dt.datetime
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-able request record for a payload (no secrets)."""
+        return {
+            "url": self.url,
+            "params": self.params,
+            "status": self.status,
+            "attempts": self.attempts,
+        }
+
+    def payload(self, source: Source, media_type: str, name: str, **request: Any) -> Payload:
+        """This answer as ``source``'s payload: the bytes unchanged, the request recorded
+        (no secrets) with ``request`` added (e.g. the dates asked)."""
+        return Payload(
+            source=source.name,
+            dataset=source.dataset,
+            key=source.key,
+            request={**self.record(), **request},
+            fetched_at=self.fetched_at,
+            content=self.content,
+            media_type=media_type,
+            name=name,
+        )
+
+
+class HttpClient:
+    """GET with timeouts, retries, rate limit, size cap and redacted errors.
+
+    ``transport`` replaces httpx's network transport (tests: ``httpx.MockTransport``);
+    ``sleep`` is what waits between attempts (tests: ``list.append`` records the waits);
+    ``rate_limiter`` defaults to one shared by the whole process.
+    """
+
+    def __init__(
+        self,
+        config: HttpConfig | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
+        self.config = config or HttpConfig()
+        _redact_httpx_logs()
+        self._transport = transport
+        self._sleep = sleep
+        self._limiter = rate_limiter or SHARED_RATE_LIMITER
+        self._backoff = wait_exponential_jitter(
+            initial=self.config.backoff_initial_s,
+            max=self.config.backoff_max_s,
+            jitter=self.config.backoff_initial_s,
+        )
+
+    def _client(self) -> httpx.Client:
+        cfg = self.config
+        timeout = httpx.Timeout(
+            connect=cfg.connect_timeout_s,
+            read=cfg.read_timeout_s,
+            write=cfg.read_timeout_s,
+            pool=cfg.connect_timeout_s,
+        )
+        return httpx.Client(
+            timeout=timeout,
+            headers={"User-Agent": cfg.user_agent},
+            transport=self._transport,
+            follow_redirects=True,
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            return min(exc.retry_after, self.config.backoff_max_s)
+        return float(self._backoff(state))
+
+    def _read_capped(self, response: httpx.Response, limit: int) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _TooLarge(f"it declares {int(declared):,} bytes")
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(f"more than {limit:,} bytes arrived; download stopped")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _once(self, client: httpx.Client, url: str, params: Mapping[str, Any]) -> HttpResponse:
+        host = httpx.URL(url).netloc.decode("ascii")
+        self._limiter.wait(host, 1.0 / self.config.rate_limit_per_s)
+        with client.stream("GET", url, params=params) as response:
+            status = response.status_code
+            if status == 429 or status >= 500:
+                after = _retry_after(response.headers.get("retry-after"))
+                raise _Transient(f"HTTP {status} {response.reason_phrase}".strip(), after)
+            if status >= 400:
+                body = _read_head(response, _SNIPPET)
+                raise HttpStatusError(f"HTTP {status} {response.reason_phrase}", status, body)
+            content = self._read_capped(response, self.config.max_response_bytes)
+            content_type = response.headers.get("content-type", "")
+        if not content.strip():
+            raise _Transient(f"HTTP {status} with an empty body")
+        return HttpResponse(
+            url=_without_query(str(response.url)),
+            params=redact_params(params),
+            status=status,
+            content=content,
+            content_type=content_type,
+            attempts=0,
+            fetched_at=utc_now(),
+        )
+
+    def get(
+        self, url: str, params: Mapping[str, Any] | None = None, *, context: str
+    ) -> HttpResponse:
+        """GET ``url`` with ``params``; ``context`` says what was asked, for messages
+        (e.g. ``"stooq prices for series 'SP500', 2024-01-01 to 2024-01-31"``)."""
+        params = dict(params or {})
+        secrets = [str(v) for k, v in params.items() if is_secret_param(k) and v]
+        safe_url = redact_url(httpx.URL(url, params=params))
+        attempts = 0
+
+        def scrub(text: str) -> str:
+            for secret in secrets:
+                text = text.replace(secret, REDACTED)
+            return text
+
+        def attempt(client: httpx.Client) -> HttpResponse:
+            nonlocal attempts
+            attempts += 1
+            return self._once(client, url, params)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.upcoming_sleep
+            log.warning(
+                "%s: attempt %d of %d failed (%s); retrying in %.1f s",
+                context,
+                state.attempt_number,
+                self.config.max_attempts,
+                scrub(_describe(exc, self.config)),
+                wait,
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.config.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type((_Transient, httpx.TransportError)),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            with self._client() as client:
+                response = retrying(attempt, client)
+        except HttpStatusError as exc:
+            snippet = exc.body[:_SNIPPET].decode("utf-8", "replace").strip()
+            detail = f": {snippet}" if snippet else ""
+            message = f"{context}: GET {safe_url} answered {exc} (not retried){detail}"
+            body = exc.body
+            for secret in secrets:
+                body = body.replace(secret.encode(), REDACTED.encode())
+            raise HttpStatusError(scrub(message), exc.status, body) from None
+        except _TooLarge as exc:
+            limit = self.config.max_response_bytes
+            raise SourceError(
+                scrub(
+                    f"{context}: GET {safe_url}: the response is larger than "
+                    f"http.max_response_bytes ({limit:,} bytes): {exc}"
+                )
+            ) from None
+        except (_Transient, httpx.TransportError) as exc:
+            tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+            raise SourceError(
+                scrub(f"{context}: GET {safe_url} failed {tries}: {_describe(exc, self.config)}")
+            ) from None
+        except httpx.HTTPError as exc:  # e.g. too many redirects, invalid URL
+            raise SourceError(
+                scrub(f"{context}: GET {safe_url} failed: {type(exc).__name__}: {exc}")
+            ) from None
+        return dataclasses.replace(response, attempts=attempts)
+
+
+def _read_head(response: httpx.Response, size: int) -> bytes:
+    """The first ``size`` bytes of the body (for error messages)."""
+    head = b""
+    for chunk in response.iter_bytes():
+        head += chunk
+        if len(head) >= size:
+            break
+    return head[:size]
+
+
+def _describe(exc: BaseException | None, config: HttpConfig) -> str:
+    if isinstance(exc, _Transient):
+        return exc.problem
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"connect timed out after {config.connect_timeout_s:g} s"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out (read timeout {config.read_timeout_s:g} s)"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the connection broke off: {exc}"
+    if isinstance(exc, httpx.TransportError):
+        return f"connection failed: {type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def json_body(payload: Payload) -> Any:
+    """The payload's bytes decoded as JSON; :class:`ParseError` when they are not."""
+    try:
+        text = payload.content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        raise ParseError(f"{payload.describe()}: {problem}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at_end = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        cut = "; the body looks truncated" if at_end else ""
+        problem = (
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
+            f"(character {exc.pos} of {len(text)}){cut}"
+        )
+        raise ParseError(f"{payload.describe()}: {problem}") from None
