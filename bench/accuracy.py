@@ -78,10 +78,10 @@ import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import SAMPLE_END, Settings, load_settings
-from pipeline_lib.evaluation.backtest import LSTM
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts, score_rows
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.forecasting import registry
+from pipeline_lib.forecasting.backtest import LSTM
 from pipeline_lib.forecasting.champion import evaluate, model_forecasts, published_forecasts
 from pipeline_lib.forecasting.model.base import refit_to
 from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS, predict

@@ -40,7 +40,7 @@ from statistical_window import walk_forward_parser  # noqa: E402
 
 from pipeline_lib import schema  # noqa: E402
 from pipeline_lib.config import Settings, load_settings  # noqa: E402
-from pipeline_lib.evaluation.backtest import FitWindows, make_baseline  # noqa: E402
+from pipeline_lib.forecasting.backtest import FitWindows, make_baseline  # noqa: E402
 from pipeline_lib.forecasting.model.base import refit_to  # noqa: E402
 from pipeline_lib.forecasting.model.forecast import predict  # noqa: E402
 from pipeline_lib.forecasting.model.trained import TrainedModel  # noqa: E402

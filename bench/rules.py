@@ -61,9 +61,9 @@ from accuracy import (
 
 from pipeline_lib import schema
 from pipeline_lib.config import SAMPLE_END, Settings, load_settings
-from pipeline_lib.evaluation.backtest import LSTM
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL
 from pipeline_lib.forecasting import evaluation_record, registry
+from pipeline_lib.forecasting.backtest import LSTM
 from pipeline_lib.forecasting.selection import RULES, buckets, choose_all, combine
 
 PARAMETERS = {

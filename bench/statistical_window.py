@@ -3,7 +3,7 @@
 ``backtest.linear_fit_rows`` (one window, or several whose forecasts are averaged: ``56+728``).
 
 For each window (0: every row, the behaviour before the setting) and each night, each model is
-fitted as the nightly fits it (:func:`pipeline_lib.evaluation.backtest.make_baseline`, the fit
+fitted as the nightly fits it (:func:`pipeline_lib.forecasting.backtest.make_baseline`, the fit
 point at the night) on the rows dated on or before the night, then forecasts the horizon after
 it; the forecasts are scored out of sample against the feature ``y`` of their target dates
 (:func:`pipeline_lib.evaluation.metrics.score_forecasts`, MAE and MASE on the naive scale). The
@@ -36,8 +36,8 @@ from accuracy import build_features, nights  # noqa: E402
 
 from pipeline_lib import schema  # noqa: E402
 from pipeline_lib.config import load_settings  # noqa: E402
-from pipeline_lib.evaluation.backtest import FitWindows, make_baseline  # noqa: E402
 from pipeline_lib.evaluation.metrics import score_forecasts  # noqa: E402
+from pipeline_lib.forecasting.backtest import FitWindows, make_baseline  # noqa: E402
 
 ELECTRICITY = "pipeline_lib/sample_data/electricity.toml"
 

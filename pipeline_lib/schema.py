@@ -59,6 +59,18 @@ COVARIATE_DTYPES = {
     VALUE: "float64",
 }
 
+# A forecast row (the LSTM's, a baseline's, the published one's; the SQL table adds ``model``):
+# one per series, forecast date and target date, the median and the band's outer quantiles.
+FORECAST_COLUMNS = [
+    SERIES_ID,
+    "forecast_date",
+    "target_date",
+    "horizon",
+    "yhat",
+    "yhat_lower",
+    "yhat_upper",
+]
+
 # Data-set names used for folders, suites and reports.
 PRICES = "prices"
 WEATHER = "weather"

@@ -11,9 +11,9 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline_lib import db
 from pipeline_lib.config import Settings
-from pipeline_lib.evaluation.backtest import BacktestPlan
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.forecasting import champion, retrain, tuning
+from pipeline_lib.forecasting.backtest import BacktestPlan
 from pipeline_lib.forecasting.model.trained import TrainedModel
 from pipeline_lib.monitoring import monitor, policy
 from pipeline_lib.running import rerun

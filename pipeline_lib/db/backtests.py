@@ -84,7 +84,7 @@ def write_backtest_results(
     """Write one night's backtest, replacing what ``backtest_date`` held (only of
     ``series_ids`` when given: a run over a subset of the series leaves the others' rows).
 
-    ``df``: the rows of :func:`pipeline_lib.evaluation.backtest.score_backtest` (forecast
+    ``df``: the rows of :func:`pipeline_lib.forecasting.backtest.score_backtest` (forecast
     columns, ``model``, ``model_version``, ``actual``, the metric terms and ``mase_scale``, the
     series' MASE scale; ``scaled_error`` is not stored, the view derives it). Whole series at
     a time, about ``slice_rows`` rows a slice, in one transaction: the windows not stored yet

@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error, mean_pinball_loss, root_mean_squared_error
 
 from pipeline_lib import schema
-from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS
+from pipeline_lib.schema import FORECAST_COLUMNS
 
 MODEL = "model"  # optional forecasts column: which model produced the row
 ALL_HORIZONS = "ALL"  # the horizon label of a row scored over every horizon

@@ -14,7 +14,7 @@ import datetime as dt
 import pandas as pd
 
 from pipeline_lib import schema
-from pipeline_lib.features.values import covariate_rows
+from pipeline_lib.ingest.covariate_values import covariate_rows
 
 
 def check_calendar(country: str, subdivision: str | None) -> None:

@@ -21,7 +21,7 @@ from pipeline_lib.features.state import (
     series_digests,
     write_state,
 )
-from pipeline_lib.features.values import covariate_frame, covariate_rows
+from pipeline_lib.ingest.covariate_values import covariate_frame, covariate_rows
 from pipeline_lib.ingest.curate import read_covariates, read_curated
 from pipeline_lib.store import read_dataset, upsert_partitions, with_year
 from pipeline_lib.store.changes import drop_changes, take_changes

@@ -1,8 +1,8 @@
 """The nightly contest: score tonight's model, the champion and the baselines on one backtest,
 pick the champion, and build the published forecast per series from the winner.
 
-See ``pipeline_lib.forecasting.registry`` for the rules and ``pipeline_lib.evaluation.backtest`` for
-the backtest itself.
+See ``pipeline_lib.forecasting.registry`` for the rules and ``pipeline_lib.forecasting.backtest``
+for the backtest itself.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import Settings
-from pipeline_lib.evaluation.backtest import (
+from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
+from pipeline_lib.forecasting import evaluation_record, registry
+from pipeline_lib.forecasting.backtest import (
     LSTM,
     MODEL_VERSION,
     BacktestPlan,
@@ -28,8 +30,6 @@ from pipeline_lib.evaluation.backtest import (
     part_of,
     score_backtest,
 )
-from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
-from pipeline_lib.forecasting import evaluation_record, registry
 from pipeline_lib.forecasting.baselines import Baseline
 from pipeline_lib.forecasting.model.base import refit_to
 from pipeline_lib.forecasting.model.checkpoint import load_model

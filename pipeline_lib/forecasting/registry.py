@@ -34,9 +34,9 @@ from fsspec.core import url_to_fs
 
 from pipeline_lib import schema
 from pipeline_lib.config import SelectionConfig
-from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION, baseline_version, overall_mase
 from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
 from pipeline_lib.forecasting import evaluation_record
+from pipeline_lib.forecasting.backtest import LSTM, MODEL_VERSION, baseline_version, overall_mase
 from pipeline_lib.forecasting.selection import ROW_COLUMNS, Choice, choose_all
 from pipeline_lib.store.fs import atomic_write_bytes, dated_files
 
@@ -135,7 +135,7 @@ def select(
     """Decide tonight's champion and what is published per series and horizon bucket.
 
     ``summary`` and ``rows``: the backtest summary and per-row scores of
-    :func:`pipeline_lib.evaluation.backtest.score_backtest` (every LSTM version scored and the
+    :func:`pipeline_lib.forecasting.backtest.score_backtest` (every LSTM version scored and the
     baselines). ``champion``: the current champion's version (None: none yet, or it could not
     be scored); ``challenger``: the version trained tonight (None or equal to ``champion`` when
     the champion was reused). ``forced``: why the challenger replaces the champion without a

@@ -31,9 +31,9 @@ from sqlalchemy import Engine
 
 from pipeline_lib import db, paths, schema
 from pipeline_lib.config import ModelConfig, Settings
-from pipeline_lib.evaluation.backtest import BacktestPlan, plan_backtest
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.forecasting import registry
+from pipeline_lib.forecasting.backtest import BacktestPlan, plan_backtest
 from pipeline_lib.forecasting.model.checkpoint import list_models, load_model, save_model
 from pipeline_lib.forecasting.model.finetune import fine_tune
 from pipeline_lib.forecasting.model.train import train_full

@@ -1,7 +1,7 @@
 """What is published, per series and horizon bucket: one model or a combination, chosen on
 out-of-sample evidence, with the evidence kept.
 
-The evidence is the night's backtest (``pipeline_lib.evaluation.backtest``): for every model
+The evidence is the night's backtest (``pipeline_lib.forecasting.backtest``): for every model
 (the champion LSTM and each baseline) and every window (origin), the scaled absolute errors
 (``|actual - yhat|`` over the series' naive in-sample MAE; their mean is the MASE) of the
 horizons in the bucket. Per series and bucket, a window's loss is the mean over the bucket's

@@ -13,8 +13,8 @@ import hashlib
 import json
 
 from pipeline_lib.config import Settings
-from pipeline_lib.evaluation.backtest import LSTM, FitWindows, baseline_version, make_baseline
 from pipeline_lib.forecasting import registry
+from pipeline_lib.forecasting.backtest import LSTM, FitWindows, baseline_version, make_baseline
 from pipeline_lib.forecasting.selection import Choice
 
 

@@ -2,7 +2,7 @@
 
 What a user gets from statsforecast in ten lines, fitted the way the product fits its LSTM: on
 the rows up to a *fit point* on or before the backtest's first origin (see
-``pipeline_lib.evaluation.backtest``), then applied without refitting to the data up to each
+``pipeline_lib.forecasting.backtest``), then applied without refitting to the data up to each
 later origin with statsforecast's ``forward`` (the states are updated, the parameters stay). So
 every backtest forecast is out of sample and tonight's forecast comes from the very model the
 backtest scored. The fit point moves in steps of ``refit_every`` rows

@@ -31,14 +31,14 @@ from fsspec.core import url_to_fs
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import Settings
-from pipeline_lib.evaluation.backtest import (
+from pipeline_lib.evaluation.metrics import finite_or_none
+from pipeline_lib.forecasting.backtest import (
     BacktestPlan,
     lstm_forecasts,
     overall_mase,
     plan_backtest,
     score_backtest,
 )
-from pipeline_lib.evaluation.metrics import finite_or_none
 from pipeline_lib.forecasting.model.train import train_full
 from pipeline_lib.store.fs import atomic_write_bytes
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import CovariateConfig, ExogenousConfig, SeriesConfig, Settings
-from pipeline_lib.features.values import covariate_frame, covariate_rows
+from pipeline_lib.ingest.covariate_values import covariate_frame, covariate_rows
 from pipeline_lib.ingest.sources import (
     FileDropSource,
     OpenMeteoRunsSource,

@@ -58,8 +58,8 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL, coverage, mae
-from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS
 from pipeline_lib.monitoring.drift import MIN_VALUES, compare, drift_frame
+from pipeline_lib.schema import FORECAST_COLUMNS
 
 ERROR_FEATURE = "forecast_error"
 PREDICTION_FEATURE = "prediction"

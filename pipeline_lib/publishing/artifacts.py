@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import paths, schema
-from pipeline_lib.evaluation.backtest import LSTM, MODEL_VERSION
 from pipeline_lib.evaluation.metrics import MODEL
+from pipeline_lib.forecasting.backtest import LSTM, MODEL_VERSION
 from pipeline_lib.forecasting.champion import Evaluation
 from pipeline_lib.forecasting.retrain import TrainingDecision
 from pipeline_lib.store.fs import atomic_write_bytes

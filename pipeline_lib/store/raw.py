@@ -1,4 +1,5 @@
-"""Raw landing: every fetched payload stored unchanged, once, with a JSON sidecar.
+"""Raw landing: every fetched payload (a :class:`Payload`, what every source returns) stored
+unchanged, once, with a JSON sidecar.
 
 Layout: ``raw/dataset=<d>/source=<s>/key=<k>/<fetched_at UTC>-<sha8>.<ext>`` plus
 ``<same>.meta.json``. Append-only: nothing is overwritten or deleted.
@@ -7,15 +8,54 @@ Layout: ``raw/dataset=<d>/source=<s>/key=<k>/<fetched_at UTC>-<sha8>.<ext>`` plu
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import posixpath
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
-from pipeline_lib.ingest.sources.base import Payload
 from pipeline_lib.store.fs import atomic_write_bytes, filesystem, join
 
-_EXTENSIONS = {"text/csv": "csv", "application/vnd.apache.parquet": "parquet"}
+CSV = "text/csv"
+PARQUET = "application/vnd.apache.parquet"
+_EXTENSIONS = {CSV: "csv", PARQUET: "parquet"}
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Bytes exactly as fetched from a source, with what was asked and when.
+
+    source: the source kind ("sample", "file"); dataset: "prices" or "weather";
+    key: the series id or location name; request: what was asked (JSON-able: dates, path,
+    column mapping); fetched_at: tz-aware UTC time of the fetch; content: the bytes,
+    unchanged; media_type: "text/csv" or "application/vnd.apache.parquet";
+    name: the original file name.
+    """
+
+    source: str
+    dataset: str
+    key: str
+    request: dict[str, Any]
+    fetched_at: dt.datetime
+    content: bytes = field(repr=False)
+    media_type: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.fetched_at.tzinfo is None:
+            raise ValueError("Payload.fetched_at must be time-zone aware (UTC)")
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Hex SHA-256 of ``content``, computed once per payload."""
+        return hashlib.sha256(self.content).hexdigest()
+
+    def describe(self) -> str:
+        """A short human name, e.g. ``prices file 'x.csv' (series SP500, source file)``."""
+        what = "series" if self.dataset == "prices" else "location"
+        return f"{self.dataset} file '{self.name}' ({what} {self.key}, source {self.source})"
 
 
 def _extension(payload: Payload) -> str:

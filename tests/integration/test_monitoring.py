@@ -13,8 +13,8 @@ from sqlalchemy import Engine, select
 
 from pipeline_lib import db, schema
 from pipeline_lib.config import SeriesConfig, load_settings
-from pipeline_lib.evaluation.backtest import baseline_version
 from pipeline_lib.forecasting import champion, retrain
+from pipeline_lib.forecasting.backtest import baseline_version
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.monitoring import monitor, policy
 from pipeline_lib.publishing.publish import publish_results

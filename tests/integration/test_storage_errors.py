@@ -21,8 +21,9 @@ from sqlalchemy import text
 from pipeline_lib import db
 from pipeline_lib.db import migrate
 from pipeline_lib.errors import StorageError
-from pipeline_lib.ingest.sources.base import CSV, Payload, utc_now
+from pipeline_lib.ingest.sources.base import utc_now
 from pipeline_lib.store import atomic_write_bytes, land_raw, upsert_partitions, with_year
+from pipeline_lib.store.raw import CSV, Payload
 
 CLI = Path(sys.executable).with_name("forecast-pipeline")
 Mount = Callable[..., Path]

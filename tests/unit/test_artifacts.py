@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from pipeline_lib.evaluation.backtest import BacktestPlan
+from pipeline_lib.forecasting.backtest import BacktestPlan
 from pipeline_lib.forecasting.champion import Evaluation
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.registry import Selection

@@ -12,14 +12,14 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.config import BacktestConfig, ModelConfig, TrainingConfig
-from pipeline_lib.evaluation.backtest import (
+from pipeline_lib.evaluation.metrics import score_forecasts, score_rows
+from pipeline_lib.forecasting.backtest import (
     baseline_forecasts,
     lstm_forecasts,
     overall_mase,
     plan_backtest,
     score_backtest,
 )
-from pipeline_lib.evaluation.metrics import score_forecasts, score_rows
 from pipeline_lib.forecasting.baselines import SeasonalNaive
 from pipeline_lib.forecasting.linear_baseline import LinearLags
 from pipeline_lib.forecasting.model.base import refit_to

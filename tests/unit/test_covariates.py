@@ -15,8 +15,9 @@ from pipeline_lib.features.covariates import add_covariates, missing_covariates
 from pipeline_lib.features.spec import FeatureSet, FutureCovariate
 from pipeline_lib.features.stage import check_covariates, load_features, refresh_features
 from pipeline_lib.ingest import curate, gate, landing
-from pipeline_lib.ingest.sources.base import CSV, ParseError, Payload, utc_now
+from pipeline_lib.ingest.sources.base import ParseError, utc_now
 from pipeline_lib.ingest.sources.parse import parse_payload
+from pipeline_lib.store.raw import CSV, Payload
 from pipeline_lib.validation import validate_batch
 
 AS_OF = dt.date(2019, 6, 30)

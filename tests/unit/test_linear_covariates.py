@@ -9,8 +9,8 @@ import pytest
 
 from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
-from pipeline_lib.evaluation.backtest import FitWindows, make_baseline
 from pipeline_lib.features.spec import FeatureSet
+from pipeline_lib.forecasting.backtest import FitWindows, make_baseline
 from pipeline_lib.forecasting.baselines import Naive
 from pipeline_lib.forecasting.linear_baseline import LinearLags, price_scale
 

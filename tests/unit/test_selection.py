@@ -13,8 +13,8 @@ import pytest
 
 from pipeline_lib import schema
 from pipeline_lib.config import BacktestConfig, SelectionConfig, load_settings
-from pipeline_lib.evaluation.backtest import baseline_forecasts, plan_backtest, score_backtest
 from pipeline_lib.forecasting import registry, selection
+from pipeline_lib.forecasting.backtest import baseline_forecasts, plan_backtest, score_backtest
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.selection import (
     COMBINED,

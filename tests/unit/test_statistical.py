@@ -12,7 +12,7 @@ import pytest
 from pipeline_lib import schema
 from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
-from pipeline_lib.evaluation.backtest import FitWindows, make_baseline
+from pipeline_lib.forecasting.backtest import FitWindows, make_baseline
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.statistical import (
     ARIMA,

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from pipeline_lib import schema
-from pipeline_lib.ingest.sources.base import CSV, Payload
 from pipeline_lib.store import (
     atomic_write_bytes,
     land_raw,
@@ -22,6 +21,7 @@ from pipeline_lib.store import (
 )
 from pipeline_lib.store import fs as store_fs
 from pipeline_lib.store import parquet as store_parquet
+from pipeline_lib.store.raw import CSV, Payload
 
 T0 = dt.datetime(2024, 5, 1, 2, 3, 4, 567890, tzinfo=dt.UTC)
 

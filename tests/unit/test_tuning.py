@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 from pipeline_lib.config import SeriesConfig, load_settings
-from pipeline_lib.evaluation.backtest import (
+from pipeline_lib.forecasting import tuning
+from pipeline_lib.forecasting.backtest import (
     lstm_forecasts,
     overall_mase,
     plan_backtest,
     score_backtest,
 )
-from pipeline_lib.forecasting import tuning
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.model.train import train_full
 

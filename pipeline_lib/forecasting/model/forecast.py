@@ -21,15 +21,7 @@ from pipeline_lib.forecasting.model.windows import (
     series_arrays,
 )
 
-FORECAST_COLUMNS = [
-    schema.SERIES_ID,
-    "forecast_date",
-    "target_date",
-    "horizon",
-    "yhat",
-    "yhat_lower",
-    "yhat_upper",
-]
+FORECAST_COLUMNS = schema.FORECAST_COLUMNS
 
 
 def predict(

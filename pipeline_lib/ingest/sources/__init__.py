@@ -19,7 +19,7 @@ from pipeline_lib.config import (
     Settings,
     SourceSpec,
 )
-from pipeline_lib.ingest.sources.base import CSV, PARQUET, ParseError, Payload, Source, SourceError
+from pipeline_lib.ingest.sources.base import ParseError, Source, SourceError
 from pipeline_lib.ingest.sources.files import FileDropSource
 from pipeline_lib.ingest.sources.http import JSON, HttpClient
 from pipeline_lib.ingest.sources.open_meteo import OpenMeteoSource
@@ -28,6 +28,7 @@ from pipeline_lib.ingest.sources.parse import filter_dates, parse_payload
 from pipeline_lib.ingest.sources.sample import SampleSource
 from pipeline_lib.ingest.sources.stooq import StooqSource
 from pipeline_lib.ingest.sources.yahoo import YahooChartSource
+from pipeline_lib.store.raw import CSV, PARQUET, Payload
 
 _DATASETS = {"open_meteo": schema.WEATHER, "stooq": schema.PRICES, "yahoo_chart": schema.PRICES}
 _OPTIONS = {

@@ -11,9 +11,10 @@ from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 
-from pipeline_lib.ingest.sources.base import CSV, PARQUET, Payload, SourceError, utc_now
+from pipeline_lib.ingest.sources.base import SourceError, utc_now
 from pipeline_lib.store.fs import filesystem
 from pipeline_lib.store.manifest import FileStamp
+from pipeline_lib.store.raw import CSV, PARQUET, Payload
 
 _MEDIA_TYPES = {".csv": CSV, ".parquet": PARQUET, ".pq": PARQUET}
 _RULE = "file drops take regular files inside the drop folder only"

@@ -37,7 +37,8 @@ from tenacity import (
 )
 
 from pipeline_lib.config import HttpConfig
-from pipeline_lib.ingest.sources.base import ParseError, Payload, Source, SourceError, utc_now
+from pipeline_lib.ingest.sources.base import ParseError, Source, SourceError, utc_now
+from pipeline_lib.store.raw import Payload
 
 log = logging.getLogger(__name__)
 

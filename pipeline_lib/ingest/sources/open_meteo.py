@@ -40,8 +40,9 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.config import Location
-from pipeline_lib.ingest.sources.base import ParseError, Payload, SourceError
+from pipeline_lib.ingest.sources.base import ParseError, SourceError
 from pipeline_lib.ingest.sources.http import JSON, HttpClient, json_body
+from pipeline_lib.store.raw import Payload
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.config import Location
-from pipeline_lib.ingest.sources.base import ParseError, Payload, SourceError
+from pipeline_lib.ingest.sources.base import ParseError, SourceError
 from pipeline_lib.ingest.sources.http import JSON, HttpClient
 from pipeline_lib.ingest.sources.open_meteo import (
     CUSTOMER_FORECAST_URL,
@@ -55,6 +55,7 @@ from pipeline_lib.ingest.sources.open_meteo import (
     location_today,
     open_meteo_answer,
 )
+from pipeline_lib.store.raw import Payload
 
 log = logging.getLogger(__name__)
 

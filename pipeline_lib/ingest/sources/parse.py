@@ -22,12 +22,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline_lib import schema
-from pipeline_lib.ingest.sources.base import PARQUET, ParseError, Payload
+from pipeline_lib.ingest.sources.base import ParseError
 from pipeline_lib.ingest.sources.http import JSON
 from pipeline_lib.ingest.sources.open_meteo import read_open_meteo_json
 from pipeline_lib.ingest.sources.stooq import COLUMNS as STOOQ_COLUMNS
 from pipeline_lib.ingest.sources.stooq import is_no_data
 from pipeline_lib.ingest.sources.yahoo import read_yahoo_chart_json
+from pipeline_lib.store.raw import PARQUET, Payload
 
 # JSON answers of HTTP sources, by payload.source: each returns untyped curated columns.
 _JSON_READERS = {"open_meteo": read_open_meteo_json, "yahoo_chart": read_yahoo_chart_json}

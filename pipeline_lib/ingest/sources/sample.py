@@ -6,7 +6,8 @@ import datetime as dt
 from importlib import resources
 
 from pipeline_lib import schema
-from pipeline_lib.ingest.sources.base import CSV, Payload, SourceError, utc_now
+from pipeline_lib.ingest.sources.base import SourceError, utc_now
+from pipeline_lib.store.raw import CSV, Payload
 
 _PREFIX = {schema.PRICES: "prices_", schema.WEATHER: "weather_"}
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import datetime as dt
 
 from pipeline_lib import schema
-from pipeline_lib.ingest.sources.base import CSV, Payload, SourceError
+from pipeline_lib.ingest.sources.base import SourceError
 from pipeline_lib.ingest.sources.http import HttpClient, HttpResponse
+from pipeline_lib.store.raw import CSV, Payload
 
 BASE_URL = "https://stooq.com/q/d/l/"
 COLUMNS = ["Date", "Open", "High", "Low", "Close", "Volume"]
