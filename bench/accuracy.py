@@ -86,8 +86,9 @@ from pipeline_lib.forecasting.champion import evaluate, model_forecasts, publish
 from pipeline_lib.forecasting.model.base import refit_to
 from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.forecasting.per_bucket import choose_all, combine
 from pipeline_lib.forecasting.retrain import train_or_reuse
-from pipeline_lib.forecasting.selection import RULES, choose_all, combine
+from pipeline_lib.forecasting.selection import RULES
 from pipeline_lib.ingest import curate, gate, landing
 
 PUBLISHED = "published"

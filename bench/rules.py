@@ -6,10 +6,10 @@ choice, though, needs only each night's evidence (its backtest rows) and every m
 of that night, which ``--dump`` keeps. This bench reads them and scores any number of rule
 variants on the same nights, with the library's own functions
 (:func:`pipeline_lib.forecasting.registry.contest_rows`,
-:func:`pipeline_lib.forecasting.selection.choose_all`,
-:func:`pipeline_lib.forecasting.selection.combine`) and the accuracy bench's scoring (the same rows,
-the same MASE scale, the same intersection of the forecasts every model made): a variant that is the
-configured rule gives the accuracy bench's ``r:<rule>`` figures exactly.
+:func:`pipeline_lib.forecasting.per_bucket.choose_all`,
+:func:`pipeline_lib.forecasting.per_bucket.combine`) and the accuracy bench's scoring (the same
+rows, the same MASE scale, the same intersection of the forecasts every model made): a variant that
+is the configured rule gives the accuracy bench's ``r:<rule>`` figures exactly.
 
 Printed, per variant, at h=1, on each later horizon bucket of ``selection.bucket_ends`` (2-5,
 6-14) and over all horizons: the overall MASE (the mean of the per-series MASE) over the best
@@ -64,7 +64,8 @@ from pipeline_lib.config import SAMPLE_END, Settings, load_settings
 from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL
 from pipeline_lib.forecasting import evaluation_record, registry
 from pipeline_lib.forecasting.backtest import LSTM
-from pipeline_lib.forecasting.selection import RULES, buckets, choose_all, combine
+from pipeline_lib.forecasting.per_bucket import buckets, choose_all, combine
+from pipeline_lib.forecasting.selection import RULES
 
 PARAMETERS = {
     "alpha": float,

@@ -21,7 +21,7 @@ from pipeline_lib.api.links import report_link
 from pipeline_lib.config import Settings
 from pipeline_lib.forecasting.champion import Evaluation
 from pipeline_lib.forecasting.retrain import TrainingDecision
-from pipeline_lib.publishing import artifacts
+from pipeline_lib.publishing import artifacts, plot
 from pipeline_lib.publishing.backfill_summary import backfill_summary_markdown
 from pipeline_lib.publishing.drift_summary import drift_markdown
 from pipeline_lib.running.backfill import BackfillPlan
@@ -46,18 +46,18 @@ def publish_forecast_artifacts(
     evaluation: Evaluation,
     drift: pd.DataFrame,
 ) -> str | None:
-    """Save the forecast plot (at most ``artifacts.MAX_PANELS`` series, the flagged ones
+    """Save the forecast plot (at most ``plot.MAX_PANELS`` series, the flagged ones
     first) in the data folder and publish the run's artifacts; returns the plot's path or URL
     (None when there is no forecast to plot)."""
     settings, as_of = night.settings, night.as_of
-    plot, plot_url, plotted = None, None, None
+    saved, plot_url, plotted = None, None, None
     if not forecasts.empty:
-        plotted = artifacts.select_plot(forecasts, drift, decision)
-        png = artifacts.plot_forecasts(night.features, forecasts, as_of, series=plotted.shown)
-        plot = artifacts.save_plot(settings.data_dir, night.run_id, as_of, png)
-        plot_url = report_link(settings, plot)
+        plotted = plot.select_plot(forecasts, drift, decision)
+        png = plot.plot_forecasts(night.features, forecasts, as_of, series=plotted.shown)
+        saved = plot.save_plot(settings.data_dir, night.run_id, as_of, png)
+        plot_url = report_link(settings, saved)
         create_markdown_artifact(
-            markdown=artifacts.plot_markdown(plot_url, as_of, plotted.caption()),
+            markdown=plot.plot_markdown(plot_url, as_of, plotted.caption()),
             key=PLOT_KEY,
             description=f"Recent actuals, forecasts and their interval as of {as_of}",
         )
@@ -81,7 +81,7 @@ def publish_forecast_artifacts(
         key=DRIFT_KEY,
         description=f"Drift flags as of {as_of}",
     )
-    return plot
+    return saved
 
 
 @task(name="publish-validation-artifact", cache_policy=NO_CACHE)

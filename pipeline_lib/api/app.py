@@ -226,12 +226,12 @@ def create_app(settings: Settings) -> FastAPI:
         summary="a series' plot",
     )
     def series_plot(series_id: PathSeriesId) -> Response:
-        """The run artifact's plot (``pipeline_lib.publishing.artifacts.plot_forecasts``) for this
+        """The run artifact's plot (``pipeline_lib.publishing.plot.plot_forecasts``) for this
         series: its actuals of the last 90 days up to the forecast date, the median forecast
         and its band."""
         import pandas as pd
 
-        from pipeline_lib.publishing.artifacts import plot_forecasts  # heavy: imported on first use
+        from pipeline_lib.publishing.plot import plot_forecasts  # heavy: imported on first use
 
         rows, observed = page_data(series_id)
         as_of = rows[0]["forecast_date"]

@@ -42,7 +42,7 @@ def _normal(location: str) -> tuple[str, str]:
 
 def report_path(settings: Settings, path: str) -> str:
     """``path`` (a local path or URL of a file under the reports folder, as
-    ``pipeline_lib.publishing.artifacts.save_plot`` returns it) relative to that folder,
+    ``pipeline_lib.publishing.plot.save_plot`` returns it) relative to that folder,
     ``/``-separated. ValueError naming ``path`` when it is not under the reports folder (or is the
     folder)."""
     root = paths.reports_dir(settings.data_dir)

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, Select, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
+from pipeline_lib import schema
 from pipeline_lib.db.engine import make_engine, safe_url
 from pipeline_lib.db.tables import actuals, forecasts
 from pipeline_lib.errors import DatabaseError
@@ -31,17 +32,8 @@ from pipeline_lib.errors import DatabaseError
 if TYPE_CHECKING:
     from pipeline_lib.config import Settings
 
-FORECAST_FIELDS = (
-    "series_id",
-    "forecast_date",
-    "target_date",
-    "horizon",
-    "yhat",
-    "yhat_lower",
-    "yhat_upper",
-    "model",
-    "model_version",
-)
+# a forecast row as the API returns it: the SQL table's columns, what produced it last
+FORECAST_FIELDS = (*schema.FORECAST_COLUMNS, "model", "model_version")
 _COLUMNS = [forecasts.c[name] for name in FORECAST_FIELDS]
 
 

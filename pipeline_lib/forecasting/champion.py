@@ -36,8 +36,9 @@ from pipeline_lib.forecasting.model.checkpoint import load_model
 from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.forecasting.model.refits import RefitStore
 from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.forecasting.per_bucket import combine
 from pipeline_lib.forecasting.retrain import TrainingDecision, holdout_plan
-from pipeline_lib.forecasting.selection import Choice, combine, fallback
+from pipeline_lib.forecasting.selection import Choice, fallback
 from pipeline_lib.forecasting.selection_records import choice_version
 
 PUBLISHED_COLUMNS = [*FORECAST_COLUMNS, MODEL, MODEL_VERSION]

@@ -34,7 +34,8 @@ from fsspec.core import url_to_fs
 from pipeline_lib import schema
 from pipeline_lib.config import Settings
 from pipeline_lib.evaluation.metrics import MODEL
-from pipeline_lib.forecasting.selection import LOSS, bucket_losses, buckets
+from pipeline_lib.forecasting.per_bucket import bucket_losses, buckets
+from pipeline_lib.forecasting.selection import LOSS
 from pipeline_lib.store.fs import atomic_write_bytes, dated_files
 
 log = logging.getLogger(__name__)

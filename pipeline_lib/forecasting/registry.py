@@ -37,7 +37,8 @@ from pipeline_lib.config import SelectionConfig
 from pipeline_lib.evaluation.metrics import MODEL, finite_or_none
 from pipeline_lib.forecasting import evaluation_record
 from pipeline_lib.forecasting.backtest import LSTM, MODEL_VERSION, baseline_version, overall_mase
-from pipeline_lib.forecasting.selection import ROW_COLUMNS, Choice, choose_all
+from pipeline_lib.forecasting.per_bucket import choose_all
+from pipeline_lib.forecasting.selection import ROW_COLUMNS, Choice
 from pipeline_lib.store.fs import atomic_write_bytes, dated_files
 
 SELECTIONS = "selections"

@@ -41,20 +41,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 import warnings
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from fsspec.core import url_to_fs
 
 from pipeline_lib.config import STATISTICAL_REFIT_ROWS, STATISTICAL_SEARCH_EVERY
 from pipeline_lib.features.calendar import weekly_season
 from pipeline_lib.forecasting.baselines import Baseline, SeriesHistory
-from pipeline_lib.store.fs import atomic_write_bytes
+from pipeline_lib.forecasting.statistical_fits import (
+    KEEP_FITS,
+    Fitted,
+    fit_digest,
+    fit_point,
+    load_fit,
+    prune_fits,
+    save_fit,
+    search_point,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +78,6 @@ def _levels(quantiles: Sequence[float]) -> list[str]:
             text = str(int(level)) if float(level).is_integer() else str(level)
             out.append(f"{'lo' if q < 0.5 else 'hi'}-{text}")
     return out
-
-
-def fit_point(rows: int, every: int, series_id: str) -> int:
-    """The fit point of a series whose fit may read ``rows`` rows: the last row count on or
-    before ``rows`` that is its own step of ``every`` rows, offset by a stable hash of its id,
-    so a night refits the series whose step it is (about one in ``every``), not all of them
-    on the same night."""
-    offset = zlib.crc32(series_id.encode()) % every
-    return rows - (rows - offset) % every
-
-
-def search_point(n_fit: int, every: int, search_every: int, series_id: str) -> int:
-    """The fit point whose model search gives its form to the fit at ``n_fit`` (a fit point of
-    ``series_id``, see :func:`fit_point`): the last one on or before it whose row count is the
-    series' own step of ``every * search_every`` rows (offset by the same hash as its fit
-    points, taken modulo the longer step, so the search points are fit points and the series
-    search on nights spread over the whole cycle), so one fit point in ``search_every``
-    searches and the others re-estimate the parameters of its form. ``search_every`` 1: every
-    fit point searches (returns ``n_fit``)."""
-    offset = zlib.crc32(series_id.encode()) % (every * search_every)
-    return n_fit - ((n_fit - offset) // every % search_every) * every
 
 
 class StatsForecastBaseline(Baseline):
@@ -134,7 +118,7 @@ class StatsForecastBaseline(Baseline):
         self.min_train, self.refit_every, self.cache = min_train, refit_every, cache
         self.fit_rows, self.search_every = fit_rows, search_every
         self.fit_end: np.datetime64 | None = None
-        self._fitted: dict[tuple[int, int, bool], _Fitted | None] = {}
+        self._fitted: dict[tuple[int, int, bool], Fitted | None] = {}
         self._fresh: set[tuple[int, int, bool]] = set()  # fitted here, not read from the cache
 
     def fit(self, history: Any) -> Self:
@@ -175,7 +159,7 @@ class StatsForecastBaseline(Baseline):
         frequency: str,
         raw: bool = False,
         form_only: bool = False,
-    ) -> _Fitted | None:
+    ) -> Fitted | None:
         """The model fitted on rows ``_first_row(n_fit)..n_fit-1`` (memoised, then from the
         cache): on logs while they are positive, on the raw values with ``raw``. Its form is
         searched at a search point (:func:`search_point`), else taken from the search point's
@@ -194,13 +178,13 @@ class StatsForecastBaseline(Baseline):
         if searched_at != n_fit and searched_at >= self.min_train:
             y_searched = s.y[self._first_row(searched_at) : searched_at]
             if bool(np.all(y_searched > 0)) == use_log:  # the same scale: its form serves
-                searched_key = _digest(self.name, season, use_log, self.quantiles, y_searched)
-        digest = _digest(self.name, season, use_log, self.quantiles, y, searched_key)
+                searched_key = fit_digest(self.name, season, use_log, self.quantiles, y_searched)
+        digest = fit_digest(self.name, season, use_log, self.quantiles, y, searched_key)
         url = None
         if self.cache:
             sid = self._ids.get(id(s), "series")
             url = f"{self.cache.rstrip('/')}/{self.name}/{sid}/{n_fit}-{digest[:16]}.pkl"
-        fitted = _load(url, digest) if url else None
+        fitted = load_fit(url, digest) if url else None
         if fitted is None:
             form = None
             if searched_key is not None:
@@ -216,10 +200,10 @@ class StatsForecastBaseline(Baseline):
                         if form is None:
                             raise
                         model = self._make(season, z).fit(z)
-                fitted = _Fitted(digest, model, use_log, {}, url)
+                fitted = Fitted(digest, model, use_log, {}, url)
                 self._fresh.add(key)
                 if url and form_only:  # no forecast will save it: the later fit points need it
-                    _save(fitted)
+                    save_fit(fitted)
             except Exception as exc:  # statsforecast raises many kinds on degenerate series
                 log.warning("%s: no model for a series of %d rows: %s", self.name, n_fit, exc)
         elif fitted is not None:
@@ -245,7 +229,7 @@ class StatsForecastBaseline(Baseline):
             return out[0], out[1], out[2]
         keys = _levels(self.quantiles)
         levels = sorted({_number(k.split("-", 1)[1]) for k in keys if k != "mean"})
-        changed: dict[int, _Fitted] = {}
+        changed: dict[int, Fitted] = {}
         for i, origin in enumerate(origins):
             o = int(origin)
             if o + 1 < n_fit:  # before the fit point: in sample
@@ -272,83 +256,13 @@ class StatsForecastBaseline(Baseline):
             out[:, i] = model.forecasts[seen]
         for model in changed.values():
             if model.url:
-                _save(model)
+                save_fit(model)
         if changed and fitted.url and (id(s), n_fit, False) in self._fresh:
             self._fresh.discard((id(s), n_fit, False))  # a new fit point: older fits may go
             searched_at = self._search_point(s, n_fit)  # its fit stays: later points need it
-            _prune(fitted.url, min(searched_at, n_fit - KEEP_FITS * self.refit_every))
+            prune_fits(fitted.url, min(searched_at, n_fit - KEEP_FITS * self.refit_every))
         lower, point, upper = out  # the quantiles' order
         return point, np.minimum(lower, point), np.maximum(upper, point)
-
-
-@dataclass
-class _Fitted:
-    """A fitted model, whether it works on logs, and its forecasts by (origin, horizon, hash
-    of the rows after the fit point); ``url``: its cache file."""
-
-    digest: str
-    model: Any
-    use_log: bool
-    forecasts: dict[tuple[int, int, str], np.ndarray] = field(default_factory=dict)
-    url: str | None = None
-
-
-KEEP_FITS = 3  # cached fits kept per model and series below the newest: about a quarter
-
-
-def _prune(url: str, below: int) -> None:
-    """Remove the cached fits of the folder of ``url`` made on fewer than ``below`` rows."""
-    try:
-        fs, path = url_to_fs(url)
-        folder = path.rsplit("/", 1)[0]
-        for name in fs.ls(folder, detail=False):
-            rows = name.rsplit("/", 1)[-1].split("-", 1)[0]
-            if rows.isdigit() and int(rows) < below:
-                fs.rm(name)
-    except Exception as exc:  # clean-up only
-        log.warning("statistical model cache %s not pruned: %s", url, exc)
-
-
-def _digest(
-    name: str,
-    season: int,
-    use_log: bool,
-    quantiles: Any,
-    y: np.ndarray,
-    searched: str | None = None,
-) -> str:
-    """What a fit depends on: the model, the season, the scale, the quantiles, the key of the
-    search point's fit whose form it takes (``searched``; None: a search, the form its own)
-    and the rows (not the target dates: ``"B"`` and an exchange calendar share a fit)."""
-    import statsforecast
-
-    head = f"{name}|{statsforecast.__version__}|{season}|{use_log}|{tuple(quantiles)}|"
-    head += f"{searched}|" if searched is not None else ""
-    return hashlib.sha256(head.encode() + np.ascontiguousarray(y).tobytes()).hexdigest()
-
-
-def _load(url: str, digest: str) -> _Fitted | None:
-    """The cached fit at ``url``, if it is there, readable and made from the same rows."""
-    try:
-        fs, path = url_to_fs(url)
-        if not fs.exists(path):
-            return None
-        fitted = pickle.loads(fs.cat_file(path))  # noqa: S301  (the pipeline's own cache)
-    except Exception as exc:  # a torn or foreign file: refit, never fail the night
-        log.warning("statistical model cache %s unreadable, refitting: %s", url, exc)
-        return None
-    return fitted if isinstance(fitted, _Fitted) and fitted.digest == digest else None
-
-
-def _save(fitted: _Fitted) -> None:
-    assert fitted.url is not None
-    url, fitted.url = fitted.url, None
-    try:
-        atomic_write_bytes(url, pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception as exc:  # the cache only saves time: a failed write is not a failed night
-        log.warning("statistical model cache %s not written: %s", url, exc)
-    finally:
-        fitted.url = url
 
 
 def weekly_pattern(z: np.ndarray, season: int, alpha: float = 0.05) -> bool:

@@ -295,7 +295,7 @@ def test_series_page_and_its_plot(api: Served) -> None:
 
 def test_report_files(api: Served) -> None:
     """A nightly's plot under the reports folder, reached at the link the run would show."""
-    from pipeline_lib.publishing.artifacts import save_plot
+    from pipeline_lib.publishing.plot import save_plot
 
     data_dir = api.settings.data_dir
     png = PNG + b"plot of " + api.kind.encode()

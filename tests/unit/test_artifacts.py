@@ -18,7 +18,7 @@ from pipeline_lib.forecasting.registry import Selection
 from pipeline_lib.forecasting.retrain import TrainingDecision
 from pipeline_lib.forecasting.selection import Choice
 from pipeline_lib.monitoring.policy import DriftVerdict, Flag
-from pipeline_lib.publishing import artifacts
+from pipeline_lib.publishing import artifacts, plot
 from pipeline_lib.validation.report import ExpectationFailure, ValidationReport
 
 AS_OF = dt.date(2020, 12, 31)
@@ -254,28 +254,28 @@ def test_plot_is_a_deterministic_png(
     features: pd.DataFrame, features_forecasts: pd.DataFrame
 ) -> None:
     before = features.copy()
-    png = artifacts.plot_forecasts(features, features_forecasts, AS_OF, recent_days=60)
+    png = plot.plot_forecasts(features, features_forecasts, AS_OF, recent_days=60)
     assert png.startswith(PNG_SIGNATURE)
-    assert artifacts.plot_forecasts(features, features_forecasts, AS_OF, recent_days=60) == png
+    assert plot.plot_forecasts(features, features_forecasts, AS_OF, recent_days=60) == png
     assert b"Matplotlib" not in png  # no version string in the file
     pd.testing.assert_frame_equal(features, before)
     # rows after the forecast date are not drawn; a longer history is
     visible = features[features["date"] <= pd.Timestamp(AS_OF)]
-    assert artifacts.plot_forecasts(visible, features_forecasts, AS_OF, recent_days=60) == png
-    assert artifacts.plot_forecasts(features, features_forecasts, AS_OF, recent_days=120) != png
+    assert plot.plot_forecasts(visible, features_forecasts, AS_OF, recent_days=60) == png
+    assert plot.plot_forecasts(features, features_forecasts, AS_OF, recent_days=120) != png
 
 
 def test_plot_needs_a_forecast(features: pd.DataFrame, forecasts: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="no forecasts"):
-        artifacts.plot_forecasts(features, forecasts.iloc[:0], AS_OF)
+        plot.plot_forecasts(features, forecasts.iloc[:0], AS_OF)
 
 
 def test_save_plot_writes_a_readable_png_under_the_data_dir(
     tmp_path: Path, features: pd.DataFrame, features_forecasts: pd.DataFrame
 ) -> None:
-    png = artifacts.plot_forecasts(features, features_forecasts, AS_OF)
+    png = plot.plot_forecasts(features, features_forecasts, AS_OF)
     data_dir = tmp_path / "data"
-    url = artifacts.save_plot(str(data_dir), "run-1", AS_OF, png)
+    url = plot.save_plot(str(data_dir), "run-1", AS_OF, png)
     path = Path(url)
     assert path == data_dir / "reports" / "plots" / "2020-12-31" / "forecast-run-1.png"
     assert path.read_bytes() == png
@@ -286,13 +286,13 @@ def test_save_plot_writes_a_readable_png_under_the_data_dir(
 
 def test_plot_markdown_shows_the_image_in_the_page() -> None:
     url = "http://127.0.0.1:8000/reports/plots/2020-12-31/forecast-r1.png"
-    text = artifacts.plot_markdown(url, AS_OF, "all 3 series")
+    text = plot.plot_markdown(url, AS_OF, "all 3 series")
     assert text.startswith(f"![forecast plot as of 2020-12-31]({url})\n")
     assert text.endswith(f"Forecast plot as of 2020-12-31: all 3 series. [Open the PNG]({url})")
 
 
 def test_save_plot_on_an_fsspec_url() -> None:
-    url = artifacts.save_plot("memory://artifacts-test", "r2", AS_OF, PNG_SIGNATURE + b"x")
+    url = plot.save_plot("memory://artifacts-test", "r2", AS_OF, PNG_SIGNATURE + b"x")
     assert url == "memory://artifacts-test/reports/plots/2020-12-31/forecast-r2.png"
     with fsspec.open(url, "rb") as f:
         assert f.read() == PNG_SIGNATURE + b"x"
@@ -328,28 +328,28 @@ def test_select_plot_bounds_the_panels_and_puts_the_flagged_series_first() -> No
     forecasts = _night_forecasts(20)
     drift = _drift({("S5", "y"): True, ("S5", "log_return"): True, ("S9", "y"): True})
     drift = pd.concat([drift, _drift({("S5", "volume_log"): True})], ignore_index=True)
-    chosen = artifacts.select_plot(forecasts, drift, _flagged_decision(), max_panels=4)
+    chosen = plot.select_plot(forecasts, drift, _flagged_decision(), max_panels=4)
     assert chosen.shown == ["S7", "S3", "S5", "S9"]
     assert chosen.reasons["S7"] == "decay counted"
     assert chosen.reasons["S3"] == "input drift counted: y"
     assert chosen.reasons["S5"] == "3 drift flags" and chosen.reasons["S9"] == "1 drift flags"
     assert chosen.left_out == sorted(f"S{i}" for i in range(20) if i not in (3, 5, 7, 9))
-    assert chosen.reasons["S0"] == artifacts.NO_FLAG
+    assert chosen.reasons["S0"] == plot.NO_FLAG
     assert chosen.caption().startswith("4 of 20 series")
     # no flags at all: the first series by id; a cap above the count draws every series
-    plain = artifacts.select_plot(forecasts, max_panels=3)
+    plain = plot.select_plot(forecasts, max_panels=3)
     assert plain.shown == ["S0", "S1", "S10"] and len(plain.left_out) == 17
-    everything = artifacts.select_plot(forecasts, drift, max_panels=50)
+    everything = plot.select_plot(forecasts, drift, max_panels=50)
     assert len(everything.shown) == 20 and everything.left_out == []
     assert everything.caption() == "all 20 series"
     with pytest.raises(ValueError, match="max_panels"):
-        artifacts.select_plot(forecasts, max_panels=0)
+        plot.select_plot(forecasts, max_panels=0)
 
 
 def test_forecasts_markdown_says_what_the_plot_draws_and_leaves_out() -> None:
     forecasts = _night_forecasts(6)
     drift = _drift({("S4", "y"): True})
-    chosen = artifacts.select_plot(forecasts, drift, _flagged_decision(), max_panels=2)
+    chosen = plot.select_plot(forecasts, drift, _flagged_decision(), max_panels=2)
     assert chosen.shown == ["S3", "S4"]  # S7 has no forecast tonight
     text = artifacts.forecasts_markdown(forecasts, plot_url="p.png", plotted=chosen)
     assert (
@@ -366,19 +366,19 @@ def test_forecasts_markdown_says_what_the_plot_draws_and_leaves_out() -> None:
 def test_the_plot_draws_the_chosen_series_only_and_its_size_is_bounded(
     tmp_path: Path, features: pd.DataFrame, features_forecasts: pd.DataFrame
 ) -> None:
-    def plot(series: list[str] | None) -> bytes:
-        return artifacts.plot_forecasts(features, features_forecasts, AS_OF, series=series)
+    def draw(series: list[str] | None) -> bytes:
+        return plot.plot_forecasts(features, features_forecasts, AS_OF, series=series)
 
     one = features_forecasts[features_forecasts["series_id"] == "S1"]
-    assert plot(["S1"]) == artifacts.plot_forecasts(features, one, AS_OF)
-    assert plot(["S0", "S1"]) == plot(None) != plot(["S1", "S0"])  # in the order asked for
+    assert draw(["S1"]) == plot.plot_forecasts(features, one, AS_OF)
+    assert draw(["S0", "S1"]) == draw(None) != draw(["S1", "S0"])  # in the order asked for
     with pytest.raises(ValueError, match=r"no forecasts to plot for series \['S9'\]"):
-        plot(["S9"])
+        draw(["S9"])
     # 40 series, 4 panels: two rows of 280 pixels, whatever the series count
     many = random_walk_features(n_series=40, n_days=280, start=dt.date(2020, 1, 1))
     forecasts = _night_forecasts(40)
-    chosen = artifacts.select_plot(forecasts, max_panels=4)
-    png = artifacts.plot_forecasts(many, forecasts, AS_OF, series=chosen.shown)
+    chosen = plot.select_plot(forecasts, max_panels=4)
+    png = plot.plot_forecasts(many, forecasts, AS_OF, series=chosen.shown)
     path = tmp_path / "plot.png"
     path.write_bytes(png)
     assert imread(path).shape[:2] == (2 * 280, 2 * 640)

@@ -13,7 +13,8 @@ import pytest
 from pipeline_lib import schema
 from pipeline_lib.config import SelectionConfig, load_settings
 from pipeline_lib.forecasting import evaluation_record, registry
-from pipeline_lib.forecasting.selection import RULES, choose_all
+from pipeline_lib.forecasting.per_bucket import choose_all
+from pipeline_lib.forecasting.selection import RULES
 
 H = 3
 START = pd.Timestamp("2021-01-04")

@@ -16,17 +16,8 @@ from pipeline_lib.config import BacktestConfig, SelectionConfig, load_settings
 from pipeline_lib.forecasting import registry, selection
 from pipeline_lib.forecasting.backtest import baseline_forecasts, plan_backtest, score_backtest
 from pipeline_lib.forecasting.model.testing import random_walk_features
-from pipeline_lib.forecasting.selection import (
-    COMBINED,
-    RULES,
-    Choice,
-    buckets,
-    choose,
-    choose_all,
-    combine,
-    dm_pvalue,
-    fallback,
-)
+from pipeline_lib.forecasting.per_bucket import buckets, choose_all, combine
+from pipeline_lib.forecasting.selection import COMBINED, RULES, Choice, choose, dm_pvalue, fallback
 
 QUANTILES = (0.1, 0.5, 0.9)
 

@@ -4,6 +4,8 @@ origin, bands from statsforecast's intervals at the configured quantiles, no lea
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,14 +16,8 @@ from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.forecasting.backtest import FitWindows, make_baseline
 from pipeline_lib.forecasting.model.testing import random_walk_features
-from pipeline_lib.forecasting.statistical import (
-    ARIMA,
-    ETS,
-    _levels,
-    fit_point,
-    search_point,
-    weekly_pattern,
-)
+from pipeline_lib.forecasting.statistical import ARIMA, ETS, _levels, weekly_pattern
+from pipeline_lib.forecasting.statistical_fits import Fitted, fit_point, load_fit, search_point
 
 QUANTILES = (0.1, 0.5, 0.9)
 # a series id whose refit steps fall on multiples of 20 rows (fit_point's offset 0)
@@ -283,3 +279,36 @@ def test_a_fit_between_search_points_keeps_the_searched_form(name: str, tmp_path
     _, alone = night(None, FitWindows(statistical_refit=20, statistical_search=1))
     assert sorted(alone) == [280]
     assert type(alone[280]).__name__ == ("AutoETS" if name == "ets" else "AutoARIMA")
+
+
+def test_a_fit_cached_under_an_earlier_class_path_is_read_not_refitted(tmp_path: Path) -> None:
+    """Earlier releases pickled a fit as ``pipeline_lib.statistical._Fitted`` (before the
+    stage folders); such a file is read as a :class:`Fitted`, not refitted on every series."""
+    import pickle
+    import sys
+    import types
+    from dataclasses import dataclass, field
+
+    old = types.ModuleType("pipeline_lib.statistical")
+
+    @dataclass
+    class _Fitted:
+        digest: str
+        model: Any
+        use_log: bool
+        forecasts: dict = field(default_factory=dict)
+        url: str | None = None
+
+    _Fitted.__module__, _Fitted.__qualname__ = old.__name__, "_Fitted"
+    old._Fitted = _Fitted
+    sys.modules[old.__name__] = old
+    try:
+        data = pickle.dumps(_Fitted("abc", {"alpha": 0.3}, True, {(1, 2, "k"): np.ones(3)}))
+    finally:
+        del sys.modules[old.__name__]
+    path = tmp_path / "20-abc.pkl"
+    path.write_bytes(data)
+    fitted = load_fit(str(path), "abc")
+    assert isinstance(fitted, Fitted) and fitted.model == {"alpha": 0.3} and fitted.use_log
+    np.testing.assert_array_equal(fitted.forecasts[(1, 2, "k")], np.ones(3))
+    assert load_fit(str(path), "another digest") is None  # other rows: refitted
