@@ -42,8 +42,8 @@ from selection_cost import make_features  # noqa: E402
 
 from pipeline_lib import schema
 from pipeline_lib.config import SeriesConfig, Settings, load_settings  # noqa: E402
-from pipeline_lib.forecasting import champion, retrain  # noqa: E402
-from pipeline_lib.forecasting.retrain import holdout_plan  # noqa: E402
+from pipeline_lib.forecasting import champion, situation  # noqa: E402
+from pipeline_lib.forecasting.situation import holdout_plan
 from pipeline_lib.running.night import Night  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def on_dask(settings: Settings, features: pd.DataFrame, as_of: dt.date) -> champ
 
     @flow(name="bench-dask-speedup")
     def apart() -> champion.BaselineRun | None:
-        models = retrain.situation(settings, features, as_of)
+        models = situation.situation(settings, features, as_of)
         return baselines_apart(Night(settings, as_of, "bench", features, models))
 
     result = apart()

@@ -12,7 +12,7 @@ from prefect.task_runners import TaskRunner
 
 from pipeline_lib import schema
 from pipeline_lib.forecasting.champion import BaselineRun, chunked
-from pipeline_lib.forecasting.retrain import holdout_plan
+from pipeline_lib.forecasting.situation import holdout_plan
 from pipeline_lib.running.night import Night
 from tasks.model import backtest_baselines
 

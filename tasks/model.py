@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from pipeline_lib import db
 from pipeline_lib.config import Settings
 from pipeline_lib.features.stage import load_features, refresh_features
-from pipeline_lib.forecasting import champion, retrain, tuning
+from pipeline_lib.forecasting import champion, retrain, situation, tuning
 from pipeline_lib.forecasting.backtest import BacktestPlan
 from pipeline_lib.forecasting.model.trained import TrainedModel
 from pipeline_lib.monitoring import monitor, policy
@@ -125,9 +125,9 @@ def models_situation(
     features: pd.DataFrame,
     as_of: dt.date,
     lineage_start: dt.date | None = None,
-) -> retrain.Situation:
+) -> situation.Situation:
     """The models, champion, series and hold-out the night's monitoring and training read."""
-    return retrain.situation(settings, features, as_of, lineage_start)
+    return situation.situation(settings, features, as_of, lineage_start)
 
 
 @task(name="monitor-drift-and-decay", cache_policy=NO_CACHE, **RELEASE)

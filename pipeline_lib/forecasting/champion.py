@@ -37,9 +37,10 @@ from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.forecasting.model.refits import RefitStore
 from pipeline_lib.forecasting.model.trained import TrainedModel
 from pipeline_lib.forecasting.per_bucket import combine
-from pipeline_lib.forecasting.retrain import TrainingDecision, holdout_plan
+from pipeline_lib.forecasting.retrain import TrainingDecision
 from pipeline_lib.forecasting.selection import Choice, fallback
 from pipeline_lib.forecasting.selection_records import choice_version
+from pipeline_lib.forecasting.situation import holdout_plan
 
 PUBLISHED_COLUMNS = [*FORECAST_COLUMNS, MODEL, MODEL_VERSION]
 log = logging.getLogger(__name__)

@@ -29,15 +29,20 @@ from typing import Any, Literal
 import pandas as pd
 from sqlalchemy import Engine
 
-from pipeline_lib import db, paths, schema
+from pipeline_lib import db, paths
 from pipeline_lib.config import ModelConfig, Settings
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.forecasting import registry
-from pipeline_lib.forecasting.backtest import BacktestPlan, plan_backtest
-from pipeline_lib.forecasting.model.checkpoint import list_models, load_model, save_model
+from pipeline_lib.forecasting.model.checkpoint import load_model, save_model
 from pipeline_lib.forecasting.model.finetune import fine_tune
 from pipeline_lib.forecasting.model.train import train_full
 from pipeline_lib.forecasting.model.trained import MODULE_DEFAULTS, TrainedModel
+from pipeline_lib.forecasting.situation import (
+    Situation,
+    current_model,
+    models_before,
+    newest_full,
+    situation,
+)
 from pipeline_lib.monitoring.monitor import Monitoring, before_training
 from pipeline_lib.monitoring.policy import DriftVerdict, assess
 
@@ -68,14 +73,6 @@ class TrainingDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _last_full(eligible: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any]:
-    """The newest full training as of the run, whether it won its contest or not (the cadence
-    counts training attempts: a full model that lost to the champion is not retrained in full
-    again the next night); ``current`` when no full model is left in the folder."""
-    fulls = [m for m in eligible if m["kind"] == "full"]
-    return fulls[-1] if fulls else current
 
 
 def _mismatch(record: dict[str, Any], settings: Settings, series_ids: list[str]) -> str | None:
@@ -120,24 +117,6 @@ def inputs_changed(model: FeatureSet, wanted: FeatureSet) -> str | None:
             "covariates changed " + ", ".join(f"{n!r} ({old[n]} -> {new[n]})" for n in changed)
         )
     return "inputs changed: " + ("; ".join(parts) or "covariate order")
-
-
-def current_model(
-    models: list[dict[str, Any]], as_of: dt.date, champion: str | None
-) -> dict[str, Any] | None:
-    """The current model as of a run: the champion when it is among the models trained
-    through ``as_of``, else the newest of them; None when there is none."""
-    eligible = _eligible(models, as_of)
-    if not eligible:
-        return None
-    return {m["version"]: m for m in eligible}.get(champion or "", eligible[-1])
-
-
-def _eligible(models: list[dict[str, Any]], as_of: dt.date) -> list[dict[str, Any]]:
-    """The models trained by the nights before ``as_of`` (point in time). A model trained
-    tonight (by an earlier run of the same night: a rerun, or a run that was killed) does not
-    count, so a rerun decides as the first run did and reaches the same model."""
-    return [m for m in models if m["train_end"] < as_of.isoformat()]
 
 
 def decide(
@@ -192,7 +171,7 @@ def decide(
             trigger="no_new_data",
             drift=drift,
         )
-    last_full = _last_full(_eligible(models, as_of), current)
+    last_full = newest_full(models_before(models, as_of), current)
     age = (as_of - dt.date.fromisoformat(last_full["train_end"])).days
     if age >= settings.training.retrain_every_days:
         return TrainingDecision(
@@ -218,50 +197,6 @@ def decide(
     elif drift is not None and (drift.drifted or drift.decayed):
         routine += f"; retraining policy: {drift.reason}"
     return TrainingDecision("finetune", routine, version, drift=drift)
-
-
-@dataclass(frozen=True)
-class Situation:
-    """What a night's decision reads: the rows up to the run, the series long enough to
-    train on, the newest data date, the hold-out start (None without a backtest origin:
-    no target is held out), the models that count and the champion of the newest selection
-    that counts."""
-
-    rows: pd.DataFrame
-    series_ids: list[str]
-    newest: dt.date | None
-    fit_end: dt.date | None
-    models: list[dict[str, Any]]
-    champion: str | None
-
-    def current(self, as_of: dt.date) -> dict[str, Any] | None:
-        return current_model(self.models, as_of, self.champion)
-
-
-def situation(
-    settings: Settings,
-    features: pd.DataFrame,
-    as_of: dt.date,
-    lineage_start: dt.date | None = None,
-) -> Situation:
-    """The night's :class:`Situation`; ``lineage_start`` as in :func:`train_or_reuse`."""
-    url = paths.models_dir(settings.data_dir)
-    rows = schema.dated_up_to(features, as_of)
-    newest = None if rows.empty else pd.Timestamp(rows[schema.DATE].max()).date()
-    counts = rows.groupby(schema.SERIES_ID).size()
-    needed = settings.model.lookback + settings.horizon  # shorter series cannot be trained on
-    series_ids = sorted(str(s) for s in counts.index[counts >= needed])
-    fit_end = holdout_plan(settings, rows, as_of).holdout_start
-    models = list_models(url)
-    if lineage_start is None:
-        previous = registry.latest_selection(url, as_of, lineage=settings.lineage)
-    else:  # the lineage's selections, read once: their models, and the newest one's champion
-        chosen = registry.selections(url, as_of, lineage_start, settings.lineage)
-        allowed = {v for s in chosen for v in (s.champion, s.challenger) if v}
-        models = [m for m in models if m["version"] in allowed]
-        previous = chosen[-1] if chosen else None
-    champion = previous.champion if previous else None
-    return Situation(rows, series_ids, newest, fit_end, models, champion)
 
 
 def train_or_reuse(
@@ -359,7 +294,7 @@ def monitor_night(
         train_start = as_of - dt.timedelta(days=settings.training.train_window_days - 1)
     else:
         version, train_start = current["version"], dt.date.fromisoformat(current["train_start"])
-        known = known_flags(_last_full(_eligible(now.models, as_of), current))
+        known = known_flags(newest_full(models_before(now.models, as_of), current))
     first = min(train_start, as_of - dt.timedelta(days=cfg.decay_window_days * 2))
     if lineage_start is not None:
         first = max(first, lineage_start)
@@ -376,9 +311,3 @@ def known_flags(record: dict[str, Any]) -> list[list[str]]:
     """The drift and decay flags present when a full model was trained (its metrics'
     ``drift_flags``; none for a model trained before they were recorded)."""
     return list(record.get("metrics", {}).get(DRIFT_FLAGS_KEY, []))
-
-
-def holdout_plan(settings: Settings, features: pd.DataFrame, as_of: dt.date) -> BacktestPlan:
-    """Tonight's backtest origins; origins need ``lookback + horizon`` rows before them."""
-    min_train = settings.model.lookback + settings.horizon
-    return plan_backtest(features, as_of, settings.horizon, settings.backtest, min_train)

@@ -1,4 +1,4 @@
-"""Performance decay and prediction drift of the published forecasts, from plain DataFrames.
+"""Performance decay of the published forecasts, from plain DataFrames.
 
 Rows come in the long format of :mod:`pipeline_lib.monitoring.drift` (``DRIFT_COLUMNS``: series_id,
 feature, metric, value, threshold, is_drift), so they go to ``drift_metrics`` with the input
@@ -42,10 +42,7 @@ last ``window_days`` up to the as-of date and has an actual (:func:`realised_err
   at 100 series, its summary a few thousand, so the monitoring reads the summary aggregated in
   SQL (:func:`pipeline_lib.db.read_backtest_summary`), and :func:`decay_metrics` takes either.
 
-Prediction drift (:func:`prediction_drift`): feature ``prediction`` (the forecast levels
-``yhat``) or ``prediction_change`` (``yhat`` over the last actual on or before the forecast
-date, minus 1: the change the model predicts, free of the price level); each forecast date
-counts once, as the mean over its horizons; see the function.
+Prediction drift is :mod:`pipeline_lib.monitoring.prediction_drift`'s.
 """
 
 from __future__ import annotations
@@ -58,12 +55,10 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL, coverage, mae
-from pipeline_lib.monitoring.drift import MIN_VALUES, compare, drift_frame
+from pipeline_lib.monitoring.drift import drift_frame
 from pipeline_lib.schema import FORECAST_COLUMNS
 
 ERROR_FEATURE = "forecast_error"
-PREDICTION_FEATURE = "prediction"
-PREDICTION_CHANGE_FEATURE = "prediction_change"
 DECAY_METRICS = [
     "n_realised",
     "mae",
@@ -82,7 +77,6 @@ BACKTEST_COLUMNS = [schema.SERIES_ID, MODEL, "horizon", "abs_error", "scaled_err
 BACKTEST_SUMMARY_COLUMNS = [schema.SERIES_ID, MODEL, "horizon", "backtest_mase"]
 BACKTEST_SUMMARY_COLUMNS += ["scale_abs_error", "scale_scaled_error"]
 MIN_REALISED = 30  # fewer realised forecasts in a group: no rows for it
-MIN_PREDICTION_DATES = 20  # forecast dates needed for the distribution checks of predictions
 
 
 def horizon_feature(horizon: int) -> str:
@@ -106,15 +100,15 @@ def realised_errors(
     yhat_upper, nullable boolean: NA when a bound is missing), sorted by series_id,
     forecast_date and target_date; dates as datetime64. Empty when nothing is realised yet.
     """
-    _require(forecasts, FORECAST_COLUMNS, "forecasts")
-    _require(actuals, ACTUALS_COLUMNS, "actuals")
+    require_columns(forecasts, FORECAST_COLUMNS, "forecasts")
+    require_columns(actuals, ACTUALS_COLUMNS, "actuals")
     if actuals.duplicated([schema.SERIES_ID, "target_date"]).any():
         raise ValueError("actuals have more than one row for a (series_id, target_date)")
     left = forecasts.assign(
-        forecast_date=_dates(forecasts["forecast_date"]),
-        target_date=_dates(forecasts["target_date"]),
+        forecast_date=as_dates(forecasts["forecast_date"]),
+        target_date=as_dates(forecasts["target_date"]),
     )
-    right = actuals[ACTUALS_COLUMNS].assign(target_date=_dates(actuals["target_date"]))
+    right = actuals[ACTUALS_COLUMNS].assign(target_date=as_dates(actuals["target_date"]))
     right = right.loc[right["actual"].notna()]
     if as_of is not None:
         right = right.loc[right["target_date"] <= pd.Timestamp(as_of)]
@@ -157,7 +151,7 @@ def decay_metrics(
     docstring. Rows sorted by series, then ``forecast_error`` and the horizons ascending, then
     in ``DECAY_METRICS`` order.
     """
-    _require(errors, ERRORS_COLUMNS, "errors")
+    require_columns(errors, ERRORS_COLUMNS, "errors")
     summary = _summary(backtest)
     if window_days < 1 or min_realised < 1:
         raise ValueError(f"window_days and min_realised must be >= 1: {window_days, min_realised}")
@@ -165,7 +159,7 @@ def decay_metrics(
         raise ValueError(f"nominal_coverage must be in (0, 1), got {nominal_coverage}")
     end = pd.Timestamp(as_of)
     start = end - pd.Timedelta(days=window_days - 1)
-    dates = _dates(errors["target_date"])
+    dates = as_dates(errors["target_date"])
     live = errors.loc[(dates >= start) & (dates <= end) & errors["actual"].notna()]
     live = live.assign(horizon=live["horizon"].astype(int))
     expected = summary.set_index([schema.SERIES_ID, MODEL, "horizon"])["backtest_mase"]
@@ -232,7 +226,7 @@ def backtest_summary(backtest: pd.DataFrame) -> pd.DataFrame:
     horizon): ``backtest_mase``, the mean finite scaled_error (NaN when none is finite), and
     ``scale_abs_error`` and ``scale_scaled_error``, the sums of abs_error and scaled_error over
     the rows whose scaled_error is finite and positive (NaN when there are none)."""
-    _require(backtest, BACKTEST_COLUMNS, "backtest")
+    require_columns(backtest, BACKTEST_COLUMNS, "backtest")
     keys = [schema.SERIES_ID, MODEL, "horizon"]
     scaled = pd.to_numeric(backtest["scaled_error"], errors="coerce").astype(np.float64)
     finite = np.isfinite(scaled)
@@ -264,115 +258,11 @@ def _backtest_scales(summary: pd.DataFrame) -> dict[str, float]:
     return (sums["scale_abs_error"] / sums["scale_scaled_error"]).astype(float).to_dict()
 
 
-def prediction_drift(
-    current: pd.DataFrame,
-    reference: pd.DataFrame,
-    actuals: pd.DataFrame | None = None,
-    shift_threshold: float = 3.0,
-    ks_pvalue_threshold: float = 0.01,
-    wasserstein_threshold: float = 0.4,
-    min_dates: int = MIN_PREDICTION_DATES,
-) -> pd.DataFrame:
-    """Prediction drift per series: ``current`` forecasts against the ``reference`` ones.
-
-    Both are forecast rows (series_id, forecast_date, yhat): ``current`` tonight's forecasts
-    (or those of a recent window), ``reference`` the forecasts made during the reference
-    period (the champion's training window). The values are the ``yhat`` levels (feature
-    ``prediction``) or, when ``actuals`` (series_id, target_date, actual) are given, the
-    predicted change ``yhat / anchor - 1``, the anchor being the series' last actual on or
-    before the forecast date (feature ``prediction_change``, free of the price level; rows
-    without an anchor are left out).
-
-    Each forecast date counts once, as the mean of its values over its horizons. The horizons
-    of one night's forecast are one path, not independent draws: compared row by row, 30
-    unmoved nights of 14 horizons looked like 420 observations and failed KS. Averaging over
-    the horizons also makes a per-horizon normalisation unnecessary (every night holds the
-    same horizons), and tonight is a single value.
-
-    Rows per series, in ``DRIFT_METRICS`` order:
-
-    - ``ks_statistic``, ``ks_pvalue`` and ``wasserstein_std`` (see
-    :mod:`pipeline_lib.monitoring.drift`)
-      of the nightly values, only when ``current`` spans at least ``min_dates`` forecast
-      dates (tonight alone is one value). No PSI: its small-sample bias (about
-      (bins - 1) / n) is large for a few weeks of nights.
-    - ``mean_shift``: ``(mean(current) - mean(reference)) / std(reference)`` over the nightly
-      values, always, flagged when ``|value| > shift_threshold``. For tonight alone it is a
-      z-score: with normally distributed nightly forecasts the default 3 flags 0.3% of the
-      nights, where 2 would flag one night in twenty. Like the input drift's, these checks
-      assume independent nights; forecasts of a trending level (prices) move with it.
-
-    A series with fewer than ``MIN_VALUES`` reference nights, or no current night, has no rows.
-    """
-    need = [schema.SERIES_ID, "forecast_date", "yhat"]
-    _require(current, need, "current")
-    _require(reference, need, "reference")
-    feature = PREDICTION_FEATURE
-    cur, ref = current[need], reference[need]
-    if actuals is not None:
-        _require(actuals, ACTUALS_COLUMNS, "actuals")
-        feature = PREDICTION_CHANGE_FEATURE
-        cur, ref = _predicted_change(cur, actuals), _predicted_change(ref, actuals)
-    cur, ref = _nightly(cur), _nightly(ref)
-    rows: list[tuple[object, ...]] = []
-    for series, now in cur.groupby(schema.SERIES_ID, sort=True):
-        cur_v = now["yhat"].to_numpy(np.float64)
-        ref_v = ref.loc[ref[schema.SERIES_ID] == series, "yhat"].to_numpy(np.float64)
-        if ref_v.size < MIN_VALUES or cur_v.size == 0:
-            continue
-        metrics = ["mean_shift"]
-        if cur_v.size >= max(min_dates, MIN_VALUES):
-            metrics = ["ks_statistic", "ks_pvalue", "wasserstein_std", "mean_shift"]
-        for metric, value, threshold, flag in compare(
-            ref_v,
-            cur_v,
-            metrics=metrics,
-            ks_pvalue_threshold=ks_pvalue_threshold,
-            wasserstein_threshold=wasserstein_threshold,
-            mean_shift_threshold=shift_threshold,
-        ):
-            rows.append((series, feature, metric, value, threshold, flag))
-    return drift_frame(rows)
-
-
-def _nightly(forecasts: pd.DataFrame) -> pd.DataFrame:
-    """One row per (series_id, forecast_date): the mean of its finite ``yhat``."""
-    values = pd.to_numeric(forecasts["yhat"], errors="coerce")
-    rows = forecasts.assign(yhat=values, forecast_date=_dates(forecasts["forecast_date"])).loc[
-        np.isfinite(values)
-    ]
-    keys = [schema.SERIES_ID, "forecast_date"]
-    return rows.groupby(keys, as_index=False, sort=True)["yhat"].mean()
-
-
-def _predicted_change(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
-    """``yhat`` replaced by ``yhat / anchor - 1``: the anchor is the series' last actual dated
-    on or before the forecast date; rows without one (or with a zero anchor) are dropped."""
-    left = forecasts.assign(forecast_date=_dates(forecasts["forecast_date"]))
-    left = left.reset_index(drop=True).reset_index(names="_row").sort_values("forecast_date")
-    right = actuals.loc[actuals["actual"].notna(), ACTUALS_COLUMNS]
-    right = right.assign(target_date=_dates(right["target_date"])).sort_values("target_date")
-    joined = pd.merge_asof(
-        left,
-        right,
-        left_on="forecast_date",
-        right_on="target_date",
-        by=schema.SERIES_ID,
-        direction="backward",
-    ).sort_values("_row")
-    anchor = joined["actual"].to_numpy(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        change = joined["yhat"].to_numpy(np.float64) / anchor - 1.0
-    keep = np.isfinite(change)
-    out = joined.loc[keep, [schema.SERIES_ID, "forecast_date"]]
-    return out.assign(yhat=change[keep]).reset_index(drop=True)
-
-
-def _dates(values: pd.Series) -> pd.Series:
+def as_dates(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values).astype("datetime64[ns]")
 
 
-def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: list[str], name: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{name} lacks the columns {missing} (it has {list(frame.columns)})")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.config import DriftConfig
-from pipeline_lib.monitoring import decay
+from pipeline_lib.monitoring import decay, prediction_drift
 from pipeline_lib.monitoring.drift import DRIFT_COLUMNS, drift_table
 
 DRIFT_FEATURES = [schema.Y, *schema.PAST_FEATURES]
@@ -86,7 +86,7 @@ def prediction_rows(
     window (the model's training window)."""
     if tonight.empty or reference.empty:
         return pd.DataFrame(columns=DRIFT_COLUMNS)
-    return decay.prediction_drift(
+    return prediction_drift.prediction_drift(
         tonight,
         reference,
         shift_threshold=cfg.prediction_shift_threshold,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline_lib.config import Settings
-from pipeline_lib.forecasting.retrain import Situation
+from pipeline_lib.forecasting.situation import Situation
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: hashed by identity (it holds a DataFrame)

@@ -21,7 +21,7 @@ from prefect.runtime import flow_run
 from pipeline_lib import schema
 from pipeline_lib.api.links import report_link
 from pipeline_lib.config import SeriesConfig, Settings, load_settings
-from pipeline_lib.forecasting import champion, retrain
+from pipeline_lib.forecasting import champion, retrain, situation
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.monitoring import policy
 from pipeline_lib.monitoring.monitor import drift_metrics
@@ -83,7 +83,7 @@ def forecast_artifacts_flow(
     drift: pd.DataFrame,
 ) -> tuple[str, str | None]:
     run_id = str(flow_run.get_id())
-    models = retrain.situation(settings, FEATURES, AS_OF)
+    models = situation.situation(settings, FEATURES, AS_OF)
     night = Night(settings, AS_OF, run_id, FEATURES, models)
     plot = publish_forecast_artifacts(night, forecasts, decision, evaluation, drift)
     return run_id, plot

@@ -16,7 +16,7 @@ from prefect import flow
 from flows.parallel import baselines_apart
 from pipeline_lib import paths
 from pipeline_lib.config import SeriesConfig, load_settings
-from pipeline_lib.forecasting import champion, retrain
+from pipeline_lib.forecasting import champion, retrain, situation
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.running.night import Night
 
@@ -87,7 +87,7 @@ def test_baselines_in_chunks_and_on_dask_give_the_local_night(
     assert not local[0].rows.equals(in_chunks[0].rows)  # the chunks' order: not a no-op
 
     _forget_baselines(settings)
-    plan = retrain.holdout_plan(settings, FEATURES, AS_OF)
+    plan = situation.holdout_plan(settings, FEATURES, AS_OF)
     parts = [champion.baseline_run(settings, FEATURES, plan, c) for c in (SERIES[:2], SERIES[2:])]
     _same(local, _night(settings, candidate, decision, champion.BaselineRun.concat(parts)))
 
@@ -99,7 +99,7 @@ def test_baselines_in_chunks_and_on_dask_give_the_local_night(
 
         @flow
         def apart():
-            models = retrain.situation(on_dask, FEATURES, AS_OF)
+            models = situation.situation(on_dask, FEATURES, AS_OF)
             return baselines_apart(Night(on_dask, AS_OF, "test", FEATURES, models))
 
         computed = apart()
@@ -109,5 +109,5 @@ def test_baselines_in_chunks_and_on_dask_give_the_local_night(
         local[0].rows.query("model != 'lstm'")
     )
     _same(local, _night(settings, candidate, decision, computed))
-    here = Night(settings, AS_OF, "test", FEATURES, retrain.situation(settings, FEATURES, AS_OF))
+    here = Night(settings, AS_OF, "test", FEATURES, situation.situation(settings, FEATURES, AS_OF))
     assert baselines_apart(here) is None  # runner "local": in the task

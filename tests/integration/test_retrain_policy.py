@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from pipeline_lib import db, paths
 from pipeline_lib.config import SeriesConfig, load_settings
-from pipeline_lib.forecasting import champion, retrain
+from pipeline_lib.forecasting import champion, retrain, situation
 from pipeline_lib.forecasting.model.checkpoint import list_models
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.publishing.publish import publish_results
@@ -52,7 +52,7 @@ def _night(settings, features: pd.DataFrame, as_of: dt.date, run_id: str):
     """One night as flows/forecast.py runs it."""
     with db.engine_scope(settings.db_url) as engine:
         db.create_schema(engine)
-        now = retrain.situation(settings, features, as_of)
+        now = situation.situation(settings, features, as_of)
         monitoring, verdict = retrain.monitor_night(settings, engine, now, as_of)
         candidate, decision = retrain.train_or_reuse(
             settings, features, as_of, drift=verdict, now=now

@@ -16,13 +16,13 @@ from pipeline_lib.monitoring.decay import (
     ERROR_FEATURE,
     backtest_summary,
     horizon_feature,
-    prediction_drift,
     realised_errors,
 )
 from pipeline_lib.monitoring.decay import (
     decay_metrics as decay,
 )
 from pipeline_lib.monitoring.drift import DRIFT_COLUMNS
+from pipeline_lib.monitoring.prediction_drift import prediction_drift
 
 D = dt.date
 
