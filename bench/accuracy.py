@@ -19,19 +19,18 @@ Nights: every ``--every`` business days from ``--start`` to ``--end`` (default: 
 minus the horizon in business days, so every target is observed). Each night, in date order,
 with the rows dated on or before it only:
 
-1. :func:`pipeline_lib.forecasting.retrain.train_or_reuse`: full training, fine-tune of the champion
-or reuse
-   (the product's policy: a full training every ``retrain_every_days``), timed on its own;
+1. :func:`pipeline_lib.forecasting.retrain.train_or_reuse`: full training, fine-tune of the
+   champion or reuse (the product's policy: a full training every ``retrain_every_days``),
+   timed on its own;
 2. :func:`pipeline_lib.forecasting.champion.evaluate`: the night's backtest and selection, saved
-with
-   :func:`pipeline_lib.forecasting.registry.save_selection` so the next night finds the champion
-   (what ``publish.publish_results`` does in production);
-3. :func:`pipeline_lib.forecasting.champion.published_forecasts`: the forecast the product would
-publish;
+   with :func:`pipeline_lib.forecasting.registry.save_selection` so the next night finds the
+   champion (what ``publish.publish_results`` does in production);
+3. :func:`pipeline_lib.forecasting.nightly_forecasts.published_forecasts`: the forecast the
+   product would publish;
 4. every model's forecast of every series
-(:func:`pipeline_lib.forecasting.champion.model_forecasts`: the
-   champion LSTM, and each baseline as the night's backtest fitted it), and what each selection
-   rule of :mod:`pipeline_lib.forecasting.selection` would have published from the same evidence.
+   (:func:`pipeline_lib.forecasting.nightly_forecasts.model_forecasts`: the champion LSTM, and
+   each baseline as the night's backtest fitted it), and what each selection rule of
+   :mod:`pipeline_lib.forecasting.selection` would have published from the same evidence.
 
 Scoring: every forecast set is scored with
 :func:`pipeline_lib.evaluation.metrics.score_forecasts` against the feature ``y`` of its target
@@ -82,10 +81,11 @@ from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.forecasting import registry
 from pipeline_lib.forecasting.backtest import LSTM
-from pipeline_lib.forecasting.champion import evaluate, model_forecasts, published_forecasts
+from pipeline_lib.forecasting.champion import evaluate
 from pipeline_lib.forecasting.model.base import refit_to
 from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS, predict
 from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.forecasting.nightly_forecasts import model_forecasts, published_forecasts
 from pipeline_lib.forecasting.per_bucket import choose_all, combine
 from pipeline_lib.forecasting.retrain import train_or_reuse
 from pipeline_lib.forecasting.selection import RULES

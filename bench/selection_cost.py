@@ -30,10 +30,10 @@ stage as the product runs it, in this process, with the library calls of the for
 
 Each night is a fine-tune (:func:`pipeline_lib.forecasting.retrain.train_or_reuse`), the backtest
 and the selection (:func:`pipeline_lib.forecasting.champion.evaluate`) and tonight's forecast
-(:func:`pipeline_lib.forecasting.champion.published_forecasts`). Printed: the median seconds of each
-part, the extra seconds of a warm night, of a refit night and on average, and each over the night's
-total (the forecast stage without its SQL writes and artifacts, which only make the stage
-longer and the share smaller).
+(:func:`pipeline_lib.forecasting.nightly_forecasts.published_forecasts`). Printed: the median
+seconds of each part, the extra seconds of a warm night, of a refit night and on average, and each
+over the night's total (the forecast stage without its SQL writes and artifacts, which only make the
+stage longer and the share smaller).
 The load average is printed beside the figures: on a busy machine timings swing, the ratio
 less so.
 
@@ -58,8 +58,9 @@ import pandas as pd
 from pipeline_lib import paths, schema
 from pipeline_lib.config import SeriesConfig, Settings, load_settings
 from pipeline_lib.forecasting import registry
-from pipeline_lib.forecasting.champion import evaluate, published_forecasts
+from pipeline_lib.forecasting.champion import evaluate
 from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.nightly_forecasts import published_forecasts
 from pipeline_lib.forecasting.retrain import train_or_reuse
 
 STATISTICAL = ("ets", "arima")  # the new baselines, cached under models/baselines/<name>/

@@ -7,10 +7,9 @@ The nightly, the periodic retraining and every backfill hold both for their whol
    when missing): runs on the same Prefect API queue on it and show as waiting in the UI.
    Deployment-level ``concurrency_limit`` in deploy/prefect.yaml only keeps two runs of the
    *same* deployment apart; this limit spans all of them.
-2. the writer lease of the data folder and the database (:mod:`pipeline_lib.running.lease`): two
-runs
-   that talk to different Prefect APIs (a cron job and a shell with other ``PREFECT_HOME`` s)
-   still never write at once.
+2. the writer lease of the data folder and the database (:mod:`pipeline_lib.running.lease`):
+   two runs that talk to different Prefect APIs (a cron job and a shell with other
+   ``PREFECT_HOME`` s) still never write at once.
 
 A slot whose run died (``kill -9``, a worker or machine gone) stays taken on the Prefect side:
 its lease lived in the memory of the API server the run talked to. So a waiting run looks every

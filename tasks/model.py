@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from pipeline_lib import db
 from pipeline_lib.config import Settings
 from pipeline_lib.features.stage import load_features, refresh_features
-from pipeline_lib.forecasting import champion, retrain, situation, tuning
+from pipeline_lib.forecasting import champion, nightly_forecasts, retrain, situation, tuning
 from pipeline_lib.forecasting.backtest import BacktestPlan
 from pipeline_lib.forecasting.model.trained import TrainedModel
 from pipeline_lib.monitoring import monitor, policy
@@ -116,7 +116,9 @@ def backtest(
 
 @task(name="forecast", cache_policy=NO_CACHE, **RELEASE)
 def forecast(night: Night, evaluation: champion.Evaluation) -> pd.DataFrame:
-    return champion.published_forecasts(night.settings, evaluation, night.features, night.as_of)
+    return nightly_forecasts.published_forecasts(
+        night.settings, evaluation, night.features, night.as_of
+    )
 
 
 @task(name="read-models", cache_policy=NO_CACHE)

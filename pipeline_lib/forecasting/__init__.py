@@ -7,7 +7,8 @@ and ``retrain`` decides from it whether to train in full, fine-tune or reuse, an
 searches hyper-parameters; ``backtest`` scores every model on the same windows, ``champion``
 runs the night's contest, ``selection`` is the rule that chooses per series and horizon bucket
 what is published and ``per_bucket`` applies it to every series (on tonight's backtest and
-the ``evaluation_record`` of earlier nights) and builds the published rows; ``registry``
-keeps the champion and each night's selection, and ``selection_records`` the rows that choice
-writes to SQL.
+the ``evaluation_record`` of earlier nights) and builds the published rows, which
+``nightly_forecasts`` makes from tonight's forecasts of each model; ``registry`` keeps the
+champion and each night's selection, and ``selection_records`` the rows that choice writes to
+SQL.
 """

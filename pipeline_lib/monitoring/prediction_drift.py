@@ -50,10 +50,9 @@ def prediction_drift(
     Rows per series, in ``DRIFT_METRICS`` order:
 
     - ``ks_statistic``, ``ks_pvalue`` and ``wasserstein_std`` (see
-    :mod:`pipeline_lib.monitoring.drift`)
-      of the nightly values, only when ``current`` spans at least ``min_dates`` forecast
-      dates (tonight alone is one value). No PSI: its small-sample bias (about
-      (bins - 1) / n) is large for a few weeks of nights.
+      :mod:`pipeline_lib.monitoring.drift`) of the nightly values, only when ``current``
+      spans at least ``min_dates`` forecast dates (tonight alone is one value). No PSI: its
+      small-sample bias (about (bins - 1) / n) is large for a few weeks of nights.
     - ``mean_shift``: ``(mean(current) - mean(reference)) / std(reference)`` over the nightly
       values, always, flagged when ``|value| > shift_threshold``. For tonight alone it is a
       z-score: with normally distributed nightly forecasts the default 3 flags 0.3% of the

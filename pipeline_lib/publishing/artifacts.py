@@ -51,7 +51,7 @@ def forecasts_markdown(
     plotted: PlotChoice | None = None,
 ) -> str:
     """One row per series: the model it came from, and ``median [lower, upper]`` at
-    ``horizons`` and the last horizon. ``forecasts``: ``champion.published_forecasts``.
+    ``horizons`` and the last horizon. ``forecasts``: ``nightly_forecasts.published_forecasts``.
     ``plotted``: the series the plot at ``plot_url`` draws (and why) and those it leaves out."""
     if forecasts.empty:
         return "No forecasts were published."

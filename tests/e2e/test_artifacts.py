@@ -21,7 +21,7 @@ from prefect.runtime import flow_run
 from pipeline_lib import schema
 from pipeline_lib.api.links import report_link
 from pipeline_lib.config import SeriesConfig, Settings, load_settings
-from pipeline_lib.forecasting import champion, retrain, situation
+from pipeline_lib.forecasting import champion, nightly_forecasts, retrain, situation
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.monitoring import policy
 from pipeline_lib.monitoring.monitor import drift_metrics
@@ -59,7 +59,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> dict:
     verdict = policy.assess(drift, watch_all)
     candidate, decision = retrain.train_or_reuse(settings, FEATURES, AS_OF, drift=verdict)
     evaluation = champion.evaluate(settings, FEATURES, AS_OF, candidate, decision)
-    forecasts = champion.published_forecasts(settings, evaluation, FEATURES, AS_OF)
+    forecasts = nightly_forecasts.published_forecasts(settings, evaluation, FEATURES, AS_OF)
     return dict(
         settings=settings, evaluation=evaluation, forecasts=forecasts, drift=drift,
         decision=decision,

@@ -16,7 +16,7 @@ from prefect import flow
 from flows.parallel import baselines_apart
 from pipeline_lib import paths
 from pipeline_lib.config import SeriesConfig, load_settings
-from pipeline_lib.forecasting import champion, retrain, situation
+from pipeline_lib.forecasting import champion, nightly_forecasts, retrain, situation
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.running.night import Night
 
@@ -47,7 +47,7 @@ def _forget_baselines(settings) -> None:
 
 def _night(settings, candidate, decision, apart=None):
     evaluation = champion.evaluate(settings, FEATURES, AS_OF, candidate, decision, apart)
-    forecasts = champion.published_forecasts(settings, evaluation, FEATURES, AS_OF)
+    forecasts = nightly_forecasts.published_forecasts(settings, evaluation, FEATURES, AS_OF)
     return evaluation, forecasts
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from pipeline_lib import db, schema
 from pipeline_lib.config import SeriesConfig, load_settings
-from pipeline_lib.forecasting import champion, retrain
+from pipeline_lib.forecasting import champion, nightly_forecasts, retrain
 from pipeline_lib.forecasting.backtest import baseline_version
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.monitoring import monitor, policy
@@ -90,7 +90,7 @@ def test_decay_of_published_forecasts_reaches_drift_metrics(
     settings = _settings(tmp_path)
     candidate, decision = retrain.train_or_reuse(settings, FEATURES, BACKTESTED)
     evaluation = champion.evaluate(settings, FEATURES, BACKTESTED, candidate, decision)
-    forecasts = champion.published_forecasts(settings, evaluation, FEATURES, BACKTESTED)
+    forecasts = nightly_forecasts.published_forecasts(settings, evaluation, FEATURES, BACKTESTED)
     db.start_run(db_engine, "night", "forecast", BACKTESTED)
     empty = pd.DataFrame(columns=[*monitor.DRIFT_COLUMNS, "forecast_date"])
     publish_results(

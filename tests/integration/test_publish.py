@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select, text
 
 from pipeline_lib import db, paths, schema
 from pipeline_lib.config import SelectionConfig, SeriesConfig, load_settings
-from pipeline_lib.forecasting import champion, registry, retrain
+from pipeline_lib.forecasting import champion, nightly_forecasts, registry, retrain
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.monitoring.monitor import drift_metrics
 from pipeline_lib.publishing.publish import publish_results
@@ -40,7 +40,7 @@ def _settings(tmp_path: Path):
 def _night(settings, as_of: dt.date):
     candidate, decision = retrain.train_or_reuse(settings, FEATURES, as_of)
     evaluation = champion.evaluate(settings, FEATURES, as_of, candidate, decision)
-    forecasts = champion.published_forecasts(settings, evaluation, FEATURES, as_of)
+    forecasts = nightly_forecasts.published_forecasts(settings, evaluation, FEATURES, as_of)
     drift = drift_metrics(FEATURES, candidate.train_start, as_of, settings.drift)
     return candidate, decision, evaluation, forecasts, drift
 
@@ -219,7 +219,7 @@ def test_a_choice_whose_member_gives_no_forecast_falls_back_and_says_so(
     # three models and the mean of the best three: the LSTM is in every bucket's combination
     assert all("lstm" in c["weights"] for cs in evaluation.selection.choices.values() for c in cs)
     evaluation.champion = None  # e.g. its checkpoint became unreadable after the backtest
-    published = champion.published_forecasts(settings, evaluation, FEATURES, AS_OF)
+    published = nightly_forecasts.published_forecasts(settings, evaluation, FEATURES, AS_OF)
     assert len(published) == len(forecasts)  # every series and horizon is still published
     notes = [n for n in evaluation.notes if "gave no forecast tonight" in n]
     assert len(notes) == 4  # 2 series x 2 buckets

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from pipeline_lib import db, paths
 from pipeline_lib.config import SeriesConfig, load_settings
-from pipeline_lib.forecasting import champion, retrain, situation
+from pipeline_lib.forecasting import champion, nightly_forecasts, retrain, situation
 from pipeline_lib.forecasting.model.checkpoint import list_models
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.publishing.publish import publish_results
@@ -58,7 +58,7 @@ def _night(settings, features: pd.DataFrame, as_of: dt.date, run_id: str):
             settings, features, as_of, drift=verdict, now=now
         )
         evaluation = champion.evaluate(settings, features, as_of, candidate, decision)
-        forecasts = champion.published_forecasts(settings, evaluation, features, as_of)
+        forecasts = nightly_forecasts.published_forecasts(settings, evaluation, features, as_of)
         db.start_run(engine, run_id, "forecast", as_of)
         publish_results(
             engine, settings, run_id, as_of, candidate, decision, evaluation, forecasts,
