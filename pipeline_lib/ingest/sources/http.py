@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from tenacity import (
@@ -38,62 +37,21 @@ from tenacity import (
 
 from pipeline_lib.config import HttpConfig
 from pipeline_lib.ingest.sources.base import ParseError, Source, SourceError, utc_now
+from pipeline_lib.ingest.sources.redaction import (
+    REDACTED,
+    is_secret_param,
+    redact_httpx_logs,
+    redact_params,
+    redact_url,
+    without_query,
+)
 from pipeline_lib.store.raw import Payload
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
 
-SECRET_PARAMS = frozenset(
-    {"apikey", "api_key", "key", "token", "access_token", "auth", "password", "secret", "sig"}
-)
-REDACTED = "***"
 _SNIPPET = 300
-
-
-def is_secret_param(name: str) -> bool:
-    return name.lower().replace("-", "_") in SECRET_PARAMS
-
-
-def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` with the values of secret parameters replaced by ``***``."""
-    return {k: (REDACTED if is_secret_param(k) else v) for k, v in params.items()}
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """``url`` with the values of secret query parameters (and any password) replaced."""
-    parsed = httpx.URL(str(url))
-    pairs = [(k, REDACTED if is_secret_param(k) else v) for k, v in parsed.params.multi_items()]
-    safe = parsed.copy_with(params=pairs) if pairs else parsed
-    if safe.password:
-        safe = safe.copy_with(username=safe.username, password=REDACTED)
-    return str(safe).replace("%2A%2A%2A", REDACTED)
-
-
-def _without_query(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-class _RedactUrls(logging.Filter):
-    """Redacts secret query parameters from URLs in records (httpx logs every request URL)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args
-            )
-        return True
-
-
-_REDACT_FILTER = _RedactUrls()
-
-
-def _redact_httpx_logs() -> None:
-    """Keep secrets out of httpx's INFO line ``HTTP Request: GET <url> ...`` (idempotent)."""
-    logger = logging.getLogger("httpx")
-    if _REDACT_FILTER not in logger.filters:
-        logger.addFilter(_REDACT_FILTER)
 
 
 class RateLimiter:
@@ -217,7 +175,7 @@ class HttpClient:
         rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config or HttpConfig()
-        _redact_httpx_logs()
+        redact_httpx_logs()
         self._transport = transport
         self._sleep = sleep
         self._limiter = rate_limiter or SHARED_RATE_LIMITER
@@ -276,7 +234,7 @@ class HttpClient:
         if not content.strip():
             raise _Transient(f"HTTP {status} with an empty body")
         return HttpResponse(
-            url=_without_query(str(response.url)),
+            url=without_query(str(response.url)),
             params=redact_params(params),
             status=status,
             content=content,

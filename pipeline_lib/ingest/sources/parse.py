@@ -4,9 +4,7 @@ Only the shape is checked here (columns, field counts, types, dates). Business r
 (negative prices, duplicate days, high < low) are the validation stage's job, so such rows are
 kept. Dates come out as ``datetime64[ns]`` at midnight, values as ``float64``.
 
-Date strings must be ISO 8601 (``YYYY-MM-DD``, optionally with a time and a UTC offset; the
-calendar day is kept as written) unless the source declares a ``date_format`` (a strftime
-pattern such as ``"%d/%m/%Y"``): guessing is how ``01/02/2016`` became 2 January.
+The date column is read by :mod:`pipeline_lib.ingest.sources.dates`.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 import warnings
 from collections.abc import Mapping
 
@@ -22,9 +19,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline_lib import schema
-from pipeline_lib.ingest.sources.base import ParseError
+from pipeline_lib.ingest.sources.dates import to_dates
 from pipeline_lib.ingest.sources.http import JSON
 from pipeline_lib.ingest.sources.open_meteo import read_open_meteo_json
+from pipeline_lib.ingest.sources.problems import MAX_SHOWN, fail, offending
 from pipeline_lib.ingest.sources.stooq import COLUMNS as STOOQ_COLUMNS
 from pipeline_lib.ingest.sources.stooq import is_no_data
 from pipeline_lib.ingest.sources.yahoo import read_yahoo_chart_json
@@ -36,30 +34,18 @@ _JSON_READERS = {"open_meteo": read_open_meteo_json, "yahoo_chart": read_yahoo_c
 # Other columns of the schema are optional: null when absent (temp_mean is derived).
 _PRICE_REQUIRED = [schema.DATE, schema.TARGET]
 _WEATHER_REQUIRED = [schema.DATE, "temp_max", "temp_min", "precipitation", "wind_speed"]
-_MAX_SHOWN = 5
 IGNORED_COLUMNS = "ignored_columns"  # attrs key: the payload's columns not in the schema
 NO_ROWS = "no_rows"  # attrs key: why a file gave no rows (e.g. "header only"), for the run's notes
-
-# ISO 8601 dates, optionally with a time and an offset: the first 10 characters are the day.
-_ISO_DATE = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-)
-# Numeric day/month/year (or month/day/year) dates, the ones that can be read two ways.
-_DMY = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?![\d/.\-])")
-
-
-def _fail(payload: Payload, problem: str) -> ParseError:
-    return ParseError(f"{payload.describe()}: {problem}")
 
 
 def _read_raw(payload: Payload) -> pd.DataFrame:
     """The file as a frame of untyped columns; header names as written."""
     if not payload.content.strip():
-        raise _fail(payload, "the file is empty")
+        raise fail(payload, "the file is empty")
     if payload.media_type == JSON:
         reader = _JSON_READERS.get(payload.source)
         if reader is None:
-            raise _fail(payload, f"no JSON reader for source '{payload.source}'")
+            raise fail(payload, f"no JSON reader for source '{payload.source}'")
         return reader(payload)
     if payload.source == "stooq" and is_no_data(payload.content):
         return pd.DataFrame(columns=STOOQ_COLUMNS, dtype=str)  # Stooq's "No data": zero rows
@@ -68,13 +54,13 @@ def _read_raw(payload: Payload) -> pd.DataFrame:
             # ignore_metadata: a saved pandas index (e.g. dates) comes back as a plain column
             return pq.read_table(io.BytesIO(payload.content)).to_pandas(ignore_metadata=True)
         except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise _fail(payload, f"not a readable Parquet file ({exc})") from None
+            raise fail(payload, f"not a readable Parquet file ({exc})") from None
     try:
         text = payload.content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         data = exc.object
         snippet = data[max(exc.start - 10, 0) : exc.end + 10]
-        raise _fail(
+        raise fail(
             payload,
             f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
             f"(near {snippet!r}); save the file as UTF-8",
@@ -85,11 +71,11 @@ def _read_raw(payload: Payload) -> pd.DataFrame:
             warnings.simplefilter("error", pd.errors.ParserWarning)
             return pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True, index_col=False)
     except pd.errors.ParserWarning as exc:  # a backstop: _check_field_counts should catch these
-        raise _fail(payload, f"not a well-formed CSV file: {exc}") from None
+        raise fail(payload, f"not a well-formed CSV file: {exc}") from None
     except pd.errors.EmptyDataError:
-        raise _fail(payload, "the file is empty (no header line)") from None
+        raise fail(payload, "the file is empty (no header line)") from None
     except (pd.errors.ParserError, ValueError) as exc:
-        raise _fail(payload, f"not a well-formed CSV file: {exc}") from None
+        raise fail(payload, f"not a well-formed CSV file: {exc}") from None
 
 
 def _check_field_counts(text: str, payload: Payload) -> None:
@@ -114,18 +100,18 @@ def _check_field_counts(text: str, payload: Payload) -> None:
                 wrong.append((start, len(row)))
             last = start
     except csv.Error as exc:
-        raise _fail(payload, f"not a well-formed CSV file: line {reader.line_num}: {exc}") from None
+        raise fail(payload, f"not a well-formed CSV file: line {reader.line_num}: {exc}") from None
     if header is None or not wrong:
         return
-    shown = ", ".join(f"line {line} has {count}" for line, count in wrong[:_MAX_SHOWN])
-    more = f" and {len(wrong) - _MAX_SHOWN} more lines" if len(wrong) > _MAX_SHOWN else ""
+    shown = ", ".join(f"line {line} has {count}" for line, count in wrong[:MAX_SHOWN])
+    more = f" and {len(wrong) - MAX_SHOWN} more lines" if len(wrong) > MAX_SHOWN else ""
     problem = (
         f"wrong number of fields: {shown}{more}, but the header line (line {header[0]}) has "
         f"{header[1]}; every line needs one field per column"
     )
     if wrong[-1][0] == last and not text.endswith(("\n", "\r")):
         problem += f"; the file seems cut off: its last line (line {last}) has no newline"
-    raise _fail(payload, problem)
+    raise fail(payload, problem)
 
 
 def _rename(raw: pd.DataFrame, columns: Mapping[str, str] | None, payload: Payload) -> pd.DataFrame:
@@ -135,7 +121,7 @@ def _rename(raw: pd.DataFrame, columns: Mapping[str, str] | None, payload: Paylo
     names = [mapping.get(n, n) for n in names]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise _fail(payload, f"column names repeat after matching ignoring case: {dupes}")
+        raise fail(payload, f"column names repeat after matching ignoring case: {dupes}")
     out = raw.copy()
     out.columns = names
     return out
@@ -148,16 +134,7 @@ def _check_columns(df: pd.DataFrame, required: list[str], payload: Payload) -> N
             hint = ""
             if len(df.columns) == 1 and any(d in found for d in ";\t|"):
                 hint = "; the file seems to use another delimiter than ','"
-            raise _fail(payload, f"missing required column '{col}' (found: {found}){hint}")
-
-
-def _offending(values: pd.Series, bad: pd.Series) -> str:
-    rows = bad[bad].index[:_MAX_SHOWN]
-    count = int(bad.sum())
-    shown = ", ".join("(empty)" if pd.isna(values[i]) else repr(str(values[i])) for i in rows)
-    more = f" and {count - len(rows)} more" if count > len(rows) else ""
-    where = ", ".join(str(i + 1) for i in rows) + more
-    return f"at rows {where} (1 = first data row): {shown}"
+            raise fail(payload, f"missing required column '{col}' (found: {found}){hint}")
 
 
 def _to_float(df: pd.DataFrame, col: str, payload: Payload) -> pd.Series:
@@ -174,130 +151,8 @@ def _to_float(df: pd.DataFrame, col: str, payload: Payload) -> pd.Series:
     out = pd.to_numeric(text, errors="coerce")
     bad = (text.notna() & out.isna()).fillna(False).astype(bool)
     if bad.any():
-        raise _fail(payload, f"column '{col}' has non-numeric values {_offending(raw, bad)}")
+        raise fail(payload, f"column '{col}' has non-numeric values {offending(raw, bad)}")
     return out.astype("float64")
-
-
-def _candidates(text: pd.Series) -> tuple[str, str]:
-    """The day-first and month-first patterns the column's first numeric date suggests."""
-    for value in text.dropna():
-        found = _DMY.match(value)
-        if found:
-            sep, year = found[2], "%Y" if len(found[4]) == 4 else "%y"
-            return f"%d{sep}%m{sep}{year}", f"%m{sep}%d{sep}{year}"
-    return "%d/%m/%Y", "%m/%d/%Y"
-
-
-def _ambiguous(value: str) -> bool:
-    """Whether a numeric date reads as two different days, day first and month first."""
-    found = _DMY.match(value)
-    if found is None:
-        return False
-    first, second = int(found[1]), int(found[3])
-    return first != second and 1 <= first <= 12 and 1 <= second <= 12
-
-
-def _iso_dates(text: pd.Series, raw: pd.Series, payload: Payload) -> pd.Series:
-    """ISO 8601 dates (a time and an offset allowed), at midnight of the day as written."""
-    non_iso = (~text.str.fullmatch(_ISO_DATE.pattern)).fillna(False).astype(bool)
-    if non_iso.any():
-        day_first, month_first = _candidates(text[non_iso])
-        formats = f'date_format = "{day_first}" (day first) or "{month_first}" (month first)'
-        ambiguous = (non_iso & text.map(_ambiguous, na_action="ignore")).fillna(False)
-        if ambiguous.any():
-            raise _fail(
-                payload,
-                "column 'date' has ambiguous dates (not ISO 8601 YYYY-MM-DD; day first and "
-                f"month first give different days) {_offending(raw, ambiguous.astype(bool))}; "
-                f"declare the format in the source's options: {formats}",
-            )
-        raise _fail(
-            payload,
-            f"column 'date' has dates not in ISO 8601 form (YYYY-MM-DD) {_offending(raw, non_iso)}"
-            f"; write them as YYYY-MM-DD or declare the format in the source's options, e.g. "
-            f"{formats}",
-        )
-    # utc: the offsets may differ row to row; only validity is read here, the day from the text
-    whole = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-    invalid = (text.notna() & whole.isna()).astype(bool)
-    # a real day that pandas cannot hold (pandas 2 coerces out-of-bounds days to NaT)
-    days = text.str.slice(0, 10).map(_beyond_pandas, na_action="ignore")
-    beyond = days.fillna(False).astype(bool)
-    if (invalid & beyond).any():
-        raise _fail(payload, _impossible(raw, invalid & beyond))
-    if invalid.any():
-        raise _fail(
-            payload,
-            f"column 'date' has unparsable dates {_offending(raw, invalid)}; they have the "
-            "ISO 8601 form but name no real day or time",
-        )
-    return pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d")
-
-
-def _declared_dates(
-    text: pd.Series, raw: pd.Series, date_format: str, payload: Payload
-) -> pd.Series:
-    """Dates read with the source's ``date_format``; every value must match it."""
-
-    def read(value: str) -> dt.datetime | None:
-        try:
-            # the calendar day as written, whatever the offset
-            return dt.datetime.strptime(value, date_format).replace(tzinfo=None)
-        except ValueError:
-            return None
-
-    parsed = {value: read(value) for value in text.dropna().unique()}
-    days = [None if pd.isna(v) else parsed[v] for v in text]
-    bad = pd.Series([d is None for d in days], index=text.index) & text.notna()
-    if bad.any():
-        raise _fail(
-            payload,
-            f"column 'date' has dates that do not match the source's date_format "
-            f'"{date_format}" {_offending(raw, bad.astype(bool))}; fix those rows or the '
-            "date_format option",
-        )
-    return pd.Series(days, index=text.index, dtype="datetime64[us]")
-
-
-def _to_dates(df: pd.DataFrame, payload: Payload, date_format: str | None = None) -> pd.Series:
-    """The date column, typed: ISO 8601 text unless ``date_format`` is declared."""
-    raw = df[schema.DATE]
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        out = raw
-    else:
-        values = raw.map(lambda v: v.isoformat() if isinstance(v, dt.date) else v)
-        text = values.astype("string").str.strip()
-        text = text.mask(text == "", None)
-        if text.isna().any():
-            raise _fail(payload, f"column 'date' has empty dates {_offending(raw, text.isna())}")
-        if date_format:
-            out = _declared_dates(text, raw, date_format, payload)
-        else:
-            out = _iso_dates(text, raw, payload)
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_localize(None)  # keep the calendar day as written
-    if out.isna().any():
-        raise _fail(payload, f"column 'date' has empty dates {_offending(raw, out.isna())}")
-    out_of_range = ((out < pd.Timestamp.min) | (out > pd.Timestamp.max)).astype(bool)
-    if out_of_range.any():
-        raise _fail(payload, _impossible(raw, out_of_range))
-    return out.dt.normalize().astype("datetime64[ns]")
-
-
-def _beyond_pandas(text: str) -> bool:
-    """Whether ``text`` is a real day outside the days a pandas timestamp can hold."""
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return not pd.Timestamp.min.date() <= day <= pd.Timestamp.max.date()
-
-
-def _impossible(raw: pd.Series, rows: pd.Series) -> str:
-    return (
-        f"column 'date' has impossible dates (outside {pd.Timestamp.min.date()} to "
-        f"{pd.Timestamp.max.date()}) {_offending(raw, rows)}"
-    )
 
 
 def parse_payload(
@@ -329,7 +184,7 @@ def parse_payload(
         required = _WEATHER_REQUIRED
         key_col, out_cols = schema.LOCATION, schema.WEATHER_COLUMNS
     else:
-        raise _fail(payload, f"unknown data set '{payload.dataset}' (expected prices or weather)")
+        raise fail(payload, f"unknown data set '{payload.dataset}' (expected prices or weather)")
     if columns is None:
         columns = payload.request.get("columns") or None
     if date_format is None:
@@ -340,12 +195,12 @@ def parse_payload(
     missing = sorted(k for k in kept if k not in df.columns)
     if missing and not df.empty:
         found = ", ".join(map(str, df.columns))
-        raise _fail(
+        raise fail(
             payload, f"missing the columns of declared covariates {missing} (found: {found})"
         )
     out = pd.DataFrame(index=df.index)
     out[key_col] = pd.Series([payload.key] * len(df), index=df.index, dtype="str")
-    out[schema.DATE] = _to_dates(df, payload, date_format)
+    out[schema.DATE] = to_dates(df, payload, date_format)
     for col in [c for c in out_cols if c not in (key_col, schema.DATE)]:
         if col in df.columns:
             out[col] = _to_float(df, col, payload)
@@ -388,15 +243,15 @@ def parse_exogenous(
     out = pd.DataFrame(index=df.index)
     keys = df[key].astype("string").str.strip()
     if keys.isna().any() or (keys == "").any():
-        raise _fail(
+        raise fail(
             payload,
-            f"column '{key}' has empty keys {_offending(df[key], keys.isna() | (keys == ''))}",
+            f"column '{key}' has empty keys {offending(df[key], keys.isna() | (keys == ''))}",
         )
     out["key"] = keys.astype("str")
-    out[schema.DATE] = _to_dates(df, payload, date_format)
+    out[schema.DATE] = to_dates(df, payload, date_format)
     if issued:
         stamped = df[[issued]].rename(columns={issued: schema.DATE})
-        out[schema.ISSUED] = _to_dates(stamped, payload, date_format)
+        out[schema.ISSUED] = to_dates(stamped, payload, date_format)
     else:
         out[schema.ISSUED] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
     for name, col in zip(values, wanted, strict=True):
