@@ -61,7 +61,7 @@ def test_deployments_point_at_flows() -> None:
 def test_deployment_placeholders_are_settings() -> None:
     """Every {{ $PIPELINE_... }} of prefect.yaml is a setting (forecast-pipeline deploy sets
     them from the settings), so the schedule and pool are configured in one place."""
-    from flows.cli import deploy_environment
+    from flows.commands import deploy_environment
     from pipeline_lib.config import Settings
 
     text = (ROOT / "deploy" / "prefect.yaml").read_text()
