@@ -29,13 +29,13 @@ from pipeline_lib.config import STATISTICAL_REFIT_ROWS, STATISTICAL_SEARCH_EVERY
 from pipeline_lib.evaluation.metrics import MODEL, score_rows_and_summary
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.forecasting.baselines import BASELINES as SIMPLE_BASELINES
 from pipeline_lib.forecasting.baselines import Baseline
 from pipeline_lib.forecasting.linear_baseline import LinearLags
 from pipeline_lib.forecasting.model.base import refit_to
 from pipeline_lib.forecasting.model.forecast import predict_at
 from pipeline_lib.forecasting.model.refits import RefitStore
 from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.forecasting.naive import BASELINES as SIMPLE_BASELINES
 from pipeline_lib.forecasting.statistical import ARIMA, ETS, StatsForecastBaseline
 
 BASELINES: dict[str, type[Baseline]] = {

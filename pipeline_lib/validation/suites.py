@@ -7,7 +7,7 @@ reports, the risk says what it guards (schema, completeness, types, nulls, dupli
 ranges, consistency).
 
 The as-of (forecast) date enters one expectation only, the leakage guard, so suites are built per
-call (about 2 ms).
+call (about 2 ms). The expectations they share are :mod:`pipeline_lib.validation.expectations`.
 """
 
 from __future__ import annotations
@@ -22,114 +22,20 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.config import ValidationConfig
-from pipeline_lib.validation.derived import ABSURD_Z, DERIVED, FACTOR, GAP, JUMP, STALENESS
-
-CRITICAL = "critical"
-WARNING = "warning"
-
-# Accepted pandas dtypes. Ids are checked with type_ "str": pandas 3 str, object of str, string.
-DATE_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"]
-NUMBER_TYPES = ["float64", "float32", "Float64Dtype", "int64", "Int64Dtype"]
-
-
-def _meta(check: str, risk: str, severity: str) -> dict[str, Any]:
-    return {"severity": severity, "meta": {"check": check, "risk": risk}}
-
-
-def _between(check: str, risk: str, severity: str, column: str, **bounds: Any) -> gxe.Expectation:
-    """Values of ``column`` within bounds (nulls are skipped: close-only series pass)."""
-    return gxe.ExpectColumnValuesToBeBetween(
-        column=column, **bounds, **_meta(check, risk, severity)
-    )
-
-
-def _a_ge_b(check: str, risk: str, severity: str, a: str, b: str) -> gxe.Expectation:
-    """``a >= b`` row by row, ignoring rows where either is null."""
-    return gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-        column_A=a,
-        column_B=b,
-        or_equal=True,
-        ignore_row_if="either_value_is_missing",
-        **_meta(check, risk, severity),
-    )
-
-
-def _not_null(column: str, severity: str) -> gxe.Expectation:
-    return gxe.ExpectColumnValuesToNotBeNull(
-        column=column, **_meta(f"{column}_not_null", "nulls", severity)
-    )
-
-
-def _common(
-    key: str, columns: list[str], values: list[str], as_of: dt.date
-) -> list[gxe.Expectation]:
-    """Schema, types, key nulls, duplicates and leakage: shared by every dated long table."""
-    return [
-        # schema: exactly the expected columns; a renamed, missing or extra column is caught.
-        gxe.ExpectTableColumnsToMatchSet(
-            column_set=list(columns), exact_match=True, **_meta("columns", "schema", CRITICAL)
-        ),
-        # completeness: an empty fetch (outage, wrong request) is not a valid batch.
-        gxe.ExpectTableRowCountToBeBetween(
-            min_value=1, **_meta("not_empty", "completeness", CRITICAL)
-        ),
-        # types: ids are strings, dates naive datetimes, values numbers (not text, not tz-aware).
-        gxe.ExpectColumnValuesToBeOfType(
-            column=key, type_="str", **_meta(f"{key}_type", "types", CRITICAL)
-        ),
-        gxe.ExpectColumnValuesToBeInTypeList(
-            column=schema.DATE, type_list=DATE_TYPES, **_meta("date_type", "types", CRITICAL)
-        ),
-        *(
-            gxe.ExpectColumnValuesToBeInTypeList(
-                column=v, type_list=NUMBER_TYPES, **_meta(f"{v}_type", "types", CRITICAL)
-            )
-            for v in values
-        ),
-        # nulls: a row without its key cannot be stored, deduplicated or joined.
-        _not_null(key, CRITICAL),
-        _not_null(schema.DATE, CRITICAL),
-        # duplicates: one row per key and date, or upserts and rolling features double count.
-        gxe.ExpectCompoundColumnsToBeUnique(
-            column_list=[key, schema.DATE], **_meta("key_unique", "duplicates", CRITICAL)
-        ),
-        # leakage: nothing dated after the forecast date may enter a point-in-time run.
-        _between(
-            "date_not_after_as_of", "leakage", CRITICAL, schema.DATE, max_value=pd.Timestamp(as_of)
-        ),
-    ]
-
-
-def _freshness(t: ValidationConfig) -> gxe.Expectation:
-    # freshness (warning): a feed that stopped updating (delisted symbol, broken API key, moved
-    # file) keeps "passing" with old data; forecasts would silently be made from stale history.
-    # staleness_days counts business days (prices) or days (weather) after the newest date.
-    return _between("fresh", "freshness", WARNING, STALENESS, max_value=t.max_staleness_days)
-
-
-def _continuity(t: ValidationConfig, change: str) -> list[gxe.Expectation]:
-    """Freshness, gaps and jumps on the derived columns (warnings: real data has them too), and
-    the absurd change (critical)."""
-    return [
-        _freshness(t),
-        # continuity (warning): a hole in the history (outage, a partial backfill, a batch that
-        # starts after the last curated day) skews lags and rolling features across it.
-        # gap_days counts missing business days (prices) or days (weather) since the previous
-        # row of the same key.
-        _between("no_long_gap", "continuity", WARNING, GAP, max_value=t.max_gap_days),
-        # outliers (warning): a sudden jump (in close, or temp_mean) is a split, a unit or
-        # currency change or a bad tick more often than a real move; it distorts scaling and
-        # training. jump_zscore is |change| in standard deviations of the key's other changes.
-        _between(f"{change}_no_jump", "outliers", WARNING, JUMP, max_value=t.jump_zscore),
-        # outliers: a change no market or weather makes (a close of 1e12 in a stock near 50, a
-        # mistyped or rescaled value) would be curated, trained on and forecast from.
-        # jump_robust_z is the row's change in robust std devs (median, MAD-based scale) of the
-        # key's changes, the smaller of its change from the previous row and the one before, so
-        # the absurd row is named, not the next one that comes back to normal.
-        _between(
-            f"{change}_not_absurd", "outliers", CRITICAL, ABSURD_Z, max_value=t.absurd_jump_robust_z
-        ),
-    ]
+from pipeline_lib.validation.derived import DERIVED, FACTOR
+from pipeline_lib.validation.expectations import (
+    CRITICAL,
+    DATE_TYPES,
+    NUMBER_TYPES,
+    WARNING,
+    a_ge_b,
+    between,
+    common,
+    continuity,
+    freshness,
+    meta,
+    not_null,
+)
 
 
 def prices_suite(
@@ -144,35 +50,35 @@ def prices_suite(
     """
     t = thresholds or ValidationConfig()
     columns = [*schema.PRICE_COLUMNS, *DERIVED]
-    exps = _common(schema.SERIES_ID, columns, schema.PRICE_VALUES, as_of)
+    exps = common(schema.SERIES_ID, columns, schema.PRICE_VALUES, as_of)
     # ranges: prices are strictly positive; zero or negative is a feed or parsing error
     # (except where the market has negative prices: then nothing bounds them).
     positive = [
-        _between(f"{c}_positive", "ranges", CRITICAL, c, min_value=0, strict_min=True)
+        between(f"{c}_positive", "ranges", CRITICAL, c, min_value=0, strict_min=True)
         for c in ("open", "high", "low", "close")
     ]
     exps += [
         # nulls: close is the forecast target; a missing close is a broken record.
-        _not_null(schema.TARGET, CRITICAL),
+        not_null(schema.TARGET, CRITICAL),
         *([] if signed else positive),
         # ranges: traded volume is never negative.
-        _between("volume_non_negative", "ranges", CRITICAL, "volume", min_value=0),
+        between("volume_non_negative", "ranges", CRITICAL, "volume", min_value=0),
         # consistency: the day's high is at least its low (swapped or misparsed columns).
-        _a_ge_b("high_ge_low", "consistency", CRITICAL, "high", "low"),
+        a_ge_b("high_ge_low", "consistency", CRITICAL, "high", "low"),
         # consistency (warning): open and close lie within the day's range; vendors sometimes
         # mix sessions (a close from the auction, a range from regular hours): suspicious only.
-        _a_ge_b("high_ge_open", "consistency", WARNING, "high", "open"),
-        _a_ge_b("high_ge_close", "consistency", WARNING, "high", "close"),
-        _a_ge_b("open_ge_low", "consistency", WARNING, "open", "low"),
-        _a_ge_b("close_ge_low", "consistency", WARNING, "close", "low"),
-        *_continuity(t, "close"),
+        a_ge_b("high_ge_open", "consistency", WARNING, "high", "open"),
+        a_ge_b("high_ge_close", "consistency", WARNING, "high", "close"),
+        a_ge_b("open_ge_low", "consistency", WARNING, "open", "low"),
+        a_ge_b("close_ge_low", "consistency", WARNING, "close", "low"),
+        *continuity(t, "close"),
     ]
     if not signed:  # a ratio means nothing across zero
         # outliers: a day-on-day factor beyond absurd_jump_factor (up or down) is a unit,
         # currency or typing error, whatever the history (it needs one previous row only).
         # jump_factor is max(close / previous, previous / close), on the same smaller change.
         exps.append(
-            _between(
+            between(
                 "close_factor_not_absurd",
                 "outliers",
                 CRITICAL,
@@ -199,32 +105,32 @@ def covariates_suite(
         gxe.ExpectTableColumnsToMatchSet(
             column_set=list(schema.COVARIATE_COLUMNS),
             exact_match=True,
-            **_meta("columns", "schema", CRITICAL),
+            **meta("columns", "schema", CRITICAL),
         ),
         # types: ids and names are strings, dates naive datetimes, values numbers.
         *(
             gxe.ExpectColumnValuesToBeOfType(
-                column=c, type_="str", **_meta(f"{c}_type", "types", CRITICAL)
+                column=c, type_="str", **meta(f"{c}_type", "types", CRITICAL)
             )
             for c in (schema.SERIES_ID, schema.COVARIATE)
         ),
         *(
             gxe.ExpectColumnValuesToBeInTypeList(
-                column=c, type_list=DATE_TYPES, **_meta(f"{c}_type", "types", CRITICAL)
+                column=c, type_list=DATE_TYPES, **meta(f"{c}_type", "types", CRITICAL)
             )
             for c in (schema.DATE, schema.ISSUED)
         ),
         gxe.ExpectColumnValuesToBeInTypeList(
-            column=schema.VALUE, type_list=NUMBER_TYPES, **_meta("value_type", "types", CRITICAL)
+            column=schema.VALUE, type_list=NUMBER_TYPES, **meta("value_type", "types", CRITICAL)
         ),
         # nulls: a value without its key, its dates or a number cannot be used.
-        *(_not_null(c, CRITICAL) for c in schema.COVARIATE_COLUMNS),
+        *(not_null(c, CRITICAL) for c in schema.COVARIATE_COLUMNS),
         # duplicates: one value per series, covariate, day and issue time.
         gxe.ExpectCompoundColumnsToBeUnique(
-            column_list=schema.COVARIATE_KEY, **_meta("key_unique", "duplicates", CRITICAL)
+            column_list=schema.COVARIATE_KEY, **meta("key_unique", "duplicates", CRITICAL)
         ),
         # leakage: a value issued after the forecast date may not enter a point-in-time run.
-        _between(
+        between(
             "issued_not_after_as_of",
             "leakage",
             CRITICAL,
@@ -233,9 +139,9 @@ def covariates_suite(
         ),
         # leakage: a value is issued on or before the day it is for (otherwise it is an
         # observation, a past covariate, not a forecast); checked as date >= issued.
-        _a_ge_b("issued_not_after_date", "leakage", CRITICAL, schema.DATE, schema.ISSUED),
+        a_ge_b("issued_not_after_date", "leakage", CRITICAL, schema.DATE, schema.ISSUED),
         # ranges: finite values (an inf would poison scaling and training).
-        _between(
+        between(
             "value_finite",
             "ranges",
             CRITICAL,
@@ -244,7 +150,7 @@ def covariates_suite(
             max_value=MAX_ABS_FEATURE,
         ),
         # ranges: no value reaches beyond the longest known_ahead a config can declare.
-        _between(
+        between(
             "date_within_reach",
             "leakage",
             CRITICAL,
@@ -265,17 +171,17 @@ def weather_suite(
     """
     t = thresholds or ValidationConfig()
     columns = [*schema.WEATHER_COLUMNS, *DERIVED]
-    exps = _common(schema.LOCATION, columns, schema.WEATHER_VALUES, as_of)
+    exps = common(schema.LOCATION, columns, schema.WEATHER_VALUES, as_of)
     exps += [
         # ranges: air temperatures on Earth lie in -90..60 °C (catches °F and kelvin feeds).
         *(
-            _between(f"{c}_physical", "ranges", CRITICAL, c, min_value=-90, max_value=60)
+            between(f"{c}_physical", "ranges", CRITICAL, c, min_value=-90, max_value=60)
             for c in ("temp_max", "temp_min", "temp_mean")
         ),
         # consistency: the daily maximum is at least the daily minimum.
-        _a_ge_b("temp_max_ge_temp_min", "consistency", CRITICAL, "temp_max", "temp_min"),
+        a_ge_b("temp_max_ge_temp_min", "consistency", CRITICAL, "temp_max", "temp_min"),
         # ranges: precipitation is 0 to under 2000 mm a day (the record is about 1,825 mm).
-        _between(
+        between(
             "precipitation_physical",
             "ranges",
             CRITICAL,
@@ -285,7 +191,7 @@ def weather_suite(
             strict_max=True,
         ),
         # ranges: wind speed is 0 to under 120 m/s (the gust record is 113 m/s).
-        _between(
+        between(
             "wind_speed_physical",
             "ranges",
             CRITICAL,
@@ -295,14 +201,14 @@ def weather_suite(
             strict_max=True,
         ),
         # nulls (warning): weather feeds have gaps; features fill them, but we want to know.
-        *(_not_null(c, WARNING) for c in schema.WEATHER_VALUES),
+        *(not_null(c, WARNING) for c in schema.WEATHER_VALUES),
         # consistency (warning): the daily mean lies between the minimum and the maximum.
-        _a_ge_b("temp_max_ge_temp_mean", "consistency", WARNING, "temp_max", "temp_mean"),
-        _a_ge_b("temp_mean_ge_temp_min", "consistency", WARNING, "temp_mean", "temp_min"),
+        a_ge_b("temp_max_ge_temp_mean", "consistency", WARNING, "temp_max", "temp_mean"),
+        a_ge_b("temp_mean_ge_temp_min", "consistency", WARNING, "temp_mean", "temp_min"),
         # ranges (warning): over 500 mm a day or a 60 m/s daily wind is possible but rare.
-        _between("precipitation_plausible", "ranges", WARNING, "precipitation", max_value=500),
-        _between("wind_speed_plausible", "ranges", WARNING, "wind_speed", max_value=60),
-        *_continuity(t, "temp_mean"),
+        between("precipitation_plausible", "ranges", WARNING, "precipitation", max_value=500),
+        between("wind_speed_plausible", "ranges", WARNING, "wind_speed", max_value=60),
+        *continuity(t, "temp_mean"),
     ]
     return gx.ExpectationSuite(name=schema.WEATHER, expectations=exps)
 
@@ -330,16 +236,16 @@ def features_suite(
     """
     extra = list(covariates or [])
     values = [*FEATURE_VALUES, *extra]
-    exps = _common(schema.SERIES_ID, [*schema.FEATURE_COLUMNS, *extra], values, as_of)
+    exps = common(schema.SERIES_ID, [*schema.FEATURE_COLUMNS, *extra], values, as_of)
     # ranges: the target is a price; log returns need it strictly positive.
-    positive = _between("y_positive", "ranges", CRITICAL, schema.Y, min_value=0, strict_min=True)
+    positive = between("y_positive", "ranges", CRITICAL, schema.Y, min_value=0, strict_min=True)
     exps += [
         # nulls: the target and the always-defined features feed the model as they are.
-        *(_not_null(c, CRITICAL) for c in FEATURES_FILLED),
+        *(not_null(c, CRITICAL) for c in FEATURES_FILLED),
         *([] if signed else [positive]),
         # ranges: every value is finite (an inf or overflow would poison scaling and training).
         *(
-            _between(
+            between(
                 f"{c}_finite",
                 "ranges",
                 CRITICAL,
@@ -351,7 +257,7 @@ def features_suite(
         ),
         # ranges: cyclical calendar encodings are sines and cosines.
         *(
-            _between(f"{c}_unit_range", "ranges", CRITICAL, c, min_value=-1, max_value=1)
+            between(f"{c}_unit_range", "ranges", CRITICAL, c, min_value=-1, max_value=1)
             for c in schema.CALENDAR_FEATURES
         ),
     ]
@@ -364,7 +270,7 @@ def freshness_suite(
     """Freshness alone, for a run that brought nothing new: checked on curated data's newest
     row per key (columns key, date, staleness_days)."""
     return gx.ExpectationSuite(
-        name=dataset, expectations=[_freshness(thresholds or ValidationConfig())]
+        name=dataset, expectations=[freshness(thresholds or ValidationConfig())]
     )
 
 

@@ -20,12 +20,12 @@ from pipeline_lib.forecasting.backtest import (
     plan_backtest,
     score_backtest,
 )
-from pipeline_lib.forecasting.baselines import SeasonalNaive
 from pipeline_lib.forecasting.linear_baseline import LinearLags
 from pipeline_lib.forecasting.model.base import refit_to
 from pipeline_lib.forecasting.model.forecast import predict, predict_at
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.model.train import train_full
+from pipeline_lib.forecasting.naive import SeasonalNaive
 
 AS_OF = dt.date(2020, 12, 31)
 FREQ = {"S0": "B", "S1": "B"}

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib.forecasting.baselines import Naive, SeasonalNaive
 from pipeline_lib.forecasting.linear_baseline import LinearLags
 from pipeline_lib.forecasting.model.testing import random_walk_features
+from pipeline_lib.forecasting.naive import Naive, SeasonalNaive
 
 
 def _series(y: np.ndarray, start: str = "2024-01-01", freq: str = "B") -> pd.DataFrame:

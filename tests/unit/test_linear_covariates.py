@@ -11,8 +11,8 @@ from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.forecasting.backtest import FitWindows, make_baseline
-from pipeline_lib.forecasting.baselines import Naive
 from pipeline_lib.forecasting.linear_baseline import LinearLags, price_scale
+from pipeline_lib.forecasting.naive import Naive
 
 LOAD = FeatureSet.of(future=[("load", 1)])
 ORIGIN = 450  # row of the origin in the point-in-time tests
