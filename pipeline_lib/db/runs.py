@@ -14,15 +14,12 @@ import pyarrow as pa
 from sqlalchemy import Connection, Engine, select, update
 
 from pipeline_lib.db import values as v
+from pipeline_lib.db.row_checks import check_references
 from pipeline_lib.db.tables import (
     pipeline_runs,
     validation_results,
 )
-from pipeline_lib.db.upsert import (
-    check_references,
-    transaction,
-    upsert_rows,
-)
+from pipeline_lib.db.upsert import transaction, upsert_rows
 
 if TYPE_CHECKING:
     from pipeline_lib.validation.report import ExpectationFailure, ValidationReport

@@ -27,9 +27,7 @@ Table objects only.
 
 from __future__ import annotations
 
-import io
 import logging
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -37,8 +35,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, select, text
+from sqlalchemy import Connection, Engine, Table, and_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from tenacity import (
@@ -49,13 +46,20 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from pipeline_lib.db.postgres_bulk import (
+    copies,
+    copy_rows,
+    delete_scopes,
+    lock_scopes,
+    staged_upsert,
+)
+from pipeline_lib.db.row_checks import check_references, check_rows, key_columns
+
 log = logging.getLogger(__name__)
 
 BULK_ROWS = 5_000  # from this many rows, PostgreSQL writes go through COPY
 ROW_BATCH = 50_000  # rows per executemany on SQLite: bounds the memory of one batch's tuples
-REFERENCE_BATCH = 10_000  # values per foreign-key check query
 SCOPE_BATCH = 500  # scopes per DELETE on SQLite (its bound-parameter limit is 32,766)
-LOCK_BUCKETS = 64  # advisory locks per table: scopes hash into this many
 # SQLSTATEs worth retrying the whole transaction for: deadlock, serialization, lock timeout
 _RETRY_SQLSTATES = {"40P01", "40001", "55P03"}
 T = TypeVar("T")
@@ -110,16 +114,16 @@ def _insert(conn: Connection, table: Table) -> Any:
     raise NotImplementedError(f"upserts are implemented for sqlite and postgresql, not {name}")
 
 
-def _keys(table: Table) -> list[str]:
-    return [c.name for c in table.primary_key.columns]
-
-
 def _in_key_order(table: Table, data: pa.Table) -> pa.Table:
     """``data`` sorted on ``table``'s primary key: each row lands next to the last in the
     key's B-tree, instead of anywhere in it (392,000 backtest rows into SQLite: 1.25 s of
     inserts in key order, 1.61 s series by series, 4.6 s shuffled)."""
-    keys = [(k, "ascending") for k in _keys(table)]
+    keys = [(k, "ascending") for k in key_columns(table)]
     return data.take(pc.sort_indices(data, sort_keys=keys))
+
+
+def _sortable(value: Any) -> tuple[bool, Any]:
+    return (value is None, value)
 
 
 def upsert_rows(
@@ -132,7 +136,7 @@ def upsert_rows(
     if not rows:
         return
     stmt = _upsert_statement(conn, table, list(rows[0]), update_columns)
-    keys = _keys(table)
+    keys = key_columns(table)
     ordered = sorted(rows, key=lambda r: tuple(_sortable(r[k]) for k in keys))
     conn.execute(stmt, ordered)
 
@@ -146,64 +150,12 @@ def _upsert_statement(
     """``INSERT ... ON CONFLICT (primary key) DO UPDATE`` the non-key ``update_columns`` (default
     ``columns``), or ``DO NOTHING`` when there are none."""
     stmt = _insert(conn, table)
-    keys = _keys(table)
+    keys = key_columns(table)
     updated = update_columns if update_columns is not None else columns
     set_ = {c: stmt.excluded[c] for c in updated if c not in keys}
     if set_:
         return stmt.on_conflict_do_update(index_elements=keys, set_=set_)
     return stmt.on_conflict_do_nothing(index_elements=keys)
-
-
-def _sortable(value: Any) -> tuple[bool, Any]:
-    return (value is None, value)
-
-
-def check_rows(table: Table, data: pa.Table) -> None:
-    """Raise ValueError naming the column and rows when a NOT NULL column holds nulls, or the
-    rows repeat a primary key."""
-    for column in table.columns:
-        if column.nullable or column.name not in data.column_names:
-            continue
-        values = data[column.name]
-        if values.null_count:
-            where = [i for i, null in enumerate(values.is_null().to_pylist()) if null][:5]
-            raise ValueError(
-                f"{table.name}.{column.name} must not be null; {values.null_count} rows have "
-                f"none, e.g. rows {where}"
-            )
-    keys = _keys(table)
-    counts = data.group_by(keys).aggregate([([], "count_all")])
-    dupes = counts.filter(pc.greater(counts["count_all"], 1))
-    if dupes.num_rows:
-        raise ValueError(
-            f"{table.name}: {dupes.num_rows} primary keys {keys} repeat in one write "
-            "(duplicate keys), e.g. "
-            f"{dupes.select(keys).slice(0, 3).to_pylist()}"
-        )
-
-
-def check_references(conn: Connection, table: Table, data: pa.Table) -> None:
-    """Raise LookupError naming the values of a foreign key column that its parent table lacks
-    (e.g. a run id never started), before the database refuses the write less clearly."""
-    for fk in table.foreign_keys:
-        column = fk.parent.name
-        if column not in data.column_names:
-            continue
-        wanted = sorted(set(data[column].drop_null().to_pylist()))
-        if not wanted:
-            continue
-        parent = fk.column
-        query = select(parent).where(parent.in_(bindparam("values", expanding=True)))
-        found: set[Any] = set()
-        for i in range(0, len(wanted), REFERENCE_BATCH):  # SQLite's bound-parameter limit
-            batch = wanted[i : i + REFERENCE_BATCH]
-            found.update(r[0] for r in conn.execute(query, {"values": batch}))
-        missing = [w for w in wanted if w not in found]
-        if missing:
-            raise LookupError(
-                f"{table.name}.{column}: {missing[:5]} not in {parent.table.name}.{parent.name}"
-                f" ({len(missing)} missing); write those first (start_run, upsert_model_version)"
-            )
 
 
 def replace_rows(
@@ -224,10 +176,10 @@ def replace_rows(
         check_references(conn, table, data)
         postgres = conn.dialect.name == "postgresql"
         if postgres:
-            _lock_scopes(conn, table, scopes)
-        if _copies(conn) and data.num_rows >= bulk_rows:
-            _delete_scopes_pg(conn, table, scope, scopes)
-            _copy(conn, table.name, table, data)
+            lock_scopes(conn, table, scopes)
+        if copies(conn) and data.num_rows >= bulk_rows:
+            delete_scopes(conn, table, scope, scopes)
+            copy_rows(conn, table.name, table, data)
         else:
             _delete_scopes(conn, table, scope, scopes)
             _execute_rows(conn, table.insert(), _in_key_order(table, data))
@@ -248,8 +200,8 @@ def upsert_table(
     with transaction(bind) as conn:
         if check:
             check_references(conn, table, data)
-        if _copies(conn) and data.num_rows >= bulk_rows:
-            _staged_upsert_pg(conn, table, data)
+        if copies(conn) and data.num_rows >= bulk_rows:
+            staged_upsert(conn, table, data)
         elif data.num_rows:
             ordered = _in_key_order(table, data)
             _execute_rows(conn, _upsert_statement(conn, table, ordered.column_names), ordered)
@@ -330,82 +282,3 @@ def _shared_values(
     objects = np.array([*distinct.to_pylist(), None], dtype=object)  # the last: null
     indices = encoded.indices.fill_null(len(objects) - 1).to_numpy(zero_copy_only=False)
     return list(objects[indices])
-
-
-def _copies(conn: Connection) -> bool:
-    """PostgreSQL through psycopg 3, whose cursors stream COPY; other drivers take the row path."""
-    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
-
-
-def _lock_scopes(conn: Connection, table: Table, scopes: Sequence[tuple[Any, ...]]) -> None:
-    """Transaction-scoped advisory locks on the scopes' hash buckets, in ascending order."""
-    table_key = _int32(zlib.crc32(table.name.encode()))
-    buckets = sorted({zlib.crc32(repr(s).encode()) % LOCK_BUCKETS for s in scopes})
-    lock = text("SELECT pg_advisory_xact_lock(:t, :b)")
-    for bucket in buckets:
-        conn.execute(lock, {"t": table_key, "b": bucket})
-
-
-def _int32(value: int) -> int:
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-def _quote(conn: Connection, name: str) -> str:
-    return conn.dialect.identifier_preparer.quote(name)
-
-
-def _delete_scopes_pg(
-    conn: Connection, table: Table, scope: Sequence[str], scopes: Sequence[tuple[Any, ...]]
-) -> None:
-    """One DELETE joined to the scope keys, passed as arrays (bound parameters)."""
-    if not scopes:
-        return
-    dialect = conn.dialect
-    arrays = ", ".join(
-        f"CAST(:k{i} AS {table.c[c].type.compile(dialect)}[])" for i, c in enumerate(scope)
-    )
-    aliases = ", ".join(f"s{i}" for i in range(len(scope)))
-    match = " AND ".join(f"t.{_quote(conn, c)} = s.s{i}" for i, c in enumerate(scope))
-    sql = f"DELETE FROM {_quote(conn, table.name)} AS t USING unnest({arrays}) AS s({aliases}) "
-    params = {f"k{i}": [s[i] for s in scopes] for i in range(len(scope))}
-    conn.execute(text(sql + f"WHERE {match}"), params)
-
-
-def _copy(conn: Connection, target: str, table: Table, data: pa.Table) -> None:
-    """COPY ``data`` into ``target`` (quoted name) as CSV, in batches of 100,000 rows."""
-    columns = ", ".join(_quote(conn, c) for c in data.column_names)
-    driver = conn.connection.driver_connection  # None only once the pool detached it
-    assert driver is not None, "an open Connection has its driver connection"
-    cursor = driver.cursor()  # psycopg 3: COPY FROM STDIN
-    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
-    try:
-        with cursor.copy(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-            for batch in data.to_batches(max_chunksize=100_000):
-                buffer = io.BytesIO()
-                pa_csv.write_csv(batch, buffer, options)
-                copy.write(buffer.getbuffer())
-    finally:
-        cursor.close()
-
-
-def _staged_upsert_pg(conn: Connection, table: Table, data: pa.Table) -> None:
-    stage = _quote(conn, f"stage_{table.name}")
-    name = _quote(conn, table.name)
-    conn.execute(text(f"CREATE TEMPORARY TABLE {stage} (LIKE {name}) ON COMMIT DROP"))
-    _copy(conn, stage, table, data)
-    keys = _keys(table)
-    columns = [_quote(conn, c) for c in data.column_names]
-    updates = [
-        f"{q} = EXCLUDED.{q}"
-        for c, q in zip(data.column_names, columns, strict=True)
-        if c not in keys
-    ]
-    key_list = ", ".join(_quote(conn, k) for k in keys)
-    action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
-    conn.execute(
-        text(
-            f"INSERT INTO {name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {stage} "
-            f"ORDER BY {key_list} ON CONFLICT ({key_list}) {action}"
-        )
-    )
-    conn.execute(text(f"DROP TABLE {stage}"))

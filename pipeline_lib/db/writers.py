@@ -25,6 +25,7 @@ from pipeline_lib.db.backtests import prune_backtest_results, write_backtest_res
 from pipeline_lib.db.engine import make_engine
 from pipeline_lib.db.frames import to_arrow
 from pipeline_lib.db.migrate import create_schema
+from pipeline_lib.db.row_checks import check_references
 from pipeline_lib.db.tables import (
     MODEL_KINDS,
     TRAINING_ACTIONS,
@@ -34,14 +35,7 @@ from pipeline_lib.db.tables import (
     model_versions,
     training_decisions,
 )
-from pipeline_lib.db.upsert import (
-    BULK_ROWS,
-    check_references,
-    replace_rows,
-    transaction,
-    upsert_rows,
-    upsert_table,
-)
+from pipeline_lib.db.upsert import BULK_ROWS, replace_rows, transaction, upsert_rows, upsert_table
 
 __all__ = [
     "create_schema",
