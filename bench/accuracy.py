@@ -33,7 +33,7 @@ with the rows dated on or before it only:
    :mod:`pipeline_lib.forecasting.selection` would have published from the same evidence.
 
 Scoring: every forecast set is scored with
-:func:`pipeline_lib.evaluation.metrics.score_forecasts` against the feature ``y`` of its target
+:func:`pipeline_lib.evaluation.scoring.score_forecasts` against the feature ``y`` of its target
 dates (``season = backtest.mase_season``; the MASE scale of a series is its naive error up to the
 first night, the same for every model), on the forecasts every model made (same series, nights
 and horizons). Printed: per series and overall (the mean of the per-series MASE) the MASE of each
@@ -77,7 +77,8 @@ import pandas as pd
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import SAMPLE_END, Settings, load_settings
-from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL, score_forecasts, score_rows
+from pipeline_lib.evaluation.metrics import ALL_HORIZONS, MODEL
+from pipeline_lib.evaluation.scoring import score_forecasts, score_rows
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.forecasting import registry
 from pipeline_lib.forecasting.backtest import LSTM

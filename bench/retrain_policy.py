@@ -46,7 +46,7 @@ from drift_false_alarms import (  # noqa: E402  (a sibling script)
 
 from pipeline_lib import schema
 from pipeline_lib.config import DriftConfig, RetrainPolicyConfig, load_settings  # noqa: E402
-from pipeline_lib.evaluation.metrics import score_rows  # noqa: E402
+from pipeline_lib.evaluation.scoring import score_rows
 from pipeline_lib.forecasting.backtest import make_baseline, plan_backtest  # noqa: E402
 from pipeline_lib.monitoring import policy  # noqa: E402
 from pipeline_lib.monitoring.decay import decay_metrics  # noqa: E402

@@ -6,7 +6,7 @@ For each window (0: every row, the behaviour before the setting) and each night,
 fitted as the nightly fits it (:func:`pipeline_lib.forecasting.backtest.make_baseline`, the fit
 point at the night) on the rows dated on or before the night, then forecasts the horizon after
 it; the forecasts are scored out of sample against the feature ``y`` of their target dates
-(:func:`pipeline_lib.evaluation.metrics.score_forecasts`, MAE and MASE on the naive scale). The
+(:func:`pipeline_lib.evaluation.scoring.score_forecasts`, MAE and MASE on the naive scale). The
 fits are timed (CPU seconds of this process; no cache). Data as ``bench/accuracy.py`` loads it
 (the product's ingest, validation, curate and features, into a temporary folder).
 
@@ -36,7 +36,7 @@ from accuracy import build_features, nights  # noqa: E402
 
 from pipeline_lib import schema  # noqa: E402
 from pipeline_lib.config import load_settings  # noqa: E402
-from pipeline_lib.evaluation.metrics import score_forecasts  # noqa: E402
+from pipeline_lib.evaluation.scoring import score_forecasts
 from pipeline_lib.forecasting.backtest import FitWindows, make_baseline  # noqa: E402
 
 ELECTRICITY = "pipeline_lib/sample_data/electricity.toml"

@@ -26,7 +26,8 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.config import STATISTICAL_REFIT_ROWS, STATISTICAL_SEARCH_EVERY, BacktestConfig
-from pipeline_lib.evaluation.metrics import MODEL, score_rows_and_summary
+from pipeline_lib.evaluation.metrics import MODEL
+from pipeline_lib.evaluation.scoring import score_rows_and_summary
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.forecasting.baselines import Baseline
@@ -241,7 +242,7 @@ def score_backtest(
     """``(rows, summary)`` of backtest forecasts of many models, scored together.
 
     ``rows``: the forecasts with an actual, with their per-row metric terms (see
-    :func:`pipeline_lib.evaluation.metrics.score_rows`). ``summary``: one row per
+    :func:`pipeline_lib.evaluation.scoring.score_rows`). ``summary``: one row per
     ``(model_version, series_id, horizon)`` plus horizon ``"ALL"``, with ``model`` and the
     metrics of :func:`score_forecasts`. The MASE scale of a series is the same for every model:
     the naive (``season``) error of its history up to its first origin.

@@ -12,7 +12,7 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.config import BacktestConfig, ModelConfig, TrainingConfig
-from pipeline_lib.evaluation.metrics import score_forecasts, score_rows
+from pipeline_lib.evaluation.scoring import score_forecasts, score_rows
 from pipeline_lib.forecasting.backtest import (
     baseline_forecasts,
     lstm_forecasts,

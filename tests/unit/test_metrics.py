@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline_lib.evaluation import metrics as m
+from pipeline_lib.evaluation import scoring
 
 Y = np.array([10.0, 12.0, 8.0, 10.0])
 YHAT = np.array([11.0, 10.0, 8.0, 14.0])  # errors -1, 2, 0, -4
@@ -69,7 +70,7 @@ def test_score_forecasts_rows_and_all_row() -> None:
             "y": [1.0, 3.0, 2.0, 99.0],  # the 01-02 row is after the first forecast date
         }
     )
-    out = m.score_forecasts(fc, actuals, history)
+    out = scoring.score_forecasts(fc, actuals, history)
     assert out["horizon"].tolist() == ["1", "2", "ALL"]
     assert (out["model"] == m.DEFAULT_MODEL).all()
     every = out.set_index("horizon").loc["ALL"]
@@ -93,13 +94,13 @@ def test_score_forecasts_by_model_and_errors() -> None:
         {"series_id": "A", "date": pd.to_datetime(["2024-01-02", "2024-01-03"]), "y": 1.0}
     )
     both = pd.concat([fc.assign(model="naive"), fc.assign(model="linear")])
-    out = m.score_forecasts(both, actuals, actuals)
+    out = scoring.score_forecasts(both, actuals, actuals)
     assert sorted(out["model"].unique()) == ["linear", "naive"]
     assert len(out) == 2 * 3
     with pytest.raises(ValueError, match="lacks the columns"):
-        m.score_forecasts(fc.drop(columns="yhat_upper"), actuals, actuals)
+        scoring.score_forecasts(fc.drop(columns="yhat_upper"), actuals, actuals)
     with pytest.raises(ValueError, match="no forecast matches"):
-        m.score_forecasts(fc, actuals.assign(series_id="B"), actuals)
+        scoring.score_forecasts(fc, actuals.assign(series_id="B"), actuals)
 
 
 def test_score_forecasts_agrees_with_the_per_group_functions() -> None:
@@ -136,7 +137,7 @@ def test_score_forecasts_agrees_with_the_per_group_functions() -> None:
                         }  # fmt: skip
                     )
     fc = pd.DataFrame(rows)
-    out = m.score_forecasts(fc, actuals, history).set_index(["model", "series_id", "horizon"])
+    out = scoring.score_forecasts(fc, actuals, history).set_index(["model", "series_id", "horizon"])
     joined = fc.merge(actuals.rename(columns={"date": "target_date"}))
     for (model, s, h), part in [
         *joined.groupby(["model", "series_id", "horizon"]),
