@@ -8,8 +8,9 @@ A module per responsibility, every public name importable from here:
 
 - :mod:`~pipeline_lib.config.series`: what one series is and where its data comes from
   (sources, weather locations, covariates, exogenous data sets, the bundled sample).
-- :mod:`~pipeline_lib.config.modelling`: the model, its training, the backtest and its
-  baselines, the selection of what is published, the hyper-parameter search.
+- :mod:`~pipeline_lib.config.modelling`: the model and its training.
+- :mod:`~pipeline_lib.config.contest`: the backtest and its baselines, the selection of what
+  is published, the hyper-parameter search.
 - :mod:`~pipeline_lib.config.monitoring`: drift and decay thresholds, the retraining policy.
 - :mod:`~pipeline_lib.config.running`: HTTP sources, ingest, validation, orchestration,
   parallel execution and the read API.
@@ -18,19 +19,18 @@ A module per responsibility, every public name importable from here:
   one-line error messages).
 """
 
-from pipeline_lib.config.loading import load_settings
-from pipeline_lib.config.modelling import (
+from pipeline_lib.config.contest import (
     STATISTICAL_MIN_ROWS,
     STATISTICAL_REFIT_ROWS,
     STATISTICAL_SEARCH_EVERY,
     BacktestConfig,
     BaselineName,
-    ModelConfig,
     RuleName,
     SelectionConfig,
-    TrainingConfig,
     TuningConfig,
 )
+from pipeline_lib.config.loading import load_settings
+from pipeline_lib.config.modelling import ModelConfig, TrainingConfig
 from pipeline_lib.config.monitoring import (
     DecayMetric,
     DriftConfig,

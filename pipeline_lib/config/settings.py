@@ -18,13 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from pipeline_lib.config.modelling import (
-    BacktestConfig,
-    ModelConfig,
-    SelectionConfig,
-    TrainingConfig,
-    TuningConfig,
-)
+from pipeline_lib.config.contest import BacktestConfig, SelectionConfig, TuningConfig
+from pipeline_lib.config.modelling import ModelConfig, TrainingConfig
 from pipeline_lib.config.monitoring import DriftConfig, RetrainPolicyConfig
 from pipeline_lib.config.running import (
     HttpConfig,
