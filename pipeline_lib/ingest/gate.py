@@ -27,9 +27,10 @@ from pipeline_lib.config import ValidationConfig
 from pipeline_lib.ingest.curate import read_curated
 from pipeline_lib.ingest.landing import Batch
 from pipeline_lib.store import atomic_write_bytes
-from pipeline_lib.validation.combined import Item, Run, validate_batches
+from pipeline_lib.validation.combined import Run, validate_batches
 from pipeline_lib.validation.derived import has_derived
 from pipeline_lib.validation.docs import build_data_docs
+from pipeline_lib.validation.grouping import Item
 from pipeline_lib.validation.quarantine import quarantine_batch
 from pipeline_lib.validation.report import ValidationReport, raise_if_failed
 from pipeline_lib.validation.reuse import checked_freshness

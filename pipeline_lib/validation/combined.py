@@ -19,17 +19,16 @@ group whose GX run raised an error (the error then names its own batch).
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from pipeline_lib import schema
 from pipeline_lib.config import ValidationConfig
-from pipeline_lib.validation.derived import DERIVED, add_derived, has_derived, newest_rows
+from pipeline_lib.validation.derived import add_derived, has_derived, newest_rows
+from pipeline_lib.validation.grouping import Item, batch_signature, groups, history_signature
 from pipeline_lib.validation.report import ExpectationFailure, ValidationReport
 from pipeline_lib.validation.results import check_of, failure_from, jsonable, raised
 from pipeline_lib.validation.revisions import (
@@ -51,17 +50,6 @@ from pipeline_lib.validation.validate import (
 )
 
 RUN_ROWS = 100  # offending rows per check kept in a run's result (its Data Docs page)
-
-
-@dataclass(frozen=True)
-class Item:
-    """One batch to validate with others: its name (``prices-SP500``), its key (series id or
-    location), its rows (unused by a freshness check) and its recent curated rows."""
-
-    name: str
-    key: str
-    data: pd.DataFrame | None = None
-    history: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +100,7 @@ def validate_batches(
     reports: dict[int, ValidationReport] = {}
     runs: list[Run] = []
     if splits(suite):
-        for members in _groups(items, lambda item: _batch_signature(item, dataset)):
+        for members in groups(items, lambda item: batch_signature(item, dataset)):
             group = [items[i] for i in members]
             got = _validate_group(group, dataset, as_of, suite, thresholds, options)
             if got is not None:
@@ -140,7 +128,7 @@ def check_freshness_all(
     suite = freshness_suite(dataset, thresholds)
     reports: dict[int, ValidationReport] = {}
     runs: list[Run] = []
-    for members in _groups(items, lambda item: _history_signature(item, dataset)):
+    for members in groups(items, lambda item: history_signature(item, dataset)):
         group = [items[i] for i in members]
         newest = newest_rows(_concat([it.history for it in group]), dataset, as_of)
         at = {item.key: i for i, item in enumerate(group)}
@@ -296,60 +284,6 @@ class _Checked(NamedTuple):
     success: bool
     result: dict[str, Any]  # GX's result values, for the report
     json: dict[str, Any]  # GX's result as JSON, for ``gx_result``
-
-
-def _groups(items: Sequence[Item], signature: Callable[[Item], Hashable | None]) -> list[list[int]]:
-    """Positions of the items that can be validated together, by signature (two or more);
-    an item without a signature, or whose key another item has too, is left out."""
-    counts = Counter(item.key for item in items)
-    by_signature: dict[Hashable, list[int]] = defaultdict(list)
-    for i, item in enumerate(items):
-        found = signature(item) if counts[item.key] == 1 else None
-        if found is not None:
-            by_signature[found].append(i)
-    return [members for members in by_signature.values() if len(members) > 1]
-
-
-def _batch_signature(item: Item, dataset: str) -> Hashable | None:
-    """Columns and dtypes of an item's rows and history, or None when it must be validated
-    alone: no rows, a repeated or derived column name, a row of another (or no) key."""
-    key, df = KEYS[dataset], item.data
-    if df is None or df.empty or key not in df.columns or df.columns.duplicated().any():
-        return None
-    if has_derived(dataset) and set(map(str, df.columns)) & set(DERIVED):
-        return None
-    past = _history_signature(item, dataset)
-    if past is None or not _only(df, key, item.key):
-        return None
-    return _signature(df), past
-
-
-def _history_signature(item: Item, dataset: str) -> Hashable | None:
-    """Columns and dtypes of an item's history (``()`` for none), or None when a row of it
-    belongs to another (or no) key."""
-    key, past = KEYS[dataset], item.history
-    if past is None or past.empty:
-        return ()
-    if key not in past.columns or schema.DATE not in past.columns:
-        return None
-    if past.columns.duplicated().any() or not _only(past, key, item.key):
-        return None
-    return _signature(past)
-
-
-def _signature(df: pd.DataFrame) -> Hashable | None:
-    try:
-        found = (tuple(df.columns), tuple(df.dtypes))
-        hash(found)
-    except TypeError:  # an unhashable column name or dtype
-        return None
-    return found
-
-
-def _only(df: pd.DataFrame, column: str, key: str) -> bool:
-    """Whether every row of ``df`` has ``key`` in ``column`` (a null never has)."""
-    values = df[column].to_numpy(dtype=object, na_value=None)
-    return bool(np.all(values == key))
 
 
 def _concat(frames: Sequence[pd.DataFrame | None]) -> pd.DataFrame | None:

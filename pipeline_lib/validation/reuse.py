@@ -29,8 +29,9 @@ import pandas as pd
 from pipeline_lib import schema
 from pipeline_lib.config import ValidationConfig
 from pipeline_lib.store.fs import atomic_write_bytes, filesystem, join
-from pipeline_lib.validation.combined import Item, Validated, check_freshness_all
+from pipeline_lib.validation.combined import Validated, check_freshness_all
 from pipeline_lib.validation.derived import newest_rows
+from pipeline_lib.validation.grouping import Item
 from pipeline_lib.validation.validate import KEYS
 
 log = logging.getLogger(__name__)

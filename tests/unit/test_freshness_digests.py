@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import schema
-from pipeline_lib.validation.combined import Item
+from pipeline_lib.validation.grouping import Item
 from pipeline_lib.validation.reuse import _question, freshness_digest, freshness_digests
 
 AS_OF = dt.date(2024, 3, 8)

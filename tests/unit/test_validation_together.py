@@ -20,7 +20,8 @@ from pipeline_lib.ingest import gate
 from pipeline_lib.ingest.curate import commit_batches, read_curated
 from pipeline_lib.ingest.landing import Batch
 from pipeline_lib.validation import ValidationFailed, check_freshness, reuse, validate_batch
-from pipeline_lib.validation.combined import Item, check_freshness_all, validate_batches
+from pipeline_lib.validation.combined import check_freshness_all, validate_batches
+from pipeline_lib.validation.grouping import Item
 from pipeline_lib.validation.report import MAX_ROWS
 
 AS_OF = dt.date(2013, 5, 31)
