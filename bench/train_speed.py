@@ -64,7 +64,8 @@ from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.forecasting.model.train import make_optimizer, set_seed, train_step
 from pipeline_lib.forecasting.model.trained import build_module, hyperparameters
-from pipeline_lib.forecasting.model.windows import SeriesArray, WindowSet, make_windows
+from pipeline_lib.forecasting.model.window_set import SeriesArray, WindowSet
+from pipeline_lib.forecasting.model.windows import make_windows
 from pipeline_lib.ingest.sources.sample import SampleSource, available
 
 BENCH = Path(__file__).resolve().parent

@@ -47,7 +47,7 @@ class ModelConfig(BaseModel):
         description="0: the model reads each series' y on its standard scale; N (7 up to the "
         "lookback): each window's y is read as asinh((y - m) / s), m and s the median and MAD "
         "of its newest N past rows (spikes and negative prices weigh less; "
-        "pipeline_lib.forecasting.model.windows.local_scale)",
+        "pipeline_lib.forecasting.model.window_set.local_scale)",
     )
     quantiles: list[float] = Field(
         default_factory=lambda: [0.1, 0.5, 0.9],

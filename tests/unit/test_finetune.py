@@ -21,7 +21,8 @@ from pipeline_lib.forecasting.model.scaling import fit_scalers
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.model.train import train_full
 from pipeline_lib.forecasting.model.trained import TrainedModel
-from pipeline_lib.forecasting.model.windows import WindowSet, make_windows, series_arrays
+from pipeline_lib.forecasting.model.window_set import WindowSet
+from pipeline_lib.forecasting.model.windows import make_windows, series_arrays
 
 MODEL = ModelConfig(lookback=10, hidden_size=8, embedding_dim=2, dropout=0.0)
 TRAIN = TrainingConfig(

@@ -21,12 +21,8 @@ from pipeline_lib.forecasting.model.scaling import fit_scalers
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.model.train import eval_step, fit, set_seed, train_full
 from pipeline_lib.forecasting.model.trained import data_fingerprint
-from pipeline_lib.forecasting.model.windows import (
-    WindowSet,
-    make_windows,
-    series_arrays,
-    split_windows,
-)
+from pipeline_lib.forecasting.model.window_set import WindowSet
+from pipeline_lib.forecasting.model.windows import make_windows, series_arrays, split_windows
 
 MODEL = ModelConfig(lookback=10, hidden_size=8, embedding_dim=2, dropout=0.0)
 TRAIN = TrainingConfig(

@@ -16,9 +16,8 @@ from pipeline_lib.errors import NotEnoughHistory, PipelineError
 from pipeline_lib.forecasting.model.scaling import SeriesScalers, fit_scalers
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.model.train import train_full
+from pipeline_lib.forecasting.model.window_set import SeriesArray, local_scale
 from pipeline_lib.forecasting.model.windows import (
-    SeriesArray,
-    local_scale,
     make_windows,
     series_arrays,
     split_windows,

@@ -35,7 +35,8 @@ from pipeline_lib.forecasting.model.lstm import LSTMForecaster, linear_base_inpu
 from pipeline_lib.forecasting.model.refits import RefitStore, refit_key, with_base
 from pipeline_lib.forecasting.model.threads import blas_on_one_thread
 from pipeline_lib.forecasting.model.trained import TrainedModel
-from pipeline_lib.forecasting.model.windows import WindowSet, model_windows, training_rows
+from pipeline_lib.forecasting.model.window_set import WindowSet
+from pipeline_lib.forecasting.model.windows import model_windows, training_rows
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties on standardised inputs
 MIN_WINDOWS = 2  # a series' base is fitted on at least this many windows (else it is kept)
@@ -223,7 +224,7 @@ def refit_to(
     same windows: one with each window's prices on its own asinh scale (as the network reads
     them), one with every window's prices on tonight's scale (the median and MAD of the
     newest ``asinh_rows`` rows, as the linear baseline reads its history,
-    :meth:`~pipeline_lib.forecasting.model.windows.WindowSet.on_newest_scale`). Tonight's window
+    :meth:`~pipeline_lib.forecasting.model.window_set.WindowSet.on_newest_scale`). Tonight's window
     reads both the same way, so the mean of the two lines is one line. Averaging forecasts over
     variance-stabilising transforms is the robust choice of electricity price forecasting
     (Uniejewski, Weron and Ziel 2018); on the electricity zones' 51 nights the base alone at

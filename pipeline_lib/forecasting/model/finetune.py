@@ -26,12 +26,8 @@ from pipeline_lib.forecasting.model.train import (
     set_seed,
 )
 from pipeline_lib.forecasting.model.trained import TrainedModel, build_module, data_fingerprint
-from pipeline_lib.forecasting.model.windows import (
-    WindowSet,
-    model_windows,
-    require_columns,
-    training_rows,
-)
+from pipeline_lib.forecasting.model.window_set import WindowSet
+from pipeline_lib.forecasting.model.windows import model_windows, require_columns, training_rows
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,12 +14,8 @@ from pipeline_lib.evaluation.windows import origin_windows
 from pipeline_lib.features.calendar import calendar_features, dates_ahead
 from pipeline_lib.forecasting.model.threads import use_threads
 from pipeline_lib.forecasting.model.trained import TrainedModel
-from pipeline_lib.forecasting.model.windows import (
-    future_covariate_inputs,
-    local_scale,
-    require_columns,
-    series_arrays,
-)
+from pipeline_lib.forecasting.model.window_set import future_covariate_inputs, local_scale
+from pipeline_lib.forecasting.model.windows import require_columns, series_arrays
 
 FORECAST_COLUMNS = schema.FORECAST_COLUMNS
 

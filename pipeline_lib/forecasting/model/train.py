@@ -36,9 +36,9 @@ from pipeline_lib.forecasting.model.trained import (
     data_fingerprint,
     hyperparameters,
 )
+from pipeline_lib.forecasting.model.window_set import WindowSet
 from pipeline_lib.forecasting.model.windows import (
     NO_COVARIATES,
-    WindowSet,
     model_windows,
     require_columns,
     split_windows,
