@@ -4,8 +4,8 @@ What is measured: windows per second during training, ``timed steps * batch / se
 
 - OURS: :class:`pipeline_lib.forecasting.model.lstm.LSTMForecaster` (built with the project's
   ``hyperparameters``/``build_module`` and ``ModelConfig`` defaults for what is not set here)
-  trained by :func:`pipeline_lib.forecasting.model.train.train_step` after ``set_seed``, with the
-  Adam of :func:`pipeline_lib.forecasting.model.train.make_optimizer` and the
+  trained by :func:`pipeline_lib.forecasting.model.steps.train_step` after ``set_seed``, with the
+  Adam of :func:`pipeline_lib.forecasting.model.steps.make_optimizer` and the
   ``TrainingConfig`` gradient clipping as in ``fit``, on windows from
   :func:`pipeline_lib.forecasting.model.windows.make_windows`. Each step takes the next ``batch``
   windows of a shuffled order (a new shuffle when fewer than ``batch`` are left), as ``fit`` does.
@@ -62,7 +62,7 @@ import torch
 
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
-from pipeline_lib.forecasting.model.train import make_optimizer, set_seed, train_step
+from pipeline_lib.forecasting.model.steps import make_optimizer, set_seed, train_step
 from pipeline_lib.forecasting.model.trained import build_module, hyperparameters
 from pipeline_lib.forecasting.model.window_set import SeriesArray, WindowSet
 from pipeline_lib.forecasting.model.windows import make_windows

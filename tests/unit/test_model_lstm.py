@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipeline_lib.forecasting.model.lstm import LSTMForecaster
-from pipeline_lib.forecasting.model.train import pinball_loss
+from pipeline_lib.forecasting.model.steps import pinball_loss
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,9 @@ from pipeline_lib.forecasting.model.finetune import fine_tune
 from pipeline_lib.forecasting.model.forecast import predict
 from pipeline_lib.forecasting.model.lstm import LSTMForecaster
 from pipeline_lib.forecasting.model.scaling import fit_scalers
+from pipeline_lib.forecasting.model.steps import eval_step, set_seed
 from pipeline_lib.forecasting.model.testing import random_walk_features
-from pipeline_lib.forecasting.model.train import eval_step, fit, set_seed, train_full
+from pipeline_lib.forecasting.model.train import fit, train_full
 from pipeline_lib.forecasting.model.trained import data_fingerprint
 from pipeline_lib.forecasting.model.window_set import WindowSet
 from pipeline_lib.forecasting.model.windows import make_windows, series_arrays, split_windows

@@ -17,14 +17,9 @@ import torch
 from pipeline_lib import schema
 from pipeline_lib.config import TrainingConfig
 from pipeline_lib.forecasting.model.scaling import SeriesScalers, fit_scalers
+from pipeline_lib.forecasting.model.steps import set_seed
 from pipeline_lib.forecasting.model.threads import use_threads
-from pipeline_lib.forecasting.model.train import (
-    Progress,
-    Saved,
-    _fit_into,
-    _one_at_a_time,
-    set_seed,
-)
+from pipeline_lib.forecasting.model.train import Progress, Saved, _fit_into, _one_at_a_time
 from pipeline_lib.forecasting.model.trained import TrainedModel, build_module, data_fingerprint
 from pipeline_lib.forecasting.model.window_set import WindowSet
 from pipeline_lib.forecasting.model.windows import model_windows, require_columns, training_rows
