@@ -2,8 +2,8 @@
 
 ``model/`` is the global quantile LSTM on its linear base (training, fine-tuning, checkpoints,
 refits); ``baselines`` (their interface), ``naive``, ``linear_baseline``, ``statistical`` (with
-``statistical_fits``) and ``origin_cache`` the baselines it must beat; ``situation`` is what a
-night sees of its models and ``retrain`` decides from it whether to train in full, fine-tune
+``ets_arima`` and ``statistical_fits``) and ``origin_cache`` the baselines it must beat; ``situation`` is what a
+night sees of its models and ``retrain`` decides from it (``settings_fit``: whether a model still fits the settings) whether to train in full, fine-tune
 or reuse, and ``tuning`` searches hyper-parameters; ``backtest`` scores every model on the
 same windows, ``champion`` runs the night's contest, ``selection`` is the rule that chooses per
 series and horizon bucket what is published and ``per_bucket`` applies it to every series (on

@@ -31,13 +31,14 @@ from pipeline_lib.evaluation.scoring import score_rows_and_summary
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.spec import FeatureSet
 from pipeline_lib.forecasting.baselines import Baseline
+from pipeline_lib.forecasting.ets_arima import ARIMA, ETS
 from pipeline_lib.forecasting.linear_baseline import LinearLags
 from pipeline_lib.forecasting.model.base import refit_to
 from pipeline_lib.forecasting.model.forecast import predict_at
 from pipeline_lib.forecasting.model.refits import RefitStore
 from pipeline_lib.forecasting.model.trained import TrainedModel
 from pipeline_lib.forecasting.naive import BASELINES as SIMPLE_BASELINES
-from pipeline_lib.forecasting.statistical import ARIMA, ETS, StatsForecastBaseline
+from pipeline_lib.forecasting.statistical import StatsForecastBaseline
 
 BASELINES: dict[str, type[Baseline]] = {
     **SIMPLE_BASELINES,

@@ -30,12 +30,12 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from pipeline_lib import db, paths
-from pipeline_lib.config import ModelConfig, Settings
-from pipeline_lib.features.spec import FeatureSet
+from pipeline_lib.config import Settings
 from pipeline_lib.forecasting.model.checkpoint import load_model, save_model
 from pipeline_lib.forecasting.model.finetune import fine_tune
 from pipeline_lib.forecasting.model.train import train_full
-from pipeline_lib.forecasting.model.trained import MODULE_DEFAULTS, TrainedModel
+from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.forecasting.settings_fit import settings_changed
 from pipeline_lib.forecasting.situation import (
     Situation,
     current_model,
@@ -49,12 +49,6 @@ from pipeline_lib.monitoring.policy import DriftVerdict, assess
 log = logging.getLogger(__name__)
 
 DRIFT_FLAGS_KEY = "drift_flags"  # in a full model's metrics: the flags it was trained with
-# Every model setting but the quantiles (compared on their own) shapes the network.
-# what a model is built with (quantiles are compared on their own; base_refit_rows only says
-# how tonight's forecast refits the base)
-_ARCHITECTURE = tuple(
-    k for k in ModelConfig.model_fields if k not in ("quantiles", "base_refit_rows")
-)
 
 
 @dataclass(frozen=True)
@@ -73,50 +67,6 @@ class TrainingDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _mismatch(record: dict[str, Any], settings: Settings, series_ids: list[str]) -> str | None:
-    hp = {**MODULE_DEFAULTS, **record["hyperparameters"]}
-    if sorted(record["series_ids"]) != sorted(series_ids):
-        return f"series changed ({sorted(record['series_ids'])} -> {sorted(series_ids)})"
-    if int(record["horizon"]) != settings.horizon:
-        return f"horizon changed ({record['horizon']} -> {settings.horizon})"
-    if list(record["quantiles"]) != list(settings.model.quantiles):
-        return "quantiles changed"
-    inputs = inputs_changed(FeatureSet.from_dict(record.get("feature_set")), settings.feature_set)
-    if inputs:
-        return inputs
-    wanted = settings.model.model_dump()
-    wanted["gate"] = settings.model.gated  # what the model records: a gate needs a base
-    changed = [k for k in _ARCHITECTURE if hp.get(k) != wanted[k]]
-    return f"model settings changed: {', '.join(changed)}" if changed else None
-
-
-def _covariates(feature_set: FeatureSet) -> dict[str, str]:
-    """Each covariate's role and reach, in words: ``past`` or ``future, known_ahead 2``."""
-    roles = dict.fromkeys(feature_set.past_covariates, "past")
-    for c in feature_set.future_covariates:
-        roles[c.name] = f"future, known_ahead {c.known_ahead}"
-    return roles
-
-
-def inputs_changed(model: FeatureSet, wanted: FeatureSet) -> str | None:
-    """Why a model's covariates (``model``) are not the configured ones (``wanted``), e.g.
-    ``inputs changed: covariates added ['load_forecast']``; None when they are the same (a
-    fine-tune keeps its parent's inputs, so it needs them unchanged)."""
-    if model == wanted:
-        return None
-    old, new = _covariates(model), _covariates(wanted)
-    parts = []
-    if added := sorted(new.keys() - old.keys()):
-        parts.append(f"covariates added {added}")
-    if removed := sorted(old.keys() - new.keys()):
-        parts.append(f"covariates removed {removed}")
-    if changed := sorted(n for n in old.keys() & new.keys() if old[n] != new[n]):
-        parts.append(
-            "covariates changed " + ", ".join(f"{n!r} ({old[n]} -> {new[n]})" for n in changed)
-        )
-    return "inputs changed: " + ("; ".join(parts) or "covariate order")
 
 
 def decide(
@@ -146,7 +96,7 @@ def decide(
         return TrainingDecision(
             "full", "full retraining requested", version, trigger="requested", drift=drift
         )
-    mismatch = _mismatch(current, settings, series_ids)
+    mismatch = settings_changed(current, settings, series_ids)
     if mismatch:
         return TrainingDecision(
             "full", mismatch, version, contest=False, trigger="settings_changed", drift=drift

@@ -15,11 +15,11 @@ from pipeline_lib.errors import ConfigError
 from pipeline_lib.features.calendar import dates_ahead, future_dates, weekly_season
 from pipeline_lib.features.covariates import add_covariates, missing_covariates
 from pipeline_lib.features.spec import FeatureSet
+from pipeline_lib.forecasting.ets_arima import ETS
 from pipeline_lib.forecasting.model.forecast import predict
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.model.train import train_full
 from pipeline_lib.forecasting.naive import Naive, SeasonalNaive
-from pipeline_lib.forecasting.statistical import ETS
 
 NEW_YEARS_EVE = dt.date(2015, 12, 31)  # a Thursday; Friday 2016-01-01 is an NYSE holiday
 AFTER = ["2016-01-04", "2016-01-05", "2016-01-06"]

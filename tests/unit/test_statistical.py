@@ -15,8 +15,9 @@ from pipeline_lib import schema
 from pipeline_lib.config import load_settings
 from pipeline_lib.errors import ConfigError
 from pipeline_lib.forecasting.backtest import FitWindows, make_baseline
+from pipeline_lib.forecasting.ets_arima import ARIMA, ETS, weekly_pattern
 from pipeline_lib.forecasting.model.testing import random_walk_features
-from pipeline_lib.forecasting.statistical import ARIMA, ETS, _levels, weekly_pattern
+from pipeline_lib.forecasting.statistical import _levels
 from pipeline_lib.forecasting.statistical_fits import Fitted, fit_point, load_fit, search_point
 
 QUANTILES = (0.1, 0.5, 0.9)
