@@ -84,13 +84,14 @@ from pipeline_lib.forecasting import registry
 from pipeline_lib.forecasting.backtest import LSTM
 from pipeline_lib.forecasting.champion import evaluate
 from pipeline_lib.forecasting.model.base import refit_to
-from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS, predict
+from pipeline_lib.forecasting.model.forecast import predict
 from pipeline_lib.forecasting.model.trained import TrainedModel
 from pipeline_lib.forecasting.nightly_forecasts import model_forecasts, published_forecasts
 from pipeline_lib.forecasting.per_bucket import choose_all, combine
 from pipeline_lib.forecasting.retrain import train_or_reuse
 from pipeline_lib.forecasting.selection import RULES
 from pipeline_lib.ingest import curate, gate, landing
+from pipeline_lib.schema import FORECAST_COLUMNS
 
 PUBLISHED = "published"
 TONIGHT, NOFUTURE = "lstm_tonight", "lstm_nofuture"  # the --ablate-future pair

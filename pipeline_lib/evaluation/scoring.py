@@ -190,16 +190,17 @@ def _prepare(
     quantiles: Sequence[float],
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Check the inputs; the forecasts joined with their actuals, and the MASE scale per series."""
-    _require(forecasts, FORECAST_COLUMNS, "forecasts")
-    _require(actuals, ACTUAL_COLUMNS, "actuals")
-    _require(history, ACTUAL_COLUMNS, "history")
+    require_columns(forecasts, FORECAST_COLUMNS, "forecasts")
+    require_columns(actuals, ACTUAL_COLUMNS, "actuals")
+    require_columns(history, ACTUAL_COLUMNS, "history")
     if len(quantiles) != 3:
         raise ValueError(f"quantiles must be [lower, median, upper], got {list(quantiles)}")
     joined = _join(forecasts, actuals)
     return joined, _scales(history, joined, season)
 
 
-def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+    """Raise ValueError naming the ``columns`` ``frame`` (called ``name``) lacks."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{name} lacks the columns {missing} (it has {list(frame.columns)})")

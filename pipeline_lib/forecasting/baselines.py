@@ -45,8 +45,8 @@ from pipeline_lib.evaluation.metrics import MODEL
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.calendar import check_frequency, dates_ahead
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS
 from pipeline_lib.forecasting.model.threads import blas_on_one_thread
+from pipeline_lib.schema import FORECAST_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from pipeline_lib.forecasting.backtest import (
 )
 from pipeline_lib.forecasting.baselines import Baseline
 from pipeline_lib.forecasting.model.checkpoint import load_model
-from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS
 from pipeline_lib.forecasting.model.refits import RefitStore
 from pipeline_lib.forecasting.model.trained import TrainedModel
 from pipeline_lib.forecasting.retrain import TrainingDecision
 from pipeline_lib.forecasting.situation import holdout_plan
+from pipeline_lib.schema import FORECAST_COLUMNS
 
 PUBLISHED_COLUMNS = [*FORECAST_COLUMNS, MODEL, MODEL_VERSION]
 

@@ -29,10 +29,11 @@ from pipeline_lib.forecasting.champion import (
     empty_published,
 )
 from pipeline_lib.forecasting.model.base import refit_to
-from pipeline_lib.forecasting.model.forecast import FORECAST_COLUMNS, predict
+from pipeline_lib.forecasting.model.forecast import predict
 from pipeline_lib.forecasting.per_bucket import combine
 from pipeline_lib.forecasting.selection import Choice, fallback
 from pipeline_lib.forecasting.selection_records import choice_version
+from pipeline_lib.schema import FORECAST_COLUMNS
 
 log = logging.getLogger(__name__)
 

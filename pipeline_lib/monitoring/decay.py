@@ -55,6 +55,7 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.evaluation.metrics import MODEL, coverage, mae
+from pipeline_lib.evaluation.scoring import require_columns
 from pipeline_lib.monitoring.drift import drift_frame
 from pipeline_lib.schema import FORECAST_COLUMNS
 
@@ -260,9 +261,3 @@ def _backtest_scales(summary: pd.DataFrame) -> dict[str, float]:
 
 def as_dates(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values).astype("datetime64[ns]")
-
-
-def require_columns(frame: pd.DataFrame, columns: list[str], name: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} lacks the columns {missing} (it has {list(frame.columns)})")

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import schema
-from pipeline_lib.monitoring.decay import ACTUALS_COLUMNS, as_dates, require_columns
+from pipeline_lib.evaluation.scoring import require_columns
+from pipeline_lib.monitoring.decay import ACTUALS_COLUMNS, as_dates
 from pipeline_lib.monitoring.drift import MIN_VALUES, compare, drift_frame
 
 PREDICTION_FEATURE = "prediction"

@@ -11,15 +11,11 @@ import pytest
 from pipeline_lib import schema
 from pipeline_lib.config import ModelConfig, TrainingConfig
 from pipeline_lib.forecasting.model import forecast as forecast_module
-from pipeline_lib.forecasting.model.forecast import (
-    FORECAST_COLUMNS,
-    predict,
-    predict_at,
-    readable_rows,
-)
+from pipeline_lib.forecasting.model.forecast import predict, predict_at, readable_rows
 from pipeline_lib.forecasting.model.testing import random_walk_features
 from pipeline_lib.forecasting.model.train import train_full
 from pipeline_lib.forecasting.model.trained import TrainedModel
+from pipeline_lib.schema import FORECAST_COLUMNS
 
 AS_OF = dt.date(2020, 10, 30)  # a Friday
 FREQ = {"S0": "B", "S1": "D"}

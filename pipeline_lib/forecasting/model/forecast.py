@@ -17,8 +17,6 @@ from pipeline_lib.forecasting.model.trained import TrainedModel
 from pipeline_lib.forecasting.model.window_set import future_covariate_inputs, local_scale
 from pipeline_lib.forecasting.model.windows import require_columns, series_arrays
 
-FORECAST_COLUMNS = schema.FORECAST_COLUMNS
-
 
 def predict(
     trained: TrainedModel, features: pd.DataFrame, as_of: dt.date, frequencies: dict[str, str]
@@ -95,7 +93,7 @@ def predict_at(
         origins.append(dates[ok])
         targets.append(ahead.reshape(-1))
     if not ids:
-        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in FORECAST_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in schema.FORECAST_COLUMNS})
     past_t, future_t, index_t = (
         torch.cat(past),
         torch.from_numpy(np.concatenate(future)),
