@@ -20,6 +20,7 @@ from pipeline_lib.store.fs import atomic_write_bytes, filesystem, join
 
 CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
+JSON = "application/json"
 _EXTENSIONS = {CSV: "csv", PARQUET: "parquet"}
 
 

@@ -27,8 +27,9 @@ from pipeline_lib.ingest.sources import (
     price_source,
     weather_source,
 )
-from pipeline_lib.ingest.sources.http import HttpClient, HttpStatusError, RateLimiter
+from pipeline_lib.ingest.sources.http import HttpClient, HttpStatusError
 from pipeline_lib.ingest.sources.redaction import redact_url
+from pipeline_lib.ingest.sources.throttle import RateLimiter
 from pipeline_lib.store import land_raw
 from tests.replay_server import ReplayServer, Reply
 

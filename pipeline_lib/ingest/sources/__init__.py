@@ -21,14 +21,14 @@ from pipeline_lib.config import (
 )
 from pipeline_lib.ingest.sources.base import ParseError, Source, SourceError
 from pipeline_lib.ingest.sources.files import FileDropSource
-from pipeline_lib.ingest.sources.http import JSON, HttpClient
+from pipeline_lib.ingest.sources.http import HttpClient
 from pipeline_lib.ingest.sources.open_meteo import OpenMeteoSource
 from pipeline_lib.ingest.sources.open_meteo_runs import SINCE, OpenMeteoRunsSource
 from pipeline_lib.ingest.sources.parse import filter_dates, parse_payload
 from pipeline_lib.ingest.sources.sample import SampleSource
 from pipeline_lib.ingest.sources.stooq import StooqSource
 from pipeline_lib.ingest.sources.yahoo import YahooChartSource
-from pipeline_lib.store.raw import CSV, PARQUET, Payload
+from pipeline_lib.store.raw import CSV, JSON, PARQUET, Payload
 
 _DATASETS = {"open_meteo": schema.WEATHER, "stooq": schema.PRICES, "yahoo_chart": schema.PRICES}
 _OPTIONS = {

@@ -11,19 +11,17 @@
 - Errors are :class:`SourceError` naming what was asked (``context``), the URL with secrets
   redacted, what happened and after how many attempts. Query parameters that hold secrets
   (``apikey``, ``token``, ``key``...) are never logged, raised, or recorded in payloads.
+
+The rate limit and the reading of ``Retry-After`` are in :mod:`.throttle`; a successful answer,
+its payload and its JSON body in :mod:`.responses`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import email.utils
-import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -36,7 +34,7 @@ from tenacity import (
 )
 
 from pipeline_lib.config import HttpConfig
-from pipeline_lib.ingest.sources.base import ParseError, Source, SourceError, utc_now
+from pipeline_lib.ingest.sources.base import SourceError, utc_now
 from pipeline_lib.ingest.sources.redaction import (
     REDACTED,
     is_secret_param,
@@ -45,43 +43,12 @@ from pipeline_lib.ingest.sources.redaction import (
     redact_url,
     without_query,
 )
-from pipeline_lib.store.raw import Payload
+from pipeline_lib.ingest.sources.responses import HttpResponse
+from pipeline_lib.ingest.sources.throttle import SHARED_RATE_LIMITER, RateLimiter, retry_after
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
-
 _SNIPPET = 300
-
-
-class RateLimiter:
-    """At most one request per ``interval`` seconds per host, across threads.
-
-    Each caller reserves the next free slot under a lock, then sleeps outside it.
-    """
-
-    def __init__(
-        self,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._clock, self._sleep = clock, sleep
-        self._lock = threading.Lock()
-        self._next: dict[str, float] = {}
-
-    def wait(self, host: str, interval: float) -> float:
-        """Block until ``host`` may be asked again; returns the seconds waited."""
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next.get(host, now))
-            self._next[host] = slot + interval
-        delay = slot - now
-        if delay > 0:
-            self._sleep(delay)
-        return max(delay, 0.0)
-
-
-SHARED_RATE_LIMITER = RateLimiter()
 
 
 class HttpStatusError(SourceError):
@@ -104,58 +71,6 @@ class _Transient(Exception):
 
 class _TooLarge(Exception):
     pass
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max((when - utc_now()).total_seconds(), 0.0)
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    """A successful answer: the body bytes unchanged and what was asked (secrets redacted)."""
-
-    url: str  # without the query string
-    params: dict[str, Any]  # secrets replaced by ***
-    status: int
-    content: bytes = field(repr=False)
-    content_type: str
-    attempts: int
-    fetched_at: dt.datetime
-
-    def record(self) -> dict[str, Any]:
-        """The JSON-able request record for a payload (no secrets)."""
-        return {
-            "url": self.url,
-            "params": self.params,
-            "status": self.status,
-            "attempts": self.attempts,
-        }
-
-    def payload(self, source: Source, media_type: str, name: str, **request: Any) -> Payload:
-        """This answer as ``source``'s payload: the bytes unchanged, the request recorded
-        (no secrets) with ``request`` added (e.g. the dates asked)."""
-        return Payload(
-            source=source.name,
-            dataset=source.dataset,
-            key=source.key,
-            request={**self.record(), **request},
-            fetched_at=self.fetched_at,
-            content=self.content,
-            media_type=media_type,
-            name=name,
-        )
 
 
 class HttpClient:
@@ -224,7 +139,7 @@ class HttpClient:
         with client.stream("GET", url, params=params) as response:
             status = response.status_code
             if status == 429 or status >= 500:
-                after = _retry_after(response.headers.get("retry-after"))
+                after = retry_after(response.headers.get("retry-after"))
                 raise _Transient(f"HTTP {status} {response.reason_phrase}".strip(), after)
             if status >= 400:
                 body = _read_head(response, _SNIPPET)
@@ -336,22 +251,3 @@ def _describe(exc: BaseException | None, config: HttpConfig) -> str:
     if isinstance(exc, httpx.TransportError):
         return f"connection failed: {type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def json_body(payload: Payload) -> Any:
-    """The payload's bytes decoded as JSON; :class:`ParseError` when they are not."""
-    try:
-        text = payload.content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problem = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
-        raise ParseError(f"{payload.describe()}: {problem}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        at_end = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
-        cut = "; the body looks truncated" if at_end else ""
-        problem = (
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
-            f"(character {exc.pos} of {len(text)}){cut}"
-        )
-        raise ParseError(f"{payload.describe()}: {problem}") from None

@@ -41,8 +41,9 @@ import pandas as pd
 from pipeline_lib import schema
 from pipeline_lib.config import Location
 from pipeline_lib.ingest.sources.base import ParseError, SourceError
-from pipeline_lib.ingest.sources.http import JSON, HttpClient, json_body
-from pipeline_lib.store.raw import Payload
+from pipeline_lib.ingest.sources.http import HttpClient
+from pipeline_lib.ingest.sources.responses import json_body
+from pipeline_lib.store.raw import JSON, Payload
 
 log = logging.getLogger(__name__)
 

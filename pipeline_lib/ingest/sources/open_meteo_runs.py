@@ -48,14 +48,14 @@ import pandas as pd
 from pipeline_lib import schema
 from pipeline_lib.config import Location
 from pipeline_lib.ingest.sources.base import ParseError, SourceError
-from pipeline_lib.ingest.sources.http import JSON, HttpClient
+from pipeline_lib.ingest.sources.http import HttpClient
 from pipeline_lib.ingest.sources.open_meteo import (
     CUSTOMER_FORECAST_URL,
     FORECAST_URL,
     location_today,
     open_meteo_answer,
 )
-from pipeline_lib.store.raw import Payload
+from pipeline_lib.store.raw import JSON, Payload
 
 log = logging.getLogger(__name__)
 

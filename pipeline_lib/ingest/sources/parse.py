@@ -20,13 +20,12 @@ import pyarrow.parquet as pq
 
 from pipeline_lib import schema
 from pipeline_lib.ingest.sources.dates import to_dates
-from pipeline_lib.ingest.sources.http import JSON
 from pipeline_lib.ingest.sources.open_meteo import read_open_meteo_json
 from pipeline_lib.ingest.sources.problems import MAX_SHOWN, fail, offending
 from pipeline_lib.ingest.sources.stooq import COLUMNS as STOOQ_COLUMNS
 from pipeline_lib.ingest.sources.stooq import is_no_data
 from pipeline_lib.ingest.sources.yahoo import read_yahoo_chart_json
-from pipeline_lib.store.raw import PARQUET, Payload
+from pipeline_lib.store.raw import JSON, PARQUET, Payload
 
 # JSON answers of HTTP sources, by payload.source: each returns untyped curated columns.
 _JSON_READERS = {"open_meteo": read_open_meteo_json, "yahoo_chart": read_yahoo_chart_json}

@@ -24,7 +24,8 @@ import datetime as dt
 
 from pipeline_lib import schema
 from pipeline_lib.ingest.sources.base import SourceError
-from pipeline_lib.ingest.sources.http import HttpClient, HttpResponse
+from pipeline_lib.ingest.sources.http import HttpClient
+from pipeline_lib.ingest.sources.responses import HttpResponse
 from pipeline_lib.store.raw import CSV, Payload
 
 BASE_URL = "https://stooq.com/q/d/l/"

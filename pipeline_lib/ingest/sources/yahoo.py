@@ -28,8 +28,9 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.ingest.sources.base import ParseError, SourceError
-from pipeline_lib.ingest.sources.http import JSON, HttpClient, HttpStatusError, json_body
-from pipeline_lib.store.raw import Payload
+from pipeline_lib.ingest.sources.http import HttpClient, HttpStatusError
+from pipeline_lib.ingest.sources.responses import json_body
+from pipeline_lib.store.raw import JSON, Payload
 
 BASE_URL = "https://query1.finance.yahoo.com/v8/finance/chart/"
 _VALUES = ["open", "high", "low", "close", "volume"]
