@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from pipeline_lib import db
 from pipeline_lib.config import Settings
 from pipeline_lib.ingest import curate, gate, landing
-from pipeline_lib.ingest.landing import Batch
+from pipeline_lib.ingest.batch import Batch
 from pipeline_lib.ingest.sources import Source, SourceError
 from pipeline_lib.validation.report import ValidationReport
 from tasks.memory import RELEASE

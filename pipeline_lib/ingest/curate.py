@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 
 from pipeline_lib import paths, schema
-from pipeline_lib.ingest.landing import Batch
+from pipeline_lib.ingest.batch import Batch
 from pipeline_lib.store import read_dataset, upsert_partitions, with_year
 from pipeline_lib.store.changes import Change, record_changes
 from pipeline_lib.store.manifest import record_files

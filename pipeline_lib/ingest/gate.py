@@ -24,8 +24,8 @@ from sqlalchemy import Engine
 
 from pipeline_lib import paths, schema
 from pipeline_lib.config import ValidationConfig
+from pipeline_lib.ingest.batch import Batch
 from pipeline_lib.ingest.curate import read_curated
-from pipeline_lib.ingest.landing import Batch
 from pipeline_lib.store import atomic_write_bytes
 from pipeline_lib.validation.combined import Run, validate_batches
 from pipeline_lib.validation.derived import has_derived

@@ -16,9 +16,9 @@ import pandas as pd
 
 from pipeline_lib import schema
 from pipeline_lib.config import Settings
+from pipeline_lib.ingest.batch import Batch, fetch_window
 from pipeline_lib.ingest.covariate_values import covariate_frame, covariate_rows
 from pipeline_lib.ingest.curate import read_covariates
-from pipeline_lib.ingest.landing import Batch, fetch_window
 from pipeline_lib.ingest.sources import OpenMeteoRunsSource, weather_forecast_covariates
 from pipeline_lib.ingest.sources.open_meteo_runs import read_runs_json
 from pipeline_lib.store import land_raw

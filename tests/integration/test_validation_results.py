@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from pipeline_lib import db, schema
+from pipeline_lib.ingest.batch import Batch
 from pipeline_lib.ingest.gate import check_batches
-from pipeline_lib.ingest.landing import Batch
 from pipeline_lib.validation import ValidationFailed
 
 AS_OF = dt.date(2013, 5, 31)

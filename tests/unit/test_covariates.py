@@ -15,6 +15,7 @@ from pipeline_lib.features.covariates import add_covariates, missing_covariates
 from pipeline_lib.features.spec import FeatureSet, FutureCovariate
 from pipeline_lib.features.stage import check_covariates, load_features, refresh_features
 from pipeline_lib.ingest import curate, gate, landing
+from pipeline_lib.ingest.batch import split_covariates
 from pipeline_lib.ingest.sources.base import ParseError, utc_now
 from pipeline_lib.ingest.sources.parse import parse_payload
 from pipeline_lib.store.raw import CSV, Payload
@@ -103,7 +104,7 @@ def test_split_covariates_issues_values_ahead_and_keeps_prices_up_to_the_as_of_d
             "load_actual": [10.0, 11.0, np.nan, np.nan],
         }
     )
-    prices, cov = landing.split_covariates(data, series, AS_OF, today=dt.date(2026, 1, 1))
+    prices, cov = split_covariates(data, series, AS_OF, today=dt.date(2026, 1, 1))
     assert prices[schema.DATE].max() == pd.Timestamp(AS_OF)  # 07-01's price is later data
     load = cov[cov[schema.COVARIATE] == "load_forecast"]
     # the forecast for 07-01 was issued on 06-30: known tonight; 07-02's is not yet issued

@@ -16,6 +16,7 @@ from pipeline_lib.config import load_settings
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.features.state import SeriesState, read_state
 from pipeline_lib.ingest import curate, gate, landing
+from pipeline_lib.ingest.batch import Batch
 from pipeline_lib.store.changes import take_changes
 
 SAMPLE_CONFIG = "pipeline_lib/sample_data/electricity.toml"
@@ -86,7 +87,7 @@ def test_a_revised_price_rebuilds_its_series_from_its_day_only(tmp_path, caplog)
     revised = curate.read_curated(settings.data_dir, schema.PRICES, ["DE"], FIRST)
     revised = revised.loc[revised[schema.DATE] == pd.Timestamp("2019-05-02")].copy()
     revised["close"] += 1.0
-    batch = landing.Batch(schema.PRICES, "DE", "test", (D(2019, 5, 2), D(2019, 5, 2)), revised)
+    batch = Batch(schema.PRICES, "DE", "test", (D(2019, 5, 2), D(2019, 5, 2)), revised)
     curate.commit_batches(settings.data_dir, [batch])
     caplog.clear()
     # the revised day and the 27 days whose 28-row mean reaches it ("D": every day a row)

@@ -14,7 +14,7 @@ from pipeline_lib import schema
 from pipeline_lib.config import load_settings
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.ingest import curate
-from pipeline_lib.ingest.landing import Batch
+from pipeline_lib.ingest.batch import Batch
 
 AS_OF = dt.date(2015, 12, 31)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline_lib.config import load_settings
+from pipeline_lib.ingest.batch import fetch_window
 from pipeline_lib.ingest.curate import commit_batches, read_curated
-from pipeline_lib.ingest.landing import fetch_window, ingest_source, sources_for
+from pipeline_lib.ingest.landing import ingest_source, sources_for
 
 
 def test_fetch_window() -> None:

@@ -17,8 +17,8 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from pipeline_lib import schema
 from pipeline_lib.ingest import gate
+from pipeline_lib.ingest.batch import Batch
 from pipeline_lib.ingest.curate import commit_batches, read_curated
-from pipeline_lib.ingest.landing import Batch
 from pipeline_lib.validation import ValidationFailed, check_freshness, reuse, validate_batch
 from pipeline_lib.validation.combined import check_freshness_all, validate_batches
 from pipeline_lib.validation.grouping import Item
