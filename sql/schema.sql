@@ -1,5 +1,5 @@
 -- Tables of the forecasting pipeline (postgresql).
--- Generated from pipeline_lib/db/tables.py by `python -m pipeline_lib.db.ddl`; do not edit.
+-- Generated from pipeline_lib/db/tables/ by `python -m pipeline_lib.db.ddl`; do not edit.
 -- The BI views are in sql/views.sql.
 
 CREATE TABLE model_versions (

@@ -29,7 +29,7 @@ _DIALECTS: dict[str, type[Dialect]] = {
 }
 
 HEADER = """-- Tables of the forecasting pipeline ({dialect}).
--- Generated from pipeline_lib/db/tables.py by `python -m pipeline_lib.db.ddl`; do not edit.
+-- Generated from pipeline_lib/db/tables/ by `python -m pipeline_lib.db.ddl`; do not edit.
 -- The BI views are in sql/views.sql."""
 
 
