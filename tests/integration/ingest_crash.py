@@ -1,8 +1,9 @@
 """Run the ingest stage (the steps of flows/ingest.py, without Prefect) and die on purpose.
 
 Used by test_kill_rerun.py in a subprocess: ``python ingest_crash.py CONFIG AS_OF [POINT N]``.
-POINT names the function at whose N-th call the process is killed with ``os._exit(KILLED)``:
-nothing is flushed or cleaned up, as when a worker is killed.
+POINT names the function at whose N-th call (counted over every module that calls it) the
+process is killed with ``os._exit(KILLED)``: nothing is flushed or cleaned up, as when a worker
+is killed.
 """
 
 from __future__ import annotations
@@ -12,24 +13,24 @@ import os
 import sys
 
 from pipeline_lib.config import load_settings
-from pipeline_lib.ingest import curate, gate, landing
+from pipeline_lib.ingest import batch, curate, file_drops, gate, landing
 from pipeline_lib.store import fs, parquet
 
 KILLED = 77
 
-# crash point -> (module, attribute) patched to die at its N-th call
+# crash point -> the modules calling a function, and its name, patched to die at its N-th call
 POINTS = {
-    "land": (landing, "land_raw"),  # fetched, not yet landed
-    "parse": (landing, "parse_payload"),  # landed, not yet parsed
-    "validate": (gate, "validate_batches"),  # every batch landed and parsed, none committed
-    "partition": (parquet, "atomic_write_bytes"),  # see below: dies half-way through it
-    "manifest": (curate, "record_files"),  # rows committed, the file drop not yet recorded
+    "land": ((landing, file_drops), "land_raw"),  # fetched, not yet landed
+    "parse": ((batch,), "parse_payload"),  # landed, not yet parsed
+    "validate": ((gate,), "validate_batches"),  # every batch landed and parsed, none committed
+    "partition": ((parquet,), "atomic_write_bytes"),  # see below: dies half-way through it
+    "manifest": ((curate,), "record_files"),  # rows committed, the file drop not yet recorded
 }
 
 
 def die_at(point: str, n: int) -> None:
-    module, name = POINTS[point]
-    real = getattr(module, name)
+    modules, name = POINTS[point]
+    real = getattr(modules[0], name)
     calls = 0
 
     def dying(*args, **kwargs):
@@ -41,7 +42,9 @@ def die_at(point: str, n: int) -> None:
             os._exit(KILLED)
         return real(*args, **kwargs)
 
-    setattr(module, name, dying)
+    for module in modules:
+        assert getattr(module, name) is real, f"{module.__name__}.{name} is another function"
+        setattr(module, name, dying)
 
 
 def run_ingest(config_file: str, as_of: dt.date) -> dict[str, int]:
