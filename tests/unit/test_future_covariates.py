@@ -60,15 +60,22 @@ def test_future_block_reads_the_origin_rows_leads_masked_beyond_reach_and_where_
     n_cal = len(CAL)
     assert w.future.shape == (len(w), HORIZON, n_cal + 2)  # calendar, x value, x mask
     assert w.past.shape[2] == len(SCALED) - len(FS.lead_columns) + n_cal
+    # each series' rows, read once: its leads of x (known 2 days ahead) and its calendar
+    rows = {
+        sid: features[features[schema.SERIES_ID] == sid].reset_index(drop=True)
+        for sid in ("S0", "S1")
+    }
+    leads = {sid: {h: r[lead_column("x", h)].to_numpy() for h in (1, 2)} for sid, r in rows.items()}
+    calendar = {sid: r[CAL].to_numpy(np.float32) for sid, r in rows.items()}
+    future = w.future.numpy()
     checked_unknown = 0
     for k in range(len(w)):
         sid = ["S0", "S1"][int(w.series_index[k])]
-        rows = features[features[schema.SERIES_ID] == sid].reset_index(drop=True)
         t = int(w.origin_index[k])
         i = scalers.columns
         for h in range(1, HORIZON + 1):
-            value, mask = w.future[k, h - 1, n_cal].item(), w.future[k, h - 1, n_cal + 1].item()
-            raw = rows.at[t, lead_column("x", h)] if h <= 2 else np.nan  # the ORIGIN row's lead
+            value, mask = float(future[k, h - 1, n_cal]), float(future[k, h - 1, n_cal + 1])
+            raw = leads[sid][h][t] if h <= 2 else np.nan  # the ORIGIN row's lead
             if np.isnan(raw):
                 assert (value, mask) == (0.0, 0.0)
                 checked_unknown += h <= 2
@@ -76,8 +83,7 @@ def test_future_block_reads_the_origin_rows_leads_masked_beyond_reach_and_where_
                 j = i.index(lead_column("x", h))
                 scaled = (raw - scalers.mean[sid][j]) / scalers.scale[sid][j]
                 assert mask == 1.0 and value == pytest.approx(scaled, rel=1e-5, abs=1e-6)
-            cal = rows.loc[t + h, CAL].to_numpy(np.float32)
-            np.testing.assert_array_equal(w.future[k, h - 1, :n_cal].numpy(), cal)
+            np.testing.assert_array_equal(future[k, h - 1, :n_cal], calendar[sid][t + h])
     assert checked_unknown > 10  # the planted NaN leads were met, and masked
 
 
