@@ -117,8 +117,10 @@ class RetrainPolicyConfig(BaseModel):
     flagged metrics (psi, ks_pvalue, wasserstein_std, mean_shift, std_ratio) agree; a series
     counts as decayed when its all-horizons ``forecast_error`` row flags one of
     ``decay_metrics``. The run trains in full when the drifted pairs reach
-    ``input_drift_count`` or the decayed series reach ``decay_count``, unless the last full
-    training is younger than ``cooldown_days``; otherwise it fine-tunes. The new model still
+    ``input_drift_count`` or the decayed series reach ``decay_count`` (in a panel of many series,
+    at least ``input_drift_share`` of the watched pairs and ``decay_share`` of the series checked
+    tonight, where that is more), unless the last full training is younger than
+    ``cooldown_days``; otherwise it fine-tunes. The new model still
     has to beat the champion on the backtest.
 
     Only the log return is watched by default: on the bundled data (2015, one night a week)
@@ -147,11 +149,27 @@ class RetrainPolicyConfig(BaseModel):
     input_drift_count: int = Field(
         default=1, ge=0, description="drifted (series, feature) pairs that trigger; 0: never"
     )
+    input_drift_share: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="and at least this share of the watched (series, feature) pairs checked "
+        "tonight: a fixed count is met by chance in a large panel (7% of GARCH(1,1) series "
+        "are counted as drifted, bench/drift_false_alarms.py); up to 10 series it needs 1",
+    )
     decay_metrics: list[DecayMetric] = Field(
         default_factory=_all_decay_metrics,
         description="decay flags (all horizons of a series) that count",
     )
     decay_count: int = Field(default=2, ge=0, description="decayed series that trigger; 0: never")
+    decay_share: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="and at least this share of the series whose decay was checked tonight "
+        "(a calibrated naive forecast flags decay on 19% of series-nights); up to 8 series it "
+        "needs decay_count",
+    )
     cooldown_days: int = Field(
         default=7,
         ge=0,

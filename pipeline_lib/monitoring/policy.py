@@ -19,14 +19,19 @@ retraining. Input drift against a three-year training window and decay over the 
 do not clear the night after a retraining: counting them again retrained the bundled sample
 every cooldown (45 full trainings in 2015 instead of 12, ``bench/retrain_policy.py``).
 
-The verdict triggers when either count of new flags reaches its configured count (0 turns that
-trigger off). :func:`pipeline_lib.forecasting.retrain.decide` applies it after the other reasons (no
-model, settings changed, the cadence) and holds it back within ``cooldown_days`` of the last full
-training.
+The verdict triggers when either count of new flags reaches what is needed (0 turns that
+trigger off): its configured count, or, in a large panel, a share of what was checked tonight
+(``input_drift_share`` of the watched pairs, ``decay_share`` of the series), whichever is more.
+A fixed count alone is met by chance as the series grow: with one pair needed, a hundred
+series of which each false-alarms now and then retrain in full on every cooldown.
+:func:`pipeline_lib.forecasting.retrain.decide` applies the verdict after the other reasons (no
+model, settings changed, the cadence) and holds it back within ``cooldown_days`` of the last
+full training.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -85,6 +90,29 @@ def _reached(n: int, count: int) -> bool:
     return count > 0 and n >= count
 
 
+def needed(count: int, share: float, checked: int) -> int:
+    """The new flags that trigger: ``count``, or ``share`` of the ``checked`` pairs or series
+    where that is more (rounded up); 0 (never) when ``count`` is 0."""
+    if count <= 0:
+        return 0
+    return max(count, math.ceil(share * checked - 1e-9))
+
+
+def checked_pairs(rows: pd.DataFrame, cfg: RetrainPolicyConfig) -> int:
+    """The watched (series, feature) pairs with input-drift rows tonight."""
+    if rows.empty:
+        return 0
+    watched = rows[rows["feature"].isin(cfg.watch_features) & rows["metric"].isin(AGREEING_METRICS)]
+    return len(watched.drop_duplicates([schema.SERIES_ID, "feature"]))
+
+
+def checked_series(rows: pd.DataFrame) -> int:
+    """The series with an all-horizons decay row tonight."""
+    if rows.empty:
+        return 0
+    return int(rows.loc[rows["feature"] == ERROR_FEATURE, schema.SERIES_ID].nunique())
+
+
 def _fmt(value: float) -> str:
     return "n/a" if pd.isna(value) else f"{value:.3g}"
 
@@ -137,18 +165,23 @@ def assess(
     decayed = [replace(f, new=f.key not in seen) for f in decayed_series(rows, cfg)]
     new_drifted = [f for f in drifted if f.new]
     new_decayed = [f for f in decayed if f.new]
+    pairs, series = checked_pairs(rows, cfg), checked_series(rows)
+    share = cfg.input_drift_share
+    drift_needed = needed(cfg.input_drift_count, share, pairs)
+    decay_needed = needed(cfg.decay_count, cfg.decay_share, series)
     triggers, parts = [], []
-    if _reached(len(new_drifted), cfg.input_drift_count):
+    if _reached(len(new_drifted), drift_needed):
         triggers.append("drift")
         parts.append(
             f"new input drift on {len(new_drifted)} watched (series, feature) "
-            f"(input_drift_count={cfg.input_drift_count}): "
+            f"({_rule(drift_needed, 'input_drift', cfg.input_drift_count, share, pairs)}): "
             + "; ".join(f.label() for f in new_drifted)
         )
-    if _reached(len(new_decayed), cfg.decay_count):
+    if _reached(len(new_decayed), decay_needed):
         triggers.append("decay")
         parts.append(
-            f"new decay on {len(new_decayed)} series (decay_count={cfg.decay_count}): "
+            f"new decay on {len(new_decayed)} series "
+            f"({_rule(decay_needed, 'decay', cfg.decay_count, cfg.decay_share, series)}): "
             + "; ".join(f.label() for f in new_decayed)
         )
     if not cfg.enabled:
@@ -158,8 +191,8 @@ def assess(
         return DriftVerdict(True, " and ".join(parts), "+".join(triggers), drifted, decayed)
     old = len(drifted) - len(new_drifted) + len(decayed) - len(new_decayed)
     reason = (
-        f"{len(new_drifted)} newly drifted (series, feature), {_needed(cfg.input_drift_count)}; "
-        f"{len(new_decayed)} newly decayed series, {_needed(cfg.decay_count)}"
+        f"{len(new_drifted)} newly drifted (series, feature), {_needed(drift_needed)}; "
+        f"{len(new_decayed)} newly decayed series, {_needed(decay_needed)}"
     )
     if old:
         reason += f"; {old} flag(s) already present at the last full training"
@@ -168,3 +201,11 @@ def assess(
 
 def _needed(count: int) -> str:
     return f"{count} needed" if count > 0 else "not a trigger"
+
+
+def _rule(need: int, name: str, count: int, share: float, checked: int) -> str:
+    """What was needed and why, e.g. ``decay_count=2`` or ``10 needed: input_drift_share=0.1
+    of 100 checked``."""
+    if need > count:
+        return f"{need} needed: {name}_share={share:g} of {checked} checked"
+    return f"{name}_count={count}"

@@ -140,3 +140,32 @@ def test_the_config_refuses_unknown_features_and_counts() -> None:
         data_dir="/tmp/unused", retrain_policy={"watch_features": ["y"], "cooldown_days": 3}
     )
     assert settings.retrain_policy.cooldown_days == 3
+
+
+def test_in_a_large_panel_a_share_of_the_checked_pairs_and_series_is_needed() -> None:
+    """One drifted pair of 30, or two decayed series of 12, is what chance gives a panel: the
+    trigger needs input_drift_share (0.1) of the pairs and decay_share (0.25) of the series."""
+
+    def night(drifted: int, decayed: int) -> pd.DataFrame:
+        rows = [r for i in range(30) for r in _input(f"S{i:02d}", "log_return", 5 * (i < drifted))]
+        rows += [
+            (f"S{i:02d}", "forecast_error", "mase_ratio", 1.5 if i < decayed else 1.0, i < decayed)
+            for i in range(12)
+        ]
+        return _rows(*rows)
+
+    assert policy.checked_pairs(night(0, 0), CFG) == 30
+    assert policy.checked_series(night(0, 0)) == 12
+    two = policy.assess(night(2, 2), CFG)
+    assert not two.retrain and len(two.drifted) == 2 and len(two.decayed) == 2
+    assert "2 newly drifted (series, feature), 3 needed" in two.reason
+    assert "2 newly decayed series, 3 needed" in two.reason
+    three = policy.assess(night(3, 3), CFG)
+    assert three.trigger == "drift+decay"
+    assert "(3 needed: input_drift_share=0.1 of 30 checked)" in three.reason
+    assert "(3 needed: decay_share=0.25 of 12 checked)" in three.reason
+    # a share of 0 is the fixed count alone; a count of 0 is still "never"
+    fixed = CFG.model_copy(update={"input_drift_share": 0.0, "decay_share": 0.0})
+    assert policy.assess(night(1, 2), fixed).trigger == "drift+decay"
+    assert policy.needed(0, 0.5, 100) == 0
+    assert [policy.needed(1, 0.1, n) for n in (4, 10, 11, 100)] == [1, 1, 2, 10]
