@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 def pytest_configure(config: pytest.Config) -> None:
     workers = getattr(config.option, "numprocesses", None)
-    if workers not in (None, 0, 1) and os.environ.get("PYTEST_XDIST_WORKER") is None:
+    if workers not in (None, 0, 1):  # the workers inherit it (theirs changes nothing then)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

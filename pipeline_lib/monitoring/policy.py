@@ -95,22 +95,33 @@ def needed(count: int, share: float, checked: int) -> int:
     where that is more (rounded up); 0 (never) when ``count`` is 0."""
     if count <= 0:
         return 0
+    # less a hair, so that a share landing on a whole number (0.1 x 30 = 3.0000000000000004 in
+    # floating point) needs that number
     return max(count, math.ceil(share * checked - 1e-9))
+
+
+def _watched(rows: pd.DataFrame, cfg: RetrainPolicyConfig) -> pd.DataFrame:
+    """The input-drift rows of the watched features' thresholded metrics."""
+    return rows[rows["feature"].isin(cfg.watch_features) & rows["metric"].isin(AGREEING_METRICS)]
+
+
+def _all_horizons(rows: pd.DataFrame) -> pd.DataFrame:
+    """The decay rows of each series' all-horizons forecast error."""
+    return rows[rows["feature"] == ERROR_FEATURE]
 
 
 def checked_pairs(rows: pd.DataFrame, cfg: RetrainPolicyConfig) -> int:
     """The watched (series, feature) pairs with input-drift rows tonight."""
     if rows.empty:
         return 0
-    watched = rows[rows["feature"].isin(cfg.watch_features) & rows["metric"].isin(AGREEING_METRICS)]
-    return len(watched.drop_duplicates([schema.SERIES_ID, "feature"]))
+    return len(_watched(rows, cfg).drop_duplicates([schema.SERIES_ID, "feature"]))
 
 
 def checked_series(rows: pd.DataFrame) -> int:
     """The series with an all-horizons decay row tonight."""
     if rows.empty:
         return 0
-    return int(rows.loc[rows["feature"] == ERROR_FEATURE, schema.SERIES_ID].nunique())
+    return int(_all_horizons(rows)[schema.SERIES_ID].nunique())
 
 
 def _fmt(value: float) -> str:
@@ -121,11 +132,8 @@ def drifted_pairs(rows: pd.DataFrame, cfg: RetrainPolicyConfig) -> list[Flag]:
     """The watched (series, feature) pairs whose flagged metrics agree (see the module doc)."""
     if rows.empty:
         return []
-    watched = rows[
-        rows["feature"].isin(cfg.watch_features)
-        & rows["metric"].isin(AGREEING_METRICS)
-        & rows["is_drift"].astype(bool)
-    ]
+    watched = _watched(rows, cfg)
+    watched = watched[watched["is_drift"].astype(bool)]
     flags = []
     for (series, feature), group in watched.groupby([schema.SERIES_ID, "feature"], sort=True):
         if len(group) >= cfg.min_agreeing_metrics:
@@ -137,11 +145,8 @@ def decayed_series(rows: pd.DataFrame, cfg: RetrainPolicyConfig) -> list[Flag]:
     """The series whose all-horizons decay row flags one of the counted metrics."""
     if rows.empty:
         return []
-    hit = rows[
-        (rows["feature"] == ERROR_FEATURE)
-        & rows["metric"].isin(cfg.decay_metrics)
-        & rows["is_drift"].astype(bool)
-    ]
+    errors = _all_horizons(rows)
+    hit = errors[errors["metric"].isin(cfg.decay_metrics) & errors["is_drift"].astype(bool)]
     return [
         Flag("decay", str(series), ERROR_FEATURE, _metrics(group))
         for series, group in hit.groupby(schema.SERIES_ID, sort=True)
