@@ -186,8 +186,16 @@ def payload_notes(payloads: list[Payload], frames: list[pd.DataFrame]) -> list[s
     return notes
 
 
-def concat_frames(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+def row_columns(dataset: str) -> list[str]:
+    """The columns of a price or weather batch's rows."""
+    return schema.PRICE_COLUMNS if dataset == schema.PRICES else schema.WEATHER_COLUMNS
+
+
+def concat_frames(frames: list[pd.DataFrame], dataset: str) -> pd.DataFrame:
+    """The parsed frames as one; without any, an empty frame of ``dataset``'s columns."""
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    return pd.DataFrame(columns=row_columns(dataset))
 
 
 def in_window(data: pd.DataFrame, window: tuple[dt.date, dt.date], today: dt.date) -> pd.DataFrame:

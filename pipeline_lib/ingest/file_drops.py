@@ -73,7 +73,6 @@ def ingest_files(
 ) -> Batch:
     """The file-drop path of :func:`~pipeline_lib.ingest.landing.ingest_source`: new files,
     whole, each landed once."""
-    columns = schema.PRICE_COLUMNS if source.dataset == schema.PRICES else schema.WEATHER_COLUMNS
     window = (min(start, settings.start_date) if start else settings.start_date, as_of)
     taken = read_manifest(settings.data_dir, source.dataset, source.key)
     payloads = source.fetch(*window, taken=taken)
@@ -118,7 +117,7 @@ def ingest_files(
             inputs,
         )  # fmt: skip
     ahead = (window[0], as_of + dt.timedelta(days=covariate_reach(series)))
-    data = in_window(concat_frames(frames, columns), ahead, max(today, as_of))
+    data = in_window(concat_frames(frames, source.dataset), ahead, max(today, as_of))
     return make_batch(
         source, series, window, data, as_of, today, raw_paths=raw_paths, files=files,
         notes=notes, inputs=inputs,

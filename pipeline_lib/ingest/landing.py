@@ -24,6 +24,7 @@ from pipeline_lib.ingest.batch import (
     make_batch,
     parse_rows,
     payload_notes,
+    row_columns,
     series_of,
 )
 from pipeline_lib.ingest.file_drops import ingest_files
@@ -88,7 +89,6 @@ def ingest_source(
     so validation rejects them.
     """
     today = today or dt.date.today()
-    columns = schema.PRICE_COLUMNS if source.dataset == schema.PRICES else schema.WEATHER_COLUMNS
     if isinstance(source, FileDropSource):
         return ingest_files(settings, source, as_of, start, today)
     if isinstance(source, OpenMeteoRunsSource):  # forecasts as issued, of future covariates
@@ -106,7 +106,7 @@ def ingest_source(
     )
     series = series_of(settings, source)
     if window is None:
-        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
+        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in row_columns(source.dataset)})
         signed = bool(series is not None and series.negative_prices)
         return Batch(source.dataset, source.key, source.name, (as_of, as_of), empty, signed=signed)
     # the days ahead whose covariates are known tonight (day-ahead forecasts) are asked too
@@ -114,7 +114,7 @@ def ingest_source(
     payloads = source.fetch(*ahead)
     raw_paths = [land_raw(settings.data_dir, p) for p in payloads]
     frames = [parse_rows(settings, source, series, p) for p in payloads]
-    data = in_window(concat_frames(frames, columns), ahead, max(today, as_of))
+    data = in_window(concat_frames(frames, source.dataset), ahead, max(today, as_of))
     notes = payload_notes(payloads, frames)
     inputs = [p.name for p in payloads]
     return make_batch(
