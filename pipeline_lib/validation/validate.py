@@ -3,7 +3,7 @@
 One ephemeral GX context per process, created on first use (analytics and progress bars off);
 the suite is built per call because the leakage check and the warning thresholds vary. Prices
 and weather are validated with derived continuity columns added (:mod:`derived`). GX's batch
-manager is shared state, so validations in one process run one at a time (each takes ~0.1 s).
+manager is shared state: validations in one process run one at a time (:mod:`memo`).
 Great Expectations itself is imported on first use: importing this module is cheap.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import threading
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,6 +18,7 @@ import pandas as pd
 from pipeline_lib import schema
 from pipeline_lib.config import ValidationConfig
 from pipeline_lib.validation.derived import DERIVED, add_derived, has_derived, newest_rows
+from pipeline_lib.validation.memo import one_validation
 from pipeline_lib.validation.report import MAX_ROWS, ExpectationFailure, ValidationReport
 from pipeline_lib.validation.results import check_of, columns_of, failure_of, jsonable
 from pipeline_lib.validation.revisions import (
@@ -37,7 +37,6 @@ KEYS = {
     schema.FEATURES: schema.SERIES_ID,
     schema.COVARIATES: schema.SERIES_ID,
 }
-_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -182,7 +181,7 @@ def index_columns(dataset: str, present: set[str]) -> list[str]:
 
 def run_gx(data: pd.DataFrame, suite: Any, result_format: dict[str, Any]) -> Any:
     """GX's ExpectationSuiteValidationResult of ``suite`` on ``data`` (one at a time)."""
-    with _LOCK:
+    with one_validation():
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": data})
         try:
             return batch.validate(suite, result_format=result_format)
