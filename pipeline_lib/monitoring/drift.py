@@ -81,6 +81,24 @@ def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def ks_many(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
+    """:func:`ks` of each (reference, current) pair of finite values, the same figures, in one
+    scipy call per pair of sample sizes: scipy's checks of each call cost more than the test
+    at a night's sizes (1,200 pairs of 750 and 60 values: 0.37 -> 0.13 s)."""
+    found: dict[int, tuple[float, float]] = {}
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, (ref, cur) in enumerate(pairs):
+        by_size.setdefault((ref.size, cur.size), []).append(i)
+    for members in by_size.values():
+        refs = np.stack([pairs[i][0] for i in members])
+        curs = np.stack([pairs[i][1] for i in members])
+        result = stats.ks_2samp(refs, curs, axis=1)
+        stat, pvalue = np.atleast_1d(result.statistic), np.atleast_1d(result.pvalue)
+        for k, i in enumerate(members):
+            found[i] = (float(stat[k]), float(pvalue[k]))
+    return [found[i] for i in range(len(pairs))]
+
+
 def _per_ref_std(num: float, ref: np.ndarray) -> float:
     """``num`` over the reference's sample std; NaN when that std is 0 (or undefined)."""
     scale = float(np.std(ref, ddof=1)) if ref.size > 1 else 0.0
@@ -118,11 +136,13 @@ def compare(
     wasserstein_threshold: float = 0.4,
     mean_shift_threshold: float = 0.5,
     std_ratio_threshold: float = 1.5,
+    ks_result: tuple[float, float] | None = None,
 ) -> list[MetricRow]:
     """The drift metrics of ``current`` against ``reference`` (finite values, at least two
     each), in ``DRIFT_METRICS`` order, restricted to ``metrics`` when given: a list of
     ``(metric, value, threshold, is_drift)``. ``ks_statistic`` has no threshold of its own and
-    carries the p-value's flag (asking for either gives both)."""
+    carries the p-value's flag (asking for either gives both). ``ks_result``: the pair's
+    :func:`ks`, when it was computed already (:func:`ks_many`)."""
     if std_ratio_threshold <= 1:
         raise ValueError(f"std_ratio_threshold must be above 1, got {std_ratio_threshold}")
     wanted = set(DRIFT_METRICS if metrics is None else metrics)
@@ -135,7 +155,7 @@ def compare(
         p = psi(ref, cur, bins=psi_bins)
         rows.append(("psi", p, psi_threshold, p > psi_threshold))
     if wanted & {"ks_statistic", "ks_pvalue"}:
-        stat, pvalue = ks(ref, cur)
+        stat, pvalue = ks(ref, cur) if ks_result is None else ks_result
         flag = pvalue < ks_pvalue_threshold
         rows += [
             ("ks_statistic", stat, None, flag),
@@ -143,8 +163,8 @@ def compare(
         ]
     # with a constant reference (value NaN), any difference at all is drift
     if "wasserstein_std" in wanted:
-        w = wasserstein_std(ref, cur)
-        raw = float(stats.wasserstein_distance(ref, cur)) > 0
+        distance = float(stats.wasserstein_distance(ref, cur))  # once, for both
+        w, raw = _per_ref_std(distance, ref), distance > 0
         rows.append(
             ("wasserstein_std", w, wasserstein_threshold, _above(w, wasserstein_threshold, raw))
         )
@@ -199,35 +219,44 @@ def drift_table(
     missing = [c for c in [SERIES_ID, DATE, *feature_names] if c not in features.columns]
     if missing:
         raise ValueError(f"features lacks columns {missing}")
-    ref_df, rec_df = _window(features, reference), _window(features, recent)
-    ref_by = dict(list(ref_df.groupby(SERIES_ID, sort=False)))
-    rec_by = dict(list(rec_df.groupby(SERIES_ID, sort=False)))
-    rows: list[tuple[object, ...]] = []
+    values = features[[SERIES_ID, DATE]].assign(
+        **{f"_{i}": _numbers(features[f]) for i, f in enumerate(feature_names)}
+    )  # each column made numeric once (positional names: a feature may be called anything)
+    numbers = [f"_{i}" for i in range(len(feature_names))]
+    ref_df, rec_df = _window(values, reference), _window(values, recent)
+    ref_by = {k: g[numbers].to_numpy(float) for k, g in ref_df.groupby(SERIES_ID, sort=False)}
+    rec_by = {k: g[numbers].to_numpy(float) for k, g in rec_df.groupby(SERIES_ID, sort=False)}
+    pairs: list[tuple[object, str, np.ndarray, np.ndarray]] = []
     for series in sorted(features[SERIES_ID].dropna().unique()):
         if series not in ref_by or series not in rec_by:
             continue
-        ref_s, rec_s = ref_by[series], rec_by[series]
-        for feature in feature_names:
-            ref_v = _values(ref_s[feature])
-            rec_v = _values(rec_s[feature])
-            if min(ref_v.size, rec_v.size) < MIN_VALUES:
-                continue
-            for metric, value, threshold, flag in compare(
-                ref_v,
-                rec_v,
-                psi_bins=psi_bins,
-                psi_threshold=psi_threshold,
-                ks_pvalue_threshold=ks_pvalue_threshold,
-                wasserstein_threshold=wasserstein_threshold,
-                mean_shift_threshold=mean_shift_threshold,
-                std_ratio_threshold=std_ratio_threshold,
-            ):
-                rows.append((series, feature, metric, value, threshold, flag))
+        for j, feature in enumerate(feature_names):
+            ref_v, rec_v = _finite_of(ref_by[series][:, j]), _finite_of(rec_by[series][:, j])
+            if min(ref_v.size, rec_v.size) >= MIN_VALUES:
+                pairs.append((series, feature, ref_v, rec_v))
+    tests = ks_many([(ref_v, rec_v) for _, _, ref_v, rec_v in pairs])
+    rows: list[tuple[object, ...]] = []
+    for (series, feature, ref_v, rec_v), ks_result in zip(pairs, tests, strict=True):
+        for metric, value, threshold, flag in compare(
+            ref_v,
+            rec_v,
+            psi_bins=psi_bins,
+            psi_threshold=psi_threshold,
+            ks_pvalue_threshold=ks_pvalue_threshold,
+            wasserstein_threshold=wasserstein_threshold,
+            mean_shift_threshold=mean_shift_threshold,
+            std_ratio_threshold=std_ratio_threshold,
+            ks_result=ks_result,
+        ):
+            rows.append((series, feature, metric, value, threshold, flag))
     return drift_frame(rows)
 
 
-def _values(column: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(column, errors="coerce").to_numpy(float)
+def _numbers(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").to_numpy(float)
+
+
+def _finite_of(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 

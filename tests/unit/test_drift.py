@@ -16,8 +16,10 @@ from pipeline_lib.monitoring.drift import (
     DRIFT_COLUMNS,
     DRIFT_METRICS,
     compare,
+    drift_frame,
     drift_table,
     ks,
+    ks_many,
     mean_shift,
     psi,
     std_ratio,
@@ -71,6 +73,38 @@ def test_ks_matches_hand_computation() -> None:
     assert 0.0 < pvalue <= 1.0
     # disjoint samples: D = 1
     assert ks(np.array([1.0, 2, 3]), np.array([4.0, 5, 6]))[0] == pytest.approx(1.0)
+
+
+def test_ks_many_gives_each_pairs_ks() -> None:
+    rng = np.random.default_rng(7)
+    pairs = [
+        (rng.normal(size=40), rng.normal(0.5, 1.0, size=12)),
+        (rng.normal(size=40), rng.normal(size=12)),  # the same sizes: one scipy call for both
+        (np.round(rng.normal(size=30)), np.round(rng.normal(size=9))),  # ties
+        (np.ones(8), np.array([1.0, 1, 1, 2, 2])),  # a constant reference
+        (np.array([1.0, 2, 3]), np.array([4.0, 5, 6])),
+    ]
+    assert ks_many(pairs) == [ks(ref, cur) for ref, cur in pairs]
+    assert ks_many([]) == []
+
+
+def test_drift_table_gives_each_series_and_features_compare() -> None:
+    features = make_features()
+    features.loc[features.index[::5], "x"] = np.nan  # fewer values in some windows
+    features["text"] = features["x"].map(lambda v: "n/a" if v > 1.5 else str(v))
+    names = ["x", "text"]
+    table = drift_table(features, names, REFERENCE, RECENT)
+    dates = pd.to_datetime(features["date"])
+    expected = []
+    for series in ("SHIFTED", "STABLE"):
+        rows = features[features["series_id"] == series]
+        for name in names:
+            values = pd.to_numeric(rows[name], errors="coerce")
+            ref = values[dates[rows.index].between(*map(pd.Timestamp, REFERENCE))].dropna()
+            cur = values[dates[rows.index].between(*map(pd.Timestamp, RECENT))].dropna()
+            for row in compare(ref.to_numpy(), cur.to_numpy()):
+                expected.append((series, name, *row))
+    pd.testing.assert_frame_equal(table, drift_frame(expected), check_exact=True)
 
 
 def make_features(n_days: int = 365, shift: float = 1.5) -> pd.DataFrame:
