@@ -2,6 +2,25 @@
 -- Generated from pipeline_lib/db/tables/ by `python -m pipeline_lib.db.ddl`; do not edit.
 -- The BI views are in sql/views.sql.
 
+CREATE TABLE backtest_scores (
+    backtest_date DATE NOT NULL,
+    series_id VARCHAR(64) NOT NULL,
+    model VARCHAR(64) NOT NULL,
+    horizon INTEGER NOT NULL,
+    backtest_mase FLOAT,
+    scale_abs_error FLOAT,
+    scale_scaled_error FLOAT,
+    CONSTRAINT pk_backtest_scores PRIMARY KEY (backtest_date, series_id, model, horizon)
+);
+COMMENT ON TABLE backtest_scores IS 'A night''s backtest per series, model and horizon, as the next night''s decay check reads it (the same figures as backtest_results aggregated, written with them)';
+COMMENT ON COLUMN backtest_scores.backtest_date IS 'run date (as-of) of the backtest';
+COMMENT ON COLUMN backtest_scores.series_id IS 'series scored';
+COMMENT ON COLUMN backtest_scores.model IS 'a model or a combination';
+COMMENT ON COLUMN backtest_scores.horizon IS 'steps ahead';
+COMMENT ON COLUMN backtest_scores.backtest_mase IS 'mean of the finite scaled_error of the night''s rows (NULL when none is)';
+COMMENT ON COLUMN backtest_scores.scale_abs_error IS 'sum of abs_error over the rows whose scaled_error is finite and positive';
+COMMENT ON COLUMN backtest_scores.scale_scaled_error IS 'sum of scaled_error over the same rows: the ratio is the series'' MASE scale';
+
 CREATE TABLE model_versions (
     version VARCHAR(64) NOT NULL,
     parent_version VARCHAR(64),

@@ -5,18 +5,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, and_, case, func, literal, select
+from sqlalchemy import Connection, Engine, func, select
 
-from pipeline_lib.db.tables import backtest_results, backtest_series, forecasts
+from pipeline_lib.db.backtests import SCORE_FIELDS
+from pipeline_lib.db.tables import backtest_results, backtest_scores, backtest_series, forecasts
 
 # the forecast columns of pipeline_lib.forecasting.model.forecast (not imported: it would load
 # torch)
 FORECAST_FIELDS = ["series_id", "forecast_date", "target_date", "horizon", "yhat"]
 FORECAST_FIELDS += ["yhat_lower", "yhat_upper", "model", "model_version"]
-# the columns of pipeline_lib.monitoring.decay.BACKTEST_SUMMARY_COLUMNS (not imported: it loads
-# torch)
-BACKTEST_SUMMARY_FIELDS = ["series_id", "model", "horizon", "backtest_mase"]
-BACKTEST_SUMMARY_FIELDS += ["scale_abs_error", "scale_scaled_error"]
+BACKTEST_SUMMARY_FIELDS = SCORE_FIELDS  # pipeline_lib.monitoring.decay.BACKTEST_SUMMARY_COLUMNS
 
 
 def read_forecasts(
@@ -58,18 +56,26 @@ def read_backtest_summary(
     engine: Engine, series_ids: list[str], before: dt.date, since: dt.date | None = None
 ) -> pd.DataFrame:
     """What performance decay needs of the newest backtest dated before ``before`` (and on or
-    after ``since``): per (series_id, model, horizon) of ``series_ids``, aggregated in SQL,
-    ``backtest_mase`` (the mean finite scaled_error) and ``scale_abs_error`` and
-    ``scale_scaled_error`` (the sums of abs_error and scaled_error over the rows whose
-    scaled_error is finite and positive; NULL, NaN here, when none is). The same figures as
-    :func:`pipeline_lib.monitoring.decay.backtest_summary` of :func:`read_latest_backtest`'s rows
-    (up to the order of the floating-point sums), in rows that grow with series x models x horizons,
-    not with the backtest's origins. Empty when there is no such backtest."""
+    after ``since``): per (series_id, model, horizon) of ``series_ids``, ``backtest_mase`` (the
+    mean finite scaled_error) and ``scale_abs_error`` and ``scale_scaled_error`` (the sums of
+    abs_error and scaled_error over the rows whose scaled_error is finite and positive; NULL,
+    NaN here, when none is), as the night's writer stored them in ``backtest_scores``
+    (:func:`pipeline_lib.db.backtests.scores_of` of its rows): the same figures as
+    :func:`pipeline_lib.monitoring.decay.backtest_summary` of :func:`read_latest_backtest`'s rows,
+    in rows that grow with series x models x horizons, not with the backtest's origins. Empty
+    when there is no such backtest."""
+    t = backtest_scores
     with engine.connect() as conn:
         date = _newest_backtest(conn, before, since)
         if date is None:
             return pd.DataFrame(columns=BACKTEST_SUMMARY_FIELDS)
-        rows = conn.execute(_summary_query(date, series_ids)).mappings().all()
+        keys = [t.c.series_id, t.c.model, t.c.horizon]
+        query = (
+            select(*(t.c[c] for c in BACKTEST_SUMMARY_FIELDS))
+            .where(t.c.backtest_date == date, t.c.series_id.in_(series_ids))
+            .order_by(*keys)
+        )
+        rows = conn.execute(query).mappings().all()
     frame = pd.DataFrame(rows, columns=BACKTEST_SUMMARY_FIELDS)
     numbers = ["backtest_mase", "scale_abs_error", "scale_scaled_error"]
     return frame.astype(dict.fromkeys(numbers, "float64") | {"horizon": "int64"})
@@ -81,24 +87,3 @@ def _newest_backtest(conn: Connection, before: dt.date, since: dt.date | None) -
     if since is not None:
         newest = newest.where(t.c.backtest_date >= since)
     return conn.execute(newest).scalar()
-
-
-def _summary_query(date: dt.date, series_ids: list[str]) -> Select:
-    """GROUP BY series_id, model, horizon over one backtest date's rows. Finite: between minus
-    and plus infinity (NULL, and PostgreSQL's NaN, which sorts above infinity, are not)."""
-    t = backtest_results
-    scaled = t.c.scaled_error
-    finite = and_(scaled > literal(float("-inf")), scaled < literal(float("inf")))
-    positive = and_(scaled > 0, scaled < literal(float("inf")))
-    keys = [t.c.series_id, t.c.model, t.c.horizon]
-    return (
-        select(
-            *keys,
-            func.avg(case((finite, scaled))).label("backtest_mase"),
-            func.sum(case((positive, t.c.abs_error))).label("scale_abs_error"),
-            func.sum(case((positive, scaled))).label("scale_scaled_error"),
-        )
-        .where(t.c.backtest_date == date, t.c.series_id.in_(series_ids))
-        .group_by(*keys)
-        .order_by(*keys)
-    )

@@ -39,8 +39,9 @@ last ``window_days`` up to the as-of date and has an actual (:func:`realised_err
   the same models and horizons. Without a finite positive scale the series has no MASE rows.
 - the backtest is needed only as a summary per (series_id, model, horizon)
   (``BACKTEST_SUMMARY_COLUMNS``, :func:`backtest_summary`): a night's backtest is ~400,000 rows
-  at 100 series, its summary a few thousand, so the monitoring reads the summary aggregated in
-  SQL (:func:`pipeline_lib.db.read_backtest_summary`), and :func:`decay_metrics` takes either.
+  at 100 series, its summary a few thousand, so the night's writer stores the summary with the
+  night and the monitoring reads it (:func:`pipeline_lib.db.read_backtest_summary`);
+  :func:`decay_metrics` takes either.
 
 Prediction drift is :mod:`pipeline_lib.monitoring.prediction_drift`'s.
 """
@@ -54,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import schema
+from pipeline_lib.db.backtests import SCORE_FIELDS, scores_of
 from pipeline_lib.evaluation.metrics import MODEL, coverage, mae
 from pipeline_lib.evaluation.scoring import require_columns
 from pipeline_lib.monitoring.drift import drift_frame
@@ -73,10 +75,9 @@ ACTUALS_COLUMNS = [schema.SERIES_ID, "target_date", "actual"]  # the actuals tab
 ERRORS_COLUMNS = [schema.SERIES_ID, "target_date", "horizon", MODEL, "yhat", "actual"]
 BACKTEST_COLUMNS = [schema.SERIES_ID, MODEL, "horizon", "abs_error", "scaled_error"]
 # per (series_id, model, horizon): the mean finite scaled_error, and the sums of abs_error and
-# scaled_error over the rows whose scaled_error is finite and positive (NaN when none); the
-# columns of pipeline_lib.db.read_backtest_summary (not imported: the db layer stays apart)
-BACKTEST_SUMMARY_COLUMNS = [schema.SERIES_ID, MODEL, "horizon", "backtest_mase"]
-BACKTEST_SUMMARY_COLUMNS += ["scale_abs_error", "scale_scaled_error"]
+# scaled_error over the rows whose scaled_error is finite and positive (NaN when none); what
+# the night's writer stores and pipeline_lib.db.read_backtest_summary reads
+BACKTEST_SUMMARY_COLUMNS = SCORE_FIELDS
 MIN_REALISED = 30  # fewer realised forecasts in a group: no rows for it
 
 
@@ -226,22 +227,10 @@ def backtest_summary(backtest: pd.DataFrame) -> pd.DataFrame:
     """What decay needs of a backtest's rows (``BACKTEST_COLUMNS``), per (series_id, model,
     horizon): ``backtest_mase``, the mean finite scaled_error (NaN when none is finite), and
     ``scale_abs_error`` and ``scale_scaled_error``, the sums of abs_error and scaled_error over
-    the rows whose scaled_error is finite and positive (NaN when there are none)."""
+    the rows whose scaled_error is finite and positive (NaN when there are none): the figures
+    the night's writer stores (:func:`pipeline_lib.db.backtests.scores_of`)."""
     require_columns(backtest, BACKTEST_COLUMNS, "backtest")
-    keys = [schema.SERIES_ID, MODEL, "horizon"]
-    scaled = pd.to_numeric(backtest["scaled_error"], errors="coerce").astype(np.float64)
-    finite = np.isfinite(scaled)
-    positive = finite & (scaled > 0)
-    rows = backtest[[schema.SERIES_ID, MODEL]].assign(
-        horizon=backtest["horizon"].astype(int),
-        backtest_mase=scaled.where(finite),
-        scale_abs_error=pd.to_numeric(backtest["abs_error"]).astype(np.float64).where(positive),
-        scale_scaled_error=scaled.where(positive),
-    )
-    grouped = rows.groupby(keys, sort=True)
-    out = grouped[["backtest_mase"]].mean()
-    sums = grouped[["scale_abs_error", "scale_scaled_error"]].sum(min_count=1)
-    return out.join(sums).reset_index()[BACKTEST_SUMMARY_COLUMNS]
+    return scores_of(backtest)
 
 
 def _summary(backtest: pd.DataFrame) -> pd.DataFrame:

@@ -342,6 +342,6 @@ def test_the_database_password_is_never_logged_or_printed(
     engine.dispose()
     assert main(["db", "upgrade"]) == 0 and main(["db", "current"]) == 0
     out, err = capsys.readouterr()
-    assert "upgraded empty -> 0008" in out and "***" in out
+    assert "upgraded empty -> 0009" in out and "***" in out
     everything = out + err + caplog.text + str(refused.value)
     assert password not in everything

@@ -213,10 +213,17 @@ def test_scoped_replaces_span_many_scopes_and_leave_others(engine: Engine) -> No
     assert many[0] not in counts
     assert all(counts[s] == 1 for s in many[1:])
     assert counts["KEEP"] == len(backtest_frame(["KEEP"]))
+    # the night's scores follow its rows: the series gone has none, the others the rerun's
+    scores = db.read_backtest_summary(engine, [*many, "KEEP"], D1 + dt.timedelta(days=1))
+    rows = db.read_latest_backtest(engine, [*many, "KEEP"], D1 + dt.timedelta(days=1))
+    pd.testing.assert_frame_equal(scores, backtest_summary(rows), rtol=1e-12)
+    assert many[0] not in set(scores["series_id"]) and set(scores["model"]) == {"naive", "lstm"}
     assert horizons == {1} and n_forecasts == 2 * len(dates)
 
 
-def test_the_backtest_summary_in_sql_equals_decay_summary_of_the_rows(engine: Engine) -> None:
+def test_the_backtest_scores_stored_with_the_night_equal_decay_summary_of_its_rows(
+    engine: Engine,
+) -> None:
     series = ["A", "B", "C"]
     older = with_scaled_errors(backtest_frame(series).assign(mase_scale=2.0 / 3))
     db.write_backtest_results(engine, older, "run-a", D1)
@@ -296,6 +303,10 @@ def test_backtests_before_a_date_are_pruned_and_the_later_kept(engine: Engine) -
     assert kept == {D2, D3}
     assert stored_count(engine, db.backtest_windows) == n_windows
     assert stored_count(engine, db.backtest_forecasts) == len(frame)
+    with engine.connect() as conn:  # the pruned night's scores go with it
+        t = db.backtest_scores
+        scored = set(conn.execute(select(t.c.backtest_date).distinct()).scalars())
+    assert scored == {D2, D3}
     assert db.prune_backtest_results(engine, D2) == 0
 
 

@@ -3,15 +3,19 @@ migrations existed (one per earlier schema), a no-op rerun, the views, and sql/s
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 
+from pipeline_lib import db
 from pipeline_lib.db import migrate
+from pipeline_lib.db.backtests import scores_of
 from pipeline_lib.db.engine import read_views_sql, split_sql
 from pipeline_lib.db.tables import metadata
 
@@ -67,7 +71,7 @@ def test_a_new_database_is_created_at_head_and_a_rerun_changes_nothing(
     db_engine: Engine,
 ) -> None:
     first = migrate.upgrade(db_engine)
-    assert (first.from_revision, first.to_revision, first.stamped) == (None, "0008", None)
+    assert (first.from_revision, first.to_revision, first.stamped) == (None, "0009", None)
     assert first.changed and first.views_replaced
     assert differences(db_engine) == []
     insp = inspect(db_engine)
@@ -91,8 +95,8 @@ def test_a_database_from_before_migrations_is_recognised_and_upgraded_with_its_r
     to_revision(db_engine, legacy)
     legacy_night(db_engine, run_id="r1")
     result = migrate.upgrade(db_engine)
-    assert (result.from_revision, result.stamped, result.to_revision) == (None, legacy, "0008")
-    assert revision(db_engine) == "0008"
+    assert (result.from_revision, result.stamped, result.to_revision) == (None, legacy, "0009")
+    assert revision(db_engine) == "0009"
     assert differences(db_engine) == []
     with db_engine.connect() as conn:
         row = conn.execute(text("SELECT model, yhat, model_version FROM forecasts")).one()
@@ -120,7 +124,7 @@ def test_views_are_replaced_when_sql_views_changes(db_engine: Engine) -> None:
         conn.execute(text("DROP VIEW model_history"))
     assert not migrate.is_current(db_engine)
     result = migrate.ensure_current(db_engine)
-    assert result is not None and result.views_replaced and result.from_revision == "0008"
+    assert result is not None and result.views_replaced and result.from_revision == "0009"
     assert "model_history" in inspect(db_engine).get_view_names()
     assert migrate.is_current(db_engine)
 
@@ -244,7 +248,7 @@ def test_0008_keeps_every_backtest_row_of_a_0007_database_and_downgrades_again(
     assert len(before) == len(rows) == 12
 
     result = migrate.upgrade(db_engine)
-    assert (result.from_revision, result.to_revision) == ("0007", "0008")
+    assert (result.from_revision, result.to_revision) == ("0007", "0009")
     assert differences(db_engine) == []
     assert "backtest_results" in inspect(db_engine).get_view_names()
 
@@ -258,12 +262,19 @@ def test_0008_keeps_every_backtest_row_of_a_0007_database_and_downgrades_again(
         same([tuple(r) for r in conn.execute(text(query))])
         windows = conn.execute(text("SELECT COUNT(*) FROM backtest_windows")).scalar()
     assert windows == 6  # each night's windows of its own (two origins, two series; one more)
+    # 0009: each migrated night's scores, as the writer computes them from the night's rows
+    view = pd.read_sql(text("SELECT * FROM backtest_results"), db_engine)
+    for night, rows_of_night in view.groupby("backtest_date"):
+        stored = db.read_backtest_summary(
+            db_engine, ["A", "B"], pd.Timestamp(night).date() + dt.timedelta(days=1)
+        )
+        pd.testing.assert_frame_equal(stored, scores_of(rows_of_night), rtol=1e-12)
 
     with db_engine.begin() as conn:
         for name in reversed(migrate.view_names(read_views_sql())):
             conn.execute(text(f"DROP VIEW {name}"))
         migrate._alembic(conn, "downgrade", "0007")
     assert "backtest_results" in inspect(db_engine).get_table_names()
-    assert "backtest_windows" not in inspect(db_engine).get_table_names()
+    assert not {"backtest_windows", "backtest_scores"} & set(inspect(db_engine).get_table_names())
     with db_engine.connect() as conn:
         same([tuple(r) for r in conn.execute(text(query))])

@@ -335,7 +335,7 @@ def test_0007_upgrades_a_0006_database_with_its_rows_and_downgrades_again(
             conn.execute(text(statement))
     assert model_column(engine, "forecasts")["type"].length == 32
     result = migrate.upgrade(engine)
-    assert (result.from_revision, result.to_revision) == ("0006", "0008")
+    assert (result.from_revision, result.to_revision) == ("0006", "0009")
     assert differences(engine) == []
     assert model_column(engine, "forecasts")["type"].length == 64
     assert model_column(engine, "backtest_windows")["type"].length == 64
@@ -357,7 +357,7 @@ def test_0007_upgrades_a_0006_database_with_its_rows_and_downgrades_again(
     ) as e:
         alembic(engine, "downgrade", "0006", drop_views=True)
     assert COMBO in str(e.value) and LONG_LABEL in str(e.value) and unused not in str(e.value)
-    assert revision(engine) == "0008"  # nothing changed, the views included
+    assert revision(engine) == "0009"  # nothing changed, the views included
     assert {"model_selections"} <= set(inspect(engine).get_table_names())
     assert "forecast_choices" in inspect(engine).get_view_names()
 
@@ -384,7 +384,7 @@ def test_0007_upgrades_a_0006_database_with_its_rows_and_downgrades_again(
 
     # and up again, to what the metadata says
     migrate.upgrade(engine)
-    assert revision(engine) == "0008" and differences(engine) == []
+    assert revision(engine) == "0009" and differences(engine) == []
     assert "combination" in kind_check(engine)
 
 
@@ -396,4 +396,4 @@ def test_a_label_longer_than_0006_holds_stops_the_downgrade(db_engine: Engine) -
     write_forecasts(db_engine, frame, "r1")
     with pytest.raises(RuntimeError, match=r"forecasts\.model holds labels longer than 32"):
         alembic(db_engine, "downgrade", "0006", drop_views=True)
-    assert revision(db_engine) == "0008"
+    assert revision(db_engine) == "0009"

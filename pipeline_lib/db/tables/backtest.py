@@ -1,5 +1,6 @@
 """A night's backtest: its windows, their forecasts, the series' MASE scales, which windows each
-night scored, and the view that joins them (``backtest_results``, declared for the readers).
+night scored, its scores per series, model and horizon, and the view that joins them
+(``backtest_results``, declared for the readers).
 """
 
 from __future__ import annotations
@@ -113,6 +114,32 @@ backtest_nights = Table(
     ),
     Index(None, "window_id"),  # the windows no night refers to any more (pruning)
     comment="The windows each night's backtest scored, per series",
+)
+
+backtest_scores = Table(
+    "backtest_scores",
+    metadata,
+    Column("backtest_date", Date, primary_key=True, comment="run date (as-of) of the backtest"),
+    Column("series_id", String(64), primary_key=True, comment="series scored"),
+    Column("model", String(64), primary_key=True, comment="a model or a combination"),
+    Column("horizon", Integer, primary_key=True, comment="steps ahead"),
+    Column(
+        "backtest_mase",
+        Float,
+        comment="mean of the finite scaled_error of the night's rows (NULL when none is)",
+    ),
+    Column(
+        "scale_abs_error",
+        Float,
+        comment="sum of abs_error over the rows whose scaled_error is finite and positive",
+    ),
+    Column(
+        "scale_scaled_error",
+        Float,
+        comment="sum of scaled_error over the same rows: the ratio is the series' MASE scale",
+    ),
+    comment="A night's backtest per series, model and horizon, as the next night's decay "
+    "check reads it (the same figures as backtest_results aggregated, written with them)",
 )
 
 # Not created by the migrations: the view of sql/views.sql, declared for the readers.
