@@ -151,7 +151,7 @@ def _write_slice(
     scales = scales.reset_index()
     for table, rows, extra in (
         (backtest_series, scales, night | stamp),
-        (backtest_scores, scores_of(part.assign(scaled_error=_scaled(part))), night),
+        (backtest_scores, scores_of(part, _scaled(part)), night),
     ):
         replace_rows(
             conn, table, to_arrow(table, rows, extra), ["backtest_date", "series_id"], bulk_rows
@@ -167,25 +167,35 @@ def _scaled(part: pd.DataFrame) -> np.ndarray:
         return np.where(scale > 0, error / scale, np.nan)
 
 
-def scores_of(rows: pd.DataFrame) -> pd.DataFrame:
-    """``SCORE_FIELDS`` of backtest rows with ``scaled_error`` (``abs_error``, ``series_id``,
-    ``model``, ``horizon``): per (series_id, model, horizon), ``backtest_mase``, the mean
-    finite scaled_error (NaN when none is finite), and ``scale_abs_error`` and
-    ``scale_scaled_error``, the sums of abs_error and scaled_error over the rows whose
-    scaled_error is finite and positive (NaN when there are none)."""
-    scaled = pd.to_numeric(rows["scaled_error"], errors="coerce").astype(np.float64)
+def scores_of(rows: pd.DataFrame, scaled_error: np.ndarray | None = None) -> pd.DataFrame:
+    """``SCORE_FIELDS`` of backtest rows (``abs_error``, ``series_id``, ``model``, ``horizon``
+    and ``scaled_error``, or its values given): per (series_id, model, horizon),
+    ``backtest_mase``, the mean finite scaled_error (NaN when none is finite), and
+    ``scale_abs_error`` and ``scale_scaled_error``, the sums of abs_error and scaled_error over
+    the rows whose scaled_error is finite and positive (NaN when there are none)."""
+    given = rows["scaled_error"] if scaled_error is None else pd.Series(scaled_error, rows.index)
+    scaled = pd.to_numeric(given, errors="coerce").astype(np.float64)
     finite = np.isfinite(scaled)
     positive = finite & (scaled > 0)
-    frame = rows[["series_id", "model"]].assign(
-        horizon=rows["horizon"].astype(int),
-        backtest_mase=scaled.where(finite),
-        scale_abs_error=pd.to_numeric(rows["abs_error"]).astype(np.float64).where(positive),
-        scale_scaled_error=scaled.where(positive),
+    frame = pd.DataFrame(
+        {
+            # categories group twice as fast as text (a night's 392,000 rows: 0.22 -> 0.11 s)
+            "series_id": pd.Categorical(rows["series_id"]),
+            "model": pd.Categorical(rows["model"]),
+            "horizon": rows["horizon"].astype(int).to_numpy(),
+            "backtest_mase": scaled.where(finite).to_numpy(),
+            "scale_abs_error": pd.to_numeric(rows["abs_error"])
+            .astype(np.float64)
+            .where(positive)
+            .to_numpy(),
+            "scale_scaled_error": scaled.where(positive).to_numpy(),
+        }
     )
     grouped = frame.groupby(SCORE_KEY, sort=True, observed=True)
     out = grouped[["backtest_mase"]].mean()
     sums = grouped[["scale_abs_error", "scale_scaled_error"]].sum(min_count=1)
-    return out.join(sums).reset_index()[SCORE_FIELDS]
+    out = out.join(sums).reset_index()[SCORE_FIELDS]
+    return out.astype({"series_id": object, "model": object})
 
 
 def _stored_windows(conn: Connection, windows: pd.DataFrame) -> set[int]:
