@@ -31,15 +31,16 @@ def one_validation() -> Iterator[None]:
     with _LOCK:
         built = Expectation.configuration
         owner = threading.get_ident()
+        # id -> (the expectation, its configuration): holding the expectation keeps its id
+        # from being reused by another object for as long as the entry lives
         kept: dict[int, tuple[Any, Any]] = {}
 
         def configuration(self: Any) -> Any:
             if threading.get_ident() != owner:
                 return built.fget(self)  # type: ignore[attr-defined]
-            hit = kept.get(id(self))
-            if hit is None or hit[0] is not self:
-                hit = kept[id(self)] = (self, built.fget(self))  # type: ignore[attr-defined]
-            return hit[1]
+            if id(self) not in kept:
+                kept[id(self)] = (self, built.fget(self))  # type: ignore[attr-defined]
+            return kept[id(self)][1]
 
         Expectation.configuration = property(configuration)  # type: ignore[method-assign,assignment]
         try:
