@@ -80,6 +80,9 @@ def chromium(window: tuple[int, int] = WINDOW) -> Iterator[Any]:
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
     ):
         options.add_argument(arg)
+    # the page's console (errors of the UI's requests and scripts), read by ui.wait_for's
+    # failure message
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     with _offline_selenium():
         driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:

@@ -52,6 +52,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 T = TypeVar("T")
 TIMEOUT = 20.0  # seconds; a page of the UI on a loaded 2-core machine takes 1-3 s
+RESUBMIT_AFTER = 8.0  # seconds after a submit that showed nothing at all, it is sent again
 V2 = "/v2"
 MARKDOWN = "[data-testid='markdown-display'], article.artifact-data-markdown"  # V2, V1
 RUN_ID = re.compile(r"/runs/flow-run/([0-9a-f-]{36})")
@@ -82,7 +83,20 @@ def wait_for(
         found = f"; found {seen()!r}" if seen else ""
         raise TimeoutException(
             f"gave up after {timeout:.0f} s waiting for {what} on {driver.current_url}{found}"
+            + console_tail(driver)
         ) from None
+
+
+def console_tail(driver: WebDriver, lines: int = 15) -> str:
+    """The page's last console messages (warnings and errors: a failed request, a script
+    error), as lines to add to a failure; empty when there are none or the driver keeps no log.
+    Reading the log empties it."""
+    try:
+        entries = driver.get_log("browser")
+    except Exception:  # a driver without the log (not Chromium's, or logging off)
+        return ""
+    kept = [e for e in entries if e.get("level") in ("WARNING", "SEVERE")][-lines:]
+    return "".join(f"\n  console {e['level']}: {e['message'][:300]}" for e in kept)
 
 
 def find(driver: WebDriver, by: str, selector: str, what: str = "") -> WebElement:
@@ -157,12 +171,27 @@ def open_custom_run(
     else:
         open_page(driver, ui_url, custom_run_path(deployment_id, parameters))
     # the Submit button renders before the parameters' form (fetched with the deployment's
-    # schema): a click before the fields are there sent nothing at all, once, under load
+    # schema): a click before the fields are there sent nothing at all, once, under load; and
+    # the form is used once the same form element has stood for half a second (a submit whose
+    # form is replaced meanwhile shows neither errors nor a toast)
     wait_for(
         driver,
         lambda d: "/run" in d.current_url and _submit_button(d) and _labels_now(d),
         "the custom run form and its fields",
     )
+    stable_element(driver, "//form[.//label[@data-slot='label']]", "the custom run form")
+
+
+def stable_element(driver: WebDriver, xpath: str, what: str, hold: float = 0.5) -> WebElement:
+    """The element at ``xpath`` once the page has kept the same one for ``hold`` seconds."""
+    since: dict[str, float] = {}
+
+    def check(d: WebDriver) -> WebElement | None:
+        element = d.find_element(By.XPATH, xpath)
+        first = since.setdefault(element.id, time.monotonic())
+        return element if time.monotonic() - first >= hold else None
+
+    return wait_for(driver, check, f"{what} to stay the same for {hold} s")
 
 
 def _labels_now(driver: WebDriver) -> list[WebElement]:
@@ -479,30 +508,48 @@ class Refusal:
     """What the form shows after a submit that the schema check refused."""
 
     field_errors: dict[str, list[str]]  # field name -> errors under it
-    toasts: list[str]  # the error toasts this submit showed
+    toasts: list[str]  # the titles of the error toasts this submit showed, each once
 
 
 def submit_refused(driver: WebDriver, fields: Sequence[str]) -> Refusal:
     """Submit, then wait until each of ``fields`` shows an error and a new error toast has
-    shown (collected while waiting; toasts of an earlier submit do not count)."""
+    shown (collected while waiting; toasts of an earlier submit do not count). A submit that
+    shows nothing at all within ``RESUBMIT_AFTER`` seconds is sent once more."""
     old = {t.id for t in driver.find_elements(By.CSS_SELECTOR, TOAST)}
     submit(driver)
     seen: dict[str, str] = {}
+    resubmit_at = time.monotonic() + RESUBMIT_AFTER
 
     def check(d: WebDriver) -> dict[str, list[str]] | None:
+        nonlocal resubmit_at
         for toast in d.find_elements(By.CSS_SELECTOR, TOAST + "[data-type='error']"):
             if toast.id not in old and toast.id not in seen:
                 seen[toast.id] = _toast_title(toast)
         errors = field_errors(d)
-        return errors if seen and all(f in errors for f in fields) else None
+        if seen and all(f in errors for f in fields):
+            return errors
+        # a submit that showed nothing at all (no toast, no error, no browser bubble) sent
+        # nothing (CI, once, under load): submit once more; one that shows errors is not
+        # submitted again (the UI would send nothing while they show)
+        if (
+            time.monotonic() > resubmit_at
+            and not seen
+            and not errors
+            and not native_invalid_fields(d)
+        ):
+            resubmit_at = float("inf")
+            submit(d)
+        return None
 
     errors = wait_for(
         driver,
         check,
         f"errors under {list(fields)} and an error toast",
+        timeout=TIMEOUT + RESUBMIT_AFTER,
         seen=lambda: (field_errors(driver), seen, toasts(driver), native_invalid_fields(driver)),
     )
-    return Refusal(errors, list(seen.values()))
+    # distinct titles: a submit sent again may show the first one's toast too
+    return Refusal(errors, list(dict.fromkeys(seen.values())))
 
 
 @dataclass(frozen=True)
