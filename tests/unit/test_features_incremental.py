@@ -15,7 +15,7 @@ from pipeline_lib import schema
 from pipeline_lib.config import load_settings
 from pipeline_lib.features.stage import load_features, refresh_features
 from pipeline_lib.features.state import SeriesState, read_state
-from pipeline_lib.ingest import curate, gate, landing
+from pipeline_lib.ingest import curate, landing
 from pipeline_lib.ingest.batch import Batch
 from pipeline_lib.store.changes import take_changes
 
@@ -31,8 +31,10 @@ def _settings(data_dir: Path, **update: object):
 
 
 def _night(settings, as_of: dt.date) -> int:
+    """A night's ingest, commit and features. The gate between (GX validations and their
+    Data Docs, two thirds of this file's time) is left out: it changes no row of the bundled
+    sample, and tests/unit/test_validation*.py and the end-to-end tests run it."""
     batches = [landing.ingest_source(settings, s, as_of) for s in landing.sources_for(settings)]
-    gate.check_batches(settings.data_dir, batches, as_of, thresholds=settings.validation)
     curate.commit_batches(settings.data_dir, batches)
     return refresh_features(settings, as_of)
 
