@@ -29,7 +29,12 @@ How. Each run is a subprocess of the console script, ``.venv/bin/forecast-pipeli
 --as-of <date> --config <tmp>/config.toml`` (``backfill --start .. --end .. --config ..``), with
 SQLite in the data folder and Prefect's local ephemeral API, isolated in the temporary folder
 (``PREFECT_HOME`` there; every ``PREFECT_*`` and ``PIPELINE_*`` variable of the caller's
-environment dropped).
+environment dropped). ``--prefect-server``: every run goes to a Prefect server instead
+(``prefect server start`` on 127.0.0.1, started by the bench before the first run and stopped
+after the last, its home and SQLite database in the temporary folder, or the database
+``--prefect-database`` names), with ``PREFECT_API_URL`` set: what a nightly pays where the team
+runs Prefect's server, as ``deploy/docker-compose.yml`` does (the server's start is then in no
+run's wall time, and a run has no ``api server start`` stage).
 
 - wall seconds: ``time.perf_counter`` around the subprocess (Popen to its exit), so it includes
   the interpreter's imports and the start of the ephemeral API server, as a cron job pays them.
@@ -69,6 +74,7 @@ shared and the timings swing with it, the growth ratios less so.
     python bench/scale.py --series 1000 --years 10 --epochs 3
     python bench/scale.py --series 100 --doubling --backfill-days 5 --json scale.json
     python bench/scale.py --series 5 --years 1 --epochs 1   # a smoke test, a few minutes
+    python bench/scale.py --series 100 --prefect-server     # against a Prefect server
 """
 
 from __future__ import annotations
@@ -81,14 +87,18 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -334,10 +344,19 @@ def rss_by_stage(
     return peaks, where
 
 
-def child_environment(prefect_home: Path) -> dict[str, str]:
+def clean_environment() -> dict[str, str]:
+    """The caller's environment without its Prefect and pipeline settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PIPELINE_"))}
+
+
+def child_environment(prefect_home: Path, api_url: str | None = None) -> dict[str, str]:
     """The caller's environment without its Prefect and pipeline settings, Prefect's home in
-    the temporary folder, and the task runs' start lines logged (see the docstring)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PIPELINE_"))}
+    the temporary folder, the Prefect server's ``api_url`` when there is one (else the run
+    starts Prefect's ephemeral API), and the task runs' start lines logged (see the
+    docstring)."""
+    env = clean_environment()
+    if api_url is not None:
+        env["PREFECT_API_URL"] = api_url
     env.update(
         PREFECT_HOME=str(prefect_home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -352,8 +371,16 @@ def child_environment(prefect_home: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(label: str, args: list[str], work: Path, series: int, years: float) -> RunResult:
-    """One console-script command as a subprocess: wall time, peak RSS, stages from its log."""
+def run_cli(
+    label: str,
+    args: list[str],
+    work: Path,
+    series: int,
+    years: float,
+    api_url: str | None = None,
+) -> RunResult:
+    """One console-script command as a subprocess (against the Prefect server at ``api_url``
+    when given): wall time, peak RSS, stages from its log."""
     cli = Path(sys.executable).with_name("forecast-pipeline")
     command = [str(cli), *args]
     log_path = work / "logs" / f"{label.replace(' ', '-')}.log"
@@ -365,7 +392,7 @@ def run_cli(label: str, args: list[str], work: Path, series: int, years: float) 
         t0 = time.perf_counter()
         child = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, cwd=work,
-            env=child_environment(work / "prefect-home"),
+            env=child_environment(work / "prefect-home", api_url),
             start_new_session=True,  # its own process group: stop() ends it with its API server
         )  # fmt: skip
         sampler = RssSampler(child.pid, t0)
@@ -419,6 +446,59 @@ def run_cli(label: str, args: list[str], work: Path, series: int, years: float) 
     if stage_rss:
         print(f"    peak reached in: {peak_stage}; {largest_rss(result)}", flush=True)
     return result
+
+
+@contextmanager
+def prefect_server(
+    home: Path, database: str | None = None, timeout: float = 120.0
+) -> Iterator[str]:
+    """``prefect server start`` on 127.0.0.1 (a free port; no UI, no analytics), its home and
+    SQLite database in ``home`` unless ``database`` (a SQLAlchemy URL) names another; yields
+    its API URL once ``/health`` answers, and stops it (its process group) on exit."""
+    home.mkdir(parents=True, exist_ok=True)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = clean_environment()
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=database or f"sqlite+aiosqlite:///{home}/prefect.db",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_UI_ENABLED="false",
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    log_path = home / "server.log"
+    t = time.perf_counter()
+    with open(log_path, "wb") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=home, start_new_session=True,
+        )  # fmt: skip
+        try:
+            while True:
+                if child.poll() is not None:
+                    raise RuntimeError(
+                        f"prefect server exited with {child.returncode} (log: {log_path})"
+                    )
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.perf_counter() - t > timeout:
+                    raise TimeoutError(
+                        f"no Prefect server on {url} after {timeout:g} s ({log_path})"
+                    )
+                time.sleep(0.25)
+            print(
+                f"Prefect server on {url}, answering after {time.perf_counter() - t:.1f} s "
+                "(in no run's wall time)",
+                flush=True,
+            )
+            yield url
+        finally:
+            stop(child)
 
 
 def largest_rss(result: RunResult, k: int = LARGEST) -> str:
@@ -595,8 +675,10 @@ def scenario(
     backfill_days: int,
     runs: tuple[str, ...] = ("cold", "incremental", "no new data"),
     next_nights: int = 0,
+    api_url: str | None = None,
 ) -> list[RunResult]:
-    """The runs of one history length, in ``work``: drops, config, then each command."""
+    """The runs of one history length, in ``work``: drops, config, then each command (against
+    the Prefect server at ``api_url`` when given)."""
     drops, data = work / "drops", work / "data"
     cfg = work / "config.toml"
     rows = slice(first_row, history_rows)
@@ -614,16 +696,16 @@ def scenario(
         flush=True,
     )
     base = ["--config", str(cfg)]
-    results = [run_cli("cold", ["nightly", "--as-of", str(cold), *base], work, n, years)]
+    results = [run_cli("cold", ["nightly", "--as-of", str(cold), *base], work, n, years, api_url)]
     nxt = dates[history_rows].date()
     if "incremental" in runs and results[-1].ok:
         write_price_drops(market, slice(history_rows, history_rows + 1), drops / "prices", str(nxt))
         write_weather_drop(market, cold + dt.timedelta(days=1), nxt, drops / "weather")
         args = ["nightly", "--as-of", str(nxt), *base]
-        results.append(run_cli("incremental", args, work, n, years))
+        results.append(run_cli("incremental", args, work, n, years, api_url))
     if "no new data" in runs and results[-1].ok:
         args = ["nightly", "--as-of", str(nxt), *base]
-        results.append(run_cli("no new data", args, work, n, years))
+        results.append(run_cli("no new data", args, work, n, years, api_url))
     for k in range(1, next_nights + 1):
         if not results[-1].ok:
             break
@@ -632,16 +714,21 @@ def scenario(
         write_price_drops(market, slice(row, row + 1), drops / "prices", str(day))
         write_weather_drop(market, before + dt.timedelta(days=1), day, drops / "weather")
         args = ["nightly", "--as-of", str(day), *base]
-        results.append(run_cli(f"next night {k}", args, work, n, years))
+        results.append(run_cli(f"next night {k}", args, work, n, years, api_url))
     if backfill_days > 0 and results[-1].ok:
-        results.append(backfill_run(market, history_rows, work, years, backfill_days))
+        results.append(backfill_run(market, history_rows, work, years, backfill_days, api_url))
     if not results[-1].ok:
         print(f"    the later runs of this history ({years:g} years) are skipped", flush=True)
     return results
 
 
 def backfill_run(
-    market: Market, history_rows: int, work: Path, years: float, backfill_days: int
+    market: Market,
+    history_rows: int,
+    work: Path,
+    years: float,
+    backfill_days: int,
+    api_url: str | None = None,
 ) -> RunResult:
     """Drop the business days after the incremental one up to the ``backfill_days``-th after
     the cold as-of, then backfill from the cold as-of + 1 day to that day."""
@@ -654,7 +741,7 @@ def backfill_run(
         write_weather_drop(market, nxt + dt.timedelta(days=1), days[-1], drops / "weather")
     first = cold + dt.timedelta(days=1)
     args = ["backfill", "--start", str(first), "--end", str(days[-1]), "--config", str(cfg)]
-    result = run_cli(f"backfill {backfill_days}d", args, work, len(market.ids), years)
+    result = run_cli(f"backfill {backfill_days}d", args, work, len(market.ids), years, api_url)
     result.dates = result.counts.get("forecast-date", 0)  # the dates the backfill planned
     return result
 
@@ -686,6 +773,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run cold + incremental at --years / 2 and print the growth ratios",
     )
+    p.add_argument(
+        "--prefect-server",
+        action="store_true",
+        help="run against a Prefect server the bench starts (default: Prefect's ephemeral API)",
+    )
+    p.add_argument(
+        "--prefect-database",
+        default=None,
+        help="with --prefect-server: its database URL (default SQLite in the temporary folder)",
+    )
     p.add_argument("--json", default=None, help="write the figures to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (printed)")
     p.add_argument("--seed", type=int, default=18)
@@ -694,6 +791,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--series and --years must be positive, --backfill-days and --next-nights >= 0")
     if args.backfill_days and args.next_nights:
         p.error("--backfill-days and --next-nights drop the same days: give one of them")
+    if args.prefect_database and not args.prefect_server:
+        p.error("--prefect-database is the database of --prefect-server: give both")
     return args
 
 
@@ -712,17 +811,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     try:
-        results = scenario(
-            market, 0, history, args.years, tmp / "full", args.epochs, args.backfill_days,
-            next_nights=args.next_nights,
-        )  # fmt: skip
-        halves: list[RunResult] = []
-        if args.doubling:
-            # the last half of the same history: the same as-of dates, half the rows
-            halves = scenario(
-                market, history - half, history, args.years / 2, tmp / "half", args.epochs, 0,
-                runs=("cold", "incremental"),
+        with ExitStack() as stack:
+            api_url = None
+            if args.prefect_server:
+                server_home = tmp / "prefect-server"
+                api_url = stack.enter_context(prefect_server(server_home, args.prefect_database))
+            results = scenario(
+                market, 0, history, args.years, tmp / "full", args.epochs, args.backfill_days,
+                next_nights=args.next_nights, api_url=api_url,
             )  # fmt: skip
+            halves: list[RunResult] = []
+            if args.doubling:
+                # the last half of the same history: the same as-of dates, half the rows
+                halves = scenario(
+                    market, history - half, history, args.years / 2, tmp / "half", args.epochs,
+                    0, runs=("cold", "incremental"), api_url=api_url,
+                )  # fmt: skip
     finally:
         if args.keep:
             print(f"kept: {tmp}")
