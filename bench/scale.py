@@ -68,7 +68,10 @@ run's wall time, and a run has no ``api server start`` stage).
   server's stop). For a nightly the stages add up to the wall time.
 
 The load average (``uptime``) is printed before each run and beside the table: the machine is
-shared and the timings swing with it, the growth ratios less so.
+shared and the timings swing with it, the growth ratios less so. Then issue 18's goals (stated
+at 100 series), each figure beside its goal, met or missed: incremental / cold (at most 1/8),
+no new data / cold (1/20), a 20-day backfill's wall time (5 minutes) and a backfill's seconds a
+date against the incremental night's (less than one).
 
     python bench/scale.py --series 100              # 100 series x 4 years (the default)
     python bench/scale.py --series 1000 --years 10 --epochs 3
@@ -843,6 +846,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.wall_s:.1f} s wall, {r.wall_s / max(dates, 1):.1f} s "
             f"per date; a date's forecast flow {per_date:.1f} s on average"
         )
+    goals = goal_figures(results)
+    print_goals(goals)
     ratios = growth(results, halves) if halves else {}
     if ratios:
         print_growth(ratios, args.years)
@@ -854,6 +859,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": [asdict(r) for r in results],
             "half_runs": [asdict(r) for r in halves],
             "growth": ratios,
+            "goals": goals,
             "load_after": uptime(),
         }
         Path(args.json).write_text(json.dumps(payload, indent=2, default=str))
@@ -884,6 +890,48 @@ def print_table(results: list[RunResult]) -> None:
         print(f"\nwhere the memory went (resident set sampled every {RSS_EVERY:g} s):")
         for r in sampled:
             print(f"  {r.label} @{r.years:g}y: peak reached in {r.peak_stage}; {largest_rss(r)}")
+
+
+# issue 18's goals at 100 series: figure -> (its limit, how the issue says it); a figure at
+# most its limit meets it
+GOALS = {
+    "incremental / cold": (1 / 8, "at most 1/8"),
+    "no new data / cold": (1 / 20, "at most 1/20"),
+    "backfill of 20 business days, s": (300.0, "within 5 minutes"),
+    "backfill s a date / incremental s": (1.0, "less than a nightly"),
+}
+
+
+def goal_figures(results: list[RunResult]) -> dict[str, float]:
+    """Issue 18's figures of these runs (those whose runs succeeded): the incremental and the
+    no-new-data nights against the cold one, a 20-day backfill's wall time, and a backfill's
+    seconds a date against the incremental night's."""
+    by = {r.label: r for r in results if r.ok}
+    cold, incremental = by.get("cold"), by.get("incremental")
+    out: dict[str, float] = {}
+    if cold is not None and incremental is not None:
+        out["incremental / cold"] = incremental.wall_s / cold.wall_s
+    if cold is not None and "no new data" in by:
+        out["no new data / cold"] = by["no new data"].wall_s / cold.wall_s
+    for r in by.values():
+        if r.label.startswith("backfill") and r.dates:
+            if r.label == "backfill 20d":
+                out["backfill of 20 business days, s"] = r.wall_s
+            if incremental is not None:
+                out["backfill s a date / incremental s"] = r.wall_s / r.dates / incremental.wall_s
+    return out
+
+
+def print_goals(goals: dict[str, float]) -> None:
+    """Each figure beside its goal (issue 18, stated at 100 series), met or missed."""
+    if not goals:
+        return
+    print("\nissue 18's goals (stated at 100 series):")
+    for name, value in goals.items():
+        limit, said = GOALS[name]
+        verdict = "met" if value <= limit else "missed"
+        shown = f"{value:.1f}" if name.endswith(", s") else f"{value:.3f}"
+        print(f"  {name}: {shown} (goal {said}: {verdict})")
 
 
 def growth(
