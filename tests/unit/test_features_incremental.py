@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pipeline_lib import schema
 from pipeline_lib.config import load_settings
@@ -37,6 +38,20 @@ def _night(settings, as_of: dt.date) -> int:
     batches = [landing.ingest_source(settings, s, as_of) for s in landing.sources_for(settings)]
     curate.commit_batches(settings.data_dir, batches)
     return refresh_features(settings, as_of)
+
+
+@pytest.fixture(scope="module")
+def first_night(tmp_path_factory) -> Path:
+    """A data folder after the first night (FIRST), built once for the tests that start there."""
+    folder = tmp_path_factory.mktemp("first")
+    _night(_settings(folder), FIRST)
+    return folder
+
+
+def _after_first(first_night: Path, tmp_path: Path):
+    """The settings of a copy of the first night's folder in ``tmp_path``."""
+    shutil.copytree(first_night, tmp_path, dirs_exist_ok=True)
+    return _settings(tmp_path)
 
 
 def _built_from(caplog) -> list[str]:
@@ -70,11 +85,9 @@ def test_each_night_builds_from_its_new_day_and_equals_a_full_build(tmp_path, ca
     )
 
 
-def test_a_file_delivered_again_writes_nothing_and_notes_nothing(tmp_path):
-    settings = _settings(tmp_path)
+def test_a_file_delivered_again_writes_nothing_and_notes_nothing(first_night, tmp_path):
+    settings = _after_first(first_night, tmp_path)
     batches = [landing.ingest_source(settings, s, FIRST) for s in landing.sources_for(settings)]
-    curate.commit_batches(settings.data_dir, batches)
-    refresh_features(settings, FIRST)
     curated = tmp_path / "curated"
     before = {p: p.stat().st_mtime_ns for p in curated.rglob("*.parquet")}
     curate.commit_batches(settings.data_dir, batches)  # the same files, delivered again
@@ -82,10 +95,9 @@ def test_a_file_delivered_again_writes_nothing_and_notes_nothing(tmp_path):
     assert take_changes(settings.data_dir) == ([], [])
 
 
-def test_a_revised_price_rebuilds_its_series_from_its_day_only(tmp_path, caplog):
+def test_a_revised_price_rebuilds_its_series_from_its_day_only(first_night, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="pipeline_lib.features.stage")
-    settings = _settings(tmp_path)
-    _night(settings, FIRST)
+    settings = _after_first(first_night, tmp_path)
     revised = curate.read_curated(settings.data_dir, schema.PRICES, ["DE"], FIRST)
     revised = revised.loc[revised[schema.DATE] == pd.Timestamp("2019-05-02")].copy()
     revised["close"] += 1.0
@@ -97,10 +109,9 @@ def test_a_revised_price_rebuilds_its_series_from_its_day_only(tmp_path, caplog)
     assert _built_from(caplog) == ["features of 1 series: from 2019-05-02"]
 
 
-def test_a_changed_feature_set_rebuilds_every_date(tmp_path, caplog):
+def test_a_changed_feature_set_rebuilds_every_date(first_night, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="pipeline_lib.features.stage")
-    settings = _settings(tmp_path)
-    _night(settings, FIRST)
+    settings = _after_first(first_night, tmp_path)
     holiday = {
         "name": "holiday_bw", "role": "future", "known_ahead": 3, "source": "holidays",
         "options": {"country": "DE", "subdivision": "BW"},
@@ -133,10 +144,9 @@ def test_a_backfill_of_an_earlier_date_leaves_the_later_stale_rows_for_later():
     assert built.built("y", jan[7]) == SeriesState("y", through=jan[9], dirty_from=jan[8])
 
 
-def test_deleted_features_are_built_again_whole(tmp_path, caplog):
+def test_deleted_features_are_built_again_whole(first_night, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="pipeline_lib.features.stage")
-    settings = _settings(tmp_path)
-    _night(settings, FIRST)
+    settings = _after_first(first_night, tmp_path)
     built = load_features(settings, FIRST)
     shutil.rmtree(tmp_path / "features" / "series_id=NO_2")
     caplog.clear()
