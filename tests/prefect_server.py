@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -166,6 +167,12 @@ class Service:
         except subprocess.TimeoutExpired:
             pass
         self.stop_seconds = time.monotonic() - began
+        if self.killed:  # in the warnings summary: which one, and the end of its log
+            warnings.warn(
+                f"{self.name} ignored SIGTERM for {grace:.0f} s and was killed "
+                f"({self.stop_seconds:.1f} s to stop); its log ends:\n{tail(self.log, 15)}",
+                stacklevel=2,
+            )
         return group_members(self.pgid)
 
     def _signal(self, sig: signal.Signals) -> None:
