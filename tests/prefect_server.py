@@ -114,6 +114,16 @@ def describe(pids: Sequence[int]) -> list[str]:
     return out
 
 
+def _proc_status(pid: int) -> str:
+    """A process's state, thread count and signal masks (/proc/<pid>/status), for a message."""
+    keep = ("State", "Threads", "SigBlk", "SigIgn", "SigCgt")
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "gone"
+    return ", ".join(" ".join(x.split()) for x in lines if x.split(":")[0] in keep)
+
+
 @dataclass
 class Service:
     """A child process leading its own process group, its output in ``log``."""
@@ -155,8 +165,13 @@ class Service:
         while group_members(self.pgid) and time.monotonic() < deadline:
             self.proc.poll()  # reap the leader
             time.sleep(0.2)
+        lingering: list[str] = []
         if group_members(self.pgid):
             self.killed = True
+            lingering = [
+                f"{line} [{_proc_status(int(line.split(':')[0]))}]"
+                for line in describe(group_members(self.pgid))
+            ]
             self._signal(signal.SIGKILL)
             deadline = time.monotonic() + 10
             while group_members(self.pgid) and time.monotonic() < deadline:
@@ -170,7 +185,8 @@ class Service:
         if self.killed:  # in the warnings summary: which one, and the end of its log
             warnings.warn(
                 f"{self.name} ignored SIGTERM for {grace:.0f} s and was killed "
-                f"({self.stop_seconds:.1f} s to stop); its log ends:\n{tail(self.log, 15)}",
+                f"({self.stop_seconds:.1f} s to stop); still running then: {lingering}; its log "
+                f"ends:\n{tail(self.log, 15)}",
                 stacklevel=2,
             )
         return group_members(self.pgid)
