@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,16 @@ from sqlalchemy.engine import make_url
 # (OMP_WAIT_POLICY=PASSIVE; read when torch loads libgomp, so set before the workers start,
 # and inherited by every process a test starts), they take 10-11 s on two. On one worker the
 # spinning wins (10 s against 14 s), so it is left alone there; a value already set is kept.
+
+
+# --- Signals: a test run started in the background of a script (`cmd &` without job control,
+# as a CI runner or `nohup` starts it) ignores SIGINT, and every child inherits the SIG_IGN.
+# Prefect 3.9's worker stops on SIGTERM by sending itself SIGINT with the handler it started
+# with restored: ignored, so each test that stopped a worker waited the 20 s grace, then killed
+# it (tests/prefect_server.py). A Python handler is not inherited: with SIGINT handled here, a
+# child starts with the default and Python installs its own, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_configure(config: pytest.Config) -> None:
