@@ -24,7 +24,7 @@ from flows.parallel import dask_runner
 from flows.slot import exclusive
 from flows.subflows import on_parent_heartbeat
 from pipeline_lib.config import load_settings
-from pipeline_lib.forecasting.model.threads import blas_on_one_thread
+from pipeline_lib.forecasting.blas import blas_on_one_thread
 from pipeline_lib.running.backfill import (
     BackfillOptions,
     BackfillParameterError,

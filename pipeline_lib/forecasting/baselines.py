@@ -45,7 +45,7 @@ from pipeline_lib.evaluation.metrics import MODEL
 from pipeline_lib.evaluation.windows import rolling_origins
 from pipeline_lib.features.calendar import check_frequency, dates_ahead
 from pipeline_lib.features.spec import FeatureSet
-from pipeline_lib.forecasting.model.threads import blas_on_one_thread
+from pipeline_lib.forecasting.blas import blas_on_one_thread
 from pipeline_lib.schema import FORECAST_COLUMNS
 
 
@@ -147,7 +147,7 @@ class Baseline(ABC):
         """Forecasts of many forecast dates per series (datetime64 by series id), each from the
         rows dated on or before it, exactly as :meth:`predict` on that date; their small linear
         algebra on one BLAS thread
-        (:func:`~pipeline_lib.forecasting.model.threads.blas_on_one_thread`)."""
+        (:func:`~pipeline_lib.forecasting.blas.blas_on_one_thread`)."""
         blas_on_one_thread()
         parts = []
         for sid, dates in forecast_dates.items():

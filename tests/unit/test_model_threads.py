@@ -1,7 +1,8 @@
 """Torch's threads off the main thread: a backfill's worker trains and forecasts on one thread
 (``pipeline_lib.forecasting.model.threads``), with the bits of the main thread on one thread and, up
 to float32 rounding, on its configured count: a backfill date gives the nightly's model. NumPy's
-BLAS goes to one thread once the baselines run (small matrices)."""
+BLAS goes to one thread once the baselines run (small matrices; ``pipeline_lib.forecasting.blas``,
+which loads no torch)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def test_training_and_forecasts_in_a_worker_equal_the_main_threads() -> None:
 
 BLAS_CHECK = """
 import json
+import sys
 from threadpoolctl import threadpool_info
 from pipeline_lib.forecasting.linear_baseline import LinearLags
 from pipeline_lib.forecasting.model.testing import random_walk_features
@@ -67,7 +69,9 @@ def blas():
 before = blas()
 features = random_walk_features(n_series=1, n_days=120)
 forecast = LinearLags().fit(features).predict(features["date"].max().date(), 3)
-print(json.dumps({"before": before, "after": blas(), "rows": len(forecast)}))
+print(json.dumps(
+    {"before": before, "after": blas(), "rows": len(forecast), "torch": "torch" in sys.modules}
+))
 """
 
 
@@ -80,3 +84,4 @@ def test_the_baselines_put_numpys_blas_on_one_thread_for_good() -> None:
     assert seen["rows"] == 3
     assert seen["before"] and max(seen["before"]) == 2  # NumPy's and SciPy's OpenBLAS
     assert seen["after"] == [1] * len(seen["after"]) and len(seen["after"]) >= len(seen["before"])
+    assert not seen["torch"]  # the baselines and their BLAS setting load no torch

@@ -31,9 +31,9 @@ import pandas as pd
 import torch
 
 from pipeline_lib import schema
+from pipeline_lib.forecasting.blas import blas_on_one_thread
 from pipeline_lib.forecasting.model.lstm import LSTMForecaster, linear_base_inputs
 from pipeline_lib.forecasting.model.refits import RefitStore, refit_key, with_base
-from pipeline_lib.forecasting.model.threads import blas_on_one_thread
 from pipeline_lib.forecasting.model.trained import TrainedModel
 from pipeline_lib.forecasting.model.window_set import WindowSet
 from pipeline_lib.forecasting.model.windows import model_windows, training_rows

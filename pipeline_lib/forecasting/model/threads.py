@@ -14,15 +14,8 @@ A worker gives the bits of the main thread on one thread (tested); against the m
 two, the weights can differ in their last float32 bit on some CPUs (on an AMD EPYC, torch
 2.13: 2e-6 on forecasts of 500), where a kernel blocks its sums by the thread count.
 
-NumPy's and SciPy's BLAS (OpenBLAS, a thread per core by default) run the baselines' and the
-linear base's small linear algebra: ridge regressions of a few hundred rows by a few dozen
-inputs, per series and origin. Threads buy nothing at that size, and a second BLAS team beside
-torch's OpenMP team (or another process) costs a lot: on this 2-core machine, busy with a
-second process, a batch of 14 eigendecompositions of 30 x 30 took 9.8 ms on two OpenBLAS
-threads and 2.3 ms on one. :func:`blas_on_one_thread` puts it on one, before the first such
-work (the baselines' forecasts, the linear base's fit). A user who sets
-``OPENBLAS_NUM_THREADS`` sees it overridden; nothing in the pipeline multiplies matrices large
-enough to miss the threads.
+NumPy's and SciPy's BLAS threads are set in :mod:`pipeline_lib.forecasting.blas` (torch-free, for the
+baselines).
 """
 
 from __future__ import annotations
@@ -30,7 +23,6 @@ from __future__ import annotations
 import threading
 
 import torch
-from threadpoolctl import ThreadpoolController
 
 
 def use_threads(configured: int | None = None) -> int:
@@ -44,19 +36,3 @@ def use_threads(configured: int | None = None) -> int:
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
-
-
-_blas_lock = threading.Lock()
-
-
-def blas_on_one_thread() -> None:
-    """NumPy's and SciPy's BLAS on one thread from now on, for the whole process (each BLAS
-    library loaded so far; torch's threads are left alone). OpenBLAS's thread count is
-    process-wide, and changing it while another thread is inside a BLAS call (a backfill's
-    chunks run in threads) is not safe, so it is only ever lowered to one, never restored: a
-    library already on one thread is not touched. Takes a few milliseconds (it lists the
-    loaded libraries)."""
-    with _blas_lock:
-        for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
-            if lib.num_threads != 1:
-                lib.set_num_threads(1)
