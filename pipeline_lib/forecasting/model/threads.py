@@ -14,8 +14,8 @@ A worker gives the bits of the main thread on one thread (tested); against the m
 two, the weights can differ in their last float32 bit on some CPUs (on an AMD EPYC, torch
 2.13: 2e-6 on forecasts of 500), where a kernel blocks its sums by the thread count.
 
-NumPy's and SciPy's BLAS threads are set in :mod:`pipeline_lib.forecasting.blas` (torch-free, for the
-baselines).
+NumPy's and SciPy's BLAS threads are set in :mod:`pipeline_lib.forecasting.blas` (torch-free,
+for the baselines).
 """
 
 from __future__ import annotations
