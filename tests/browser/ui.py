@@ -615,9 +615,19 @@ def select_tab(driver: WebDriver, tab: str) -> str:
     def selected(d: WebDriver) -> bool:
         return _tab_now(d, tab).get_attribute("aria-selected") == "true"
 
-    if not wait_for(driver, lambda d: [selected(d)], f"tab {tab}")[0]:
+    # Clicked again when the tab is still not selected after a third of the wait: a click on a
+    # run page still rendering its graph (software WebGL, a loaded machine) was once lost, and
+    # the tab stayed unselected for the whole 20 s (CI, 2026-12-08).
+    for attempt in range(3):
+        if wait_for(driver, lambda d: [selected(d)], f"tab {tab}")[0]:
+            break
         _do(driver, lambda d: _tab_now(d, tab), "click")
-    wait_for(driver, selected, f"tab {tab} to be selected")
+        try:
+            wait_for(driver, selected, f"tab {tab} to be selected", timeout=TIMEOUT / 3)
+            break
+        except TimeoutException:
+            if attempt == 2:
+                raise
     return wait_for(driver, lambda d: _tab_now(d, tab).get_attribute("aria-controls"), tab)
 
 
