@@ -38,8 +38,6 @@ _SCALARS = (str, int, bool)
 
 def plain_json(data: Any) -> Any:
     """``convert_to_json_serializable(data)``, faster on plain Python values (equal results)."""
-    from great_expectations.util import convert_to_json_serializable
-
     kind = type(data)
     if data is None or kind in _SCALARS:
         return data
@@ -49,6 +47,8 @@ def plain_json(data: Any) -> Any:
         return {str(k): plain_json(v) for k, v in data.items()}
     if kind in (list, tuple, set):
         return [plain_json(v) for v in data]
+    from great_expectations.util import convert_to_json_serializable  # anything else: GX's
+
     return convert_to_json_serializable(data)
 
 
