@@ -166,11 +166,11 @@ class Service:
             self.proc.poll()  # reap the leader
             time.sleep(0.2)
         lingering: list[str] = []
-        if group_members(self.pgid):
+        if members := group_members(self.pgid):
             self.killed = True
             lingering = [
-                f"{line} [{_proc_status(int(line.split(':')[0]))}]"
-                for line in describe(group_members(self.pgid))
+                f"{line} [{_proc_status(pid)}]"
+                for pid, line in zip(members, describe(members), strict=True)
             ]
             self._signal(signal.SIGKILL)
             deadline = time.monotonic() + 10
